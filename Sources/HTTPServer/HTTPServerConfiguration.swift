@@ -1,0 +1,31 @@
+/// Listener address, concurrency, limits and timeouts of an `HTTPServer`.
+public struct HTTPServerConfiguration: Sendable {
+    /// IPv4 or IPv6 literal ("127.0.0.1", "0.0.0.0", "::1", "::") or "localhost".
+    public var host: String = "127.0.0.1"
+    /// TCP port; 0 picks an ephemeral port (see `HTTPServer.boundPort`).
+    public var port: Int = 8000
+    /// Number of serial I/O queues; connections are assigned round-robin.
+    public var ioThreads: Int = 2
+    /// listen(2) backlog.
+    public var backlog: Int32 = 256
+    /// Open connections beyond this get a 503 JSON error with `Retry-After: 1` and are closed.
+    public var maxConnections: Int = 1024
+    /// Longest request line (without CRLF); longer → 414 and close.
+    public var maxRequestLineBytes: Int = 8192
+    /// Largest header section (field lines with their CRLFs); larger → 431 and close.
+    public var maxHeaderBytes: Int = 65536
+    /// Most header fields per request; more → 431 and close.
+    public var maxHeaderCount: Int = 100
+    /// Default body cap when no `bodyLimit` closure is given; larger → 413 and close, before reading the body.
+    public var maxBodyBytes: Int = 64 << 20
+    /// Seconds from a request's first byte to the end of its headers; exceeded → 408 and close.
+    public var headerReadTimeout: Double = 10
+    /// Seconds from the end of the headers to the end of the body; exceeded → 408 and close.
+    public var bodyReadTimeout: Double = 60
+    /// Seconds a connection may sit with no request in progress (or a response write may stall) before it is closed silently.
+    public var idleTimeout: Double = 60
+    /// Value of the `Server` header.
+    public var serverName: String = "SparseServe"
+
+    public init() {}
+}

@@ -1,0 +1,60 @@
+/// Reason phrases for the status codes this server and its handlers use.
+public enum HTTPStatus {
+    /// The standard reason phrase for `code`, or a generic one for its class.
+    public static func reasonPhrase(_ code: Int) -> String {
+        switch code {
+        case 100: return "Continue"
+        case 101: return "Switching Protocols"
+        case 200: return "OK"
+        case 201: return "Created"
+        case 202: return "Accepted"
+        case 204: return "No Content"
+        case 206: return "Partial Content"
+        case 301: return "Moved Permanently"
+        case 302: return "Found"
+        case 304: return "Not Modified"
+        case 307: return "Temporary Redirect"
+        case 308: return "Permanent Redirect"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 406: return "Not Acceptable"
+        case 408: return "Request Timeout"
+        case 409: return "Conflict"
+        case 410: return "Gone"
+        case 411: return "Length Required"
+        case 412: return "Precondition Failed"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 415: return "Unsupported Media Type"
+        case 416: return "Range Not Satisfiable"
+        case 417: return "Expectation Failed"
+        case 422: return "Unprocessable Content"
+        case 426: return "Upgrade Required"
+        case 429: return "Too Many Requests"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        case 507: return "Insufficient Storage"
+        default:
+            switch code {
+            case 100..<200: return "Informational"
+            case 200..<300: return "Success"
+            case 300..<400: return "Redirection"
+            case 400..<500: return "Client Error"
+            default: return "Server Error"
+            }
+        }
+    }
+
+    /// Whether a response with this status carries no body and no Content-Length (1xx, 204, 304).
+    static func forbidsBody(_ code: Int) -> Bool {
+        (100..<200).contains(code) || code == 204 || code == 304
+    }
+}

@@ -1,0 +1,151 @@
+import SparseKernels
+
+/// A multi-layer perceptron: the manifest's layer list (linear layers with fused activations,
+/// stand-alone activations, softmax) run on packed `DenseWeights`.
+///
+/// It has one FP32 input `[-1, inFeatures]`. Each declared output is either FP32 `[-1, outFeatures]`
+/// (the last layer's values) or INT64 `[-1]` (the argmax of each row of those values).
+public final class MLPModel: InferenceModel {
+    public let architecture = "mlp"
+    public let name: String?
+    public let inputs: [TensorSpec]
+    public let outputs: [TensorSpec]
+    public let labels: [String]?
+    /// Per-layer sizes, parameter counts and bytes.
+    public let summary: ModelSummary
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+
+    enum Step: Sendable {
+        case linear(DenseWeights, Activation)
+        case activation(Activation)
+        case softmax
+    }
+
+    private let steps: [Step]
+
+    /// Builds the model from a manifest and its weights. `manifestFile` names the manifest in errors;
+    /// weight errors name the safetensors file.
+    public init(manifest: ModelManifest, weights: SafeTensors, manifestFile: String = "model.json") throws {
+        func fail(_ message: String) -> ModelLoadError { ModelLoadError(file: manifestFile, message) }
+
+        guard manifest.inputs.count == 1, let input = manifest.inputs.first else {
+            throw fail("an mlp model has exactly one input, the manifest declares \(manifest.inputs.count)")
+        }
+        guard input.datatype == .fp32, input.shape.count == 2, input.shape[0] == -1, input.shape[1] > 0 else {
+            throw fail("mlp input '\(input.name)' must be FP32 with shape [-1, features], got \(input.datatype.rawValue) \(input.shape)")
+        }
+        guard !manifest.layers.isEmpty else { throw fail("an mlp model needs a non-empty 'layers' list") }
+
+        var features = input.shape[1]
+        var steps: [Step] = []
+        var layerSummaries: [ModelSummary.Layer] = []
+        for (i, layer) in manifest.layers.enumerated() {
+            let layerName = layer.name ?? "layers[\(i)]"
+            switch layer {
+            case .linear(let spec):
+                let weightInfo = try weights.info(named: spec.weight)
+                guard weightInfo.shape.count == 2, weightInfo.shape.allSatisfy({ $0 > 0 }) else {
+                    throw SafeTensorsError(file: weights.source, tensor: spec.weight,
+                                           reason: "layer '\(layerName)' needs a 2-D [out, in] weight, the tensor has shape \(weightInfo.shape)")
+                }
+                let (outFeatures, inFeatures) = (weightInfo.shape[0], weightInfo.shape[1])
+                guard inFeatures == features else {
+                    throw SafeTensorsError(file: weights.source, tensor: spec.weight,
+                                           reason: "layer '\(layerName)' weight has shape \(weightInfo.shape): \(inFeatures) inputs, but the previous layer produces \(features) features")
+                }
+                let w = try weights.tensor(named: spec.weight)
+                let b = try spec.bias.map { try weights.tensor(named: $0, shape: [outFeatures]) }
+                let dense = DenseWeights(weights: w, outputFeatures: outFeatures, inputFeatures: inFeatures, bias: b)
+                steps.append(.linear(dense, spec.activation))
+                layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: inFeatures, outputFeatures: outFeatures,
+                                            activation: spec.activation == .none ? nil : spec.activation.rawValue,
+                                            parameterCount: dense.parameterCount, byteCount: dense.byteCount))
+                features = outFeatures
+            case .activation(let spec):
+                steps.append(.activation(spec.activation))
+                layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: features, outputFeatures: features,
+                                            activation: spec.activation.rawValue, parameterCount: 0, byteCount: 0))
+            case .softmax:
+                steps.append(.softmax)
+                layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: features, outputFeatures: features,
+                                            activation: nil, parameterCount: 0, byteCount: 0))
+            }
+        }
+        guard steps.contains(where: { if case .linear = $0 { return true } else { return false } }) else {
+            throw fail("an mlp model needs at least one linear layer")
+        }
+
+        for (i, output) in manifest.outputs.enumerated() {
+            let isValues = output.datatype == .fp32 && output.shape == [-1, features]
+            let isArgmax = output.datatype == .int64 && output.shape == [-1]
+            guard isValues || isArgmax else {
+                throw fail("outputs[\(i)] '\(output.name)' must be FP32 [-1, \(features)] (the last layer's values) or INT64 [-1] (their argmax), got \(output.datatype.rawValue) \(output.shape)")
+            }
+        }
+        if let labels = manifest.labels, labels.count != features {
+            throw fail("'labels' has \(labels.count) names but the last layer produces \(features) features")
+        }
+
+        name = manifest.name
+        inputs = manifest.inputs
+        outputs = manifest.outputs
+        labels = manifest.labels
+        inputFeatures = input.shape[1]
+        outputFeatures = features
+        self.steps = steps
+        summary = ModelSummary(architecture: "mlp", name: manifest.name, layers: layerSummaries)
+    }
+
+    /// Runs every layer on a batch (`x.columns == inputFeatures`); returns the last layer's values.
+    public func forward(_ x: Matrix, isa: InstructionSet = .current) -> Matrix {
+        precondition(x.columns == inputFeatures, "MLPModel.forward: \(x.columns) features, expected \(inputFeatures)")
+        var current = x
+        for step in steps {
+            switch step {
+            case .linear(let dense, let activation): current = dense.apply(current, activation: activation, isa: isa)
+            case .activation(let activation): current.apply(activation, isa: isa)
+            case .softmax: current.softmaxRows(isa: isa)
+            }
+        }
+        return current
+    }
+
+    public func infer(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
+        let spec = self.inputs[0]
+        guard let tensor = inputs[spec.name] else { throw InvalidInputError("missing input '\(spec.name)'") }
+        guard case .fp32(let values) = tensor.storage else {
+            throw InvalidInputError("input '\(spec.name)' must be FP32, got \(tensor.datatype.rawValue)")
+        }
+        guard tensor.shape.count == 2, tensor.shape[1] == inputFeatures else {
+            throw InvalidInputError("input '\(spec.name)' must have shape [batch, \(inputFeatures)], got \(tensor.shape)")
+        }
+        let rows = tensor.shape[0]
+        let result = forward(Matrix(rows: rows, columns: inputFeatures, values: values))
+        var out: [String: Tensor] = [:]
+        for output in outputs {
+            if output.datatype == .int64 {
+                out[output.name] = Tensor(shape: [rows], storage: .int64(Self.argmaxRows(result)))
+            } else {
+                out[output.name] = Tensor(shape: [rows, outputFeatures], storage: .fp32(result.values))
+            }
+        }
+        return out
+    }
+
+    /// Index of the largest value of each row (the first one on ties; NaN never wins).
+    static func argmaxRows(_ m: Matrix) -> [Int64] {
+        (0..<m.rows).map { r in
+            var best = 0
+            var bestValue = -Float.infinity
+            for c in 0..<m.columns {
+                let v = m.values[r * m.columns + c]
+                if v > bestValue {
+                    bestValue = v
+                    best = c
+                }
+            }
+            return Int64(best)
+        }
+    }
+}

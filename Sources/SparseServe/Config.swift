@@ -1,0 +1,310 @@
+import Foundation
+
+/// A configuration problem, naming the offending field (e.g. `endpoints[1].compression.method`) and why.
+public struct ConfigError: Error, CustomStringConvertible, Sendable {
+    public var field: String
+    public var reason: String
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+    public var description: String { field.isEmpty ? "config: \(reason)" : "config: \(field): \(reason)" }
+}
+
+/// Server-wide settings (`"server"` in the config file).
+public struct ServerConfig: Sendable, Equatable {
+    public var host = "127.0.0.1"
+    public var port = 8000
+    /// Compute threads that run inference (never the I/O threads).
+    public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var ioThreads = 2
+    public var maxBodyBytes = 64 << 20
+    public var maxConnections = 1024
+    /// Requests waiting for a compute thread before new ones get 503.
+    public var maxQueueSize = 1024
+    public var headerReadTimeoutSeconds = 10.0
+    public var bodyReadTimeoutSeconds = 60.0
+    public var idleTimeoutSeconds = 60.0
+    /// How long a SIGTERM/SIGINT waits for in-flight requests before closing everything.
+    public var gracePeriodSeconds = 30.0
+    /// When non-empty, every route except health and metrics needs `Authorization: Bearer <key>`.
+    public var apiKeys: [String] = []
+    /// Cross-origin access for browser clients; nil = no CORS headers.
+    public var cors: CORSConfig?
+    /// HTTPS listener settings; nil = plaintext only.
+    public var tls: TLSSettings?
+    /// Responses at least this large are compressed when the client accepts gzip/deflate.
+    public var gzipMinimumBytes = 1024
+    public init() {}
+}
+
+/// `"server.tls"`: certificate and key (PEM paths, resolved against the config file's folder),
+/// optional client CA for mutual TLS, and an optional separate port so plaintext and TLS
+/// listeners can run side by side (without `port`, the main port speaks TLS).
+public struct TLSSettings: Sendable, Equatable {
+    public var certificate: String
+    public var privateKey: String
+    public var clientCA: String?
+    public var port: Int?
+}
+
+/// CORS settings (`"server.cors"`): which origins may call the API from a browser.
+public struct CORSConfig: Sendable, Equatable {
+    /// Allowed origins, or ["*"] for any.
+    public var allowOrigins: [String] = ["*"]
+    public var maxAgeSeconds = 600
+    public init() {}
+}
+
+/// How an endpoint's linear layers are stored and run (`"compression"`). Only `dense` exists so far.
+public struct CompressionConfig: Sendable, Equatable {
+    public var method = "dense"
+    public init() {}
+}
+
+/// One served model (`"endpoints"[i]`).
+public struct EndpointConfig: Sendable, Equatable {
+    /// Name in URLs: `/v2/models/{name}`.
+    public var name: String
+    /// Model directory, resolved against the config file's folder.
+    public var modelPath: String
+    public var version = "1"
+    public var compression = CompressionConfig()
+    /// Per-endpoint request body cap; defaults to the server's.
+    public var maxBodyBytes: Int?
+    public var batching = BatchingConfig()
+    public init(name: String, modelPath: String) {
+        self.name = name
+        self.modelPath = modelPath
+    }
+}
+
+/// The whole configuration file: `{"server": {...}, "endpoints": [...]}`.
+public struct ServiceConfig: Sendable, Equatable {
+    public var server = ServerConfig()
+    public var endpoints: [EndpointConfig] = []
+    public init() {}
+
+    /// Reads and validates a config file; relative model paths resolve against the file's folder.
+    public static func load(path: String) throws -> ServiceConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(field: "", reason: "cannot read config file '\(path)'")
+        }
+        let base = (URL(fileURLWithPath: path).deletingLastPathComponent()).path
+        return try parse(Array(data), baseDirectory: base)
+    }
+
+    /// Parses and validates config JSON. Unknown keys and impossible values are errors naming the field.
+    public static func parse(_ bytes: [UInt8], baseDirectory: String) throws -> ServiceConfig {
+        let json: JSON
+        do { json = try JSON.parse(bytes) } catch {
+            throw ConfigError(field: "", reason: "\(error)")
+        }
+        var root = try StrictObject(json, path: "")
+        var config = ServiceConfig()
+        if let server = try root.take("server") {
+            config.server = try parseServer(server, baseDirectory: baseDirectory)
+        }
+        guard let endpoints = try root.take("endpoints") else {
+            throw ConfigError(field: "endpoints", reason: "is required (a non-empty array of endpoints)")
+        }
+        guard let list = endpoints.arrayValue, !list.isEmpty else {
+            throw ConfigError(field: "endpoints", reason: "must be a non-empty array, got \(endpoints.kindName)")
+        }
+        try root.finish()
+        var names = Set<String>()
+        for (i, item) in list.enumerated() {
+            let endpoint = try parseEndpoint(item, path: "endpoints[\(i)]", baseDirectory: baseDirectory)
+            guard names.insert(endpoint.name).inserted else {
+                throw ConfigError(field: "endpoints[\(i)].name", reason: "duplicate endpoint name '\(endpoint.name)'")
+            }
+            config.endpoints.append(endpoint)
+        }
+        return config
+    }
+
+    private static func resolve(_ path: String, _ base: String) -> String {
+        path.hasPrefix("/") ? path : URL(fileURLWithPath: base).appendingPathComponent(path).standardized.path
+    }
+
+    private static func parseServer(_ json: JSON, baseDirectory: String) throws -> ServerConfig {
+        var o = try StrictObject(json, path: "server")
+        var s = ServerConfig()
+        if let v = try o.string("host") {
+            guard !v.isEmpty else { throw ConfigError(field: "server.host", reason: "must not be empty") }
+            s.host = v
+        }
+        if let v = try o.integer("port", in: 0...65535) { s.port = v }
+        if let v = try o.integer("threads", in: 1...256) { s.threads = v }
+        if let v = try o.integer("ioThreads", in: 1...64) { s.ioThreads = v }
+        if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { s.maxBodyBytes = v }
+        if let v = try o.integer("maxConnections", in: 1...1_000_000) { s.maxConnections = v }
+        if let v = try o.integer("maxQueueSize", in: 1...1_000_000) { s.maxQueueSize = v }
+        if let v = try o.seconds("headerReadTimeoutSeconds") { s.headerReadTimeoutSeconds = v }
+        if let v = try o.seconds("bodyReadTimeoutSeconds") { s.bodyReadTimeoutSeconds = v }
+        if let v = try o.seconds("idleTimeoutSeconds") { s.idleTimeoutSeconds = v }
+        if let v = try o.seconds("gracePeriodSeconds", allowZero: true) { s.gracePeriodSeconds = v }
+        if let v = try o.take("apiKeys") {
+            guard let list = v.arrayValue, !list.isEmpty else {
+                throw ConfigError(field: "server.apiKeys", reason: "must be a non-empty array of strings")
+            }
+            s.apiKeys = try list.map { item in
+                guard let k = item.stringValue, k.utf8.count >= 16, k.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                    throw ConfigError(field: "server.apiKeys", reason: "each key must be a string of at least 16 visible ASCII characters")
+                }
+                return k
+            }
+        }
+        if let v = try o.take("tls") {
+            var to = try StrictObject(v, path: "server.tls")
+            guard let cert = try to.string("certificate"), let key = try to.string("privateKey") else {
+                throw ConfigError(field: "server.tls", reason: "needs both 'certificate' and 'privateKey' (PEM file paths)")
+            }
+            var tls = TLSSettings(certificate: resolve(cert, baseDirectory), privateKey: resolve(key, baseDirectory))
+            if let ca = try to.string("clientCA") { tls.clientCA = resolve(ca, baseDirectory) }
+            if let p = try to.integer("port", in: 0...65535) { tls.port = p }
+            try to.finish()
+            s.tls = tls
+        }
+        if let v = try o.take("gzip") {
+            var go = try StrictObject(v, path: "server.gzip")
+            if let m = try go.integer("minimumBytes", in: 0...(1 << 30)) { s.gzipMinimumBytes = m }
+            try go.finish()
+        }
+        if let v = try o.take("cors") {
+            var co = try StrictObject(v, path: "server.cors")
+            var cors = CORSConfig()
+            if let origins = try co.take("allowOrigins") {
+                guard let list = origins.arrayValue?.compactMap(\.stringValue), !list.isEmpty,
+                      list.count == origins.arrayValue?.count else {
+                    throw ConfigError(field: "server.cors.allowOrigins", reason: "must be a non-empty array of origins (or [\"*\"])")
+                }
+                cors.allowOrigins = list
+            }
+            if let age = try co.integer("maxAgeSeconds", in: 0...86_400) { cors.maxAgeSeconds = age }
+            try co.finish()
+            s.cors = cors
+        }
+        try o.finish()
+        return s
+    }
+
+    private static func parseEndpoint(_ json: JSON, path: String, baseDirectory: String) throws -> EndpointConfig {
+        var o = try StrictObject(json, path: path)
+        guard let name = try o.string("name") else {
+            throw ConfigError(field: "\(path).name", reason: "is required")
+        }
+        guard isValidName(name) else {
+            throw ConfigError(field: "\(path).name", reason: "'\(name)' must be 1-128 characters of letters, digits, '-', '_' or '.'")
+        }
+        guard let model = try o.string("model"), !model.isEmpty else {
+            throw ConfigError(field: "\(path).model", reason: "is required (a model directory)")
+        }
+        var e = EndpointConfig(name: name, modelPath: resolve(model, baseDirectory))
+        if let v = try o.string("version") {
+            guard isValidName(v) else { throw ConfigError(field: "\(path).version", reason: "'\(v)' is not a valid version name") }
+            e.version = v
+        }
+        if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { e.maxBodyBytes = v }
+        if let b = try o.take("batching") {
+            e.batching = try parseBatching(b, path: "\(path).batching")
+        }
+        if let c = try o.take("compression") {
+            var co = try StrictObject(c, path: "\(path).compression")
+            guard let method = try co.string("method") else {
+                throw ConfigError(field: "\(path).compression.method", reason: "is required")
+            }
+            guard method == "dense" else {
+                throw ConfigError(field: "\(path).compression.method",
+                                  reason: "'\(method)' is not a supported method (supported: dense)")
+            }
+            e.compression.method = method
+            try co.finish()
+        }
+        try o.finish()
+        return e
+    }
+
+    private static func parseBatching(_ json: JSON, path: String) throws -> BatchingConfig {
+        var o = try StrictObject(json, path: path)
+        var b = BatchingConfig()
+        if let v = try o.integer("maxBatchSize", in: 1...65536) { b.maxBatchSize = v }
+        if let v = try o.integer("maxQueueDelayMicroseconds", in: 0...10_000_000) { b.maxQueueDelayMicroseconds = v }
+        if let v = try o.integer("maxQueueSize", in: 1...1_000_000) { b.maxQueueSize = v }
+        if let v = try o.integer("rejectStatus", in: 429...503) {
+            guard v == 429 || v == 503 else { throw ConfigError(field: "\(path).rejectStatus", reason: "must be 429 or 503") }
+            b.rejectStatus = v
+        }
+        if let v = try o.take("preferredBatchSizes") {
+            guard let list = v.arrayValue else { throw ConfigError(field: "\(path).preferredBatchSizes", reason: "must be an array of integers") }
+            b.preferredBatchSizes = try list.map { item in
+                guard let i = item.integerValue, i >= 1, i <= Int64(b.maxBatchSize) else {
+                    throw ConfigError(field: "\(path).preferredBatchSizes", reason: "entries must be integers in 1...maxBatchSize (\(b.maxBatchSize))")
+                }
+                return Int(i)
+            }.sorted()
+        }
+        try o.finish()
+        return b
+    }
+
+    private static func isValidName(_ s: String) -> Bool {
+        !s.isEmpty && s.utf8.count <= 128 && s.utf8.allSatisfy { c in
+            (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
+                || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".")
+        }
+    }
+}
+
+/// Reads an object's keys one by one and reports any key left unread as unknown.
+struct StrictObject {
+    private var pairs: [(String, JSON)]
+    private var used = Set<String>()
+    let path: String
+
+    init(_ json: JSON, path: String) throws {
+        guard let pairs = json.objectValue else {
+            throw ConfigError(field: path, reason: "must be an object, got \(json.kindName)")
+        }
+        self.pairs = pairs
+        self.path = path
+    }
+
+    private func field(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    mutating func take(_ key: String) throws -> JSON? {
+        used.insert(key)
+        return pairs.first(where: { $0.0 == key })?.1
+    }
+
+    mutating func string(_ key: String) throws -> String? {
+        guard let v = try take(key) else { return nil }
+        guard let s = v.stringValue else { throw ConfigError(field: field(key), reason: "must be a string, got \(v.kindName)") }
+        return s
+    }
+
+    mutating func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int? {
+        guard let v = try take(key) else { return nil }
+        guard let i = v.integerValue else { throw ConfigError(field: field(key), reason: "must be an integer, got \(v.kindName)") }
+        guard i >= Int64(range.lowerBound), i <= Int64(range.upperBound) else {
+            throw ConfigError(field: field(key), reason: "\(i) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return Int(i)
+    }
+
+    mutating func seconds(_ key: String, allowZero: Bool = false) throws -> Double? {
+        guard let v = try take(key) else { return nil }
+        guard let d = v.doubleValue, d.isFinite else { throw ConfigError(field: field(key), reason: "must be a number of seconds, got \(v.kindName)") }
+        guard d > 0 || (allowZero && d == 0), d <= 86_400 else {
+            throw ConfigError(field: field(key), reason: "\(d) must be \(allowZero ? "≥ 0" : "> 0") and at most 86400 seconds")
+        }
+        return d
+    }
+
+    func finish() throws {
+        for (k, _) in pairs where !used.contains(k) {
+            let known = used.sorted().joined(separator: ", ")
+            throw ConfigError(field: field(k), reason: "unknown key (known keys here: \(known))")
+        }
+    }
+}

@@ -1,0 +1,431 @@
+import SparseModels
+
+/// A protocol-level failure with the HTTP status it maps to (400 for bad input, 404 for unknown
+/// models, ...). The message is what the client sees in `{"error": ...}`.
+public struct ProtocolError: Error, CustomStringConvertible, Sendable {
+    public var status: Int
+    public var message: String
+    public init(_ status: Int, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// A decoded, validated v2 inference request: every input matches the model's declared name,
+/// datatype and shape.
+public struct InferenceRequest: Sendable {
+    public var id: String?
+    public var inputs: [String: Tensor]
+    /// Output names the client asked for, in its order; nil means all of the model's outputs.
+    public var requestedOutputs: [String]?
+    /// Outputs to return as binary tensor data (binary data extension); nil or empty = all JSON.
+    public var binaryOutputs: Set<String>?
+    /// Raw binary requests get every output in binary.
+    public var allOutputsBinary = false
+    /// `parameters.timeout` in microseconds: how long the request may wait in the queue.
+    public var timeoutMicroseconds: Int?
+
+    public func wantsBinary(_ output: String) -> Bool {
+        allOutputsBinary || (binaryOutputs?.contains(output) ?? false)
+    }
+}
+
+/// An encoded response body; `jsonLength` is set when binary tensors follow the JSON header.
+public struct EncodedResponse: Sendable {
+    public var body: [UInt8]
+    public var jsonLength: Int?
+}
+
+/// Encodes and decodes the Open Inference Protocol (v2) JSON tensor format.
+public enum InferenceCodec {
+    /// Decodes an infer request and validates it against `inputs`/`outputs` before any tensor
+    /// storage is allocated. `headerLength` is the `Inference-Header-Content-Length` header of the
+    /// binary tensor data extension: nil for a pure JSON body, 0 for a raw binary body holding the
+    /// single input, otherwise the length of the JSON part, followed by the binary tensors.
+    public static func decodeRequest(_ body: [UInt8], headerLength: Int? = nil, inputs specs: [TensorSpec], outputs outputSpecs: [TensorSpec]) throws -> InferenceRequest {
+        if headerLength == 0 { return try decodeRawBinary(body, inputs: specs) }
+        let jsonPart: ArraySlice<UInt8>
+        var binary: ArraySlice<UInt8> = []
+        if let headerLength {
+            guard headerLength > 0, headerLength <= body.count else {
+                throw ProtocolError(400, "Inference-Header-Content-Length \(headerLength) is outside the body's \(body.count) bytes")
+            }
+            jsonPart = body[0..<headerLength]
+            binary = body[headerLength...]
+        } else {
+            jsonPart = body[...]
+        }
+        guard !jsonPart.isEmpty else { throw ProtocolError(400, "request body is empty; expected a JSON inference request") }
+        let json: JSON
+        do { json = try JSON.parse(Array(jsonPart)) } catch {
+            throw ProtocolError(400, "\(error)")
+        }
+        guard case .object = json else { throw ProtocolError(400, "inference request must be a JSON object, got \(json.kindName)") }
+
+        var id: String?
+        if let v = json["id"] {
+            guard let s = v.stringValue else { throw ProtocolError(400, "'id' must be a string, got \(v.kindName)") }
+            id = s
+        }
+        if let p = json["parameters"], p.objectValue == nil {
+            throw ProtocolError(400, "'parameters' must be an object, got \(p.kindName)")
+        }
+        var timeout: Int?
+        if let t = json["parameters"]?["timeout"] {
+            guard let v = t.integerValue, v >= 0, v <= 3_600_000_000 else {
+                throw ProtocolError(400, "parameters.timeout must be a whole number of microseconds (0...3600000000)")
+            }
+            timeout = Int(v)
+        }
+        guard let inputList = json["inputs"] else { throw ProtocolError(400, "'inputs' is required") }
+        guard let items = inputList.arrayValue else { throw ProtocolError(400, "'inputs' must be an array, got \(inputList.kindName)") }
+        guard !items.isEmpty else { throw ProtocolError(400, "'inputs' must not be empty") }
+
+        var tensors: [String: Tensor] = [:]
+        for (i, item) in items.enumerated() {
+            guard case .object = item else { throw ProtocolError(400, "inputs[\(i)] must be an object, got \(item.kindName)") }
+            guard let name = item["name"]?.stringValue else { throw ProtocolError(400, "inputs[\(i)].name is required and must be a string") }
+            guard let spec = specs.first(where: { $0.name == name }) else {
+                throw ProtocolError(400, "unexpected input '\(name)'; the model's inputs are: \(specs.map { "'\($0.name)'" }.joined(separator: ", "))")
+            }
+            guard tensors[name] == nil else { throw ProtocolError(400, "input '\(name)' is given more than once") }
+            guard let dtypeName = item["datatype"]?.stringValue else {
+                throw ProtocolError(400, "input '\(name)': 'datatype' is required and must be a string")
+            }
+            guard let dtype = DataType(rawValue: dtypeName) else {
+                throw ProtocolError(400, "input '\(name)': unsupported datatype '\(dtypeName)'")
+            }
+            guard dtype == spec.datatype else {
+                throw ProtocolError(400, "input '\(name)': datatype \(dtypeName) does not match the model's \(spec.datatype.rawValue)")
+            }
+            let shape = try decodeShape(item["shape"], input: name)
+            try check(shape: shape, against: spec)
+            let count = try elementCount(shape, input: name)
+            if let p = item["parameters"], p.objectValue == nil {
+                throw ProtocolError(400, "input '\(name)': 'parameters' must be an object")
+            }
+            if let binarySize = item["parameters"]?["binary_data_size"] {
+                guard let size = binarySize.integerValue, size >= 0 else {
+                    throw ProtocolError(400, "input '\(name)': binary_data_size must be a non-negative integer")
+                }
+                guard item["data"] == nil else {
+                    throw ProtocolError(400, "input '\(name)': has both binary_data_size and 'data'")
+                }
+                guard Int64(binary.count) >= size else {
+                    throw ProtocolError(400, "input '\(name)': binary_data_size \(size) exceeds the \(binary.count) binary bytes left in the body")
+                }
+                let blob = binary.prefix(Int(size))
+                binary = binary.dropFirst(Int(size))
+                tensors[name] = Tensor(shape: shape, storage: try decodeBinary(blob, datatype: dtype, count: count, input: name))
+                continue
+            }
+            guard let data = item["data"] else { throw ProtocolError(400, "input '\(name)': 'data' is required") }
+            let found = try countLeaves(data, input: name)
+            guard found == count else {
+                throw ProtocolError(400, "input '\(name)': shape \(shape) needs \(count) elements but 'data' has \(found)")
+            }
+            tensors[name] = Tensor(shape: shape, storage: try decodeData(data, datatype: dtype, count: count, input: name))
+        }
+        for spec in specs where tensors[spec.name] == nil {
+            throw ProtocolError(400, "missing input '\(spec.name)'")
+        }
+        guard binary.isEmpty else {
+            throw ProtocolError(400, "\(binary.count) binary bytes after the JSON header are not claimed by any input's binary_data_size")
+        }
+        let allBinary = json["parameters"]?["binary_data_output"]?.boolValue ?? false
+
+        var requested: [String]?
+        var binaryOutputs: Set<String>?
+        if let outs = json["outputs"] {
+            guard let list = outs.arrayValue else { throw ProtocolError(400, "'outputs' must be an array, got \(outs.kindName)") }
+            var names: [String] = []
+            var binaryNames: Set<String> = []
+            for (i, o) in list.enumerated() {
+                guard let name = o["name"]?.stringValue else { throw ProtocolError(400, "outputs[\(i)].name is required and must be a string") }
+                guard outputSpecs.contains(where: { $0.name == name }) else {
+                    throw ProtocolError(400, "unknown output '\(name)'; the model's outputs are: \(outputSpecs.map { "'\($0.name)'" }.joined(separator: ", "))")
+                }
+                guard !names.contains(name) else { throw ProtocolError(400, "output '\(name)' is requested more than once") }
+                if let flag = o["parameters"]?["binary_data"] {
+                    guard let b = flag.boolValue else { throw ProtocolError(400, "output '\(name)': binary_data must be a boolean") }
+                    if b { binaryNames.insert(name) }
+                } else if allBinary {
+                    binaryNames.insert(name)
+                }
+                names.append(name)
+            }
+            requested = names.isEmpty ? nil : names
+            binaryOutputs = binaryNames
+        } else if allBinary {
+            binaryOutputs = Set(outputSpecs.map(\.name))
+        }
+        return InferenceRequest(id: id, inputs: tensors, requestedOutputs: requested, binaryOutputs: binaryOutputs, timeoutMicroseconds: timeout)
+    }
+
+    /// A raw binary body (`Inference-Header-Content-Length: 0`): the bytes of the model's single
+    /// input, batch 1, with every output returned as binary.
+    static func decodeRawBinary(_ body: [UInt8], inputs specs: [TensorSpec]) throws -> InferenceRequest {
+        guard specs.count == 1, let spec = specs.first else {
+            throw ProtocolError(400, "a raw binary request needs a model with exactly one input; this model has \(specs.count)")
+        }
+        guard let size = spec.datatype.byteSize else {
+            throw ProtocolError(400, "raw binary requests are not supported for \(spec.datatype.rawValue) inputs")
+        }
+        var shape = spec.shape
+        if shape.first == -1 { shape[0] = 1 }
+        let variable = shape.indices.filter { shape[$0] < 0 }
+        guard variable.count <= 1 else {
+            throw ProtocolError(400, "a raw binary request needs at most one variable dimension besides the batch; input '\(spec.name)' has shape \(spec.shape)")
+        }
+        let fixed = shape.filter { $0 >= 0 }.reduce(1, *)
+        guard fixed > 0, body.count % (fixed * size) == 0, !body.isEmpty else {
+            throw ProtocolError(400, "raw binary body of \(body.count) bytes does not fit input '\(spec.name)' of shape \(spec.shape) and datatype \(spec.datatype.rawValue)")
+        }
+        if let v = variable.first { shape[v] = body.count / (fixed * size) }
+        guard shape.reduce(1, *) * size == body.count else {
+            throw ProtocolError(400, "raw binary body of \(body.count) bytes does not match input '\(spec.name)' of shape \(shape)")
+        }
+        let count = shape.reduce(1, *)
+        let tensor = Tensor(shape: shape, storage: try decodeBinary(body[...], datatype: spec.datatype, count: count, input: spec.name))
+        return InferenceRequest(id: nil, inputs: [spec.name: tensor], requestedOutputs: nil, binaryOutputs: nil, allOutputsBinary: true)
+    }
+
+    /// Little-endian, row-major tensor bytes; BYTES elements are a 4-byte length plus the bytes.
+    static func decodeBinary(_ blob: ArraySlice<UInt8>, datatype: DataType, count: Int, input: String) throws -> TensorStorage {
+        if let size = datatype.byteSize {
+            guard blob.count == count * size else {
+                throw ProtocolError(400, "input '\(input)': binary data has \(blob.count) bytes, shape and \(datatype.rawValue) need \(count * size)")
+            }
+        }
+        return try blob.withUnsafeBytes { raw -> TensorStorage in
+            func load<T>(_: T.Type) -> [T] {
+                (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self) }
+            }
+            switch datatype {
+            case .fp32:
+                let values = load(UInt32.self).map { Float(bitPattern: UInt32(littleEndian: $0)) }
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw ProtocolError(400, "input '\(input)': element \(bad) is \(values[bad].isNaN ? "NaN" : "infinite"); only finite numbers are accepted")
+                }
+                return .fp32(values)
+            case .fp64:
+                let values = load(UInt64.self).map { Double(bitPattern: UInt64(littleEndian: $0)) }
+                if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                    throw ProtocolError(400, "input '\(input)': element \(bad) is \(values[bad].isNaN ? "NaN" : "infinite"); only finite numbers are accepted")
+                }
+                return .fp64(values)
+            case .int32: return .int32(load(Int32.self).map { Int32(littleEndian: $0) })
+            case .int64: return .int64(load(Int64.self).map { Int64(littleEndian: $0) })
+            case .uint8: return .uint8(Array(raw.bindMemory(to: UInt8.self)))
+            case .bool:
+                let bytes = Array(raw.bindMemory(to: UInt8.self))
+                if let bad = bytes.firstIndex(where: { $0 > 1 }) {
+                    throw ProtocolError(400, "input '\(input)': BOOL element \(bad) is \(bytes[bad]); binary BOOL must be 0 or 1")
+                }
+                return .bool(bytes.map { $0 == 1 })
+            case .bytes:
+                var items: [[UInt8]] = []
+                var offset = 0
+                while offset < raw.count {
+                    guard offset + 4 <= raw.count else { throw ProtocolError(400, "input '\(input)': truncated BYTES length prefix at byte \(offset)") }
+                    let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
+                    offset += 4
+                    guard length <= raw.count - offset else { throw ProtocolError(400, "input '\(input)': BYTES element \(items.count) claims \(length) bytes past the end of its data") }
+                    items.append(Array(raw[offset..<offset + length]))
+                    offset += length
+                    guard items.count <= count else { break }
+                }
+                guard items.count == count else {
+                    throw ProtocolError(400, "input '\(input)': binary BYTES data holds \(items.count) elements, shape needs \(count)")
+                }
+                return .bytes(items)
+            }
+        }
+    }
+
+    static func decodeShape(_ json: JSON?, input: String) throws -> [Int] {
+        guard let json else { throw ProtocolError(400, "input '\(input)': 'shape' is required") }
+        guard let dims = json.arrayValue else { throw ProtocolError(400, "input '\(input)': 'shape' must be an array of integers") }
+        guard dims.count <= 16 else { throw ProtocolError(400, "input '\(input)': shape has \(dims.count) dimensions (at most 16)") }
+        return try dims.map { d in
+            guard let v = d.integerValue, v >= 0, v <= Int64(Int32.max) else {
+                throw ProtocolError(400, "input '\(input)': shape dimensions must be non-negative integers")
+            }
+            return Int(v)
+        }
+    }
+
+    static func check(shape: [Int], against spec: TensorSpec) throws {
+        guard shape.count == spec.shape.count else {
+            throw ProtocolError(400, "input '\(spec.name)': shape \(shape) has \(shape.count) dimensions, the model expects \(spec.shape.count) (\(spec.shape))")
+        }
+        for (i, (got, want)) in zip(shape, spec.shape).enumerated() where want >= 0 && got != want {
+            throw ProtocolError(400, "input '\(spec.name)': shape \(shape) does not match the model's \(spec.shape) at dimension \(i)")
+        }
+        if let first = shape.first, first == 0 {
+            throw ProtocolError(400, "input '\(spec.name)': batch dimension must be at least 1")
+        }
+    }
+
+    static func elementCount(_ shape: [Int], input: String) throws -> Int {
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= 1 << 31 else { throw ProtocolError(400, "input '\(input)': shape \(shape) is too large") }
+            count = p
+        }
+        return count
+    }
+
+    /// Counts scalar leaves of nested `data` without allocating.
+    static func countLeaves(_ json: JSON, input: String) throws -> Int {
+        guard case .array(let items) = json else {
+            throw ProtocolError(400, "input '\(input)': 'data' must be an array, got \(json.kindName)")
+        }
+        var total = 0
+        for item in items {
+            if case .array = item { total += try countLeaves(item, input: input) } else { total += 1 }
+        }
+        return total
+    }
+
+    static func forEachLeaf(_ json: JSON, _ body: (JSON) throws -> Void) rethrows {
+        if case .array(let items) = json {
+            for item in items { try forEachLeaf(item, body) }
+        } else {
+            try body(json)
+        }
+    }
+
+    static func decodeData(_ data: JSON, datatype: DataType, count: Int, input: String) throws -> TensorStorage {
+        var index = 0
+        func bad(_ what: String) -> ProtocolError {
+            ProtocolError(400, "input '\(input)': element \(index) \(what)")
+        }
+        func integer(_ v: JSON, in range: ClosedRange<Int64>) throws -> Int64 {
+            guard let i = v.integerValue else {
+                if case .number = v { throw bad("is not an integer (\(datatype.rawValue))") }
+                throw bad("must be a number, got \(v.kindName)")
+            }
+            guard range.contains(i) else { throw bad("value \(i) is out of range for \(datatype.rawValue)") }
+            return i
+        }
+        func real(_ v: JSON) throws -> Double {
+            guard let d = v.doubleValue else { throw bad("must be a number, got \(v.kindName)") }
+            guard d.isFinite else { throw bad("is \(d.isNaN ? "NaN" : "infinite"); only finite numbers are accepted") }
+            return d
+        }
+        switch datatype {
+        case .fp32:
+            var out = [Float](); out.reserveCapacity(count)
+            try forEachLeaf(data) { v in
+                let f = Float(try real(v))
+                guard f.isFinite else { throw bad("is outside the FP32 range") }
+                out.append(f); index += 1
+            }
+            return .fp32(out)
+        case .fp64:
+            var out = [Double](); out.reserveCapacity(count)
+            try forEachLeaf(data) { v in out.append(try real(v)); index += 1 }
+            return .fp64(out)
+        case .int32:
+            var out = [Int32](); out.reserveCapacity(count)
+            try forEachLeaf(data) { v in out.append(Int32(try integer(v, in: Int64(Int32.min)...Int64(Int32.max)))); index += 1 }
+            return .int32(out)
+        case .int64:
+            var out = [Int64](); out.reserveCapacity(count)
+            try forEachLeaf(data) { v in out.append(try integer(v, in: Int64.min...Int64.max)); index += 1 }
+            return .int64(out)
+        case .uint8:
+            var out = [UInt8](); out.reserveCapacity(count)
+            try forEachLeaf(data) { v in out.append(UInt8(try integer(v, in: 0...255))); index += 1 }
+            return .uint8(out)
+        case .bool:
+            var out = [Bool](); out.reserveCapacity(count)
+            try forEachLeaf(data) { v in
+                guard let b = v.boolValue else { throw bad("must be true or false, got \(v.kindName)") }
+                out.append(b); index += 1
+            }
+            return .bool(out)
+        case .bytes:
+            var out = [[UInt8]](); out.reserveCapacity(count)
+            try forEachLeaf(data) { v in
+                guard let s = v.stringValue else { throw bad("must be a string, got \(v.kindName)") }
+                out.append(Array(s.utf8)); index += 1
+            }
+            return .bytes(out)
+        }
+    }
+
+    /// Encodes a v2 inference response. Outputs named in `binary` carry
+    /// `parameters.binary_data_size` and their bytes follow the JSON header; `model_name` is
+    /// always present.
+    public static func encodeResponse(modelName: String, modelVersion: String, id: String?, outputs: [(String, Tensor)], binary: (String) -> Bool = { _ in false }) -> EncodedResponse {
+        var capacity = 128
+        for (_, t) in outputs { capacity += t.elementCount * 12 }
+        var w = JSONWriter(reservingCapacity: capacity)
+        var blobs: [UInt8] = []
+        w.raw("{\"model_name\":"); w.string(modelName)
+        w.raw(",\"model_version\":"); w.string(modelVersion)
+        if let id { w.raw(",\"id\":"); w.string(id) }
+        w.raw(",\"outputs\":[")
+        for (n, (name, tensor)) in outputs.enumerated() {
+            if n > 0 { w.raw(",") }
+            w.raw("{\"name\":"); w.string(name)
+            w.raw(",\"datatype\":\""); w.raw(tensor.datatype.rawValue)
+            w.raw("\",\"shape\":[")
+            w.raw(tensor.shape.map(String.init).joined(separator: ","))
+            if binary(name) {
+                let start = blobs.count
+                appendBinary(tensor.storage, to: &blobs)
+                w.raw("],\"parameters\":{\"binary_data_size\":\(blobs.count - start)}}")
+            } else {
+                w.raw("],\"data\":[")
+                writeData(tensor.storage, into: &w)
+                w.raw("]}")
+            }
+        }
+        w.raw("]}")
+        if outputs.contains(where: { binary($0.0) }) {
+            let jsonLength = w.bytes.count
+            return EncodedResponse(body: w.bytes + blobs, jsonLength: jsonLength)
+        }
+        return EncodedResponse(body: w.bytes, jsonLength: nil)
+    }
+
+    static func appendBinary(_ storage: TensorStorage, to out: inout [UInt8]) {
+        func append<T>(_ values: [T]) { values.withUnsafeBytes { out.append(contentsOf: $0) } }
+        switch storage {
+        case .fp32(let a): append(a.map { $0.bitPattern.littleEndian })
+        case .fp64(let a): append(a.map { $0.bitPattern.littleEndian })
+        case .int32(let a): append(a.map { $0.littleEndian })
+        case .int64(let a): append(a.map { $0.littleEndian })
+        case .uint8(let a): out.append(contentsOf: a)
+        case .bool(let a): out.append(contentsOf: a.map { $0 ? 1 : 0 })
+        case .bytes(let a):
+            for item in a {
+                append([UInt32(item.count).littleEndian])
+                out.append(contentsOf: item)
+            }
+        }
+    }
+
+    static func writeData(_ storage: TensorStorage, into w: inout JSONWriter) {
+        func list<T>(_ items: [T], _ write: (inout JSONWriter, T) -> Void) {
+            for (i, v) in items.enumerated() {
+                if i > 0 { w.raw(",") }
+                write(&w, v)
+            }
+        }
+        switch storage {
+        case .fp32(let a): list(a) { $0.number($1) }
+        case .fp64(let a): list(a) { $0.number($1) }
+        case .int32(let a): list(a) { $0.number($1) }
+        case .int64(let a): list(a) { $0.number($1) }
+        case .uint8(let a): list(a) { $0.number($1) }
+        case .bool(let a): list(a) { $0.raw($1 ? "true" : "false") }
+        case .bytes(let a): list(a) { $0.string(String(decoding: $1, as: UTF8.self)) }
+        }
+    }
+}

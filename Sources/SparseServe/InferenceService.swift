@@ -1,0 +1,284 @@
+import Foundation
+import HTTPServer
+import Logging
+import SparseModels
+
+/// The running application: loaded endpoints, the compute queue and the HTTP server, with a
+/// lifecycle of `load` → `start` → `drain`.
+public final class InferenceService: @unchecked Sendable {
+    public static let version = "0.1.0"
+
+    public let config: ServiceConfig
+    public let logger: Logger
+    public let compute: ComputeQueue
+    public let metrics = ServerMetrics()
+    private let endpointsByName: [String: Endpoint]
+    public let endpoints: [Endpoint]
+    private let state = NSLock()
+    private var draining = false
+    private var server: HTTPServer?
+
+    /// Loads every endpoint's model (failing fast with the endpoint's name on any error).
+    public init(config: ServiceConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        var list: [Endpoint] = []
+        for e in config.endpoints {
+            let started = Date()
+            let model: any InferenceModel
+            do {
+                model = try ModelRepository.load(directory: e.modelPath)
+            } catch {
+                throw ConfigError(field: "endpoint '\(e.name)'", reason: "cannot load model from '\(e.modelPath)': \(error)")
+            }
+            list.append(Endpoint(config: e, model: model))
+            logger.info("loaded endpoint", metadata: [
+                "endpoint": "\(e.name)", "architecture": "\(model.architecture)",
+                "compression": "\(e.compression.method)", "path": "\(e.modelPath)",
+                "ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
+            ])
+        }
+        endpoints = list
+        endpointsByName = Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) })
+        compute = ComputeQueue(threads: config.server.threads, maxQueueSize: config.server.maxQueueSize)
+        let queue = compute
+        metrics.queueDepth.collect { Double(queue.queuedCount) }
+        for e in list {
+            metrics.modelInfo.set(1, e.name, e.version, e.model.architecture, e.config.compression.method)
+            if e.config.batching.maxBatchSize > 1 && BatchScheduler.canBatch(e.model) {
+                let scheduler = BatchScheduler(model: e.model, config: e.config.batching, compute: compute)
+                let sizes = metrics.batchRows
+                let name = e.name
+                scheduler.onBatch = { rows in sizes.observe(Double(rows), name) }
+                e.scheduler = scheduler
+                metrics.endpointQueueDepth.collect(e.name) { Double(scheduler.queuedCount) }
+            }
+        }
+    }
+
+    /// True once started and until draining begins.
+    public var isReady: Bool {
+        state.lock(); defer { state.unlock() }
+        return server != nil && !draining
+    }
+
+    /// Constant-time check of `Authorization: Bearer <key>` against the configured keys.
+    func isAuthorized(_ header: String?) -> Bool {
+        let keys = config.server.apiKeys
+        guard !keys.isEmpty else { return true }
+        guard let header, header.lowercased().hasPrefix("bearer ") else { return false }
+        let given = Array(header.dropFirst(7).trimmingCharacters(in: .whitespaces).utf8)
+        var match = false
+        for key in keys {
+            let k = Array(key.utf8)
+            var diff = UInt8(k.count == given.count ? 0 : 1)
+            for i in 0..<k.count { diff |= k[i] ^ (i < given.count ? given[i] : 0) }
+            if diff == 0 { match = true }
+        }
+        return match
+    }
+
+    /// The `Access-Control-Allow-Origin` value for a request's `Origin`, or nil when CORS is off or
+    /// the origin is not allowed.
+    func corsOrigin(for origin: String?) -> String? {
+        guard let cors = config.server.cors, let origin else { return nil }
+        if cors.allowOrigins.contains("*") { return "*" }
+        return cors.allowOrigins.contains(origin) ? origin : nil
+    }
+
+    public func endpoint(named name: String, version: String?) throws -> Endpoint {
+        guard let e = endpointsByName[name] else {
+            throw ProtocolError(404, "unknown model '\(name)'")
+        }
+        if let version, version != e.version {
+            throw ProtocolError(404, "model '\(name)' has no version '\(version)' (available: \(e.version))")
+        }
+        return e
+    }
+
+    func serverMetadata() -> JSON {
+        .object([
+            ("name", .string("sparse-serve")),
+            ("version", .string(InferenceService.version)),
+            ("extensions", .array([.string("binary_tensor_data"), .string("statistics")])),
+        ])
+    }
+
+    /// Runs one inference request: decode on a compute thread, then either run it alone or hand it
+    /// to the endpoint's batcher; the response is encoded on the compute thread that ran it.
+    func infer(endpoint: Endpoint, request http: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let headerLength: Int?
+        if let value = http.headers["inference-header-content-length"] {
+            guard let n = Int(value), n >= 0, n <= http.body.count else {
+                return respond(.error(status: 400, "Inference-Header-Content-Length '\(value)' must be an integer between 0 and the body length \(http.body.count)"))
+            }
+            headerLength = n
+        } else {
+            headerLength = nil
+        }
+        let body = http.body
+        let arrived = DispatchTime.now().uptimeNanoseconds
+        let metrics = self.metrics
+        let logger = self.logger
+        let accepted = compute.submit {
+            let model = endpoint.model
+            let request: InferenceRequest
+            do {
+                request = try InferenceCodec.decodeRequest(body, headerLength: headerLength, inputs: model.inputs, outputs: model.outputs)
+            } catch {
+                return InferenceService.answer(endpoint, nil, .failure(error), arrived: arrived, started: arrived, metrics: metrics, logger: logger, respond: respond)
+            }
+            let rows = request.inputs.values.first?.shape.first ?? 1
+            guard let scheduler = endpoint.scheduler else {
+                let started = DispatchTime.now().uptimeNanoseconds
+                let result = Result { try model.infer(request.inputs) }
+                return InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, metrics: metrics, logger: logger, respond: respond)
+            }
+            let signature = model.inputs.map { Array((request.inputs[$0.name]?.shape ?? []).dropFirst()) }
+            let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
+            let item = PendingInference(request: request, rows: rows, signature: signature, arrived: arrived, deadline: deadline,
+                                        isCancelled: { false }) { result in
+                let started = DispatchTime.now().uptimeNanoseconds
+                InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, metrics: metrics, logger: logger, respond: respond)
+            }
+            if !scheduler.enqueue(item) {
+                metrics.inferenceRequests.add(1, endpoint.name, "rejected")
+                var response = HTTPResponse.error(status: scheduler.config.rejectStatus,
+                                                  "model '\(endpoint.name)' is overloaded: \(scheduler.config.maxQueueSize) requests are already queued")
+                response.headers.set(name: "Retry-After", value: "1")
+                respond(response)
+            }
+        }
+        if !accepted {
+            metrics.inferenceRequests.add(1, endpoint.name, "rejected")
+            var response = HTTPResponse.error(status: 503, "server is overloaded: \(compute.maxQueueSize) requests are already queued")
+            response.headers.set(name: "Retry-After", value: "1")
+            respond(response)
+        }
+    }
+
+    /// Encodes a finished inference (or its error), records metrics and responds.
+    static func answer(_ endpoint: Endpoint, _ request: InferenceRequest?, _ result: Result<[String: Tensor], Error>,
+                       arrived: UInt64, started: UInt64, metrics: ServerMetrics, logger: Logger,
+                       respond: @Sendable (HTTPResponse) -> Void) {
+        func finish(_ outcome: String) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            metrics.inferenceQueueSeconds.observe(Double(started - arrived) / 1e9, endpoint.name)
+            metrics.inferenceComputeSeconds.observe(Double(now - started) / 1e9, endpoint.name)
+            metrics.inferenceTotalSeconds.observe(Double(now - arrived) / 1e9, endpoint.name)
+            metrics.inferenceRequests.add(1, endpoint.name, outcome)
+        }
+        do {
+            let results: [String: Tensor]
+            do {
+                results = try result.get()
+            } catch let error as InvalidInputError {
+                throw ProtocolError(400, error.description)
+            }
+            guard let request else { throw ProtocolError(500, "internal error: result without a request") }
+            let model = endpoint.model
+            let names = request.requestedOutputs ?? model.outputs.map(\.name)
+            var outputs: [(String, Tensor)] = []
+            for name in names {
+                guard let t = results[name] else { throw ProtocolError(500, "model did not produce output '\(name)'") }
+                outputs.append((name, t))
+            }
+            let encoded = InferenceCodec.encodeResponse(modelName: endpoint.name, modelVersion: endpoint.version,
+                                                        id: request.id, outputs: outputs, binary: request.wantsBinary)
+            endpoint.record(success: true)
+            metrics.inferenceRows.add(Double(request.inputs.values.first?.shape.first ?? 0), endpoint.name)
+            finish("success")
+            if let jsonLength = encoded.jsonLength {
+                var response = HTTPResponse(status: 200, body: encoded.body)
+                response.headers.set(name: "Content-Type", value: "application/octet-stream")
+                response.headers.set(name: "Inference-Header-Content-Length", value: String(jsonLength))
+                respond(response)
+            } else {
+                respond(.json(status: 200, encoded.body))
+            }
+        } catch let error as ProtocolError {
+            endpoint.record(success: false)
+            finish("failure")
+            respond(.error(status: error.status, error.message))
+        } catch {
+            endpoint.record(success: false)
+            finish("failure")
+            logger.error("inference failed", metadata: ["endpoint": "\(endpoint.name)", "error": "\(error)"])
+            respond(.error(status: 500, "inference failed: \(error)"))
+        }
+    }
+
+    /// Opens the listening socket. Returns the URL it listens on.
+    @discardableResult
+    public func start() throws -> String {
+        var http = HTTPServerConfiguration()
+        let s = config.server
+        http.host = s.host
+        http.port = s.port
+        http.ioThreads = s.ioThreads
+        http.maxConnections = s.maxConnections
+        http.maxBodyBytes = s.maxBodyBytes
+        http.headerReadTimeout = s.headerReadTimeoutSeconds
+        http.bodyReadTimeout = s.bodyReadTimeoutSeconds
+        http.idleTimeout = s.idleTimeoutSeconds
+        let limits = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.name, $0.config.maxBodyBytes ?? s.maxBodyBytes) })
+        let defaultLimit = s.maxBodyBytes
+        let bodyLimit: @Sendable (String, String) -> Int = { _, path in
+            if case .infer(let model, _)? = try? Router.route(path: path), let limit = limits[model] { return limit }
+            return defaultLimit
+        }
+        let router = Router(service: self)
+        let server = HTTPServer(configuration: http, logger: logger, bodyLimit: bodyLimit) { request, respond in
+            router.handle(request, respond)
+        }
+        try server.start()
+        state.lock()
+        self.server = server
+        state.unlock()
+        let host = server.boundAddress.contains(":") ? "[\(server.boundAddress)]" : server.boundAddress
+        return "http://\(host):\(server.boundPort)"
+    }
+
+    /// The port actually bound (useful with port 0).
+    public var boundPort: Int? {
+        state.lock(); defer { state.unlock() }
+        return server?.boundPort
+    }
+
+    /// Graceful stop: readiness turns false, the listener closes, in-flight requests finish within
+    /// the grace period, then the compute threads end.
+    public func drain() {
+        state.lock()
+        draining = true
+        let server = self.server
+        state.unlock()
+        server?.stop(gracePeriod: config.server.gracePeriodSeconds)
+        compute.shutdown()
+    }
+}
+
+extension InferenceService {
+    /// The statistics extension's `model_stats` (counts and cumulative nanoseconds), from the metrics.
+    func statisticsJSON(_ list: [Endpoint]) -> JSON {
+        func n(_ v: Double) -> JSON { .number(double: v.rounded(), integer: Int64(v.rounded())) }
+        func stat(_ count: Double, _ seconds: Double) -> JSON { .object([("count", n(count)), ("ns", n(seconds * 1e9))]) }
+        return .object([("model_stats", .array(list.map { e in
+            let success = metrics.inferenceRequests.value(e.name, "success")
+            let failure = metrics.inferenceRequests.value(e.name, "failure")
+            let queue = metrics.inferenceQueueSeconds.histogramTotals(e.name)
+            let compute = metrics.inferenceComputeSeconds.histogramTotals(e.name)
+            let total = metrics.inferenceTotalSeconds.histogramTotals(e.name)
+            return .object([
+                ("name", .string(e.name)), ("version", .string(e.version)),
+                ("inference_count", n(metrics.inferenceRows.value(e.name))),
+                ("execution_count", n(success)),
+                ("inference_stats", .object([
+                    ("success", stat(success, total.sum)),
+                    ("fail", stat(failure, 0)),
+                    ("queue", stat(Double(queue.count), queue.sum)),
+                    ("compute_infer", stat(Double(compute.count), compute.sum)),
+                ])),
+            ])
+        }))])
+    }
+}

@@ -1,0 +1,203 @@
+import Foundation
+
+/// A Prometheus metric family: counters, gauges or histograms sharing a name, help text and label names.
+/// Updates are thread-safe; label values are kept low-cardinality by the callers (model, route, code).
+public final class MetricFamily: @unchecked Sendable {
+    public enum Kind: String, Sendable { case counter, gauge, histogram }
+
+    public let name: String
+    public let help: String
+    public let kind: Kind
+    public let labelNames: [String]
+    /// Upper bounds of histogram buckets (ascending; +Inf is implicit).
+    public let buckets: [Double]
+
+    private let lock = NSLock()
+    private var values: [[String]: Double] = [:]
+    private var histograms: [[String]: (counts: [UInt64], sum: Double, count: UInt64)] = [:]
+    private var order: [[String]] = []
+    /// Read at render time for gauges whose value lives elsewhere (queue depth, memory).
+    private var collectors: [[String]: @Sendable () -> Double] = [:]
+
+    init(name: String, help: String, kind: Kind, labelNames: [String], buckets: [Double]) {
+        self.name = name
+        self.help = help
+        self.kind = kind
+        self.labelNames = labelNames
+        self.buckets = buckets
+    }
+
+    private func remember(_ labels: [String]) {
+        precondition(labels.count == labelNames.count, "\(name): expected labels \(labelNames)")
+        if values[labels] == nil && histograms[labels] == nil && collectors[labels] == nil { order.append(labels) }
+    }
+
+    /// Adds to a counter or gauge.
+    public func add(_ delta: Double = 1, _ labels: String...) {
+        lock.lock(); defer { lock.unlock() }
+        remember(labels)
+        values[labels, default: 0] += delta
+    }
+
+    /// Sets a gauge.
+    public func set(_ value: Double, _ labels: String...) {
+        lock.lock(); defer { lock.unlock() }
+        remember(labels)
+        values[labels] = value
+    }
+
+    /// Makes a gauge read its value from `read` whenever metrics are rendered.
+    public func collect(_ labels: String..., read: @escaping @Sendable () -> Double) {
+        lock.lock(); defer { lock.unlock() }
+        remember(labels)
+        collectors[labels] = read
+    }
+
+    /// Records one histogram observation.
+    public func observe(_ value: Double, _ labels: String...) {
+        lock.lock(); defer { lock.unlock() }
+        remember(labels)
+        var h = histograms[labels] ?? (Array(repeating: 0, count: buckets.count), 0, 0)
+        if let i = buckets.firstIndex(where: { value <= $0 }) { h.counts[i] += 1 }
+        h.sum += value
+        h.count += 1
+        histograms[labels] = h
+    }
+
+    /// The current value of a counter or gauge (tests and stats).
+    public func value(_ labels: String...) -> Double {
+        lock.lock(); defer { lock.unlock() }
+        if let c = collectors[labels] { return c() }
+        return values[labels] ?? 0
+    }
+
+    /// (count, sum) of a histogram series.
+    public func histogramTotals(_ labels: String...) -> (count: UInt64, sum: Double) {
+        lock.lock(); defer { lock.unlock() }
+        let h = histograms[labels]
+        return (h?.count ?? 0, h?.sum ?? 0)
+    }
+
+    func render(into out: inout String) {
+        lock.lock(); defer { lock.unlock() }
+        out += "# HELP \(name) \(MetricFamily.escapeHelp(help))\n# TYPE \(name) \(kind.rawValue)\n"
+        for labels in order {
+            let base = zip(labelNames, labels).map { "\($0)=\"\(MetricFamily.escapeLabel($1))\"" }
+            if kind == .histogram, let h = histograms[labels] {
+                var cumulative: UInt64 = 0
+                for (bound, c) in zip(buckets, h.counts) {
+                    cumulative += c
+                    out += "\(name)_bucket{\((base + ["le=\"\(MetricFamily.format(bound))\""]).joined(separator: ","))} \(cumulative)\n"
+                }
+                out += "\(name)_bucket{\((base + ["le=\"+Inf\""]).joined(separator: ","))} \(h.count)\n"
+                let suffix = base.isEmpty ? "" : "{\(base.joined(separator: ","))}"
+                out += "\(name)_sum\(suffix) \(MetricFamily.format(h.sum))\n"
+                out += "\(name)_count\(suffix) \(h.count)\n"
+            } else {
+                let v = collectors[labels]?() ?? values[labels] ?? 0
+                let suffix = base.isEmpty ? "" : "{\(base.joined(separator: ","))}"
+                out += "\(name)\(suffix) \(MetricFamily.format(v))\n"
+            }
+        }
+    }
+
+    static func format(_ v: Double) -> String {
+        if v.isNaN { return "NaN" }
+        if v.isInfinite { return v > 0 ? "+Inf" : "-Inf" }
+        if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
+        return "\(v)"
+    }
+
+    static func escapeHelp(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\n", with: "\\n")
+    }
+
+    static func escapeLabel(_ s: String) -> String {
+        escapeHelp(s).replacingOccurrences(of: "\"", with: "\\\"")
+    }
+}
+
+/// All metrics of one server, rendered for `GET /metrics` in the Prometheus text format 0.0.4.
+public final class MetricsRegistry: @unchecked Sendable {
+    private let lock = NSLock()
+    private var families: [MetricFamily] = []
+
+    public init() {}
+
+    /// Geometric latency buckets from 10 µs to ~60 s (factor 1.5), fine enough for sub-ms kernels.
+    public static let latencyBuckets: [Double] = (0..<39).map { 1e-5 * pow(1.5, Double($0)) }.map { Double(String(format: "%.6g", $0))! }
+
+    public func family(_ name: String, _ help: String, _ kind: MetricFamily.Kind, labels: [String] = [], buckets: [Double] = []) -> MetricFamily {
+        lock.lock(); defer { lock.unlock() }
+        if let existing = families.first(where: { $0.name == name }) { return existing }
+        let f = MetricFamily(name: name, help: help, kind: kind, labelNames: labels, buckets: buckets)
+        families.append(f)
+        return f
+    }
+
+    public func render() -> String {
+        lock.lock()
+        let list = families
+        lock.unlock()
+        var out = ""
+        for f in list { f.render(into: &out) }
+        return out
+    }
+}
+
+/// The metrics SparseServe exports, named with the `sparseserve_` prefix and base units.
+public final class ServerMetrics: Sendable {
+    public let registry = MetricsRegistry()
+    public let httpRequests: MetricFamily
+    public let inferenceRequests: MetricFamily
+    public let inferenceQueueSeconds: MetricFamily
+    public let inferenceComputeSeconds: MetricFamily
+    public let inferenceTotalSeconds: MetricFamily
+    public let inferenceRows: MetricFamily
+    public let queueDepth: MetricFamily
+    public let endpointQueueDepth: MetricFamily
+    public let batchRows: MetricFamily
+    public let modelInfo: MetricFamily
+
+    public init() {
+        httpRequests = registry.family("sparseserve_http_requests_total", "HTTP requests answered, by route and status code.", .counter, labels: ["route", "code"])
+        inferenceRequests = registry.family("sparseserve_inference_requests_total", "Inference requests, by model and outcome.", .counter, labels: ["model", "outcome"])
+        inferenceQueueSeconds = registry.family("sparseserve_inference_queue_seconds", "Time an inference request waited for a compute thread.", .histogram, labels: ["model"], buckets: MetricsRegistry.latencyBuckets)
+        inferenceComputeSeconds = registry.family("sparseserve_inference_compute_seconds", "Decode, forward pass and encode time of an inference request.", .histogram, labels: ["model"], buckets: MetricsRegistry.latencyBuckets)
+        inferenceTotalSeconds = registry.family("sparseserve_inference_request_duration_seconds", "Inference request time from arrival to response.", .histogram, labels: ["model"], buckets: MetricsRegistry.latencyBuckets)
+        inferenceRows = registry.family("sparseserve_inference_rows_total", "Rows (batch entries) run through each model.", .counter, labels: ["model"])
+        queueDepth = registry.family("sparseserve_queue_depth", "Inference requests waiting for a compute thread.", .gauge)
+        endpointQueueDepth = registry.family("sparseserve_batch_queue_depth", "Requests waiting in a model's batching queue.", .gauge, labels: ["model"])
+        batchRows = registry.family("sparseserve_batch_rows", "Rows per executed batch (forward pass).", .histogram, labels: ["model"], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
+        modelInfo = registry.family("sparseserve_model_info", "Loaded models (value 1) with their architecture and compression method.", .gauge, labels: ["model", "version", "architecture", "compression"])
+        let build = registry.family("sparseserve_build_info", "Build information (value 1).", .gauge, labels: ["version"])
+        build.set(1, InferenceService.version)
+        let start = Date().timeIntervalSince1970
+        registry.family("process_start_time_seconds", "Start time of the process since the Unix epoch.", .gauge).set(start)
+        registry.family("process_resident_memory_bytes", "Resident memory size in bytes.", .gauge).collect { ProcessStats.residentBytes() }
+        registry.family("process_open_fds", "Open file descriptors.", .gauge).collect { ProcessStats.openFileDescriptors() }
+        registry.family("process_cpu_seconds_total", "User and system CPU time in seconds.", .counter).collect { ProcessStats.cpuSeconds() }
+    }
+}
+
+/// Process facts read from /proc (Linux); zero where unavailable.
+enum ProcessStats {
+    static func residentBytes() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Double(fields[1]) else { return 0 }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
+    static func openFileDescriptors() -> Double {
+        Double((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0)
+    }
+
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        let system = Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        return user + system
+    }
+}

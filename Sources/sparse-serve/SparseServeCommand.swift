@@ -1,0 +1,123 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SparseServe
+
+@main
+struct SparseServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sparse-serve",
+        abstract: "Serve compressed neural networks over the Open Inference Protocol (v2).",
+        version: InferenceService.version,
+        subcommands: [Serve.self, Probe.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP inference server.")
+
+    @Option(help: "Path of the JSON config file (env SPARSESERVE_CONFIG).")
+    var config: String = ProcessInfo.processInfo.environment["SPARSESERVE_CONFIG"] ?? "Deploy/config.json"
+
+    @Option(help: "Listen address; overrides server.host.")
+    var host: String?
+
+    @Option(help: "Listen port (0 = any free port); overrides server.port.")
+    var port: Int?
+
+    @Option(help: "Compute threads; overrides server.threads.")
+    var threads: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = ProcessInfo.processInfo.environment["SPARSESERVE_LOG_LEVEL"] ?? "info"
+
+    func validate() throws {
+        if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
+        if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be in 1...256") }
+        if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
+    }
+
+    func run() throws {
+        installStopSignalHandlers()
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "sparse-serve")
+        var settings: ServiceConfig
+        do {
+            settings = try ServiceConfig.load(path: config)
+        } catch {
+            throw ExitMessage("\(error)")
+        }
+        if let host { settings.server.host = host }
+        if let port { settings.server.port = port }
+        if let threads { settings.server.threads = threads }
+        try runServer(settings, logger: logger)
+    }
+}
+
+/// A fatal start-up problem printed without a stack of ArgumentParser help text.
+struct ExitMessage: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Starts the service and parks the main thread; SIGTERM/SIGINT drain and exit 0.
+/// Kept out of top-level code so Dispatch closures are not main-actor isolated.
+func runServer(_ settings: ServiceConfig, logger: Logger) throws -> Never {
+    let service: InferenceService
+    do {
+        service = try InferenceService(config: settings, logger: logger)
+    } catch {
+        throw ExitMessage("\(error)")
+    }
+    let url: String
+    do {
+        url = try service.start()
+    } catch {
+        throw ExitMessage("cannot listen on \(settings.server.host):\(settings.server.port): \(error)")
+    }
+    logger.info("SparseServe \(InferenceService.version) ready", metadata: [
+        "url": "\(url)", "endpoints": "\(service.endpoints.map(\.name).joined(separator: ","))",
+        "computeThreads": "\(settings.server.threads)", "ioThreads": "\(settings.server.ioThreads)",
+    ])
+    print("SparseServe listening on \(url)")
+    fflush(nil)
+
+    // A signal that arrived before this point is already waiting in the pipe: none is lost.
+    let waiter = Thread {
+        var byte: UInt8 = 0
+        while read(stopSignalPipe.read, &byte, 1) < 0 && errno == EINTR {}
+        logger.info("signal received; draining", metadata: ["signal": "\(byte)", "graceSeconds": "\(settings.server.gracePeriodSeconds)"])
+        service.drain()
+        logger.info("stopped")
+        fflush(nil)
+        exit(0)
+    }
+    waiter.start()
+    dispatchMain()
+}
+
+/// Self-pipe for SIGTERM/SIGINT: the async-signal-safe handler writes the signal number, a thread reads it.
+nonisolated(unsafe) private var stopSignalPipe: (read: Int32, write: Int32) = (-1, -1)
+
+/// Installs the SIGTERM/SIGINT handlers; call first thing, before any thread or listener exists.
+func installStopSignalHandlers() {
+    var fds: [Int32] = [-1, -1]
+    guard pipe(&fds) == 0 else { return }
+    stopSignalPipe = (fds[0], fds[1])
+    for sig in [SIGTERM, SIGINT] {
+        var action = sigaction()
+        action.__sigaction_handler.sa_handler = { sig in
+            var byte = UInt8(truncatingIfNeeded: sig)
+            _ = write(stopSignalPipe.write, &byte, 1)
+        }
+        sigemptyset(&action.sa_mask)
+        action.sa_flags = SA_RESTART
+        sigaction(sig, &action, nil)
+    }
+}

@@ -1,0 +1,84 @@
+import XCTest
+@testable import SparseServe
+
+final class ConfigTests: XCTestCase {
+    func parse(_ text: String) throws -> ServiceConfig {
+        try ServiceConfig.parse(Array(text.utf8), baseDirectory: "/base/dir")
+    }
+
+    func assertConfigError(_ text: String, field: String, reasonContains: String, file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try parse(text)
+            XCTFail("accepted \(text)", file: file, line: line)
+        } catch let e as ConfigError {
+            XCTAssertEqual(e.field, field, file: file, line: line)
+            XCTAssertTrue(e.reason.contains(reasonContains), e.reason, file: file, line: line)
+        } catch {
+            XCTFail("\(error)", file: file, line: line)
+        }
+    }
+
+    func testDefaultsAndPathResolution() throws {
+        let c = try parse(#"{"endpoints": [{"name": "digits", "model": "../models/digits-mlp"}, {"name": "abs", "model": "/m"}]}"#)
+        XCTAssertEqual(c.server.port, 8000)
+        XCTAssertEqual(c.server.host, "127.0.0.1")
+        XCTAssertEqual(c.endpoints[0].modelPath, "/base/models/digits-mlp")
+        XCTAssertEqual(c.endpoints[1].modelPath, "/m")
+        XCTAssertEqual(c.endpoints[0].version, "1")
+        XCTAssertEqual(c.endpoints[0].compression.method, "dense")
+    }
+
+    func testAllServerFields() throws {
+        let c = try parse(#"""
+        {"server": {"host": "::1", "port": 0, "threads": 3, "ioThreads": 1, "maxBodyBytes": 1000, "maxConnections": 5,
+                    "maxQueueSize": 7, "headerReadTimeoutSeconds": 1.5, "bodyReadTimeoutSeconds": 2,
+                    "idleTimeoutSeconds": 3, "gracePeriodSeconds": 0},
+         "endpoints": [{"name": "d", "model": "m", "version": "2", "maxBodyBytes": 10, "compression": {"method": "dense"}}]}
+        """#)
+        XCTAssertEqual(c.server.host, "::1")
+        XCTAssertEqual(c.server.threads, 3)
+        XCTAssertEqual(c.server.headerReadTimeoutSeconds, 1.5)
+        XCTAssertEqual(c.server.gracePeriodSeconds, 0)
+        XCTAssertEqual(c.endpoints[0].maxBodyBytes, 10)
+        XCTAssertEqual(c.endpoints[0].version, "2")
+    }
+
+    func testErrorsNameTheField() {
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m"}], "extra": 1}"#, field: "extra", reasonContains: "unknown key")
+        assertConfigError(#"{"server": {"prot": 1}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.prot", reasonContains: "unknown key")
+        assertConfigError(#"{"server": {"port": -1}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.port", reasonContains: "out of range")
+        assertConfigError(#"{"server": {"threads": 1.5}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.threads", reasonContains: "integer")
+        assertConfigError(#"{"server": {"idleTimeoutSeconds": 0}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.idleTimeoutSeconds", reasonContains: "> 0")
+        assertConfigError(#"{"server": []}"#, field: "server", reasonContains: "object")
+        assertConfigError(#"{}"#, field: "endpoints", reasonContains: "required")
+        assertConfigError(#"{"endpoints": [{"model": "m"}]}"#, field: "endpoints[0].name", reasonContains: "required")
+        assertConfigError(#"{"endpoints": [{"name": "d/e", "model": "m"}]}"#, field: "endpoints[0].name", reasonContains: "letters")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m"}, {"name": "d", "model": "n"}]}"#, field: "endpoints[1].name", reasonContains: "duplicate")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm"}}]}"#, field: "endpoints[0].compression.method", reasonContains: "not a supported")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "n": 2}}]}"#, field: "endpoints[0].compression.n", reasonContains: "unknown key")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m""#, field: "", reasonContains: "invalid JSON")
+    }
+
+    func testBatchingSection() throws {
+        let c = try parse(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxBatchSize": 16, "maxQueueDelayMicroseconds": 500, "maxQueueSize": 8, "preferredBatchSizes": [8, 4], "rejectStatus": 503}}]}"#)
+        let b = c.endpoints[0].batching
+        XCTAssertEqual(b.maxBatchSize, 16)
+        XCTAssertEqual(b.maxQueueDelayMicroseconds, 500)
+        XCTAssertEqual(b.maxQueueSize, 8)
+        XCTAssertEqual(b.preferredBatchSizes, [4, 8])
+        XCTAssertEqual(b.rejectStatus, 503)
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"rejectStatus": 500}}]}"#, field: "endpoints[0].batching.rejectStatus", reasonContains: "429 or 503")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxBatchSize": 4, "preferredBatchSizes": [8]}}]}"#, field: "endpoints[0].batching.preferredBatchSizes", reasonContains: "maxBatchSize")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxDelay": 4}}]}"#, field: "endpoints[0].batching.maxDelay", reasonContains: "unknown key")
+    }
+
+    func testShippedDefaultConfigIsValid() throws {
+        var dir = URL(fileURLWithPath: #filePath)
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+            dir.deleteLastPathComponent()
+        }
+        let c = try ServiceConfig.load(path: dir.appendingPathComponent("Deploy/config.json").path)
+        XCTAssertEqual(c.endpoints.map(\.name), ["digits"])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: c.endpoints[0].modelPath + "/model.json"))
+    }
+}

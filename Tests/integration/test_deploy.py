@@ -1,0 +1,141 @@
+"""Deployment artefacts: Dockerfile lint and runtime contract, Kubernetes and Compose manifests."""
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import requests
+import yaml
+
+from conftest import BINARY, ROOT, ServerProcess
+
+DEPLOY = ROOT / "Deploy"
+K8S = DEPLOY / "kubernetes"
+VENV_BIN = pathlib.Path(sys.executable).parent
+
+
+def test_hadolint_is_clean():
+    r = subprocess.run([str(VENV_BIN / "hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def dockerfile_runtime_packages():
+    text = (ROOT / "Dockerfile").read_text()
+    runtime = text[text.rindex("FROM "):]
+    m = re.search(r"apt-get install -y --no-install-recommends ([^\\&]+)", runtime)
+    return set(m.group(1).split())
+
+
+# What debian:bookworm-slim already holds that a C/Swift binary may link against.
+BOOKWORM_SLIM_BASE = {"libc6", "libgcc-s1", "libstdc++6"}
+
+
+def test_release_binary_needs_only_the_runtime_stage_libraries():
+    allowed = BOOKWORM_SLIM_BASE | dockerfile_runtime_packages()
+    assert {"libssl3", "zlib1g", "ca-certificates"} <= allowed
+    out = subprocess.run(["ldd", BINARY], capture_output=True, text=True, timeout=30).stdout
+    libs = [line.split("=>")[1].split()[0] for line in out.splitlines() if "=>" in line and "/" in line.split("=>")[1]]
+    assert libs, out
+    for lib in libs:
+        owner = subprocess.run(["dpkg", "-S", str(pathlib.Path(lib).resolve())], capture_output=True, text=True).stdout
+        if not owner:
+            owner = subprocess.run(["dpkg", "-S", lib], capture_output=True, text=True).stdout
+        package = owner.split(":")[0]
+        assert package in allowed, f"{lib} comes from {package!r}, which the runtime stage does not install"
+    assert "libswift" not in out, "the Swift runtime must be linked statically (--static-swift-stdlib)"
+
+
+def test_binary_starts_with_the_baked_in_config_layout(tmp_path):
+    # Reproduce the image layout: /app/Deploy/config.json with ../models/digits-mlp beside it.
+    app = tmp_path / "app"
+    (app / "Deploy").mkdir(parents=True)
+    shutil.copytree(ROOT / "models" / "digits-mlp", app / "models" / "digits-mlp")
+    shutil.copy(DEPLOY / "config.json", app / "Deploy" / "config.json")
+    s = ServerProcess(app / "Deploy" / "config.json")
+    try:
+        assert requests.get(f"http://{s.authority}/v2/health/ready", timeout=5).status_code == 200
+        probe = subprocess.run([BINARY, "probe", "--url", f"http://127.0.0.1:{s.port}/v2/health/live"],
+                               capture_output=True, text=True, timeout=10)
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+    finally:
+        assert s.stop() == 0
+    probe = subprocess.run([BINARY, "probe", "--url", f"http://127.0.0.1:{s.port}/v2/health/live", "--timeout", "1"],
+                           capture_output=True, text=True, timeout=10)
+    assert probe.returncode != 0
+
+
+def load_all(path):
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_kubernetes_manifests_validate():
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = kustomization["resources"]
+    assert all((K8S / f).exists() for f in files)
+    core = [str(K8S / f) for f in files if f != "servicemonitor.yaml"]
+    r = subprocess.run([str(VENV_BIN / "kubernetes-validate"), "--strict", *core], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # ServiceMonitor is a CRD without a bundled schema: check its shape by hand.
+    sm = load_all(K8S / "servicemonitor.yaml")[0]
+    svc = load_all(K8S / "service.yaml")[0]
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1" and sm["kind"] == "ServiceMonitor"
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["endpoints"][0]["port"] in {p["name"] for p in svc["spec"]["ports"]}
+
+
+def test_deployment_is_consistent_with_the_server():
+    dep = load_all(K8S / "deployment.yaml")[0]
+    cm = load_all(K8S / "configmap.yaml")[0]
+    config = json.loads(cm["data"]["config.json"])
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["startupProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    pre_stop = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + config["server"]["gracePeriodSeconds"] + 5
+    assert pod["securityContext"]["runAsNonRoot"] and c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert dep["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(config["server"]["port"])
+    assert c["ports"][0]["containerPort"] == config["server"]["port"]
+
+
+def test_configmap_config_is_accepted_by_the_server(tmp_path):
+    cm = load_all(K8S / "configmap.yaml")[0]
+    config = json.loads(cm["data"]["config.json"])
+    for e in config["endpoints"]:
+        e["model"] = e["model"].replace("/app/models", str(ROOT / "models"))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    s = ServerProcess(path)
+    try:
+        assert requests.get(f"http://{s.authority}/v2/models/digits/ready", timeout=5).status_code == 200
+    finally:
+        assert s.stop() == 0
+
+
+def test_compose_file(server):
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    assert set(services) == {"sparse-serve", "prometheus", "grafana"}
+    assert services["sparse-serve"]["build"]["dockerfile"] == "Dockerfile"
+    assert (DEPLOY / services["sparse-serve"]["build"]["context"] / "Dockerfile").exists()
+    for name, svc in services.items():
+        for port in svc.get("ports", []):
+            assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        for volume in svc.get("volumes", []):
+            src = volume.split(":")[0]
+            assert (DEPLOY / src).exists(), f"{name}: missing {src}"
+        for dep in svc.get("depends_on", []):
+            assert dep in services
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == ["sparse-serve:8000"]
+    # every metric the Grafana dashboard queries is exported by the live server
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "sparse-serve.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    used = {re.sub(r"_(bucket|sum|count)$", "", m) for m in re.findall(r"sparseserve_[a-z_]+", exprs)}
+    exported = requests.get(f"http://{server.authority}/metrics", timeout=5).text
+    for metric in used:
+        assert f"# TYPE {metric} " in exported, f"dashboard uses {metric}, which /metrics does not export"

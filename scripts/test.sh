@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian machine with the Swift toolchain on PATH:
+#   system packages → Python venv with pinned clients → release + debug builds → Swift unit tests
+#   → integration tests against the real server over loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+
+need_apt=()
+for pkg in libssl-dev zlib1g-dev python3-venv curl pkg-config; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== installing ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import tritonclient.http, sklearn, safetensors, h11, prometheus_client, yaml, kubernetes_validate, openapi_spec_validator' 2>/dev/null; then
+    echo "== creating .venv"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r Tests/integration/requirements.txt
+fi
+
+echo "== swift build -c release (static Swift runtime, as the Dockerfile builds it)"
+swift build -c release --product sparse-serve --static-swift-stdlib
+echo "== swift test"
+set +e
+swift test > .build/swift-test.log 2>&1
+rc=$?
+set -e
+grep -vE "^Test Case .* (started|passed)|^Test Suite .* (started|passed)" .build/swift-test.log | tail -n 60
+if [ $rc -ne 0 ]; then echo "swift test failed (exit $rc); full log in .build/swift-test.log"; exit $rc; fi
+echo "== integration tests"
+SPARSESERVE_BINARY="$PWD/.build/release/sparse-serve" .venv/bin/python -m pytest -q Tests/integration
