@@ -19,8 +19,15 @@ let package = Package(
         .target(name: "SparseKernels", dependencies: ["CSparseKernels"]),
         // safetensors I/O, manifests, tensors, architectures.
         .target(name: "SparseModels", dependencies: ["SparseKernels"]),
-        // HTTP/1.1 server on POSIX sockets + Dispatch.
-        .target(name: "HTTPServer", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // System zlib (gzip/deflate) and OpenSSL (TLS), from libssl-dev / zlib1g-dev.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
+                       providers: [.apt(["libssl-dev"])]),
+        // HTTP/1.1 server on POSIX sockets + Dispatch, TLS and content coding.
+        .target(name: "HTTPServer", dependencies: [
+            "CZlib", "COpenSSL", .product(name: "Logging", package: "swift-log"),
+        ]),
         // Config, endpoints, scheduler, v2 protocol routes.
         .target(name: "SparseServe", dependencies: [
             "HTTPServer", "SparseModels", "SparseKernels",
@@ -31,6 +38,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Kernel micro-benchmarks (`swift run -c release kernel-bench`); see Benchmarks/README.md.
+        .executableTarget(name: "kernel-bench", dependencies: ["SparseKernels"], path: "Benchmarks/kernel-bench"),
         .testTarget(name: "SparseKernelsTests", dependencies: ["SparseKernels"]),
         .testTarget(name: "SparseModelsTests", dependencies: ["SparseModels"], resources: []),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
