@@ -124,7 +124,7 @@ final class BatchScheduler: @unchecked Sendable {
 
         for item in expired {
             let waited = Double(now - item.arrived) / 1000
-            item.complete(.failure(ProtocolError(503, "queue timeout expired after \(Int(waited)) µs; the request was not executed")))
+            item.complete(.failure(ProtocolError(503, "queue timeout expired after \(Int(waited)) µs; the request was not executed", reason: "timeout")))
         }
         if more { submitDrain() }
         guard !batch.isEmpty else { return }

@@ -83,6 +83,8 @@ public struct EndpointConfig: Sendable, Equatable {
 public struct ServiceConfig: Sendable, Equatable {
     public var server = ServerConfig()
     public var endpoints: [EndpointConfig] = []
+    /// Folder that relative paths resolve against (the config file's folder).
+    public var baseDirectory = FileManager.default.currentDirectoryPath
     public init() {}
 
     /// Reads and validates a config file; relative model paths resolve against the file's folder.
@@ -102,6 +104,7 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         var root = try StrictObject(json, path: "")
         var config = ServiceConfig()
+        config.baseDirectory = baseDirectory
         if let server = try root.take("server") {
             config.server = try parseServer(server, baseDirectory: baseDirectory)
         }
@@ -189,7 +192,7 @@ public struct ServiceConfig: Sendable, Equatable {
         return s
     }
 
-    private static func parseEndpoint(_ json: JSON, path: String, baseDirectory: String) throws -> EndpointConfig {
+    static func parseEndpoint(_ json: JSON, path: String, baseDirectory: String) throws -> EndpointConfig {
         var o = try StrictObject(json, path: path)
         guard let name = try o.string("name") else {
             throw ConfigError(field: "\(path).name", reason: "is required")

@@ -19,6 +19,10 @@ public final class Endpoint: @unchecked Sendable {
     public var name: String { config.name }
     public var version: String { config.version }
 
+    /// Stored weights over dense-equivalent weights. Every linear layer is dense until compressed
+    /// operators land, so this is exactly 1 for now.
+    public var density: Double { 1 }
+
     /// Platform string reported in model metadata, e.g. `sparseserve_mlp`.
     public var platform: String { "sparseserve_\(model.architecture)" }
 

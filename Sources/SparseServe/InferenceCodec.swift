@@ -5,9 +5,13 @@ import SparseModels
 public struct ProtocolError: Error, CustomStringConvertible, Sendable {
     public var status: Int
     public var message: String
-    public init(_ status: Int, _ message: String) {
+    /// Metric label for failures: `invalid_input` (4xx) or `internal` (5xx) unless set more precisely
+    /// (`timeout`, `rejected`, `cancelled`).
+    public var reason: String
+    public init(_ status: Int, _ message: String, reason: String? = nil) {
         self.status = status
         self.message = message
+        self.reason = reason ?? (status < 500 ? "invalid_input" : "internal")
     }
     public var description: String { message }
 }

@@ -3,8 +3,8 @@ import HTTPServer
 import Logging
 import SparseModels
 
-/// The running application: loaded endpoints, the compute queue and the HTTP server, with a
-/// lifecycle of `load` → `start` → `drain`.
+/// The running application: the model repository, the compute queue and the HTTP server, with a
+/// lifecycle of `start` (listen) → `loadEndpoints` (ready) → `drain`.
 public final class InferenceService: @unchecked Sendable {
     public static let version = "0.1.0"
 
@@ -12,54 +12,83 @@ public final class InferenceService: @unchecked Sendable {
     public let logger: Logger
     public let compute: ComputeQueue
     public let metrics = ServerMetrics()
-    private let endpointsByName: [String: Endpoint]
-    public let endpoints: [Endpoint]
+    public let repository: ModelRepository
     private let state = NSLock()
     private var draining = false
+    private var loaded = false
     private var server: HTTPServer?
 
-    /// Loads every endpoint's model (failing fast with the endpoint's name on any error).
-    public init(config: ServiceConfig, logger: Logger) throws {
+    /// Sets up the compute queue and the repository; models load in `loadEndpoints()`.
+    public init(config: ServiceConfig, logger: Logger) {
         self.config = config
         self.logger = logger
-        var list: [Endpoint] = []
-        for e in config.endpoints {
-            let started = Date()
-            let model: any InferenceModel
-            do {
-                model = try ModelRepository.load(directory: e.modelPath)
-            } catch {
-                throw ConfigError(field: "endpoint '\(e.name)'", reason: "cannot load model from '\(e.modelPath)': \(error)")
-            }
-            list.append(Endpoint(config: e, model: model))
-            logger.info("loaded endpoint", metadata: [
-                "endpoint": "\(e.name)", "architecture": "\(model.architecture)",
-                "compression": "\(e.compression.method)", "path": "\(e.modelPath)",
-                "ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
-            ])
-        }
-        endpoints = list
-        endpointsByName = Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) })
         compute = ComputeQueue(threads: config.server.threads, maxQueueSize: config.server.maxQueueSize)
+        repository = ModelRepository(configs: config.endpoints, compute: compute, metrics: metrics, logger: logger)
         let queue = compute
         metrics.queueDepth.collect { Double(queue.queuedCount) }
-        for e in list {
-            metrics.modelInfo.set(1, e.name, e.version, e.model.architecture, e.config.compression.method)
-            if e.config.batching.maxBatchSize > 1 && BatchScheduler.canBatch(e.model) {
-                let scheduler = BatchScheduler(model: e.model, config: e.config.batching, compute: compute)
-                let sizes = metrics.batchRows
-                let name = e.name
-                scheduler.onBatch = { rows in sizes.observe(Double(rows), name) }
-                e.scheduler = scheduler
-                metrics.endpointQueueDepth.collect(e.name) { Double(scheduler.queuedCount) }
+    }
+
+    /// Loads and warms up every endpoint; readiness turns true when all are in. Throws the first
+    /// failure, naming the endpoint.
+    public func loadEndpoints() throws {
+        try repository.loadAll()
+        state.lock()
+        loaded = true
+        state.unlock()
+    }
+
+    /// Applies a re-read config file (SIGHUP): endpoints that are new or whose settings changed are
+    /// (re)loaded with an atomic swap, endpoints no longer listed are unloaded. Server settings
+    /// (ports, threads, limits) need a restart; a change there is logged and otherwise ignored.
+    public func reload(_ newConfig: ServiceConfig) {
+        if newConfig.server != config.server {
+            logger.warning("config reload: server settings changed; they take effect only after a restart")
+        }
+        let wanted = Set(newConfig.endpoints.map(\.name))
+        for name in repository.names where !wanted.contains(name) {
+            try? repository.unload(name)
+        }
+        for e in newConfig.endpoints {
+            let current = repository.entry(e.name)
+            guard current?.config != e || current?.endpoint == nil else { continue }
+            let logger = self.logger
+            repository.load(e.name, config: e) { error in
+                if let error { logger.error("config reload: endpoint not reloaded", metadata: ["endpoint": "\(e.name)", "error": "\(error)"]) }
             }
         }
     }
 
-    /// True once started and until draining begins.
+    /// The endpoint config for a repository `load` request: `parameters.config` (an endpoint object,
+    /// or that object as a JSON string, as Triton clients send it) replaces the current config; without
+    /// it the current config is reloaded. Relative model paths resolve against the config file's folder.
+    func endpointConfig(forLoad name: String, body: [UInt8]) throws -> EndpointConfig? {
+        guard !body.isEmpty else { return nil }
+        let json = try JSON.parse(body)
+        guard json.objectValue != nil else { throw ProtocolError(400, "load request body must be a JSON object") }
+        guard var given = json["parameters"]?["config"] else { return nil }
+        if let text = given.stringValue { given = try JSON.parse(text) }
+        guard given.objectValue != nil else {
+            throw ProtocolError(400, "parameters.config must be an endpoint config object (or that object as a JSON string)")
+        }
+        var merged = given.objectValue ?? []
+        if !merged.contains(where: { $0.0 == "name" }) { merged.append(("name", .string(name))) }
+        if !merged.contains(where: { $0.0 == "model" }), let current = repository.entry(name)?.config.modelPath {
+            merged.append(("model", .string(current)))
+        }
+        let config = try ServiceConfig.parseEndpoint(.object(merged), path: "parameters.config", baseDirectory: self.config.baseDirectory)
+        guard config.name == name else {
+            throw ProtocolError(400, "parameters.config.name '\(config.name)' does not match the model in the URL '\(name)'")
+        }
+        return config
+    }
+
+    /// The endpoints currently loaded, in config order.
+    public var endpoints: [Endpoint] { repository.loadedEndpoints }
+
+    /// True once listening with every endpoint loaded, and until draining begins.
     public var isReady: Bool {
         state.lock(); defer { state.unlock() }
-        return server != nil && !draining
+        return server != nil && loaded && !draining
     }
 
     /// Constant-time check of `Authorization: Bearer <key>` against the configured keys.
@@ -87,20 +116,26 @@ public final class InferenceService: @unchecked Sendable {
     }
 
     public func endpoint(named name: String, version: String?) throws -> Endpoint {
-        guard let e = endpointsByName[name] else {
+        guard let entry = repository.entry(name) else {
             throw ProtocolError(404, "unknown model '\(name)'")
         }
-        if let version, version != e.version {
-            throw ProtocolError(404, "model '\(name)' has no version '\(version)' (available: \(e.version))")
+        if let version, version != entry.config.version {
+            throw ProtocolError(404, "model '\(name)' has no version '\(version)' (available: \(entry.config.version))")
         }
-        return e
+        guard let endpoint = entry.endpoint else {
+            throw ProtocolError(503, "model '\(name)' is not available (\(entry.state.rawValue): \(entry.reason))")
+        }
+        return endpoint
     }
+
+    /// Protocol extensions this server really implements (advertised by `GET /v2`).
+    static let extensions = ["binary_tensor_data", "statistics", "model_repository", "model_configuration"]
 
     func serverMetadata() -> JSON {
         .object([
             ("name", .string("sparse-serve")),
             ("version", .string(InferenceService.version)),
-            ("extensions", .array([.string("binary_tensor_data"), .string("statistics")])),
+            ("extensions", .array(InferenceService.extensions.map { .string($0) })),
         ])
     }
 
@@ -142,7 +177,8 @@ public final class InferenceService: @unchecked Sendable {
                 InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, metrics: metrics, logger: logger, respond: respond)
             }
             if !scheduler.enqueue(item) {
-                metrics.inferenceRequests.add(1, endpoint.name, "rejected")
+                metrics.inferenceRequests.add(1, endpoint.name, "failure")
+                metrics.inferenceFailures.add(1, endpoint.name, "rejected")
                 var response = HTTPResponse.error(status: scheduler.config.rejectStatus,
                                                   "model '\(endpoint.name)' is overloaded: \(scheduler.config.maxQueueSize) requests are already queued")
                 response.headers.set(name: "Retry-After", value: "1")
@@ -150,7 +186,8 @@ public final class InferenceService: @unchecked Sendable {
             }
         }
         if !accepted {
-            metrics.inferenceRequests.add(1, endpoint.name, "rejected")
+            metrics.inferenceRequests.add(1, endpoint.name, "failure")
+            metrics.inferenceFailures.add(1, endpoint.name, "rejected")
             var response = HTTPResponse.error(status: 503, "server is overloaded: \(compute.maxQueueSize) requests are already queued")
             response.headers.set(name: "Retry-After", value: "1")
             respond(response)
@@ -161,12 +198,13 @@ public final class InferenceService: @unchecked Sendable {
     static func answer(_ endpoint: Endpoint, _ request: InferenceRequest?, _ result: Result<[String: Tensor], Error>,
                        arrived: UInt64, started: UInt64, metrics: ServerMetrics, logger: Logger,
                        respond: @Sendable (HTTPResponse) -> Void) {
-        func finish(_ outcome: String) {
+        func finish(_ outcome: String, reason: String? = nil) {
             let now = DispatchTime.now().uptimeNanoseconds
             metrics.inferenceQueueSeconds.observe(Double(started - arrived) / 1e9, endpoint.name)
             metrics.inferenceComputeSeconds.observe(Double(now - started) / 1e9, endpoint.name)
             metrics.inferenceTotalSeconds.observe(Double(now - arrived) / 1e9, endpoint.name)
             metrics.inferenceRequests.add(1, endpoint.name, outcome)
+            if let reason { metrics.inferenceFailures.add(1, endpoint.name, reason) }
         }
         do {
             let results: [String: Tensor]
@@ -198,11 +236,11 @@ public final class InferenceService: @unchecked Sendable {
             }
         } catch let error as ProtocolError {
             endpoint.record(success: false)
-            finish("failure")
+            finish("failure", reason: error.reason)
             respond(.error(status: error.status, error.message))
         } catch {
             endpoint.record(success: false)
-            finish("failure")
+            finish("failure", reason: "internal")
             logger.error("inference failed", metadata: ["endpoint": "\(endpoint.name)", "error": "\(error)"])
             respond(.error(status: 500, "inference failed: \(error)"))
         }
@@ -221,10 +259,12 @@ public final class InferenceService: @unchecked Sendable {
         http.headerReadTimeout = s.headerReadTimeoutSeconds
         http.bodyReadTimeout = s.bodyReadTimeoutSeconds
         http.idleTimeout = s.idleTimeoutSeconds
-        let limits = Dictionary(uniqueKeysWithValues: endpoints.map { ($0.name, $0.config.maxBodyBytes ?? s.maxBodyBytes) })
         let defaultLimit = s.maxBodyBytes
+        let repository = self.repository
         let bodyLimit: @Sendable (String, String) -> Int = { _, path in
-            if case .infer(let model, _)? = try? Router.route(path: path), let limit = limits[model] { return limit }
+            if case .infer(let model, _)? = try? Router.route(path: path), let limit = repository.entry(model)?.config.maxBodyBytes {
+                return limit
+            }
             return defaultLimit
         }
         let router = Router(service: self)
@@ -232,6 +272,7 @@ public final class InferenceService: @unchecked Sendable {
             router.handle(request, respond)
         }
         try server.start()
+        metrics.openConnections.collect { Double(server.activeConnectionCount) }
         state.lock()
         self.server = server
         state.unlock()

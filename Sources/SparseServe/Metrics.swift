@@ -53,6 +53,15 @@ public final class MetricFamily: @unchecked Sendable {
         collectors[labels] = read
     }
 
+    /// Drops one labelled series (e.g. the info line of a model that was reloaded with another method).
+    public func remove(_ labels: String...) {
+        lock.lock(); defer { lock.unlock() }
+        values[labels] = nil
+        histograms[labels] = nil
+        collectors[labels] = nil
+        order.removeAll { $0 == labels }
+    }
+
     /// Records one histogram observation.
     public func observe(_ value: Double, _ labels: String...) {
         lock.lock(); defer { lock.unlock() }
@@ -124,8 +133,8 @@ public final class MetricsRegistry: @unchecked Sendable {
 
     public init() {}
 
-    /// Geometric latency buckets from 10 µs to ~60 s (factor 1.5), fine enough for sub-ms kernels.
-    public static let latencyBuckets: [Double] = (0..<39).map { 1e-5 * pow(1.5, Double($0)) }.map { Double(String(format: "%.6g", $0))! }
+    /// Geometric latency buckets from 50 µs to ~70 s (factor 1.5), fine enough for sub-ms models.
+    public static let latencyBuckets: [Double] = (0..<36).map { 5e-5 * pow(1.5, Double($0)) }.map { Double(String(format: "%.6g", $0))! }
 
     public func family(_ name: String, _ help: String, _ kind: MetricFamily.Kind, labels: [String] = [], buckets: [Double] = []) -> MetricFamily {
         lock.lock(); defer { lock.unlock() }
@@ -158,6 +167,14 @@ public final class ServerMetrics: Sendable {
     public let endpointQueueDepth: MetricFamily
     public let batchRows: MetricFamily
     public let modelInfo: MetricFamily
+    public let inferenceFailures: MetricFamily
+    public let modelLoaded: MetricFamily
+    public let modelLoadFailures: MetricFamily
+    public let modelParameters: MetricFamily
+    public let modelBytes: MetricFamily
+    public let modelDensity: MetricFamily
+    public let openConnections: MetricFamily
+    public let configReloadFailures: MetricFamily
 
     public init() {
         httpRequests = registry.family("sparseserve_http_requests_total", "HTTP requests answered, by route and status code.", .counter, labels: ["route", "code"])
@@ -170,6 +187,15 @@ public final class ServerMetrics: Sendable {
         endpointQueueDepth = registry.family("sparseserve_batch_queue_depth", "Requests waiting in a model's batching queue.", .gauge, labels: ["model"])
         batchRows = registry.family("sparseserve_batch_rows", "Rows per executed batch (forward pass).", .histogram, labels: ["model"], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
         modelInfo = registry.family("sparseserve_model_info", "Loaded models (value 1) with their architecture and compression method.", .gauge, labels: ["model", "version", "architecture", "compression"])
+        inferenceFailures = registry.family("sparseserve_inference_failures_total", "Failed inference requests, by model and reason (invalid_input, rejected, timeout, cancelled, internal).", .counter, labels: ["model", "reason"])
+        modelLoaded = registry.family("sparseserve_model_loaded", "1 while the endpoint has a loaded model, 0 after an unload.", .gauge, labels: ["model"])
+        modelLoadFailures = registry.family("sparseserve_model_load_failures_total", "Model loads (start-up, repository load, SIGHUP reload) that failed.", .counter, labels: ["model"])
+        modelParameters = registry.family("sparseserve_model_parameters", "Parameters stored by the endpoint's model (after compression).", .gauge, labels: ["model"])
+        modelBytes = registry.family("sparseserve_model_bytes", "Bytes of weights the endpoint's model holds in memory.", .gauge, labels: ["model"])
+        modelDensity = registry.family("sparseserve_model_density", "Stored weights over dense-equivalent weights (1 = dense).", .gauge, labels: ["model"])
+        openConnections = registry.family("sparseserve_open_connections", "Open client connections.", .gauge)
+        configReloadFailures = registry.family("sparseserve_config_reload_failures_total", "SIGHUP config reloads rejected because the file was invalid.", .counter)
+        configReloadFailures.add(0)
         let build = registry.family("sparseserve_build_info", "Build information (value 1).", .gauge, labels: ["version"])
         build.set(1, InferenceService.version)
         let start = Date().timeIntervalSince1970

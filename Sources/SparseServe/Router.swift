@@ -22,6 +22,9 @@ public final class Router: @unchecked Sendable {
         case modelStatistics(model: String?, version: String?)
         case modelConfig(model: String, version: String?)
         case metrics
+        case repositoryIndex
+        case repositoryLoad(model: String)
+        case repositoryUnload(model: String)
 
         /// Low-cardinality label for metrics.
         var label: String {
@@ -31,6 +34,7 @@ public final class Router: @unchecked Sendable {
             case .infer: return "infer"
             case .modelStatistics: return "statistics"
             case .metrics: return "metrics"
+            case .repositoryIndex, .repositoryLoad, .repositoryUnload: return "repository"
             }
         }
 
@@ -44,7 +48,7 @@ public final class Router: @unchecked Sendable {
 
         var allowedMethods: [String] {
             switch self {
-            case .infer: return ["POST"]
+            case .infer, .repositoryIndex, .repositoryLoad, .repositoryUnload: return ["POST"]
             default: return ["GET", "HEAD"]
             }
         }
@@ -73,6 +77,12 @@ public final class Router: @unchecked Sendable {
         default: break
         }
         if rest == ["models", "stats"] { return .modelStatistics(model: nil, version: nil) }
+        if rest == ["repository", "index"] { return .repositoryIndex }
+        if rest.count == 4, rest[0] == "repository", rest[1] == "models", !rest[2].isEmpty {
+            if rest[3] == "load" { return .repositoryLoad(model: rest[2]) }
+            if rest[3] == "unload" { return .repositoryUnload(model: rest[2]) }
+            return nil
+        }
         guard rest.count >= 2, rest[0] == "models", !rest[1].isEmpty else { return nil }
         let model = rest[1]
         var tail = Array(rest.dropFirst(2))
@@ -91,9 +101,19 @@ public final class Router: @unchecked Sendable {
         }
     }
 
+    /// The client's `X-Request-ID` when it is short, visible ASCII; otherwise a fresh random id.
+    static func requestID(_ given: String?) -> String {
+        if let given, !given.isEmpty, given.utf8.count <= 200, given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            return given
+        }
+        var generator = SystemRandomNumberGenerator()
+        let a = generator.next() as UInt64, b = generator.next() as UInt64
+        return String(format: "%016llx%016llx", a, b)
+    }
+
     /// Handles one request; `respond` is called exactly once, from any thread.
     public func handle(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        let requestID = request.headers["x-request-id"]
+        let requestID = Router.requestID(request.headers["x-request-id"])
         let route = try? Router.route(path: request.path)
         let label = route?.label ?? "other"
         let counter = service.metrics.httpRequests
@@ -106,9 +126,7 @@ public final class Router: @unchecked Sendable {
                 if corsOrigin != "*" { response.headers.add(name: "Vary", value: "Origin") }
                 response.headers.set(name: "Access-Control-Expose-Headers", value: "Inference-Header-Content-Length, X-Request-ID, Retry-After")
             }
-            if let requestID, !requestID.isEmpty, requestID.utf8.count <= 200 {
-                response.headers.set(name: "X-Request-ID", value: requestID)
-            }
+            response.headers.set(name: "X-Request-ID", value: requestID)
             respond(response)
         }
         do {
@@ -159,6 +177,27 @@ public final class Router: @unchecked Sendable {
             case .modelConfig(let model, let version):
                 let endpoint = try service.endpoint(named: model, version: version)
                 reply(.json(status: 200, JSONWriter.encode(endpoint.modelConfigJSON())))
+            case .repositoryIndex:
+                let body = request.body.isEmpty ? JSON.object([]) : try JSON.parse(request.body)
+                var index = service.repository.indexJSON()
+                if let readyOnly = body["ready"]?.boolValue, readyOnly, let list = index.arrayValue {
+                    index = .array(list.filter { $0["state"]?.stringValue == ModelState.ready.rawValue })
+                }
+                reply(.json(status: 200, JSONWriter.encode(index)))
+            case .repositoryLoad(let model):
+                let config = try service.endpointConfig(forLoad: model, body: request.body)
+                service.repository.load(model, config: config) { error in
+                    if let error = error as? ProtocolError {
+                        reply(.error(status: error.status, error.message))
+                    } else if let error {
+                        reply(.error(status: 400, "failed to load '\(model)': \(error)"))
+                    } else {
+                        reply(.json(status: 200, Array("{}".utf8)))
+                    }
+                }
+            case .repositoryUnload(let model):
+                try service.repository.unload(model)
+                reply(.json(status: 200, Array("{}".utf8)))
             case .metrics:
                 var response = HTTPResponse(status: 200, body: Array(service.metrics.registry.render().utf8))
                 response.headers.set(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
@@ -166,6 +205,10 @@ public final class Router: @unchecked Sendable {
             }
         } catch let error as ProtocolError {
             reply(.error(status: error.status, error.message))
+        } catch let error as JSONParseError {
+            reply(.error(status: 400, "malformed JSON body: \(error)"))
+        } catch let error as ConfigError {
+            reply(.error(status: 400, error.description))
         } catch {
             reply(.error(status: 500, "internal error: \(error)"))
         }

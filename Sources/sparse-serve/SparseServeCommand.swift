@@ -56,7 +56,7 @@ struct Serve: ParsableCommand {
         if let host { settings.server.host = host }
         if let port { settings.server.port = port }
         if let threads { settings.server.threads = threads }
-        try runServer(settings, logger: logger)
+        try runServer(settings, configPath: config, logger: logger)
     }
 }
 
@@ -66,20 +66,22 @@ struct ExitMessage: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// Starts the service and parks the main thread; SIGTERM/SIGINT drain and exit 0.
+/// Starts the service and parks the main thread; SIGTERM/SIGINT drain and exit 0, SIGHUP re-reads
+/// the config file and reloads the endpoints that changed.
 /// Kept out of top-level code so Dispatch closures are not main-actor isolated.
-func runServer(_ settings: ServiceConfig, logger: Logger) throws -> Never {
-    let service: InferenceService
-    do {
-        service = try InferenceService(config: settings, logger: logger)
-    } catch {
-        throw ExitMessage("\(error)")
-    }
+func runServer(_ settings: ServiceConfig, configPath: String, logger: Logger) throws -> Never {
+    let service = InferenceService(config: settings, logger: logger)
     let url: String
     do {
         url = try service.start()
     } catch {
         throw ExitMessage("cannot listen on \(settings.server.host):\(settings.server.port): \(error)")
+    }
+    // The port is open (liveness answers, readiness says 503) while the models load and warm up.
+    do {
+        try service.loadEndpoints()
+    } catch {
+        throw ExitMessage("\(error)")
     }
     logger.info("SparseServe \(InferenceService.version) ready", metadata: [
         "url": "\(url)", "endpoints": "\(service.endpoints.map(\.name).joined(separator: ","))",
@@ -91,7 +93,18 @@ func runServer(_ settings: ServiceConfig, logger: Logger) throws -> Never {
     // A signal that arrived before this point is already waiting in the pipe: none is lost.
     let waiter = Thread {
         var byte: UInt8 = 0
-        while read(stopSignalPipe.read, &byte, 1) < 0 && errno == EINTR {}
+        while true {
+            let n = read(stopSignalPipe.read, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1, Int32(byte) == SIGHUP else { break }
+            logger.info("SIGHUP: reloading config", metadata: ["config": "\(configPath)"])
+            do {
+                service.reload(try ServiceConfig.load(path: configPath))
+            } catch {
+                logger.error("config reload failed; keeping the running endpoints", metadata: ["error": "\(error)"])
+                service.metrics.configReloadFailures.add(1)
+            }
+        }
         logger.info("signal received; draining", metadata: ["signal": "\(byte)", "graceSeconds": "\(settings.server.gracePeriodSeconds)"])
         service.drain()
         logger.info("stopped")
@@ -102,15 +115,15 @@ func runServer(_ settings: ServiceConfig, logger: Logger) throws -> Never {
     dispatchMain()
 }
 
-/// Self-pipe for SIGTERM/SIGINT: the async-signal-safe handler writes the signal number, a thread reads it.
+/// Self-pipe for SIGTERM/SIGINT/SIGHUP: the async-signal-safe handler writes the signal number, a thread reads it.
 nonisolated(unsafe) private var stopSignalPipe: (read: Int32, write: Int32) = (-1, -1)
 
-/// Installs the SIGTERM/SIGINT handlers; call first thing, before any thread or listener exists.
+/// Installs the SIGTERM/SIGINT/SIGHUP handlers; call first thing, before any thread or listener exists.
 func installStopSignalHandlers() {
     var fds: [Int32] = [-1, -1]
     guard pipe(&fds) == 0 else { return }
     stopSignalPipe = (fds[0], fds[1])
-    for sig in [SIGTERM, SIGINT] {
+    for sig in [SIGTERM, SIGINT, SIGHUP] {
         var action = sigaction()
         action.__sigaction_handler.sa_handler = { sig in
             var byte = UInt8(truncatingIfNeeded: sig)
