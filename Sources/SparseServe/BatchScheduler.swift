@@ -31,7 +31,7 @@ struct PendingInference {
 
 /// Coalesces concurrent requests for one model into forward passes of up to `maxBatchSize` rows
 /// (inputs concatenated along the first dimension, outputs split back). Batches run as jobs on the
-/// shared `ComputeQueue`, so several endpoints share the compute threads in FIFO order.
+/// shared `ComputeQueue` in the endpoint's lane, so endpoints share the compute threads in turn.
 final class BatchScheduler: @unchecked Sendable {
     let config: BatchingConfig
     private let model: any InferenceModel
@@ -43,7 +43,11 @@ final class BatchScheduler: @unchecked Sendable {
     /// Called with the row count of every executed batch (metrics).
     var onBatch: (@Sendable (Int) -> Void)?
 
-    init(model: any InferenceModel, config: BatchingConfig, compute: ComputeQueue) {
+    /// The compute-queue lane (endpoint name) batches run in.
+    let lane: String
+
+    init(model: any InferenceModel, config: BatchingConfig, compute: ComputeQueue, lane: String = "") {
+        self.lane = lane
         self.model = model
         self.config = config
         self.compute = compute
@@ -89,24 +93,21 @@ final class BatchScheduler: @unchecked Sendable {
     }
 
     private func submitDrain() {
-        if !compute.submitInternal({ [self] in self.drain() }) {
-            // The compute queue itself is saturated: run the batch when a thread frees up anyway,
-            // since the requests are already admitted.
-            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(1)) { [self] in submitDrain() }
-        }
+        compute.submitInternal(lane: lane) { [self] in self.drain() }
     }
 
     /// Takes one batch from the queue (dropping cancelled and expired requests) and runs it.
     func drain() {
         let now = DispatchTime.now().uptimeNanoseconds
         var expired: [PendingInference] = []
+        var cancelled: [PendingInference] = []
         var batch: [PendingInference] = []
         lock.lock()
         var keep: [PendingInference] = []
         var rows = 0
         let limit = cutPoint(available: pending.reduce(0) { $0 + $1.rows })
         for item in pending {
-            if item.isCancelled() { continue }
+            if item.isCancelled() { cancelled.append(item); continue }
             if let d = item.deadline, d <= now { expired.append(item); continue }
             if batch.isEmpty {
                 batch.append(item)
@@ -125,6 +126,9 @@ final class BatchScheduler: @unchecked Sendable {
         for item in expired {
             let waited = Double(now - item.arrived) / 1000
             item.complete(.failure(ProtocolError(503, "queue timeout expired after \(Int(waited)) µs; the request was not executed", reason: "timeout")))
+        }
+        for item in cancelled {
+            item.complete(.failure(ProtocolError(499, "the client closed the connection before the request ran", reason: "cancelled")))
         }
         if more { submitDrain() }
         guard !batch.isEmpty else { return }

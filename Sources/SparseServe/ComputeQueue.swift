@@ -1,14 +1,38 @@
 import Foundation
 
 /// A fixed set of compute threads that run inference jobs, separate from the HTTP I/O queues.
-/// The queue of waiting jobs is bounded: `submit` refuses work beyond `maxQueueSize` so that
+///
+/// Jobs wait in one FIFO lane per endpoint and the threads take lanes in turn (round robin), so an
+/// endpoint flooded with requests cannot starve the others: each busy lane gets every k-th free
+/// thread. The total of waiting jobs is bounded: `submit` refuses work beyond `maxQueueSize`, so
 /// overload turns into a fast 503 instead of unbounded memory growth.
 public final class ComputeQueue: @unchecked Sendable {
     public typealias Job = @Sendable () -> Void
 
+    /// One endpoint's waiting jobs (a ring-friendly FIFO).
+    private struct Lane {
+        var jobs: [Job] = []
+        var head = 0
+        var isEmpty: Bool { head == jobs.count }
+        mutating func pop() -> Job {
+            let job = jobs[head]
+            head += 1
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024 && head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            return job
+        }
+    }
+
     private let condition = NSCondition()
-    private var jobs: [Job] = []
-    private var head = 0
+    private var lanes: [String: Lane] = [:]
+    /// Lanes with waiting jobs, in the order they will be served.
+    private var turn: [String] = []
+    private var queued = 0
     private var stopping = false
     private var threads: [Thread] = []
     private var running = 0
@@ -28,11 +52,10 @@ public final class ComputeQueue: @unchecked Sendable {
         }
     }
 
-
     /// Jobs waiting for a thread (not counting running ones).
     public var queuedCount: Int {
         condition.lock(); defer { condition.unlock() }
-        return jobs.count - head
+        return queued
     }
 
     /// Jobs currently running.
@@ -41,25 +64,22 @@ public final class ComputeQueue: @unchecked Sendable {
         return running
     }
 
-    /// Enqueues a new request's job; returns false (and drops it) when the queue is full or stopping.
+    /// Enqueues a new request's job in `lane` (the endpoint name); returns false (and drops it)
+    /// when the queue is full or stopping.
     @discardableResult
-    public func submit(_ job: @escaping Job) -> Bool {
+    public func submit(lane: String = "", _ job: @escaping Job) -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        guard !stopping, jobs.count - head < maxQueueSize else { return false }
-        jobs.append(job)
-        condition.signal()
+        guard !stopping, queued < maxQueueSize else { return false }
+        append(job, to: lane)
         return true
     }
 
     /// Enqueues follow-up work for requests already admitted (a batch to run); never refused.
-    @discardableResult
-    func submitInternal(_ job: @escaping Job) -> Bool {
+    func submitInternal(lane: String = "", _ job: @escaping Job) {
         condition.lock()
         defer { condition.unlock() }
-        jobs.append(job)
-        condition.signal()
-        return true
+        append(job, to: lane)
     }
 
     /// Refuses new requests from now on; admitted work still runs. The threads stay parked until
@@ -70,16 +90,26 @@ public final class ComputeQueue: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Caller holds the lock.
+    private func append(_ job: @escaping Job, to lane: String) {
+        if lanes[lane, default: Lane()].isEmpty { turn.append(lane) }
+        lanes[lane, default: Lane()].jobs.append(job)
+        queued += 1
+        condition.signal()
+    }
+
     private func workerLoop() {
         while true {
             condition.lock()
-            while head == jobs.count { condition.wait() }
-            let job = jobs[head]
-            head += 1
-            if head > 1024 && head * 2 > jobs.count {
-                jobs.removeFirst(head)
-                head = 0
+            while turn.isEmpty { condition.wait() }
+            let lane = turn.removeFirst()
+            let job = lanes[lane]!.pop()
+            if lanes[lane]!.isEmpty {
+                lanes[lane] = nil
+            } else {
+                turn.append(lane)
             }
+            queued -= 1
             running += 1
             condition.unlock()
             job()

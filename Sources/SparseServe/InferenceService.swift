@@ -155,7 +155,7 @@ public final class InferenceService: @unchecked Sendable {
         let arrived = DispatchTime.now().uptimeNanoseconds
         let metrics = self.metrics
         let logger = self.logger
-        let accepted = compute.submit {
+        let accepted = compute.submit(lane: endpoint.name) {
             let model = endpoint.model
             let request: InferenceRequest
             do {

@@ -156,7 +156,7 @@ public final class ModelRepository: @unchecked Sendable {
         }
         let endpoint = Endpoint(config: config, model: model)
         if config.batching.maxBatchSize > 1 && BatchScheduler.canBatch(model) {
-            let scheduler = BatchScheduler(model: model, config: config.batching, compute: compute)
+            let scheduler = BatchScheduler(model: model, config: config.batching, compute: compute, lane: config.name)
             let sizes = metrics.batchRows
             let name = config.name
             scheduler.onBatch = { rows in sizes.observe(Double(rows), name) }
@@ -171,6 +171,9 @@ public final class ModelRepository: @unchecked Sendable {
         }
         metrics.modelInfo.set(1, e.name, e.version, e.model.architecture, e.config.compression.method)
         metrics.modelLoaded.set(1, e.name)
+        // Series exist from the start at 0, so rate()/increase() see the first requests.
+        for outcome in ["success", "failure"] { metrics.inferenceRequests.add(0, e.name, outcome) }
+        metrics.inferenceRows.add(0, e.name)
         let summary = ModelLoader.summary(of: e.model)
         let parameters = Double(summary?.parameterCount ?? 0)
         metrics.modelParameters.set(parameters, e.name)

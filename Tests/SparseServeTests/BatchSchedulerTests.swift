@@ -66,12 +66,13 @@ final class BatchSchedulerTests: XCTestCase {
         let results = ResultBox()
         let expired = expectation(description: "expired answered")
         let served = expectation(description: "served")
+        let dropped = expectation(description: "cancelled request completed without running")
         // Occupy the only compute thread so the queue fills up.
         compute.submit { Thread.sleep(forTimeInterval: 0.2) }
         XCTAssertTrue(scheduler.enqueue(pending([1, 1], deadline: DispatchTime.now().uptimeNanoseconds + 1_000_000) { r in results.set(0, r); expired.fulfill() }))
-        XCTAssertTrue(scheduler.enqueue(pending([2, 2], cancelled: true) { _ in XCTFail("a cancelled request must not be answered") }))
+        XCTAssertTrue(scheduler.enqueue(pending([2, 2], cancelled: true) { r in results.set(2, r); dropped.fulfill() }))
         XCTAssertFalse(scheduler.enqueue(pending([3, 3]) { _ in XCTFail("a refused request must not be answered") }), "queue of 2 is full")
-        wait(for: [expired], timeout: 5)
+        wait(for: [expired, dropped], timeout: 5)
         XCTAssertTrue(scheduler.enqueue(pending([5, 5]) { r in results.set(1, r); served.fulfill() }))
         wait(for: [served], timeout: 5)
         XCTAssertThrowsError(try results.get(0).get()) { e in
@@ -79,6 +80,9 @@ final class BatchSchedulerTests: XCTestCase {
             XCTAssertTrue((e as? ProtocolError)?.message.contains("queue timeout") ?? false)
         }
         XCTAssertEqual(try results.get(1).get()["y"], Tensor(shape: [1, 2], storage: .fp32([10, 10])))
+        XCTAssertThrowsError(try results.get(2).get()) { e in
+            XCTAssertEqual((e as? ProtocolError)?.reason, "cancelled")
+        }
         XCTAssertEqual(model.batches, [1], "the expired and cancelled requests never ran")
     }
 
