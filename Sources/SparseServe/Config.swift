@@ -27,8 +27,11 @@ public struct ServerConfig: Sendable, Equatable {
     public var idleTimeoutSeconds = 60.0
     /// How long a SIGTERM/SIGINT waits for in-flight requests before closing everything.
     public var gracePeriodSeconds = 30.0
-    /// When non-empty, every route except health and metrics needs `Authorization: Bearer <key>`.
+    /// When non-empty, every route except the public ones needs `Authorization: Bearer <key>`.
     public var apiKeys: [String] = []
+    /// Route groups reachable without a key even when keys are configured:
+    /// any of `health`, `metrics`, `metadata`, `openapi`.
+    public var publicRoutes: Set<String> = ["health", "metrics", "openapi"]
     /// Cross-origin access for browser clients; nil = no CORS headers.
     public var cors: CORSConfig?
     /// HTTPS listener settings; nil = plaintext only.
@@ -73,6 +76,9 @@ public struct EndpointConfig: Sendable, Equatable {
     /// Per-endpoint request body cap; defaults to the server's.
     public var maxBodyBytes: Int?
     public var batching = BatchingConfig()
+    /// Keys accepted for this endpoint's routes (in addition to the server's); when set, the
+    /// endpoint needs a key even if the server has none.
+    public var apiKeys: [String] = []
     public init(name: String, modelPath: String) {
         self.name = name
         self.modelPath = modelPath
@@ -147,16 +153,14 @@ public struct ServiceConfig: Sendable, Equatable {
         if let v = try o.seconds("bodyReadTimeoutSeconds") { s.bodyReadTimeoutSeconds = v }
         if let v = try o.seconds("idleTimeoutSeconds") { s.idleTimeoutSeconds = v }
         if let v = try o.seconds("gracePeriodSeconds", allowZero: true) { s.gracePeriodSeconds = v }
-        if let v = try o.take("apiKeys") {
-            guard let list = v.arrayValue, !list.isEmpty else {
-                throw ConfigError(field: "server.apiKeys", reason: "must be a non-empty array of strings")
+        if let v = try o.take("apiKeys") { s.apiKeys = try parseKeys(v, field: "server.apiKeys") }
+        if let v = try o.take("publicRoutes") {
+            let known: Set<String> = ["health", "metrics", "metadata", "openapi"]
+            guard let list = v.arrayValue?.compactMap(\.stringValue), list.count == v.arrayValue?.count,
+                  list.allSatisfy(known.contains) else {
+                throw ConfigError(field: "server.publicRoutes", reason: "must be an array of: \(known.sorted().joined(separator: ", "))")
             }
-            s.apiKeys = try list.map { item in
-                guard let k = item.stringValue, k.utf8.count >= 16, k.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
-                    throw ConfigError(field: "server.apiKeys", reason: "each key must be a string of at least 16 visible ASCII characters")
-                }
-                return k
-            }
+            s.publicRoutes = Set(list)
         }
         if let v = try o.take("tls") {
             var to = try StrictObject(v, path: "server.tls")
@@ -209,6 +213,7 @@ public struct ServiceConfig: Sendable, Equatable {
             e.version = v
         }
         if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { e.maxBodyBytes = v }
+        if let v = try o.take("apiKeys") { e.apiKeys = try parseKeys(v, field: "\(path).apiKeys") }
         if let b = try o.take("batching") {
             e.batching = try parseBatching(b, path: "\(path).batching")
         }
@@ -249,6 +254,19 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         try o.finish()
         return b
+    }
+
+    /// API keys: a non-empty array of strings of at least 16 visible ASCII characters.
+    private static func parseKeys(_ v: JSON, field: String) throws -> [String] {
+        guard let list = v.arrayValue, !list.isEmpty else {
+            throw ConfigError(field: field, reason: "must be a non-empty array of strings")
+        }
+        return try list.map { item in
+            guard let k = item.stringValue, k.utf8.count >= 16, k.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                throw ConfigError(field: field, reason: "each key must be a string of at least 16 visible ASCII characters")
+            }
+            return k
+        }
     }
 
     private static func isValidName(_ s: String) -> Bool {

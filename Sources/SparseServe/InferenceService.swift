@@ -91,9 +91,12 @@ public final class InferenceService: @unchecked Sendable {
         return server != nil && loaded && !draining
     }
 
-    /// Constant-time check of `Authorization: Bearer <key>` against the configured keys.
-    func isAuthorized(_ header: String?) -> Bool {
-        let keys = config.server.apiKeys
+    /// Checks `Authorization: Bearer <key>` for a request to `model` (nil = not a model route):
+    /// the server's keys always count, the endpoint's keys count for its own routes. With no keys
+    /// configured for the request, it is allowed. Every key is compared in constant time.
+    func isAuthorized(_ header: String?, model: String?) -> Bool {
+        let endpointKeys = model.flatMap { repository.entry($0)?.config.apiKeys } ?? []
+        let keys = config.server.apiKeys + endpointKeys
         guard !keys.isEmpty else { return true }
         guard let header, header.lowercased().hasPrefix("bearer ") else { return false }
         let given = Array(header.dropFirst(7).trimmingCharacters(in: .whitespaces).utf8)

@@ -38,11 +38,23 @@ public final class Router: @unchecked Sendable {
             }
         }
 
-        /// Health and metrics stay public so probes and scrapers need no secret.
-        var requiresAuthentication: Bool {
+        /// The group `server.publicRoutes` names to exempt a route from API keys.
+        var accessGroup: String {
             switch self {
-            case .live, .ready, .metrics: return false
-            default: return true
+            case .live, .ready, .modelReady: return "health"
+            case .metrics: return "metrics"
+            case .serverMetadata, .modelMetadata, .modelConfig: return "metadata"
+            default: return "protected"
+            }
+        }
+
+        /// The model a route acts on, for per-endpoint keys (repository actions need a server key).
+        var model: String? {
+            switch self {
+            case .modelMetadata(let m, _), .modelReady(let m, _), .infer(let m, _), .modelConfig(let m, _):
+                return m
+            case .modelStatistics(let m, _): return m
+            default: return nil
             }
         }
 
@@ -146,7 +158,8 @@ public final class Router: @unchecked Sendable {
                 response.headers.set(name: "Allow", value: route.allowedMethods.joined(separator: ", "))
                 return reply(response)
             }
-            if route.requiresAuthentication, !service.isAuthorized(request.headers["authorization"]) {
+            if !service.config.server.publicRoutes.contains(route.accessGroup),
+               !service.isAuthorized(request.headers["authorization"], model: route.model) {
                 var response = HTTPResponse.error(status: 401, "missing or invalid API key; send 'Authorization: Bearer <key>'")
                 response.headers.set(name: "WWW-Authenticate", value: "Bearer realm=\"sparse-serve\"")
                 return reply(response)

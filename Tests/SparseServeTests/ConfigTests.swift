@@ -59,6 +59,17 @@ final class ConfigTests: XCTestCase {
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m""#, field: "", reasonContains: "invalid JSON")
     }
 
+    func testKeysAndPublicRoutes() throws {
+        let c = try parse(#"{"server": {"publicRoutes": ["health"]}, "endpoints": [{"name": "d", "model": "m", "apiKeys": ["0123456789abcdefXYZ"]}]}"#)
+        XCTAssertEqual(c.server.publicRoutes, ["health"])
+        XCTAssertEqual(c.endpoints[0].apiKeys, ["0123456789abcdefXYZ"])
+        XCTAssertEqual(try parse(#"{"endpoints": [{"name": "d", "model": "m"}]}"#).server.publicRoutes, ["health", "metrics", "openapi"])
+        assertConfigError(#"{"server": {"publicRoutes": ["health", "infer"]}, "endpoints": [{"name": "d", "model": "m"}]}"#,
+                          field: "server.publicRoutes", reasonContains: "health, metadata, metrics, openapi")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "apiKeys": ["short"]}]}"#,
+                          field: "endpoints[0].apiKeys", reasonContains: "at least 16")
+    }
+
     func testBatchingSection() throws {
         let c = try parse(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxBatchSize": 16, "maxQueueDelayMicroseconds": 500, "maxQueueSize": 8, "preferredBatchSizes": [8, 4], "rejectStatus": 503}}]}"#)
         let b = c.endpoints[0].batching

@@ -65,3 +65,44 @@ def test_cors_preflight_and_headers(secured):
     assert "Access-Control-Allow-Origin" not in r.headers
     r = requests.options(base + "/v2/models/digits/infer", headers={"Origin": "https://evil.example"}, timeout=5)
     assert r.status_code == 405
+
+
+EKEY = "endpoint-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def per_endpoint(tmp_path_factory):
+    endpoints = [dict(DEFAULT_ENDPOINTS[0], apiKeys=[EKEY]), DEFAULT_ENDPOINTS[1]]
+    path = write_config(tmp_path_factory.mktemp("sec2"), endpoints, server={"publicRoutes": ["health"]})
+    s = ServerProcess(path)
+    yield s
+    assert s.stop() == 0
+
+
+def test_per_endpoint_keys(per_endpoint):
+    base = per_endpoint.url
+    url = base + "/v2/models/digits/infer"
+    assert requests.post(url, data=ONE, timeout=5).status_code == 401
+    assert requests.post(url, data=ONE, headers={"Authorization": "Bearer " + KEY}, timeout=5).status_code == 401
+    assert requests.post(url, data=ONE, headers={"Authorization": "Bearer " + EKEY}, timeout=5).status_code == 200
+    assert requests.get(base + "/v2/models/digits", timeout=5).status_code == 401
+    # the other endpoint has no key, and the server has none: open
+    assert requests.get(base + "/v2/models/identity", timeout=5).status_code == 200
+    # health stays public (publicRoutes), metrics are open too because no server key exists
+    assert requests.get(base + "/v2/models/digits/ready", timeout=5).status_code == 200
+    assert requests.get(base + "/metrics", timeout=5).status_code == 200
+
+
+def test_public_routes_are_configurable(tmp_path):
+    path = write_config(tmp_path, DEFAULT_ENDPOINTS[:1], server={"apiKeys": [KEY], "publicRoutes": ["health", "metadata"]})
+    s = ServerProcess(path)
+    try:
+        base = s.url
+        assert requests.get(base + "/metrics", timeout=5).status_code == 401
+        assert requests.get(base + "/metrics", headers={"Authorization": "Bearer " + KEY}, timeout=5).status_code == 200
+        assert requests.get(base + "/v2/models/digits", timeout=5).status_code == 200
+        assert requests.get(base + "/v2", timeout=5).status_code == 200
+        assert requests.post(base + "/v2/models/digits/infer", data=ONE, timeout=5).status_code == 401
+        assert requests.post(base + "/v2/repository/index", timeout=5).status_code == 401
+    finally:
+        assert s.stop() == 0
