@@ -126,6 +126,10 @@ public final class InferenceService: @unchecked Sendable {
             throw ProtocolError(404, "model '\(name)' has no version '\(version)' (available: \(entry.config.version))")
         }
         guard let endpoint = entry.endpoint else {
+            if entry.reason == ModelRepository.unloadedReason {
+                // Deliberately out of service: not a server fault, and retrying will not help.
+                throw ProtocolError(404, "model '\(name)' is unloaded; POST /v2/repository/models/\(name)/load to serve it again")
+            }
             throw ProtocolError(503, "model '\(name)' is not available (\(entry.state.rawValue): \(entry.reason))")
         }
         return endpoint

@@ -22,6 +22,7 @@ public final class Router: @unchecked Sendable {
         case modelStatistics(model: String?, version: String?)
         case modelConfig(model: String, version: String?)
         case metrics
+        case openAPI
         case repositoryIndex
         case repositoryLoad(model: String)
         case repositoryUnload(model: String)
@@ -34,6 +35,7 @@ public final class Router: @unchecked Sendable {
             case .infer: return "infer"
             case .modelStatistics: return "statistics"
             case .metrics: return "metrics"
+            case .openAPI: return "openapi"
             case .repositoryIndex, .repositoryLoad, .repositoryUnload: return "repository"
             }
         }
@@ -43,6 +45,7 @@ public final class Router: @unchecked Sendable {
             switch self {
             case .live, .ready, .modelReady: return "health"
             case .metrics: return "metrics"
+            case .openAPI: return "openapi"
             case .serverMetadata, .modelMetadata, .modelConfig: return "metadata"
             default: return "protected"
             }
@@ -78,6 +81,7 @@ public final class Router: @unchecked Sendable {
             segments.append(decoded)
         }
         if segments == ["metrics"] { return .metrics }
+        if segments == ["openapi.yaml"] { return .openAPI }
         guard segments.first == "v2" else { return nil }
         let rest = Array(segments.dropFirst())
         switch rest.count {
@@ -211,6 +215,10 @@ public final class Router: @unchecked Sendable {
             case .repositoryUnload(let model):
                 try service.repository.unload(model)
                 reply(.json(status: 200, Array("{}".utf8)))
+            case .openAPI:
+                var response = HTTPResponse(status: 200, body: Array(OpenAPIDocument.yaml.utf8))
+                response.headers.set(name: "Content-Type", value: "application/yaml; charset=utf-8")
+                reply(response)
             case .metrics:
                 var response = HTTPResponse(status: 200, body: Array(service.metrics.registry.render().utf8))
                 response.headers.set(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")

@@ -46,8 +46,8 @@ def test_unload_then_load(repo_server):
     r = requests.post(base + "/v2/repository/models/identity/unload", timeout=5)
     assert r.status_code == 200 and r.json() == {}
     r = requests.get(base + "/v2/models/identity", timeout=5)
-    assert r.status_code == 503 and "not available" in r.json()["error"]
-    assert requests.get(base + "/v2/models/identity/ready", timeout=5).status_code == 503
+    assert r.status_code == 404 and "unloaded" in r.json()["error"]
+    assert requests.get(base + "/v2/models/identity/ready", timeout=5).status_code == 404
     assert index(base)["identity"]["state"] == "UNAVAILABLE"
     assert "identity" not in index(base, ready=True)
     r = requests.post(base + "/v2/repository/models/identity/load", timeout=30)
