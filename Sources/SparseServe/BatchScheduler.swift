@@ -14,6 +14,11 @@ public struct BatchingConfig: Sendable, Equatable {
     public var preferredBatchSizes: [Int] = []
     /// Status for a refused request: 429 (default) or 503.
     public var rejectStatus = 429
+    /// Run a request at once when no batch of this endpoint is queued or running, instead of
+    /// holding it for `maxQueueDelayMicroseconds`: a lone client pays no batching delay, and
+    /// under load requests still gather while the previous batch runs (the next batch starts
+    /// as soon as it finishes). false = always wait for the delay or a full batch (Triton's rule).
+    public var dispatchWhenIdle = true
     public init() {}
 }
 
@@ -39,6 +44,8 @@ final class BatchScheduler: @unchecked Sendable {
     private let lock = NSLock()
     private var pending: [PendingInference] = []
     private var timerArmed = false
+    /// Drain jobs submitted to the compute queue and not finished yet.
+    private var activeDrains = 0
     private let timerQueue = DispatchQueue(label: "sparse-serve.batch-timer")
     /// Called with the row count of every executed batch (metrics).
     var onBatch: (@Sendable (Int) -> Void)?
@@ -73,6 +80,7 @@ final class BatchScheduler: @unchecked Sendable {
         pending.append(item)
         let rows = pending.reduce(0) { $0 + $1.rows }
         let dispatchNow = config.maxQueueDelayMicroseconds == 0 || rows >= config.maxBatchSize
+            || (config.dispatchWhenIdle && activeDrains == 0)
         var armTimer = false
         if !dispatchNow && !timerArmed {
             timerArmed = true
@@ -93,7 +101,18 @@ final class BatchScheduler: @unchecked Sendable {
     }
 
     private func submitDrain() {
-        compute.submitInternal(lane: lane) { [self] in self.drain() }
+        lock.lock()
+        activeDrains += 1
+        lock.unlock()
+        compute.submitInternal(lane: lane) { [self] in
+            self.drain()
+            lock.lock()
+            activeDrains -= 1
+            // Requests that gathered while this batch ran go next, without waiting for a timer.
+            let next = config.dispatchWhenIdle && activeDrains == 0 && !pending.isEmpty
+            lock.unlock()
+            if next { submitDrain() }
+        }
     }
 
     /// Takes one batch from the queue (dropping cancelled and expired requests) and runs it.

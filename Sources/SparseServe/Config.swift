@@ -243,6 +243,10 @@ public struct ServiceConfig: Sendable, Equatable {
             guard v == 429 || v == 503 else { throw ConfigError(field: "\(path).rejectStatus", reason: "must be 429 or 503") }
             b.rejectStatus = v
         }
+        if let v = try o.take("dispatchWhenIdle") {
+            guard let flag = v.boolValue else { throw ConfigError(field: "\(path).dispatchWhenIdle", reason: "must be true or false") }
+            b.dispatchWhenIdle = flag
+        }
         if let v = try o.take("preferredBatchSizes") {
             guard let list = v.arrayValue else { throw ConfigError(field: "\(path).preferredBatchSizes", reason: "must be an array of integers") }
             b.preferredBatchSizes = try list.map { item in

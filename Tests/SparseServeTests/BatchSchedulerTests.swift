@@ -86,6 +86,25 @@ final class BatchSchedulerTests: XCTestCase {
         XCTAssertEqual(model.batches, [1], "the expired and cancelled requests never ran")
     }
 
+    func testIdleDispatchSkipsTheDelayOnlyWhenNothingIsRunning() throws {
+        let model = DoublingModel()
+        var config = BatchingConfig()
+        config.maxBatchSize = 8
+        config.maxQueueDelayMicroseconds = 3_000_000
+        let compute = ComputeQueue(threads: 1, maxQueueSize: 10)
+        let eager = BatchScheduler(model: model, config: config, compute: compute)
+        let answered = expectation(description: "lone request answered without the 3 s delay")
+        XCTAssertTrue(eager.enqueue(pending([1, 1]) { _ in answered.fulfill() }))
+        wait(for: [answered], timeout: 1.5)
+
+        config.dispatchWhenIdle = false
+        let patient = BatchScheduler(model: model, config: config, compute: compute)
+        let held = expectation(description: "held for the delay")
+        held.isInverted = true
+        XCTAssertTrue(patient.enqueue(pending([1, 1]) { _ in held.fulfill() }))
+        wait(for: [held], timeout: 0.3)
+    }
+
     func testPoisonedRequestDoesNotFailItsNeighbours() throws {
         let model = DoublingModel()
         var config = BatchingConfig()
