@@ -83,3 +83,53 @@ def test_sigint_also_stops(tmp_path):
     s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1]))
     s.proc.send_signal(signal.SIGINT)
     assert s.proc.wait(timeout=10) == 0
+
+
+def test_sigterm_under_load_finishes_every_accepted_request(tmp_path):
+    import threading
+    import requests
+    body = (ROOT / "Tests" / "fixtures" / "digits-one.json").read_bytes()
+    s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1], server={"gracePeriodSeconds": 5}))
+    url = s.url + "/v2/models/digits/infer"
+    outcomes = {"ok": 0, "bad": [], "refused": 0, "closed_idle": 0}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def client():
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                r = session.post(url, data=body, timeout=10)
+                with lock:
+                    if r.status_code == 200 and r.json()["outputs"]:
+                        outcomes["ok"] += 1
+                    else:
+                        outcomes["bad"].append((r.status_code, r.text[:200]))
+            except requests.ConnectionError as e:
+                text = str(e)
+                with lock:
+                    if "Connection refused" in text:
+                        outcomes["refused"] += 1  # the listener is closed: never accepted
+                    elif "without response" in text:
+                        outcomes["closed_idle"] += 1  # an idle keep-alive connection closed by the drain
+                    else:
+                        outcomes["bad"].append(("error", text[:200]))
+                session = requests.Session()
+                time.sleep(0.01)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    start = time.time()
+    rc = s.stop(timeout=20)
+    elapsed = time.time() - start
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join(timeout=20)
+    assert rc == 0, "".join(s.stderr_lines)[-2000:]
+    assert elapsed < 6
+    assert outcomes["ok"] > 50
+    # no truncated response, no reset in the middle of an exchange, no 5xx for accepted requests
+    assert not outcomes["bad"], outcomes["bad"][:5]
