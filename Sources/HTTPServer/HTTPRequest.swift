@@ -52,7 +52,7 @@ public struct HTTPRequest: Sendable {
     static func split(target: String) -> (String, String?) {
         var rest = Substring(target)
         // absolute-form: drop "scheme://authority"
-        if let schemeEnd = rest.range(of: "://"), !rest.hasPrefix("/") {
+        if !rest.hasPrefix("/"), let schemeEnd = rest.range(of: "://") {
             let scheme = rest[..<schemeEnd.lowerBound].lowercased()
             if scheme == "http" || scheme == "https" {
                 rest = rest[schemeEnd.upperBound...]

@@ -75,6 +75,10 @@ public final class Router: @unchecked Sendable {
         if raw.count > 1, raw.last == "" { raw.removeLast() }
         var segments: [String] = []
         for s in raw {
+            guard s.utf8.contains(UInt8(ascii: "%")) else {
+                segments.append(s)
+                continue
+            }
             guard let decoded = s.removingPercentEncoding else {
                 throw ProtocolError(400, "invalid percent-encoding in path segment '\(s)'")
             }
@@ -123,15 +127,23 @@ public final class Router: @unchecked Sendable {
             return given
         }
         var generator = SystemRandomNumberGenerator()
-        let a = generator.next() as UInt64, b = generator.next() as UInt64
-        return String(format: "%016llx%016llx", a, b)
+        let hex = Array("0123456789abcdef".utf8)
+        var id = [UInt8](repeating: 0, count: 32)
+        for half in 0..<2 {
+            var v = generator.next() as UInt64
+            for i in (0..<16).reversed() {
+                id[half * 16 + i] = hex[Int(v & 15)]
+                v >>= 4
+            }
+        }
+        return String(decoding: id, as: UTF8.self)
     }
 
     /// Handles one request; `respond` is called exactly once, from any thread.
     public func handle(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let requestID = Router.requestID(request.headers["x-request-id"])
-        let route = try? Router.route(path: request.path)
-        let label = route?.label ?? "other"
+        let parsed = Result { try Router.route(path: request.path) }
+        let label = (try? parsed.get())??.label ?? "other"
         let counter = service.metrics.httpRequests
         let corsOrigin = service.corsOrigin(for: request.headers["origin"])
         let reply: @Sendable (HTTPResponse) -> Void = { response in
@@ -146,7 +158,7 @@ public final class Router: @unchecked Sendable {
             respond(response)
         }
         do {
-            guard let route = try Router.route(path: request.path) else {
+            guard let route = try parsed.get() else {
                 return reply(.error(status: 404, "no route for \(request.method) \(request.path)"))
             }
             if request.method == "OPTIONS", let cors = service.config.server.cors, corsOrigin != nil {
