@@ -40,6 +40,10 @@ let package = Package(
         ]),
         // Kernel micro-benchmarks (`swift run -c release kernel-bench`); see Benchmarks/README.md.
         .executableTarget(name: "kernel-bench", dependencies: ["SparseKernels"], path: "Benchmarks/kernel-bench"),
+        // Fuzz targets (HTTP parser, v2 decoder, safetensors, config, JSON). A normal build replays
+        // Fuzz/corpus; built with -sanitize=fuzzer -DFUZZING it is a libFuzzer binary (see Fuzz/README.md).
+        .executableTarget(name: "sparse-fuzz", dependencies: ["HTTPServer", "SparseModels", "SparseServe"],
+                          path: "Fuzz/sparse-fuzz"),
         .testTarget(name: "SparseKernelsTests", dependencies: ["SparseKernels"]),
         .testTarget(name: "SparseModelsTests", dependencies: ["SparseModels"], resources: []),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),

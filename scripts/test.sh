@@ -34,6 +34,14 @@ export SPARSESERVE_REQUIRE_ALL=1
 
 echo "== swift build -c release (static Swift runtime, as the Dockerfile builds it)"
 swift build -c release --product sparse-serve --static-swift-stdlib
+echo "== fuzz targets (replay build, and libFuzzer + AddressSanitizer build)"
+swift build --product sparse-fuzz
+# (the gold linker warns about every ASan-internal symbol; keep the log, show the rest)
+if ! swift build --product sparse-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
+        > .build/fuzz-build.log 2>&1; then
+    grep -v "Cannot export local symbol" .build/fuzz-build.log | tail -n 40
+    echo "fuzz build failed"; exit 1
+fi
 echo "== swift test"
 set +e
 swift test > .build/swift-test.log 2>&1
@@ -41,5 +49,15 @@ rc=$?
 set -e
 grep -vE "^Test Case .* (started|passed)|^Test Suite .* (started|passed)" .build/swift-test.log | tail -n 60
 if [ $rc -ne 0 ]; then echo "swift test failed (exit $rc); full log in .build/swift-test.log"; exit $rc; fi
+echo "== swift test under ThreadSanitizer"
+set +e
+swift test --scratch-path .build-tsan --sanitize=thread > .build/swift-test-tsan.log 2>&1
+rc=$?
+set -e
+if [ $rc -ne 0 ] || grep -q "WARNING: ThreadSanitizer" .build/swift-test-tsan.log; then
+    grep -A30 "WARNING: ThreadSanitizer" .build/swift-test-tsan.log | head -n 80
+    grep -E "error|failed" .build/swift-test-tsan.log | tail -n 20
+    echo "swift test under TSan failed (exit $rc); full log in .build/swift-test-tsan.log"; exit 1
+fi
 echo "== integration tests"
 SPARSESERVE_BINARY="$PWD/.build/release/sparse-serve" .venv/bin/python -m pytest -q Tests/integration

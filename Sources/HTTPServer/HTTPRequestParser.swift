@@ -344,6 +344,15 @@ struct HTTPRequestParser {
         guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             return HTTPParseError(status: 400, message: "invalid request target")
         }
+        // RFC 9112 §3.2: origin-form ("/path"), absolute-form ("http(s)://…"), asterisk-form only
+        // for OPTIONS, authority-form only for CONNECT. Anything else is not a request target.
+        let lowered = targetBytes.prefix(8).map(HTTPHeaders.asciiLower)
+        let isAbsolute = lowered.starts(with: Array("http://".utf8)) || lowered.starts(with: Array("https://".utf8))
+        let method = Array(methodBytes)
+        let isAsterisk = targetBytes.count == 1 && targetBytes.first == 0x2A && method == Array("OPTIONS".utf8)
+        guard targetBytes.first == 0x2F || isAbsolute || isAsterisk || method == Array("CONNECT".utf8) else {
+            return HTTPParseError(status: 400, message: "request target must be a path, an absolute http(s) URI, or * for OPTIONS")
+        }
         guard versionBytes.count == 8, versionBytes.starts(with: Array("HTTP/".utf8)) else {
             return HTTPParseError(status: 400, message: "malformed HTTP version")
         }
