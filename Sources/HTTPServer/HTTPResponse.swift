@@ -10,6 +10,9 @@ public struct HTTPResponse: Sendable {
     public var headers: HTTPHeaders
     /// The body bytes.
     public var body: [UInt8]
+    /// Smallest body compressed for clients that accept gzip/deflate; nil = the server's setting,
+    /// `Int.max` = never compress this response.
+    public var compressionMinimumBytes: Int?
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status

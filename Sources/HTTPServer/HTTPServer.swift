@@ -42,6 +42,7 @@ public final class HTTPServer: @unchecked Sendable {
     private var address = ""
     private let acceptQueue = DispatchQueue(label: "sparseserve.http.accept", qos: .userInitiated)
     private let listenerClosed = DispatchSemaphore(value: 0)
+    private var tlsContext: TLSContext?
 
     /// - Parameters:
     ///   - bodyLimit: per-request body cap by method and path; defaults to `configuration.maxBodyBytes`.
@@ -62,6 +63,7 @@ public final class HTTPServer: @unchecked Sendable {
         defer { condition.unlock() }
         guard state == .initial else { throw HTTPServerError("the server was already started") }
         signal(SIGPIPE, SIG_IGN)
+        if let tls = configuration.tls { tlsContext = try TLSContext(tls) }
         let (fd, boundAddress, boundPort) = try Socket.makeListener(
             host: configuration.host, port: configuration.port, backlog: configuration.backlog)
         loops = (0 ..< max(1, configuration.ioThreads)).map { IOLoop(label: "sparseserve.http.io.\($0)") }
@@ -214,8 +216,19 @@ public final class HTTPServer: @unchecked Sendable {
         let loop = loops[nextLoop % loops.count]
         nextLoop &+= 1
         nextConnectionID &+= 1
+        let transport: ConnectionTransport
+        if let tlsContext {
+            guard let session = try? TLSTransport(fileDescriptor: fd, context: tlsContext) else {
+                Socket.closeDescriptor(fd)
+                if rejecting { rejectingCount -= 1 } else { servingCount -= 1 }
+                return
+            }
+            transport = session
+        } else {
+            transport = TCPTransport(fileDescriptor: fd)
+        }
         let connection = HTTPConnection(
-            id: nextConnectionID, loop: loop, transport: TCPTransport(fileDescriptor: fd), remoteAddress: remote,
+            id: nextConnectionID, loop: loop, transport: transport, remoteAddress: remote,
             configuration: configuration, logger: logger, bodyLimit: bodyLimit, handler: handler,
             isRejection: rejecting, onClose: { [weak self] in self?.connectionClosed($0) })
         connections[connection.id] = connection

@@ -26,6 +26,17 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeout: Double = 60
     /// Value of the `Server` header.
     public var serverName: String = "SparseServe"
+    /// Request bodies with `Content-Encoding: gzip | deflate` are decoded before the handler sees
+    /// them (capped by the body limit → 413; corrupt → 400; other codings → 415).
+    public var decodeRequestBodies = true
+    /// Responses at least this large are compressed when the client's `Accept-Encoding` allows;
+    /// `Int.max` turns response compression off. A response may override it
+    /// (`HTTPResponse.compressionMinimumBytes`).
+    public var compressionMinimumBytes = 1024
+    /// zlib level for responses (1 fastest … 9 smallest).
+    public var compressionLevel: Int32 = 6
+    /// Serve HTTPS with this certificate and key instead of plaintext.
+    public var tls: TLSConfiguration?
 
     public init() {}
 }

@@ -36,8 +36,11 @@ public struct ServerConfig: Sendable, Equatable {
     public var cors: CORSConfig?
     /// HTTPS listener settings; nil = plaintext only.
     public var tls: TLSSettings?
-    /// Responses at least this large are compressed when the client accepts gzip/deflate.
+    /// Responses at least this large are compressed when the client accepts gzip/deflate
+    /// (per endpoint: `endpoints[i].gzip.minimumBytes`).
     public var gzipMinimumBytes = 1024
+    /// false = never compress responses (requests with Content-Encoding are still decoded).
+    public var gzipEnabled = true
     public init() {}
 }
 
@@ -76,6 +79,8 @@ public struct EndpointConfig: Sendable, Equatable {
     /// Per-endpoint request body cap; defaults to the server's.
     public var maxBodyBytes: Int?
     public var batching = BatchingConfig()
+    /// Smallest response compressed for this endpoint's inference answers; nil = the server's.
+    public var gzipMinimumBytes: Int?
     /// Keys accepted for this endpoint's routes (in addition to the server's); when set, the
     /// endpoint needs a key even if the server has none.
     public var apiKeys: [String] = []
@@ -176,6 +181,10 @@ public struct ServiceConfig: Sendable, Equatable {
         if let v = try o.take("gzip") {
             var go = try StrictObject(v, path: "server.gzip")
             if let m = try go.integer("minimumBytes", in: 0...(1 << 30)) { s.gzipMinimumBytes = m }
+            if let e = try go.take("enabled") {
+                guard let flag = e.boolValue else { throw ConfigError(field: "server.gzip.enabled", reason: "must be true or false") }
+                s.gzipEnabled = flag
+            }
             try go.finish()
         }
         if let v = try o.take("cors") {
@@ -214,6 +223,11 @@ public struct ServiceConfig: Sendable, Equatable {
         }
         if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { e.maxBodyBytes = v }
         if let v = try o.take("apiKeys") { e.apiKeys = try parseKeys(v, field: "\(path).apiKeys") }
+        if let v = try o.take("gzip") {
+            var go = try StrictObject(v, path: "\(path).gzip")
+            if let m = try go.integer("minimumBytes", in: 0...(1 << 30)) { e.gzipMinimumBytes = m }
+            try go.finish()
+        }
         if let b = try o.take("batching") {
             e.batching = try parseBatching(b, path: "\(path).batching")
         }

@@ -16,7 +16,7 @@ public final class InferenceService: @unchecked Sendable {
     private let state = NSLock()
     private var draining = false
     private var loaded = false
-    private var server: HTTPServer?
+    private var servers: [HTTPServer] = []
 
     /// Sets up the compute queue and the repository; models load in `loadEndpoints()`.
     public init(config: ServiceConfig, logger: Logger) {
@@ -88,7 +88,7 @@ public final class InferenceService: @unchecked Sendable {
     /// True once listening with every endpoint loaded, and until draining begins.
     public var isReady: Bool {
         state.lock(); defer { state.unlock() }
-        return server != nil && loaded && !draining
+        return !servers.isEmpty && loaded && !draining
     }
 
     /// Checks `Authorization: Bearer <key>` for a request to `model` (nil = not a model route):
@@ -233,14 +233,16 @@ public final class InferenceService: @unchecked Sendable {
             endpoint.record(success: true)
             metrics.inferenceRows.add(Double(request.inputs.values.first?.shape.first ?? 0), endpoint.name)
             finish("success")
+            var response: HTTPResponse
             if let jsonLength = encoded.jsonLength {
-                var response = HTTPResponse(status: 200, body: encoded.body)
+                response = HTTPResponse(status: 200, body: encoded.body)
                 response.headers.set(name: "Content-Type", value: "application/octet-stream")
                 response.headers.set(name: "Inference-Header-Content-Length", value: String(jsonLength))
-                respond(response)
             } else {
-                respond(.json(status: 200, encoded.body))
+                response = .json(status: 200, encoded.body)
             }
+            response.compressionMinimumBytes = endpoint.config.gzipMinimumBytes
+            respond(response)
         } catch let error as ProtocolError {
             endpoint.record(success: false)
             finish("failure", reason: error.reason)
@@ -253,9 +255,10 @@ public final class InferenceService: @unchecked Sendable {
         }
     }
 
-    /// Opens the listening socket. Returns the URL it listens on.
+    /// Opens the listening sockets: plaintext on `server.port`, and HTTPS on `server.tls.port`
+    /// beside it (or HTTPS alone on `server.port` when `tls.port` is absent). Returns their URLs.
     @discardableResult
-    public func start() throws -> String {
+    public func start() throws -> [String] {
         var http = HTTPServerConfiguration()
         let s = config.server
         http.host = s.host
@@ -266,6 +269,7 @@ public final class InferenceService: @unchecked Sendable {
         http.headerReadTimeout = s.headerReadTimeoutSeconds
         http.bodyReadTimeout = s.bodyReadTimeoutSeconds
         http.idleTimeout = s.idleTimeoutSeconds
+        http.compressionMinimumBytes = s.gzipEnabled ? s.gzipMinimumBytes : Int.max
         let defaultLimit = s.maxBodyBytes
         let repository = self.repository
         let bodyLimit: @Sendable (String, String) -> Int = { _, path in
@@ -274,23 +278,42 @@ public final class InferenceService: @unchecked Sendable {
             }
             return defaultLimit
         }
-        let router = Router(service: self)
-        let server = HTTPServer(configuration: http, logger: logger, bodyLimit: bodyLimit) { request, respond in
-            router.handle(request, respond)
+        var listeners: [(HTTPServerConfiguration, String)] = []
+        if let tls = s.tls {
+            var secure = http
+            secure.tls = TLSConfiguration(certificatePath: tls.certificate, privateKeyPath: tls.privateKey, clientCAPath: tls.clientCA)
+            if let port = tls.port {
+                secure.port = port
+                listeners = [(http, "http"), (secure, "https")]
+            } else {
+                listeners = [(secure, "https")]
+            }
+        } else {
+            listeners = [(http, "http")]
         }
-        try server.start()
-        metrics.openConnections.collect { Double(server.activeConnectionCount) }
+        let router = Router(service: self)
+        var started: [HTTPServer] = []
+        var urls: [String] = []
+        for (configuration, scheme) in listeners {
+            let server = HTTPServer(configuration: configuration, logger: logger, bodyLimit: bodyLimit) { request, respond in
+                router.handle(request, respond)
+            }
+            do {
+                try server.start()
+            } catch {
+                for other in started { other.stop(gracePeriod: 0) }
+                throw error
+            }
+            started.append(server)
+            let host = server.boundAddress.contains(":") ? "[\(server.boundAddress)]" : server.boundAddress
+            urls.append("\(scheme)://\(host):\(server.boundPort)")
+        }
+        let all = started
+        metrics.openConnections.collect { Double(all.reduce(0) { $0 + $1.activeConnectionCount }) }
         state.lock()
-        self.server = server
+        servers = started
         state.unlock()
-        let host = server.boundAddress.contains(":") ? "[\(server.boundAddress)]" : server.boundAddress
-        return "http://\(host):\(server.boundPort)"
-    }
-
-    /// The port actually bound (useful with port 0).
-    public var boundPort: Int? {
-        state.lock(); defer { state.unlock() }
-        return server?.boundPort
+        return urls
     }
 
     /// Graceful stop: readiness turns false, the listener closes, in-flight requests finish within
@@ -298,9 +321,11 @@ public final class InferenceService: @unchecked Sendable {
     public func drain() {
         state.lock()
         draining = true
-        let server = self.server
+        let servers = self.servers
         state.unlock()
-        server?.stop(gracePeriod: config.server.gracePeriodSeconds)
+        // Every listener drains at the same time, so the whole stop fits in one grace period.
+        let grace = config.server.gracePeriodSeconds
+        DispatchQueue.concurrentPerform(iterations: servers.count) { servers[$0].stop(gracePeriod: grace) }
         compute.shutdown()
     }
 }

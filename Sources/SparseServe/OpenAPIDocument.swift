@@ -21,6 +21,12 @@ info:
       `Authorization: Bearer <key>`; the route groups in `server.publicRoutes` (default: health,
       metrics, openapi) stay open.
     * `HEAD` is accepted wherever `GET` is and answers the same headers without a body.
+    * Request bodies may be sent with `Content-Encoding: gzip` or `deflate` (zlib, RFC 1950); the
+      decompressed size is capped by the body limit (413); other codings get 415 with
+      `Accept-Encoding`. Responses at least `server.gzip.minimumBytes` long are compressed with
+      the best coding `Accept-Encoding` allows (q-values honoured) and carry `Vary: Accept-Encoding`.
+    * HTTPS (TLS 1.2+, optional client certificates) is served when `server.tls` is configured,
+      on its own port beside plaintext or instead of it.
   license: {name: Proprietary, identifier: LicenseRef-Proprietary}
 servers:
   - url: http://127.0.0.1:8000
@@ -126,7 +132,7 @@ paths:
         endpoints with `batching` coalesce concurrent requests into one forward pass.
       operationId: modelInfer
       tags: [inference]
-      parameters: [{$ref: "#/components/parameters/InferenceHeaderContentLength"}]
+      parameters: [{$ref: "#/components/parameters/InferenceHeaderContentLength"}, {$ref: "#/components/parameters/ContentEncoding"}]
       requestBody: {$ref: "#/components/requestBodies/Infer"}
       responses: &inferResponses
         "200": {$ref: "#/components/responses/Infer"}
@@ -135,6 +141,7 @@ paths:
         "404": {$ref: "#/components/responses/NotFound"}
         "408": {$ref: "#/components/responses/Timeout"}
         "413": {$ref: "#/components/responses/TooLarge"}
+        "415": {$ref: "#/components/responses/UnsupportedEncoding"}
         "429": {$ref: "#/components/responses/Overloaded"}
         "503": {$ref: "#/components/responses/Unavailable"}
   /v2/models/{model}/versions/{version}/infer:
@@ -143,7 +150,7 @@ paths:
       summary: Inference on one version
       operationId: modelVersionInfer
       tags: [inference]
-      parameters: [{$ref: "#/components/parameters/InferenceHeaderContentLength"}]
+      parameters: [{$ref: "#/components/parameters/InferenceHeaderContentLength"}, {$ref: "#/components/parameters/ContentEncoding"}]
       requestBody: {$ref: "#/components/requestBodies/Infer"}
       responses: *inferResponses
   /v2/models/{model}/config:
@@ -324,6 +331,12 @@ components:
       required: false
       description: Length of the JSON header of a binary-tensor request (0 = raw binary body).
       schema: {type: integer, minimum: 0}
+    ContentEncoding:
+      name: Content-Encoding
+      in: header
+      required: false
+      description: Coding of the request body.
+      schema: {type: string, enum: [gzip, deflate, identity]}
   requestBodies:
     Infer:
       required: true
@@ -375,7 +388,14 @@ components:
         application/json:
           schema: {$ref: "#/components/schemas/Error"}
     TooLarge:
-      description: Body larger than the endpoint's `maxBodyBytes` (refused before it is read).
+      description: Body larger than the endpoint's `maxBodyBytes` (refused before it is read), or larger once decompressed.
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    UnsupportedEncoding:
+      description: The request body's Content-Encoding is not gzip, deflate or identity.
+      headers:
+        Accept-Encoding: {schema: {type: string}, description: "gzip, deflate, identity"}
       content:
         application/json:
           schema: {$ref: "#/components/schemas/Error"}

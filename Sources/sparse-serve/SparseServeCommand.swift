@@ -71,9 +71,9 @@ struct ExitMessage: Error, CustomStringConvertible {
 /// Kept out of top-level code so Dispatch closures are not main-actor isolated.
 func runServer(_ settings: ServiceConfig, configPath: String, logger: Logger) throws -> Never {
     let service = InferenceService(config: settings, logger: logger)
-    let url: String
+    let urls: [String]
     do {
-        url = try service.start()
+        urls = try service.start()
     } catch {
         throw ExitMessage("cannot listen on \(settings.server.host):\(settings.server.port): \(error)")
     }
@@ -84,10 +84,10 @@ func runServer(_ settings: ServiceConfig, configPath: String, logger: Logger) th
         throw ExitMessage("\(error)")
     }
     logger.info("SparseServe \(InferenceService.version) ready", metadata: [
-        "url": "\(url)", "endpoints": "\(service.endpoints.map(\.name).joined(separator: ","))",
+        "urls": "\(urls.joined(separator: " "))", "endpoints": "\(service.endpoints.map(\.name).joined(separator: ","))",
         "computeThreads": "\(settings.server.threads)", "ioThreads": "\(settings.server.ioThreads)",
     ])
-    print("SparseServe listening on \(url)")
+    for url in urls { print("SparseServe listening on \(url)") }
     fflush(nil)
 
     // A signal that arrived before this point is already waiting in the pipe: none is lost.
