@@ -2,6 +2,14 @@ import Dispatch
 import Foundation
 import Logging
 
+/// A flag the connection raises when its peer goes away during handling, read from any thread.
+final class ClientPresence: @unchecked Sendable {
+    private let lock = NSLock()
+    private var gone = false
+    func markGone() { lock.lock(); gone = true; lock.unlock() }
+    var isGone: Bool { lock.lock(); defer { lock.unlock() }; return gone }
+}
+
 /// One accepted connection: a state machine driven by dispatch sources on its I/O loop's serial queue.
 ///
 /// Requests are parsed and handled strictly one at a time; bytes of pipelined requests wait in the parser
@@ -59,6 +67,8 @@ final class HTTPConnection: @unchecked Sendable {
     private var requestToken = 0
     private var lingerDiscarded = 0
     private var headStarted: UInt64 = 0
+    /// Presence of the client for the request being handled.
+    private var presence: ClientPresence?
 
     init(id: Int, loop: IOLoop, transport: ConnectionTransport, remoteAddress: String,
          configuration: HTTPServerConfiguration, logger: Logger,
@@ -151,7 +161,10 @@ final class HTTPConnection: @unchecked Sendable {
                 return
             }
         }
-        if peerClosed { pauseReading() }
+        if peerClosed {
+            pauseReading()
+            if phase == .handling { presence?.markGone() }
+        }
         switch phase {
         case .idle, .readingHead, .readingBody:
             processInput()
@@ -235,6 +248,9 @@ final class HTTPConnection: @unchecked Sendable {
                 return respondWithServerError(400, "request body is not valid \(parsed.rawValue): \(error)")
             }
         }
+        let presence = ClientPresence()
+        self.presence = presence
+        request.isClientGone = { presence.isGone }
         phase = .handling
         disarm()
         requestToken &+= 1
@@ -257,6 +273,7 @@ final class HTTPConnection: @unchecked Sendable {
             return
         }
         inFlight = nil
+        presence = nil
         let handlerWantsClose = response.headers.values(for: "Connection").contains { value in
             value.split(separator: ",").contains { $0.trimmingASCIIWhitespace().lowercased() == "close" }
         }
@@ -450,6 +467,8 @@ final class HTTPConnection: @unchecked Sendable {
     /// Cancels every source; the descriptor is closed once the last descriptor source reports cancellation.
     private func close() {
         guard phase != .closed else { return }
+        presence?.markGone()
+        presence = nil
         phase = .closed
         inFlight = nil
         timer?.cancel()

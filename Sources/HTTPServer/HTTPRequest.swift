@@ -19,6 +19,10 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// Peer address ("127.0.0.1:53211", "[::1]:53211"), empty when unknown.
     public var remoteAddress: String
+    /// Turns true once the client has closed or reset its connection while this request is being
+    /// handled; a handler can then drop queued work for it. (A client that half-closes after
+    /// sending its request counts as gone too.)
+    public var isClientGone: @Sendable () -> Bool = { false }
 
     /// Builds a request; `path` and `query` are derived from `target`.
     public init(method: String = "GET", target: String = "/", versionMinor: Int = 1,

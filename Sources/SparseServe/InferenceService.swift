@@ -159,6 +159,7 @@ public final class InferenceService: @unchecked Sendable {
             headerLength = nil
         }
         let body = http.body
+        let clientGone = http.isClientGone
         let arrived = DispatchTime.now().uptimeNanoseconds
         let metrics = self.metrics
         let logger = self.logger
@@ -179,7 +180,7 @@ public final class InferenceService: @unchecked Sendable {
             let signature = model.inputs.map { Array((request.inputs[$0.name]?.shape ?? []).dropFirst()) }
             let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
             let item = PendingInference(request: request, rows: rows, signature: signature, arrived: arrived, deadline: deadline,
-                                        isCancelled: { false }) { result in
+                                        isCancelled: clientGone) { result in
                 let started = DispatchTime.now().uptimeNanoseconds
                 InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, metrics: metrics, logger: logger, respond: respond)
             }

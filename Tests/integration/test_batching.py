@@ -49,3 +49,26 @@ def test_queue_timeout_parameter(server):
     assert r.status_code == 400 and "timeout" in r.json()["error"]
     body["parameters"]["timeout"] = 10_000_000
     assert requests.post(f"http://{server.authority}/v2/models/digits-batched/infer", json=body, timeout=10).status_code == 200
+
+
+def test_disconnected_client_is_dropped_before_its_batch_runs(tmp_path):
+    import socket
+    import time
+    from conftest import DEFAULT_ENDPOINTS, ServerProcess, write_config
+    endpoint = dict(DEFAULT_ENDPOINTS[0], name="slowbatch",
+                    batching={"maxBatchSize": 64, "maxQueueDelayMicroseconds": 1500000, "dispatchWhenIdle": False})
+    s = ServerProcess(write_config(tmp_path, [endpoint]))
+    try:
+        body = (ROOT / "Tests" / "fixtures" / "digits-one.json").read_bytes()
+        head = (f"POST /v2/models/slowbatch/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        leaving = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        leaving.sendall(head + body)
+        time.sleep(0.2)
+        leaving.close()  # gone while its request waits for the batch window
+        r = requests.post(s.url + "/v2/models/slowbatch/infer", data=body, timeout=10)
+        assert r.status_code == 200
+        metrics = requests.get(s.url + "/metrics", timeout=5).text
+        assert 'sparseserve_inference_failures_total{model="slowbatch",reason="cancelled"} 1' in metrics
+        assert 'sparseserve_inference_rows_total{model="slowbatch"} 1' in metrics  # only the staying client ran
+    finally:
+        assert s.stop() == 0
