@@ -284,7 +284,8 @@ final class HTTPConnection: @unchecked Sendable {
         let bytes = response.serialized(omitBody: request.method == "HEAD", connection: connectionValue,
                                         date: HTTPDate.shared.now(), serverName: configuration.serverName)
         logRequest(method: request.method, target: request.target, status: response.status,
-                   bytes: request.method == "HEAD" ? 0 : response.body.count, started: request.started)
+                   bytes: request.method == "HEAD" ? 0 : response.body.count, started: request.started,
+                   requestID: response.headers["x-request-id"])
         phase = .writing
         closeAfterWrite = !keepAlive
         enqueue(bytes)
@@ -322,12 +323,16 @@ final class HTTPConnection: @unchecked Sendable {
         flush()
     }
 
-    private func logRequest(method: String, target: String, status: Int, bytes: Int, started: UInt64, reason: String? = nil) {
+    private func logRequest(method: String, target: String, status: Int, bytes: Int, started: UInt64,
+                            reason: String? = nil, requestID: String? = nil) {
+        guard logger.logLevel <= .debug else { return }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e6
-        logger.debug("\(method) \(target) \(status)", metadata: [
-            "status": "\(status)", "bytes": "\(bytes)",
-            "ms": "\((elapsed * 1000).rounded() / 1000)",
-        ].merging(reason.map { ["reason": "\($0)"] } ?? [:]) { a, _ in a })
+        var metadata: Logger.Metadata = [
+            "status": "\(status)", "bytes": "\(bytes)", "ms": "\((elapsed * 1000).rounded() / 1000)",
+        ]
+        if let reason { metadata["reason"] = "\(reason)" }
+        if let requestID { metadata["request_id"] = "\(requestID)" }
+        logger.debug("\(method) \(target) \(status)", metadata: metadata)
     }
 
     // MARK: - Writing

@@ -127,3 +127,31 @@ def test_bad_binary_header(server):
         r = requests.post(f"http://{server.authority}/v2/models/digits/infer", data=b"{}",
                           headers={"Inference-Header-Content-Length": value}, timeout=10)
         assert r.status_code == 400 and "Inference-Header-Content-Length" in r.json()["error"]
+
+
+def test_async_requests_and_many_threads(server, reference):
+    import concurrent.futures
+    x, _, probabilities = reference
+    expected = probabilities.argmax(axis=1)
+
+    def inputs(i):
+        inp = httpclient.InferInput("input", [3, 64], "FP32")
+        inp.set_data_from_numpy(x[3 * i:3 * i + 3])
+        return [inp]
+
+    # 40 requests in flight at once from one client (tritonclient's gevent pool)
+    client = httpclient.InferenceServerClient(server.authority, concurrency=8)
+    handles = [client.async_infer("digits", inputs(i)) for i in range(40)]
+    for i, h in enumerate(handles):
+        assert (h.get_result(timeout=30).as_numpy("probabilities").argmax(axis=1) == expected[3 * i:3 * i + 3]).all()
+    client.close()
+
+    # and 8 threads, each with its own client (gevent clients are not shared across threads)
+    def worker(t):
+        c = httpclient.InferenceServerClient(server.authority)
+        for i in range(t, 40, 8):
+            got = c.infer("digits", inputs(i)).as_numpy("probabilities").argmax(axis=1)
+            assert (got == expected[3 * i:3 * i + 3]).all()
+        c.close()
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(worker, range(8)))

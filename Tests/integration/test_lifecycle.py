@@ -136,3 +136,17 @@ def test_sigterm_under_load_finishes_every_accepted_request(tmp_path):
     assert outcomes["ok"] > 50
     # no truncated response, no reset in the middle of an exchange, no 5xx for accepted requests
     assert not outcomes["bad"], outcomes["bad"][:5]
+
+
+def test_debug_log_has_one_line_per_request_with_its_id(tmp_path):
+    import requests
+    s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1]), extra_args=("--log-level", "debug"))
+    try:
+        requests.get(s.url + "/v2/health/live", headers={"X-Request-ID": "trace-me-42"}, timeout=5)
+        deadline = time.time() + 5
+        while time.time() < deadline and not any("trace-me-42" in l for l in s.stderr_lines):
+            time.sleep(0.05)
+        lines = [l for l in s.stderr_lines if "trace-me-42" in l]
+        assert len(lines) == 1 and "GET /v2/health/live 200" in lines[0], s.stderr_lines[-5:]
+    finally:
+        assert s.stop() == 0
