@@ -74,20 +74,4 @@ public final class DenseWeights: @unchecked Sendable {
             precondition(status == 0, "DenseWeights.apply: output columns \(columns) are not panel-aligned within 0..<\(outputFeatures)")
         }
     }
-
-    /// `activation(x · Wᵀ + b)` for every row of `x` (which must have `inputFeatures` columns).
-    public func apply(_ x: Matrix, activation: Activation = .none, isa: InstructionSet = .current) -> Matrix {
-        precondition(x.columns == inputFeatures, "DenseWeights.apply: input has \(x.columns) columns, layer expects \(inputFeatures)")
-        let rows = x.rows, n = outputFeatures
-        let values = [Float](unsafeUninitializedCapacity: rows * n) { buffer, initialized in
-            x.values.withUnsafeBufferPointer { input in
-                if let src = input.baseAddress, let dst = buffer.baseAddress {
-                    apply(src, rows: rows, inputStride: inputFeatures, into: dst, outputStride: n,
-                          activation: activation, isa: isa)
-                }
-            }
-            initialized = rows * n
-        }
-        return Matrix(rows: rows, columns: n, values: values)
-    }
 }
