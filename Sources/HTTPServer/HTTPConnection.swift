@@ -2,22 +2,20 @@ import Dispatch
 import Foundation
 import Logging
 
-/// A flag the connection raises when its peer goes away during handling, read from any thread.
-final class ClientPresence: @unchecked Sendable {
-    private let lock = NSLock()
-    private var gone = false
-    func markGone() { lock.lock(); gone = true; lock.unlock() }
-    var isGone: Bool { lock.lock(); defer { lock.unlock() }; return gone }
-}
-
 /// One accepted connection: a state machine driven by dispatch sources on its I/O loop's serial queue.
 ///
 /// Requests are parsed and handled strictly one at a time; bytes of pipelined requests wait in the parser
 /// until the current response is written. Every method except `start`, `drain` and `forceClose` (which hop
 /// onto the queue) must run on `loop.queue`.
+///
+/// While a request is handled the socket stays watched, so a client that goes away flips the request's
+/// `HTTPConnectionState`; pipelined bytes are buffered up to `pauseThreshold`, after which reading pauses
+/// and the socket is polled for a hang-up instead. Request bodies with a `Content-Encoding` are decoded
+/// (off the I/O queue unless tiny) before the handler runs; responses are compressed per `Accept-Encoding`.
+/// Over TLS the handshake happens in the first reads, under the header-read timeout.
 final class HTTPConnection: @unchecked Sendable {
     private enum Phase { case idle, readingHead, readingBody, handling, writing, lingering, closed }
-    private enum TimerKind { case none, idle, header, body, write, linger }
+    private enum TimerKind { case none, handshake, idle, header, body, write, linger, probe }
 
     private struct InFlight {
         let method: String
@@ -26,13 +24,20 @@ final class HTTPConnection: @unchecked Sendable {
         let keepAlive: Bool
         let started: UInt64
         let token: Int
-        let acceptEncoding: String?
+        let acceptEncoding: [String]
     }
 
     /// Most bytes read in one readable event before yielding to other connections on the queue.
     private static let readBudgetPerEvent = 256 * 1024
     /// Bytes discarded while lingering before giving up and closing.
     private static let lingerDiscardLimit = 1 << 20
+    /// Encoded request bodies up to this size are decoded on the I/O queue (deflate expands at most
+    /// ~1032:1, so ≤ 1 MiB of output); larger ones on a global queue.
+    private static let inlineDecodingBytes = 1024
+    /// Response bodies up to this size are compressed on the I/O queue; larger ones on a global queue.
+    private static let inlineCompressionBytes = 64 * 1024
+    /// Seconds between hang-up polls while reading is paused during handling.
+    private static let hangUpProbeInterval = 0.25
 
     let id: Int
     let loop: IOLoop
@@ -67,8 +72,14 @@ final class HTTPConnection: @unchecked Sendable {
     private var requestToken = 0
     private var lingerDiscarded = 0
     private var headStarted: UInt64 = 0
-    /// Presence of the client for the request being handled.
-    private var presence: ClientPresence?
+    /// The handled request's view of the client; marked gone on hang-up or close.
+    private var clientState: HTTPConnectionState?
+    /// The TLS handshake has not finished yet (the handshake timer runs).
+    private var awaitingHandshake = false
+    /// A read needs the socket writable first (TLS); the read source is paused meanwhile.
+    private var readWaitsForWritable = false
+    /// A write needs the socket readable first (TLS); reading stays on meanwhile.
+    private var writeWaitsForReadable = false
 
     init(id: Int, loop: IOLoop, transport: ConnectionTransport, remoteAddress: String,
          configuration: HTTPServerConfiguration, logger: Logger,
@@ -129,6 +140,9 @@ final class HTTPConnection: @unchecked Sendable {
             respondWithServerError(503, "too many connections; retry later", extraHeaders: [("Retry-After", "1")])
         } else if draining {
             close()
+        } else if !transport.handshakeComplete {
+            awaitingHandshake = true
+            arm(.handshake, configuration.headerReadTimeout)
         } else {
             arm(.idle, configuration.idleTimeout)
         }
@@ -138,19 +152,31 @@ final class HTTPConnection: @unchecked Sendable {
 
     private func readable() {
         guard phase != .closed else { return }
+        if writeWaitsForReadable {
+            writeWaitsForReadable = false
+            flush()
+            guard phase != .closed else { return }
+        }
         let buffer = loop.readBuffer
         var total = 0
-        reading: while total < Self.readBudgetPerEvent {
+        reading: while total < Self.readBudgetPerEvent && !readWaitsForWritable {
+            if !isDiscarding && (phase == .handling || phase == .writing) && parser.bufferedByteCount > pauseThreshold {
+                break reading
+            }
             switch transport.read(into: buffer) {
             case .bytes(let n):
                 total += n
-                if phase == .lingering || (phase == .writing && closeAfterWrite) {
+                if isDiscarding {
                     lingerDiscarded += n
                     if lingerDiscarded > Self.lingerDiscardLimit { close(); return }
                 } else {
                     parser.append(UnsafeRawBufferPointer(rebasing: buffer[0 ..< n]))
                 }
-            case .wouldBlock:
+            case .wouldBlock, .needsReadable:
+                break reading
+            case .needsWritable:
+                readWaitsForWritable = true
+                waitUntilWritable()
                 break reading
             case .closed:
                 peerClosed = true
@@ -159,34 +185,68 @@ final class HTTPConnection: @unchecked Sendable {
                 logger.warning("read failed; closing connection", metadata: ["error": "\(Socket.errorText(code))"])
                 close()
                 return
+            case .tlsFailed(let reason):
+                logger.debug("TLS failed; closing connection", metadata: ["reason": "\(reason)"])
+                close()
+                return
+            case .plaintextOnTLSPort:
+                respondWithServerError(400, "this port speaks HTTPS (TLS); the request was sent as plain HTTP")
+                return
             }
         }
-        if peerClosed {
-            pauseReading()
-            if phase == .handling { presence?.markGone() }
+        if awaitingHandshake && transport.handshakeComplete {
+            awaitingHandshake = false
+            if timerKind == .handshake { arm(.idle, configuration.idleTimeout) }
         }
+        if peerClosed { clientState?.markClientGone() }
+        updateReading()
         switch phase {
         case .idle, .readingHead, .readingBody:
             processInput()
-        case .handling, .writing:
-            if parser.bufferedByteCount > pauseThreshold { pauseReading() }
+        case .handling:
+            armHangUpProbeIfPaused()
         case .lingering:
             if peerClosed { close() }
-        case .closed:
+        case .writing, .closed:
             break
+        }
+        if total >= Self.readBudgetPerEvent, phase != .closed, !readSuspended, transport.hasBufferedInput {
+            loop.queue.async { self.readable() } // decrypted bytes the read source cannot see
         }
     }
 
-    private func pauseReading() {
-        guard let source = readSource, !readSuspended else { return }
-        source.suspend()
-        readSuspended = true
+    /// Received bytes are thrown away: the final response is being written or has been.
+    private var isDiscarding: Bool { phase == .lingering || (phase == .writing && closeAfterWrite) }
+
+    /// Whether the read source should be active now.
+    private var shouldRead: Bool {
+        if phase == .closed { return false }
+        if writeWaitsForReadable { return true }
+        if peerClosed || readWaitsForWritable { return false }
+        if !isDiscarding && (phase == .handling || phase == .writing) && parser.bufferedByteCount > pauseThreshold {
+            return false // enough pipelined bytes buffered; the rest waits in the socket
+        }
+        return true
     }
 
-    private func resumeReading() {
-        guard let source = readSource, readSuspended, !peerClosed else { return }
-        readSuspended = false
-        source.resume()
+    /// Suspends or resumes the read source to match `shouldRead`.
+    private func updateReading() {
+        guard let source = readSource else { return }
+        if shouldRead {
+            guard readSuspended else { return }
+            readSuspended = false
+            source.resume()
+            if transport.hasBufferedInput { loop.queue.async { self.readable() } }
+        } else if !readSuspended {
+            source.suspend()
+            readSuspended = true
+        }
+    }
+
+    /// While a request is handled with reading paused, polls the socket for a hang-up.
+    private func armHangUpProbeIfPaused() {
+        guard phase == .handling, readSuspended, !peerClosed, clientState != nil, timerKind != .probe else { return }
+        arm(.probe, Self.hangUpProbeInterval)
     }
 
     /// Parses buffered bytes while no request is being handled.
@@ -232,32 +292,64 @@ final class HTTPConnection: @unchecked Sendable {
     // MARK: - Handling
 
     private func dispatch(_ request: HTTPRequest) {
-        var request = request
-        if configuration.decodeRequestBodies, let coding = request.headers["content-encoding"] {
-            // Decoded here, capped by the same limit as the raw body (zip-bomb guard).
-            guard let parsed = ContentCoding.parse(coding) else {
-                return respondWithServerError(415, "Content-Encoding '\(coding)' is not supported; use gzip, deflate or identity",
-                                              extraHeaders: [("Accept-Encoding", "gzip, deflate, identity")])
-            }
-            do {
-                request.body = try HTTPCompression.decompress(request.body, coding: parsed, limit: bodyLimit(request.method, request.path))
-                request.headers.remove(name: "Content-Encoding")
-            } catch CompressionError.tooLarge(let limit) {
-                return respondWithServerError(413, "request body is larger than \(limit) bytes once decompressed")
-            } catch {
-                return respondWithServerError(400, "request body is not valid \(parsed.rawValue): \(error)")
-            }
-        }
-        let presence = ClientPresence()
-        self.presence = presence
-        request.isClientGone = { presence.isGone }
         phase = .handling
         disarm()
         requestToken &+= 1
         let token = requestToken
+        let state = HTTPConnectionState()
+        if peerClosed { state.markClientGone() }
+        clientState = state
+        var request = request
+        request.connectionState = state
+        request.isClientGone = { state.isClientGone }
         inFlight = InFlight(method: request.method, target: request.target, versionMinor: request.versionMinor,
                             keepAlive: request.wantsKeepAlive, started: DispatchTime.now().uptimeNanoseconds, token: token,
-                            acceptEncoding: request.headers["accept-encoding"])
+                            acceptEncoding: request.headers.values(for: "Accept-Encoding"))
+        updateReading()
+        armHangUpProbeIfPaused()
+        guard configuration.decodeRequestBodies, !request.body.isEmpty, request.headers.contains("Content-Encoding") else {
+            return callHandler(request, token: token)
+        }
+        let limit = bodyLimit(request.method, request.path)
+        let encodings = request.headers.values(for: "Content-Encoding")
+        let received = request
+        let decode: @Sendable () -> Result<[UInt8], any Error> = {
+            Result { try HTTPCompression.decodeBody(received.body, contentEncoding: encodings, limit: limit) }
+        }
+        if received.body.count <= Self.inlineDecodingBytes {
+            return bodyDecoded(received, decode(), token: token)
+        }
+        let queue = loop.queue
+        DispatchQueue.global(qos: .userInitiated).async {
+            let result = decode()
+            queue.async { self.bodyDecoded(received, result, token: token) }
+        }
+    }
+
+    /// Hands the decoded body to the handler, or answers 413/415/400.
+    private func bodyDecoded(_ request: HTTPRequest, _ result: Result<[UInt8], any Error>, token: Int) {
+        guard phase == .handling, let current = inFlight, current.token == token else { return }
+        switch result {
+        case .success(let body):
+            var request = request
+            request.body = body
+            request.headers.remove(name: "Content-Encoding")
+            if request.headers.contains("Content-Length") {
+                request.headers.set(name: "Content-Length", value: String(body.count))
+            }
+            callHandler(request, token: token)
+        case .failure(CompressionError.tooLarge(let limit)):
+            respondWithServerError(413, "request body exceeds the limit of \(limit) bytes once decompressed")
+        case .failure(CompressionError.unsupported(let message)):
+            respondWithServerError(415, message, extraHeaders: [("Accept-Encoding", "gzip, deflate, identity")])
+        case .failure(CompressionError.corrupt(let message)):
+            respondWithServerError(400, "cannot decode the request body: \(message)")
+        case .failure(let error):
+            respondWithServerError(400, "cannot decode the request body: \(error)")
+        }
+    }
+
+    private func callHandler(_ request: HTTPRequest, token: Int) {
         let queue = loop.queue
         handler(request) { [weak self] response in
             guard let connection = self else { return }
@@ -273,14 +365,65 @@ final class HTTPConnection: @unchecked Sendable {
             return
         }
         inFlight = nil
-        presence = nil
+        clientState?.finish()
+        clientState = nil
+        if timerKind == .probe { disarm() }
+        var response = response
+        guard let coding = prepareCompression(&response, acceptEncoding: request.acceptEncoding) else {
+            return send(response, for: request)
+        }
+        let level = configuration.compressionLevel
+        if response.body.count <= Self.inlineCompressionBytes {
+            Self.compress(&response, coding, level: level)
+            return send(response, for: request)
+        }
+        let queue = loop.queue
+        let uncompressed = response
+        DispatchQueue.global(qos: .userInitiated).async {
+            var compressed = uncompressed
+            Self.compress(&compressed, coding, level: level)
+            let done = compressed
+            queue.async {
+                // Still ours unless the connection closed meanwhile (phase stays .handling until sent).
+                guard self.phase == .handling, self.inFlight == nil, self.requestToken == request.token else { return }
+                self.send(done, for: request)
+            }
+        }
+    }
+
+    /// Decides whether `response` is compressed: adds `Vary: Accept-Encoding` when its representation
+    /// depends on `Accept-Encoding`, and returns the coding to apply (nil = send as is).
+    private func prepareCompression(_ response: inout HTTPResponse, acceptEncoding: [String]) -> ContentCoding? {
+        let minimum = response.compressionMinimumBytes ?? configuration.compressionMinimumBytes
+        guard minimum != Int.max, !response.body.isEmpty, response.body.count >= minimum,
+              !HTTPStatus.forbidsBody(response.status), response.status != 206,
+              !response.headers.contains("Content-Encoding") else { return nil }
+        let varies = response.headers.values(for: "Vary").contains { value in
+            value.split(separator: ",").contains {
+                let token = $0.trimmingASCIIWhitespace()
+                return token == "*" || HTTPHeaders.namesEqual(String(token), "Accept-Encoding")
+            }
+        }
+        if !varies { response.headers.add(name: "Vary", value: "Accept-Encoding") }
+        let coding = ContentCoding.negotiate(acceptEncoding)
+        return coding == .identity ? nil : coding
+    }
+
+    /// Replaces the body with its compressed form, unless that would not be smaller.
+    private static func compress(_ response: inout HTTPResponse, _ coding: ContentCoding, level: Int) {
+        let compressed = HTTPCompression.compress(response.body, coding: coding, level: level)
+        guard compressed.count < response.body.count else { return }
+        response.body = compressed
+        response.headers.set(name: "Content-Encoding", value: coding.rawValue)
+        response.headers.remove(name: "Content-Length") // a HEAD handler's length is the identity one
+    }
+
+    private func send(_ response: HTTPResponse, for request: InFlight) {
         let handlerWantsClose = response.headers.values(for: "Connection").contains { value in
             value.split(separator: ",").contains { $0.trimmingASCIIWhitespace().lowercased() == "close" }
         }
         let keepAlive = request.keepAlive && !draining && !handlerWantsClose
         let connectionValue: String? = keepAlive ? (request.versionMinor == 0 ? "keep-alive" : nil) : "close"
-        var response = response
-        compressIfAccepted(&response, acceptEncoding: request.acceptEncoding)
         let bytes = response.serialized(omitBody: request.method == "HEAD", connection: connectionValue,
                                         date: HTTPDate.shared.now(), serverName: configuration.serverName)
         logRequest(method: request.method, target: request.target, status: response.status,
@@ -293,19 +436,6 @@ final class HTTPConnection: @unchecked Sendable {
         flush()
     }
 
-    /// Compresses the body with the best coding the client accepts when it is large enough, the
-    /// status may carry a body and the handler did not encode it already. HEAD gets the same headers.
-    private func compressIfAccepted(_ response: inout HTTPResponse, acceptEncoding: String?) {
-        let minimum = response.compressionMinimumBytes ?? configuration.compressionMinimumBytes
-        guard minimum != Int.max, response.body.count >= minimum, !HTTPStatus.forbidsBody(response.status),
-              response.status != 206, !response.headers.contains("Content-Encoding") else { return }
-        response.headers.add(name: "Vary", value: "Accept-Encoding")
-        let coding = ContentCoding.negotiate(acceptEncoding)
-        guard coding != .identity else { return }
-        response.body = HTTPCompression.compress(response.body, coding: coding, level: configuration.compressionLevel)
-        response.headers.set(name: "Content-Encoding", value: coding.rawValue)
-    }
-
     /// Writes a JSON error generated by the server itself and closes afterwards.
     private func respondWithServerError(_ status: Int, _ message: String, extraHeaders: [(String, String)] = []) {
         var response = HTTPResponse.error(status: status, message)
@@ -316,6 +446,8 @@ final class HTTPConnection: @unchecked Sendable {
         logRequest(method: "-", target: "-", status: status, bytes: response.body.count, started: started,
                    reason: message)
         inFlight = nil
+        clientState?.finish()
+        clientState = nil
         phase = .writing
         closeAfterWrite = true
         enqueue(bytes)
@@ -355,8 +487,12 @@ final class HTTPConnection: @unchecked Sendable {
             switch result {
             case .bytes(let n):
                 outputOffset += n
-            case .wouldBlock:
+            case .wouldBlock, .needsWritable:
                 waitUntilWritable()
+                return
+            case .needsReadable:
+                writeWaitsForReadable = true
+                updateReading()
                 return
             case .closed:
                 logger.debug("peer went away before the response was written")
@@ -366,6 +502,13 @@ final class HTTPConnection: @unchecked Sendable {
                 logger.warning("write failed; closing connection", metadata: ["error": "\(Socket.errorText(code))"])
                 close()
                 return
+            case .tlsFailed(let reason):
+                logger.debug("TLS failed while writing; closing connection", metadata: ["reason": "\(reason)"])
+                close()
+                return
+            case .plaintextOnTLSPort:
+                close() // not produced by writes
+                return
             }
         }
         output = []
@@ -373,6 +516,12 @@ final class HTTPConnection: @unchecked Sendable {
         if let source = writeSource {
             writeSource = nil
             source.cancel()
+        }
+        if readWaitsForWritable {
+            // The socket is writable (or the read is simply retried): let TLS continue its read.
+            readWaitsForWritable = false
+            updateReading()
+            loop.queue.async { self.readable() }
         }
         if phase == .writing { responseWritten() }
     }
@@ -395,7 +544,7 @@ final class HTTPConnection: @unchecked Sendable {
         phase = .idle
         headStarted = 0
         arm(.idle, configuration.idleTimeout)
-        resumeReading()
+        updateReading()
         processInput()
     }
 
@@ -408,7 +557,7 @@ final class HTTPConnection: @unchecked Sendable {
             close()
             return
         }
-        resumeReading()
+        updateReading()
         arm(.linger, draining ? 0.25 : 1.0)
     }
 
@@ -449,6 +598,15 @@ final class HTTPConnection: @unchecked Sendable {
             close()
         case (.linger, .lingering):
             close()
+        case (.handshake, .idle):
+            logger.debug("TLS handshake timed out; closing connection")
+            close()
+        case (.probe, .handling):
+            if Socket.peerHasHungUp(transport.fileDescriptor) {
+                clientState?.markClientGone()
+            } else {
+                armHangUpProbeIfPaused()
+            }
         default:
             break
         }
@@ -472,10 +630,10 @@ final class HTTPConnection: @unchecked Sendable {
     /// Cancels every source; the descriptor is closed once the last descriptor source reports cancellation.
     private func close() {
         guard phase != .closed else { return }
-        presence?.markGone()
-        presence = nil
         phase = .closed
         inFlight = nil
+        clientState?.markClientGone() // closed before the response was written
+        clientState = nil
         timer?.cancel()
         if let source = readSource {
             source.cancel()

@@ -1,6 +1,7 @@
 import Foundation
 
-/// A fully received HTTP/1.x request (body already de-chunked).
+/// A fully received HTTP/1.x request (body already de-chunked, and decoded when it was sent with
+/// `Content-Encoding: gzip | deflate`: see `HTTPServerConfiguration.decodeRequestBodies`).
 public struct HTTPRequest: Sendable {
     /// Request method as sent, e.g. "GET", "POST", "HEAD".
     public var method: String
@@ -15,14 +16,19 @@ public struct HTTPRequest: Sendable {
     public var versionMinor: Int
     /// Header fields in arrival order.
     public var headers: HTTPHeaders
-    /// The body; empty when the request had none.
+    /// The body; empty when the request had none. When the server decoded a `Content-Encoding`, this
+    /// is the decoded body, `Content-Encoding` is removed and `Content-Length` (if sent) is its size.
     public var body: [UInt8]
     /// Peer address ("127.0.0.1:53211", "[::1]:53211"), empty when unknown.
     public var remoteAddress: String
     /// Turns true once the client has closed or reset its connection while this request is being
-    /// handled; a handler can then drop queued work for it. (A client that half-closes after
-    /// sending its request counts as gone too.)
+    /// handled; a handler can then drop queued work for it. Cheap, callable from any thread. (A client
+    /// that half-closes after sending its request counts as gone too; see `HTTPConnectionState`.)
+    /// Always false for requests built by hand.
     public var isClientGone: @Sendable () -> Bool = { false }
+    /// The same information with a callback (`onClientGone`), set by the server for every request it
+    /// hands to a handler; nil for requests built by hand.
+    public var connectionState: HTTPConnectionState?
 
     /// Builds a request; `path` and `query` are derived from `target`.
     public init(method: String = "GET", target: String = "/", versionMinor: Int = 1,

@@ -10,8 +10,9 @@ public struct HTTPResponse: Sendable {
     public var headers: HTTPHeaders
     /// The body bytes.
     public var body: [UInt8]
-    /// Smallest body compressed for clients that accept gzip/deflate; nil = the server's setting,
-    /// `Int.max` = never compress this response.
+    /// Smallest body compressed when the client accepts gzip/deflate: nil = the server's
+    /// `HTTPServerConfiguration.compressionMinimumBytes`, `Int.max` = never compress this response
+    /// (e.g. a per-endpoint setting). Responses that already carry `Content-Encoding` are sent as is.
     public var compressionMinimumBytes: Int?
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {

@@ -15,6 +15,9 @@ public typealias HTTPHandler = @Sendable (HTTPRequest, @escaping @Sendable (HTTP
 ///
 /// A nonblocking listener is watched by a read source on an accept queue; accepted connections are spread
 /// round-robin over `ioThreads` serial I/O queues, each connection driven by its own read/write/timer sources.
+///
+/// With `configuration.tls` set the listener speaks HTTPS only. To serve plaintext and TLS side by side,
+/// create two servers (one with `tls`, one without, on different ports) with the same handler.
 public final class HTTPServer: @unchecked Sendable {
     private enum State { case initial, running, stopping, stopped }
 
@@ -57,7 +60,9 @@ public final class HTTPServer: @unchecked Sendable {
         self.handler = handler
     }
 
-    /// Binds and listens. Throws `HTTPServerError` for an invalid address, an address in use, or a second start.
+    /// Loads the TLS files (if any), binds and listens. Throws `HTTPServerError` for an invalid address,
+    /// an address in use, or a second start, and `TLSError` (naming the file) for a missing, unreadable or
+    /// invalid certificate, key or client CA, before anything is bound.
     public func start() throws {
         condition.lock()
         defer { condition.unlock() }
@@ -218,12 +223,13 @@ public final class HTTPServer: @unchecked Sendable {
         nextConnectionID &+= 1
         let transport: ConnectionTransport
         if let tlsContext {
-            guard let session = try? TLSTransport(fileDescriptor: fd, context: tlsContext) else {
-                Socket.closeDescriptor(fd)
+            guard let secure = try? TLSTransport(fileDescriptor: fd, context: tlsContext) else {
+                logger.warning("cannot create a TLS session; closing connection", metadata: ["remote": "\(remote)"])
                 if rejecting { rejectingCount -= 1 } else { servingCount -= 1 }
+                Socket.closeDescriptor(fd) // the failed transport's deinit does not close it
                 return
             }
-            transport = session
+            transport = secure
         } else {
             transport = TCPTransport(fileDescriptor: fd)
         }

@@ -26,16 +26,20 @@ public struct HTTPServerConfiguration: Sendable {
     public var idleTimeout: Double = 60
     /// Value of the `Server` header.
     public var serverName: String = "SparseServe"
-    /// Request bodies with `Content-Encoding: gzip | deflate` are decoded before the handler sees
-    /// them (capped by the body limit → 413; corrupt → 400; other codings → 415).
+    /// Decode request bodies sent with `Content-Encoding: gzip | deflate | identity` (also stacked,
+    /// e.g. `gzip, gzip`, up to two) before the handler sees them. The decoded size is capped by the
+    /// same body limit as the raw body (413); invalid or truncated data → 400; any other coding → 415
+    /// with `Accept-Encoding: gzip, deflate, identity`. All three answers close the connection.
+    /// false = handlers get the body and header exactly as sent.
     public var decodeRequestBodies = true
-    /// Responses at least this large are compressed when the client's `Accept-Encoding` allows;
-    /// `Int.max` turns response compression off. A response may override it
-    /// (`HTTPResponse.compressionMinimumBytes`).
+    /// Responses with at least this many body bytes are compressed (gzip or deflate, whichever the
+    /// client's `Accept-Encoding` prefers) and get `Vary: Accept-Encoding`. `Int.max` = never.
+    /// A handler can override it per response with `HTTPResponse.compressionMinimumBytes`.
     public var compressionMinimumBytes = 1024
-    /// zlib level for responses (1 fastest … 9 smallest).
-    public var compressionLevel: Int32 = 6
-    /// Serve HTTPS with this certificate and key instead of plaintext.
+    /// zlib level for compressed responses, 1 (fastest) … 9 (smallest).
+    public var compressionLevel = 6
+    /// Serve HTTPS (TLS 1.2 or newer, through the system OpenSSL) instead of plaintext HTTP. For both
+    /// side by side, run two `HTTPServer`s (one with, one without) that share a handler.
     public var tls: TLSConfiguration?
 
     public init() {}

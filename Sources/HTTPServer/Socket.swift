@@ -15,20 +15,34 @@ public struct HTTPServerError: Error, CustomStringConvertible, Sendable {
 /// Outcome of one transport read or write.
 enum TransportResult: Equatable {
     case bytes(Int)
+    /// Nothing to do until the descriptor is readable (for reads) or writable (for writes).
     case wouldBlock
-    /// Orderly end of stream (reads) or peer gone (writes).
+    /// (read) TLS must send before it can read more: wait until writable, then read again.
+    case needsWritable
+    /// (write) TLS must receive before it can send more: wait until readable, then write again.
+    case needsReadable
+    /// Orderly end of stream or reset (reads), or peer gone (writes).
     case closed
     case failed(Int32)
+    /// (TLS) Handshake or record-layer failure, with OpenSSL's reason; close without answering.
+    case tlsFailed(String)
+    /// (TLS, read) The peer sent a plaintext HTTP request to a TLS listener. The transport now
+    /// passes bytes through unencrypted, so the connection can answer 400 in plaintext and close.
+    case plaintextOnTLSPort
 }
 
 /// The byte stream below an HTTP connection. All calls come from the connection's I/O queue;
-/// a TLS implementation can wrap the same file descriptor and report `wouldBlock` the same way.
+/// `wouldBlock` and the `needs…` results tell the connection which readiness to wait for.
 protocol ConnectionTransport: AnyObject {
     /// Descriptor watched by the connection's dispatch sources.
     var fileDescriptor: Int32 { get }
+    /// False while a TLS handshake is in progress (the connection applies the header timeout).
+    var handshakeComplete: Bool { get }
+    /// Whether decrypted bytes wait inside the transport, where a read source cannot see them.
+    var hasBufferedInput: Bool { get }
     func read(into buffer: UnsafeMutableRawBufferPointer) -> TransportResult
     func write(_ bytes: UnsafeRawBufferPointer) -> TransportResult
-    /// Half-closes the sending side (FIN after pending data).
+    /// Half-closes the sending side (FIN after pending data; TLS sends close_notify first).
     func shutdownWrite()
     /// Closes the descriptor; called exactly once, after every source on it has been cancelled.
     func close()
@@ -39,6 +53,9 @@ final class TCPTransport: ConnectionTransport {
     let fileDescriptor: Int32
 
     init(fileDescriptor: Int32) { self.fileDescriptor = fileDescriptor }
+
+    var handshakeComplete: Bool { true }
+    var hasBufferedInput: Bool { false }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) -> TransportResult {
         while true {
@@ -72,11 +89,7 @@ final class TCPTransport: ConnectionTransport {
     }
 
     func close() {
-        #if canImport(Glibc)
-        _ = Glibc.close(fileDescriptor)
-        #else
-        _ = Darwin.close(fileDescriptor)
-        #endif
+        Socket.closeDescriptor(fileDescriptor)
     }
 }
 
@@ -180,6 +193,19 @@ enum Socket {
         let (address, port) = describe(storage)
         let remote = address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)"
         return .accepted(fd, remote)
+    }
+
+    /// Whether the peer has shut down its sending side or reset the connection, without reading
+    /// (bytes it sent before may still wait unread). Used while reading is paused.
+    static func peerHasHungUp(_ fd: Int32) -> Bool {
+        #if os(Linux)
+        let rdhup: Int16 = 0x2000 // POLLRDHUP
+        #else
+        let rdhup: Int16 = 0
+        #endif
+        var entry = pollfd(fd: fd, events: rdhup, revents: 0)
+        guard poll(&entry, 1, 0) == 1 else { return false }
+        return entry.revents & (rdhup | Int16(POLLHUP) | Int16(POLLERR)) != 0
     }
 
     static func setNonBlocking(_ fd: Int32) {

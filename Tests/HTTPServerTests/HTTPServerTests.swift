@@ -9,15 +9,6 @@ final class HTTPServerTests: XCTestCase {
         "GET \(path) HTTP/1.1\r\nHost: test\r\n\(extra)\r\n"
     }
 
-    private func assertJSONError(_ response: TestResponse?, _ status: Int, file: StaticString = #filePath, line: UInt = #line) {
-        guard let response else { return XCTFail("no response", file: file, line: line) }
-        XCTAssertEqual(response.status, status, file: file, line: line)
-        XCTAssertEqual(response.headers["Content-Type"], "application/json", file: file, line: line)
-        XCTAssertEqual(response.headers["Connection"], "close", file: file, line: line)
-        let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
-        XCTAssertNotNil(object?["error"] as? String, "body: \(response.bodyText)", file: file, line: line)
-    }
-
     func testKeepAliveSequence() throws {
         let server = try startServer()
         defer { server.stop(gracePeriod: 1) }

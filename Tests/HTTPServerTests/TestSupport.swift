@@ -17,7 +17,8 @@ struct TestResponse {
 }
 
 /// Blocking POSIX client with a receive timeout, so a test can never hang on a read.
-final class TestClient {
+/// Subclasses (the TLS client) replace `transmit` and `receive`.
+class TestClient {
     private(set) var fd: Int32
     private var buffer: [UInt8] = []
 
@@ -53,10 +54,20 @@ final class TestClient {
     func send(_ bytes: [UInt8]) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let n = bytes[offset...].withUnsafeBytes { transmit($0) }
             if n <= 0 { return }
             offset += n
         }
+    }
+
+    /// Sends some of `bytes`; returns how many, or ≤ 0 on error.
+    func transmit(_ bytes: UnsafeRawBufferPointer) -> Int {
+        Glibc.send(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+    }
+
+    /// Receives into `buffer`; returns the byte count, 0 on EOF, < 0 on error or timeout.
+    func receive(_ buffer: UnsafeMutableRawBufferPointer) -> Int {
+        recv(fd, buffer.baseAddress, buffer.count, 0)
     }
 
     func shutdownWrite() { shutdown(fd, Int32(SHUT_WR)) }
@@ -64,7 +75,7 @@ final class TestClient {
     /// Reads more bytes into the buffer; false on EOF, error or timeout.
     private func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let n = chunk.withUnsafeMutableBytes { receive($0) }
         guard n > 0 else { return false }
         buffer += chunk[0 ..< n]
         return true
@@ -114,7 +125,7 @@ final class TestClient {
     func waitForClose() -> Bool {
         if !buffer.isEmpty { return false }
         var byte: UInt8 = 0
-        let n = recv(fd, &byte, 1, 0)
+        let n = withUnsafeMutableBytes(of: &byte) { receive($0) }
         if n == 0 { return true }
         if n < 0 { return errno == ECONNRESET }
         buffer.append(byte)
@@ -195,6 +206,16 @@ extension XCTestCase {
         let server = HTTPServer(configuration: configuration, logger: logger, bodyLimit: bodyLimit, handler: handler)
         try server.start()
         return server
+    }
+
+    /// A server-generated JSON error that closes the connection.
+    func assertJSONError(_ response: TestResponse?, _ status: Int, file: StaticString = #filePath, line: UInt = #line) {
+        guard let response else { return XCTFail("no response", file: file, line: line) }
+        XCTAssertEqual(response.status, status, response.bodyText, file: file, line: line)
+        XCTAssertEqual(response.headers["Content-Type"], "application/json", file: file, line: line)
+        XCTAssertEqual(response.headers["Connection"], "close", file: file, line: line)
+        let object = try? JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any]
+        XCTAssertNotNil(object?["error"] as? String, "body: \(response.bodyText)", file: file, line: line)
     }
 
     /// Polls `condition` until true or `timeout` seconds pass.
