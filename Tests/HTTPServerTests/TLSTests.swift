@@ -244,6 +244,23 @@ final class TLSTests: XCTestCase {
         XCTAssertTrue(waitUntil { held.request(0).isClientGone() })
     }
 
+    /// Over the connection cap the 503 is sent after a handshake the write drives (TLS wants to read first).
+    func testConnectionCapOverTLS() throws {
+        let (server, certificates) = try startTLSServer(configure: { $0.maxConnections = 1 })
+        defer { server.stop(gracePeriod: 1) }
+        let first = try TLSTestClient(port: server.boundPort, certificates: certificates)
+        first.send("GET /text HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(first.readResponse()?.bodyText, "hello")
+        let refused = try TLSTestClient(port: server.boundPort, certificates: certificates)
+        let response = refused.readResponse()
+        assertJSONError(response, 503)
+        XCTAssertEqual(response?.headers["Retry-After"], "1")
+        XCTAssertTrue(refused.waitForClose())
+        XCTAssertTrue(refused.receivedCloseNotify)
+        first.send("GET /text HTTP/1.1\r\nHost: t\r\n\r\n")
+        XCTAssertEqual(first.readResponse()?.bodyText, "hello")
+    }
+
     func testOpenSSLCommandLineClient() throws {
         let (server, certificates) = try startTLSServer()
         defer { server.stop(gracePeriod: 1) }
