@@ -110,97 +110,184 @@ typedef struct {
     const float *val;
 } sparse_src;
 
-/* yt[0..rp) = sum over the row's non-zeros w * xt[col][0..rp), for one output row. */
-typedef void (*row_fn)(const sparse_src *s, ptrdiff_t row, const float *xt, ptrdiff_t rp, ptrdiff_t k, float *yt);
+/* K-block: X^T rows [kb0, kb1) x 64 columns stay in L1 (64 x 64 floats = 16 KB) while every
+ * output row adds its non-zeros of that block; Y^T accumulates across blocks. */
+#ifndef SS_KBLOCK
+#define SS_KBLOCK 64
+#endif
+enum { KBLOCK = SS_KBLOCK, RBLOCK = 64 };
 
-static void row_portable(const sparse_src *s, ptrdiff_t row, const float *xt, ptrdiff_t rp, ptrdiff_t k, float *yt) {
-    for (ptrdiff_t i = 0; i < rp; i++) yt[i] = 0.0f;
+/* yt[0..rb) (+)= sum over the row's non-zeros with column in [kb0, kb1) of w * xt[col][0..rb).
+ * `cursor` (CSR) is the row's first non-zero not yet used. rb is a multiple of 16 (<= 64). */
+typedef void (*block_fn)(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *cursor,
+                         const float *xt, ptrdiff_t rp, ptrdiff_t rb, float *yt, int accumulate);
+
+static void block_portable(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *cursor,
+                           const float *xt, ptrdiff_t rp, ptrdiff_t rb, float *yt, int accumulate) {
+    float acc[RBLOCK];
+    for (ptrdiff_t i = 0; i < rb; i++) acc[i] = accumulate ? yt[i] : 0.0f;
     if (s->kind == 1) {
-        for (int32_t e = s->row_ptr[row]; e < s->row_ptr[row + 1]; e++) {
+        int32_t e = *cursor;
+        const int32_t end = s->row_ptr[row + 1];
+        for (; e < end && s->col[e] < kb1; e++) {
             const float w = s->val[e];
             const float *x = xt + (ptrdiff_t)s->col[e] * rp;
-            for (ptrdiff_t i = 0; i < rp; i++) yt[i] += w * x[i];
+            for (ptrdiff_t i = 0; i < rb; i++) acc[i] += w * x[i];
         }
-        return;
+        *cursor = e;
+    } else {
+        const ptrdiff_t p = row / PANEL;
+        const int j = (int)(row % PANEL);
+        for (ptrdiff_t g = kb0 / s->m; g < kb1 / s->m; g++)
+            for (int sl = 0; sl < s->n; sl++) {
+                const ptrdiff_t word = (p * s->G + g) * s->n + sl;
+                const float w = s->values[word * PANEL + j];
+                const float *x = xt + (g * s->m + nm_lane_index(s->indices, s->m, word, j)) * rp;
+                for (ptrdiff_t i = 0; i < rb; i++) acc[i] += w * x[i];
+            }
     }
-    const ptrdiff_t p = row / PANEL;
-    const int j = (int)(row % PANEL);
-    for (ptrdiff_t g = 0; g < s->G; g++) {
-        for (int sl = 0; sl < s->n; sl++) {
-            const ptrdiff_t word = (p * s->G + g) * s->n + sl;
-            const float w = s->values[word * PANEL + j];
-            const ptrdiff_t col = g * s->m + nm_lane_index(s->indices, s->m, word, j);
-            if (w == 0.0f || col >= k) continue;
-            const float *x = xt + col * rp;
-            for (ptrdiff_t i = 0; i < rp; i++) yt[i] += w * x[i];
-        }
-    }
+    for (ptrdiff_t i = 0; i < rb; i++) yt[i] = acc[i];
 }
 
 #ifdef SS_X86
-/* Accumulates w * x[col] into four (or fewer) 16-row vectors per non-zero. */
-#define ROW_KERNEL(NAME, TARGET, VEC, VW, ZERO, LOAD, STORE, FMA, SET1)                           \
-    TARGET static void NAME(const sparse_src *s, ptrdiff_t row, const float *xt, ptrdiff_t rp,       \
-                            ptrdiff_t k, float *yt) {                                                \
-        for (ptrdiff_t r0 = 0; r0 < rp; r0 += 4 * VW) {                                              \
-            const int nb = rp - r0 >= 4 * VW ? 4 : (int)((rp - r0) / VW);                            \
-            VEC a0 = ZERO(), a1 = ZERO(), a2 = ZERO(), a3 = ZERO();                                  \
-            if (s->kind == 1) {                                                                      \
-                for (int32_t e = s->row_ptr[row]; e < s->row_ptr[row + 1]; e++) {                     \
-                    const VEC w = SET1(s->val[e]);                                                   \
-                    const float *x = xt + (ptrdiff_t)s->col[e] * rp + r0;                            \
-                    a0 = FMA(w, LOAD(x), a0);                                                        \
-                    if (nb > 1) a1 = FMA(w, LOAD(x + VW), a1);                                       \
-                    if (nb > 2) a2 = FMA(w, LOAD(x + 2 * VW), a2);                                   \
-                    if (nb > 3) a3 = FMA(w, LOAD(x + 3 * VW), a3);                                   \
-                }                                                                                    \
-            } else {                                                                                 \
-                const ptrdiff_t p = row / PANEL;                                                     \
-                const int j = (int)(row % PANEL);                                                    \
-                for (ptrdiff_t g = 0; g < s->G; g++) {                                               \
-                    for (int sl = 0; sl < s->n; sl++) {                                              \
-                        const ptrdiff_t word = (p * s->G + g) * s->n + sl;                           \
-                        const float wv = s->values[word * PANEL + j];                                \
-                        const ptrdiff_t col = g * s->m + nm_lane_index(s->indices, s->m, word, j);   \
-                        if (wv == 0.0f || col >= k) continue;                                        \
-                        const VEC w = SET1(wv);                                                      \
-                        const float *x = xt + col * rp + r0;                                         \
-                        a0 = FMA(w, LOAD(x), a0);                                                    \
-                        if (nb > 1) a1 = FMA(w, LOAD(x + VW), a1);                                   \
-                        if (nb > 2) a2 = FMA(w, LOAD(x + 2 * VW), a2);                               \
-                        if (nb > 3) a3 = FMA(w, LOAD(x + 3 * VW), a3);                               \
-                    }                                                                                \
-                }                                                                                    \
-            }                                                                                        \
-            STORE(yt + r0, a0);                                                                      \
-            if (nb > 1) STORE(yt + r0 + VW, a1);                                                     \
-            if (nb > 2) STORE(yt + r0 + 2 * VW, a2);                                                 \
-            if (nb > 3) STORE(yt + r0 + 3 * VW, a3);                                                 \
-        }                                                                                            \
+/* NB vectors of VW floats per non-zero; X^T rows come from L1. */
+#define BLOCK_KERNEL(NAME, TARGET, VEC, VW, ZERO, LOAD, STORE, FMA, SET1, ADD)                           \
+    TARGET static inline __attribute__((always_inline)) void NAME##_body(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, \
+                                   int32_t *cursor, const float *xt, ptrdiff_t rp, float *yt,          \
+                                   int accumulate, const int NB) {                                     \
+        VEC a[4];                                                                                       \
+        for (int v = 0; v < NB; v++) a[v] = accumulate ? LOAD(yt + v * VW) : ZERO();                   \
+        if (s->kind == 1) {                                                                             \
+            int32_t e = *cursor;                                                                        \
+            const int32_t last = s->row_ptr[row + 1];                                                   \
+            int32_t end = e;                                                                            \
+            while (end < last && s->col[end] < kb1) end++;                                              \
+            /* Independent accumulator chains hide the FMA latency when few vectors are live. */       \
+            const int U = NB == 1 ? 4 : (NB == 2 ? 2 : 1);                                              \
+            VEC b[4][4];                                                                                \
+            for (int u = 1; u < U; u++) for (int v = 0; v < NB; v++) b[u][v] = ZERO();                  \
+            for (; e + U <= end; e += U) {                                                              \
+                for (int u = 0; u < U; u++) {                                                           \
+                    const VEC w = SET1(s->val[e + u]);                                                  \
+                    const float *x = xt + (ptrdiff_t)s->col[e + u] * rp;                                \
+                    for (int v = 0; v < NB; v++) {                                                      \
+                        if (u == 0) a[v] = FMA(w, LOAD(x + v * VW), a[v]);                              \
+                        else b[u][v] = FMA(w, LOAD(x + v * VW), b[u][v]);                               \
+                    }                                                                                   \
+                }                                                                                       \
+            }                                                                                           \
+            for (; e < end; e++) {                                                                      \
+                const VEC w = SET1(s->val[e]);                                                          \
+                const float *x = xt + (ptrdiff_t)s->col[e] * rp;                                        \
+                for (int v = 0; v < NB; v++) a[v] = FMA(w, LOAD(x + v * VW), a[v]);                     \
+            }                                                                                           \
+            for (int u = 1; u < U; u++) for (int v = 0; v < NB; v++) a[v] = ADD(a[v], b[u][v]);         \
+            *cursor = e;                                                                                \
+        } else if (s->m == 4) {                                                                         \
+            const ptrdiff_t p = row / PANEL;                                                            \
+            const int j = (int)(row % PANEL), n = s->n;                                                 \
+            const uint32_t *iw = (const uint32_t *)s->indices + p * s->G * n;                           \
+            const float *vw = s->values + p * s->G * n * PANEL + j;                                     \
+            for (ptrdiff_t g = kb0 / 4; g < kb1 / 4; g++)                                               \
+                for (int sl = 0; sl < n; sl++) {                                                        \
+                    const ptrdiff_t e = g * n + sl;                                                     \
+                    const VEC w = SET1(vw[e * PANEL]);                                                  \
+                    const float *x = xt + (g * 4 + ((iw[e] >> (2 * j)) & 3u)) * rp;                     \
+                    for (int v = 0; v < NB; v++) a[v] = FMA(w, LOAD(x + v * VW), a[v]);                 \
+                }                                                                                       \
+        } else {                                                                                        \
+            const ptrdiff_t p = row / PANEL;                                                            \
+            const int j = (int)(row % PANEL), n = s->n, m = s->m;                                       \
+            const uint64_t *iw = (const uint64_t *)s->indices + p * s->G * n;                           \
+            const float *vw = s->values + p * s->G * n * PANEL + j;                                     \
+            for (ptrdiff_t g = kb0 / m; g < kb1 / m; g++)                                               \
+                for (int sl = 0; sl < n; sl++) {                                                        \
+                    const ptrdiff_t e = g * n + sl;                                                     \
+                    const VEC w = SET1(vw[e * PANEL]);                                                  \
+                    const float *x = xt + (g * m + (ptrdiff_t)((iw[e] >> (4 * j)) & 15u)) * rp;         \
+                    for (int v = 0; v < NB; v++) a[v] = FMA(w, LOAD(x + v * VW), a[v]);                 \
+                }                                                                                       \
+        }                                                                                               \
+        for (int v = 0; v < NB; v++) STORE(yt + v * VW, a[v]);                                         \
+    }                                                                                                   \
+    TARGET static void NAME##_1(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *c, \
+                                const float *xt, ptrdiff_t rp, float *yt, int acc) { NAME##_body(s, row, kb0, kb1, c, xt, rp, yt, acc, 1); } \
+    TARGET static void NAME##_2(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *c, \
+                                const float *xt, ptrdiff_t rp, float *yt, int acc) { NAME##_body(s, row, kb0, kb1, c, xt, rp, yt, acc, 2); } \
+    TARGET static void NAME##_3(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *c, \
+                                const float *xt, ptrdiff_t rp, float *yt, int acc) { NAME##_body(s, row, kb0, kb1, c, xt, rp, yt, acc, 3); } \
+    TARGET static void NAME##_4(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *c, \
+                                const float *xt, ptrdiff_t rp, float *yt, int acc) { NAME##_body(s, row, kb0, kb1, c, xt, rp, yt, acc, 4); } \
+    static void NAME(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *cursor,        \
+                     const float *xt, ptrdiff_t rp, ptrdiff_t rb, float *yt, int accumulate) {                 \
+        switch (rb / VW) {                                                                              \
+        case 1: NAME##_1(s, row, kb0, kb1, cursor, xt, rp, yt, accumulate); break;                      \
+        case 2: NAME##_2(s, row, kb0, kb1, cursor, xt, rp, yt, accumulate); break;                      \
+        case 3: NAME##_3(s, row, kb0, kb1, cursor, xt, rp, yt, accumulate); break;                      \
+        default: NAME##_4(s, row, kb0, kb1, cursor, xt, rp, yt, accumulate); break;                     \
+        }                                                                                               \
     }
 
-ROW_KERNEL(row_512, T512, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_set1_ps)
-ROW_KERNEL(row_256, T256, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_set1_ps)
+BLOCK_KERNEL(block_512, T512, __m512, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_set1_ps, _mm512_add_ps)
+BLOCK_KERNEL(block_256x, T256, __m256, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_fmadd_ps, _mm256_set1_ps, _mm256_add_ps)
+
+/* AVX2 holds 32 columns in 4 ymm: a 64-column block runs as two halves (the CSR cursor of the
+ * second half starts where the first one started). */
+static void block_256(const sparse_src *s, ptrdiff_t row, ptrdiff_t kb0, ptrdiff_t kb1, int32_t *cursor,
+                      const float *xt, ptrdiff_t rp, ptrdiff_t rb, float *yt, int accumulate) {
+    int32_t start = cursor ? *cursor : 0;
+    block_256x(s, row, kb0, kb1, cursor, xt, rp, rb < 32 ? rb : 32, yt, accumulate);
+    if (rb > 32) {
+        int32_t second = start;
+        block_256x(s, row, kb0, kb1, cursor ? &second : NULL, xt + 32, rp, rb - 32, yt + 32, accumulate);
+    }
+}
 #endif
 
 static void sparse_gemm(ss_isa isa, const sparse_src *s, const float *bias, ptrdiff_t rows, ptrdiff_t k,
                         const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                         ss_act_kind act, float *scratch) {
     const ptrdiff_t rp = round16(r);
-    float *owned = NULL;
-    if (!scratch) scratch = owned = (float *)malloc((size_t)(rp * (k + rows)) * sizeof(float));
-    float *xt = scratch, *yt = scratch + rp * k;
+    /* X^T gets whole n:m groups (zero rows past K) so the inner loops never test bounds. */
+    const ptrdiff_t kp = s->kind == 0 ? s->G * s->m : k;
+    /* Per-thread scratch, kept between calls: a fresh large malloc would be an mmap and a page
+     * fault per 4 KB on every call. */
+    static __thread float *cache = NULL;
+    static __thread size_t cache_floats = 0;
+    const size_t need = (size_t)(rp * (kp + rows));
+    if (!scratch || kp != k) {
+        if (cache_floats < need) {
+            free(cache);
+            cache = (float *)malloc(need * sizeof(float));
+            cache_floats = cache ? need : 0;
+            if (!cache) return;
+        }
+        scratch = cache;
+    }
+    float *xt = scratch, *yt = scratch + rp * kp;
     ss_transpose(x, r, k, ldx, xt, rp);
     if (rp > r)
         for (ptrdiff_t c = 0; c < k; c++) memset(xt + c * rp + r, 0, (size_t)(rp - r) * sizeof(float));
-    row_fn fn = row_portable;
+    if (kp > k) memset(xt + k * rp, 0, (size_t)((kp - k) * rp) * sizeof(float));
+    block_fn fn = block_portable;
 #ifdef SS_X86
-    if (isa == SS_ISA_AVX512) fn = row_512;
-    else if (isa == SS_ISA_AVX2) fn = row_256;
+    if (isa == SS_ISA_AVX512) fn = block_512;
+    else if (isa == SS_ISA_AVX2) fn = block_256;
 #endif
+    /* K blocks hold whole groups: KBLOCK is a multiple of every m. */
+    int32_t *cursor = s->kind == 1 ? (int32_t *)malloc((size_t)rows * sizeof(int32_t)) : NULL;
+    for (ptrdiff_t r0 = 0; r0 < rp; r0 += RBLOCK) {
+        const ptrdiff_t rb = rp - r0 < RBLOCK ? rp - r0 : RBLOCK;
+        if (cursor) memcpy(cursor, s->row_ptr, (size_t)rows * sizeof(int32_t));
+        for (ptrdiff_t kb0 = 0; kb0 < kp; kb0 += KBLOCK) {
+            const ptrdiff_t kb1 = kb0 + KBLOCK < kp ? kb0 + KBLOCK : kp;
+            for (ptrdiff_t row = 0; row < rows; row++)
+                fn(s, row, kb0, kb1, cursor ? cursor + row : NULL, xt + r0, rp, rb, yt + row * rp + r0, kb0 > 0);
+        }
+    }
+    free(cursor);
     for (ptrdiff_t row = 0; row < rows; row++) {
         float *out = yt + row * rp;
-        fn(s, row, xt, rp, k, out);
         if (bias) {
             const float b = bias[row];
             for (ptrdiff_t i = 0; i < r; i++) out[i] += b;
@@ -208,7 +295,6 @@ static void sparse_gemm(ss_isa isa, const sparse_src *s, const float *bias, ptrd
         if (act != SS_ACT_NONE) ss_act_apply_isa(isa, act, out, r);
     }
     ss_transpose(yt, rows, r, rp, y, ldy);
-    free(owned);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -15,6 +15,9 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
     private let indexBytes: Int
     /// Non-zero weights actually kept (≤ n/m of the dense count).
     public let nonZeroCount: Int
+    /// The same weights row by row (CSR) for batches of 3+ rows, where the weight-broadcast ×
+    /// activation-vector kernel over Xᵀ beats in-register selection.
+    private let rowwise: CSRWeights
 
     public enum PackError: Error, Equatable, CustomStringConvertible {
         case unsupported(n: Int, m: Int)
@@ -54,6 +57,7 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
         values = packedValues
         indices = packedIndices
         nonZeroCount = weights.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+        rowwise = CSRWeights(weights: weights, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
     }
 
     /// Keeps the `n` largest-magnitude weights of every group of `m` inputs (ties: lower index).
@@ -84,10 +88,12 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
 
     public var storage: String { "nm \(n):\(m)" }
     public var parameterCount: Int { nonZeroCount + (bias?.count ?? 0) }
-    public var byteCount: Int { valueCount * 4 + indexBytes + (bias?.count ?? 0) * 4 }
+    /// Both layouts: the panel pack (GEMV) and the row-wise copy (GEMM).
+    public var byteCount: Int { valueCount * 4 + indexBytes + (bias?.count ?? 0) * 4 + rowwise.byteCount }
 
     public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
                       activation: Activation, isa: InstructionSet = .current) {
+        if rows > 2 { return rowwise.apply(x, rows: rows, into: y, activation: activation, isa: isa) }
         withOptionalPointer(bias) { b in
             ss_nm_gemm_isa(isa.cValue, values, indices, Int32(n), Int32(m), b, outputFeatures, inputFeatures,
                            x, inputFeatures, y, outputFeatures, rows, activation.cKind, nil)
