@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
 need_apt=()
-for pkg in libssl-dev zlib1g-dev python3-venv curl pkg-config openssl prometheus; do
+for pkg in libssl-dev zlib1g-dev python3-venv curl pkg-config openssl prometheus wrk slowhttptest; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
