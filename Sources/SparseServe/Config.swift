@@ -25,6 +25,9 @@ public struct ServerConfig: Sendable, Equatable {
     public var headerReadTimeoutSeconds = 10.0
     public var bodyReadTimeoutSeconds = 60.0
     public var idleTimeoutSeconds = 60.0
+    /// true: a model that fails to load at start-up stops the process (exit 1). false: the
+    /// other endpoints serve, the failed one is UNAVAILABLE with its reason (index, logs, metrics).
+    public var exitOnModelLoadError = true
     /// How long a SIGTERM/SIGINT waits for in-flight requests before closing everything.
     public var gracePeriodSeconds = 30.0
     /// When non-empty, every route except the public ones needs `Authorization: Bearer <key>`.
@@ -158,6 +161,10 @@ public struct ServiceConfig: Sendable, Equatable {
         if let v = try o.seconds("bodyReadTimeoutSeconds") { s.bodyReadTimeoutSeconds = v }
         if let v = try o.seconds("idleTimeoutSeconds") { s.idleTimeoutSeconds = v }
         if let v = try o.seconds("gracePeriodSeconds", allowZero: true) { s.gracePeriodSeconds = v }
+        if let v = try o.take("exitOnModelLoadError") {
+            guard let flag = v.boolValue else { throw ConfigError(field: "server.exitOnModelLoadError", reason: "must be true or false") }
+            s.exitOnModelLoadError = flag
+        }
         if let v = try o.take("apiKeys") { s.apiKeys = try parseKeys(v, field: "server.apiKeys") }
         if let v = try o.take("publicRoutes") {
             let known: Set<String> = ["health", "metrics", "metadata", "openapi"]

@@ -31,7 +31,13 @@ public final class InferenceService: @unchecked Sendable {
     /// Loads and warms up every endpoint; readiness turns true when all are in. Throws the first
     /// failure, naming the endpoint.
     public func loadEndpoints() throws {
-        try repository.loadAll()
+        let failed = try repository.loadAll(stopOnError: config.server.exitOnModelLoadError)
+        if !failed.isEmpty && failed.count == config.endpoints.count {
+            throw ConfigError(field: "endpoints", reason: "no endpoint could be loaded (\(failed.joined(separator: ", ")))")
+        }
+        if !failed.isEmpty {
+            logger.warning("serving without the endpoints that failed to load", metadata: ["failed": "\(failed.joined(separator: ","))"])
+        }
         state.lock()
         loaded = true
         state.unlock()

@@ -47,13 +47,22 @@ public final class ModelRepository: @unchecked Sendable {
         try ModelLoader.load(directory: directory)
     }
 
-    /// Loads every configured endpoint in order, synchronously; the first failure is thrown,
-    /// naming the endpoint.
-    func loadAll() throws {
+    /// Loads every configured endpoint in order, synchronously. With `stopOnError` the first
+    /// failure is thrown, naming the endpoint; otherwise failed endpoints stay UNAVAILABLE (with
+    /// the reason in the index, logs and metrics) and the names of those that failed are returned.
+    @discardableResult
+    func loadAll(stopOnError: Bool = true) throws -> [String] {
+        var failed: [String] = []
         for name in names {
             guard let config = entry(name)?.config else { continue }
-            try loader.sync { try install(config) }
+            do {
+                try loader.sync { try install(config) }
+            } catch {
+                if stopOnError { throw error }
+                failed.append(name)
+            }
         }
+        return failed
     }
 
     /// Endpoint names in config order (including unloaded ones).
