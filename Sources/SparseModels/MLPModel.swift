@@ -1,7 +1,8 @@
 import SparseKernels
 
 /// A multi-layer perceptron: the manifest's layer list (linear layers with fused activations,
-/// stand-alone activations, softmax) run on packed `DenseWeights`.
+/// stand-alone activations, softmax). Linear layers run on whatever operator the compression plan
+/// picks for them (dense, N:M, CSR).
 ///
 /// It has one FP32 input `[-1, inFeatures]`. Each declared output is either FP32 `[-1, outFeatures]`
 /// (the last layer's values) or INT64 `[-1]` (the argmax of each row of those values).
@@ -17,7 +18,7 @@ public final class MLPModel: InferenceModel {
     public let outputFeatures: Int
 
     enum Step: Sendable {
-        case linear(DenseWeights, Activation)
+        case linear(any LinearOperator, Activation)
         case activation(Activation)
         case softmax
     }
@@ -26,7 +27,8 @@ public final class MLPModel: InferenceModel {
 
     /// Builds the model from a manifest and its weights. `manifestFile` names the manifest in errors;
     /// weight errors name the safetensors file.
-    public init(manifest: ModelManifest, weights: SafeTensors, manifestFile: String = "model.json") throws {
+    public init(manifest: ModelManifest, weights: SafeTensors, manifestFile: String = "model.json",
+                compression: CompressionPlan = .dense) throws {
         func fail(_ message: String) -> ModelLoadError { ModelLoadError(file: manifestFile, message) }
 
         guard manifest.inputs.count == 1, let input = manifest.inputs.first else {
@@ -56,11 +58,21 @@ public final class MLPModel: InferenceModel {
                 }
                 let w = try weights.tensor(named: spec.weight)
                 let b = try spec.bias.map { try weights.tensor(named: $0, shape: [outFeatures]) }
-                let dense = DenseWeights(weights: w, outputFeatures: outFeatures, inputFeatures: inFeatures, bias: b)
-                steps.append(.linear(dense, spec.activation))
-                layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: inFeatures, outputFeatures: outFeatures,
-                                            activation: spec.activation == .none ? nil : spec.activation.rawValue,
-                                            parameterCount: dense.parameterCount, byteCount: dense.byteCount))
+                let method = compression.method(forLayer: layerName)
+                let (op, error): (any LinearOperator, Double)
+                do {
+                    (op, error) = try method.makeOperator(weights: w, outputFeatures: outFeatures, inputFeatures: inFeatures, bias: b)
+                } catch {
+                    throw fail("layer '\(layerName)' cannot be compressed as \(method): \(error)")
+                }
+                steps.append(.linear(op, spec.activation))
+                var entry = ModelSummary.Layer(name: layerName, type: layer.type, inputFeatures: inFeatures, outputFeatures: outFeatures,
+                                               activation: spec.activation == .none ? nil : spec.activation.rawValue,
+                                               parameterCount: op.parameterCount, byteCount: op.byteCount)
+                entry.storage = op.storage
+                entry.density = op.density
+                entry.relativeError = error
+                layerSummaries.append(entry)
                 features = outFeatures
             case .activation(let spec):
                 steps.append(.activation(spec.activation))
@@ -103,7 +115,7 @@ public final class MLPModel: InferenceModel {
         var current = x
         for step in steps {
             switch step {
-            case .linear(let dense, let activation): current = dense.apply(current, activation: activation, isa: isa)
+            case .linear(let op, let activation): current = op.apply(current, activation: activation, isa: isa)
             case .activation(let activation): current.apply(activation, isa: isa)
             case .softmax: current.softmaxRows(isa: isa)
             }

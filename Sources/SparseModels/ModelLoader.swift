@@ -9,7 +9,7 @@ public enum ModelLoader {
     public static let knownArchitectures = ["mlp", "identity"]
 
     /// Loads the model in `directory`, choosing the implementation by the manifest's architecture.
-    public static func load(directory: String) throws -> any InferenceModel {
+    public static func load(directory: String, compression: CompressionPlan = .dense) throws -> any InferenceModel {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ModelLoadError(file: directory, "model directory does not exist")
@@ -19,7 +19,7 @@ public enum ModelLoader {
         switch manifest.architecture {
         case "mlp":
             let weights = try SafeTensors(contentsOf: path(directory, weightsFileName))
-            return try MLPModel(manifest: manifest, weights: weights, manifestFile: manifestPath)
+            return try MLPModel(manifest: manifest, weights: weights, manifestFile: manifestPath, compression: compression)
         case "identity":
             do {
                 return try IdentityModel(inputs: manifest.inputs, outputs: manifest.outputs)

@@ -9,6 +9,12 @@ public struct ModelSummary: Sendable, Equatable, Codable {
         public var activation: String?
         public var parameterCount: Int
         public var byteCount: Int
+        /// Operator storage ("dense", "nm 2:4", "csr", …); nil for layers without weights.
+        public var storage: String?
+        /// Stored over dense-equivalent parameters.
+        public var density: Double?
+        /// ‖W − Ŵ‖ / ‖W‖ of the compressed weight (0 for dense).
+        public var relativeError: Double?
 
         public init(name: String, type: String, inputFeatures: Int, outputFeatures: Int, activation: String?,
                     parameterCount: Int, byteCount: Int) {
@@ -33,6 +39,11 @@ public struct ModelSummary: Sendable, Equatable, Codable {
     }
 
     public var parameterCount: Int { layers.reduce(0) { $0 + $1.parameterCount } }
+    /// Stored parameters over those of the dense layers (1 for a dense model).
+    public var density: Double {
+        let dense = layers.reduce(0.0) { $0 + (($1.density ?? 0) > 0 ? Double($1.parameterCount) / $1.density! : 0) }
+        return dense > 0 ? Double(parameterCount) / dense : 1
+    }
     public var byteCount: Int { layers.reduce(0) { $0 + $1.byteCount } }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import SparseModels
 
 /// A configuration problem, naming the offending field (e.g. `endpoints[1].compression.method`) and why.
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
@@ -65,10 +66,50 @@ public struct CORSConfig: Sendable, Equatable {
     public init() {}
 }
 
-/// How an endpoint's linear layers are stored and run (`"compression"`). Only `dense` exists so far.
+/// How an endpoint's linear layers are stored and run (`"compression"`): `dense`, magnitude
+/// `nm` (n, m) or `csr` (density), with per-layer overrides by name pattern (`"layers"`).
 public struct CompressionConfig: Sendable, Equatable {
+    /// The endpoint-wide method name ("dense", "nm", "csr").
     public var method = "dense"
+    public var plan = CompressionPlan.dense
     public init() {}
+
+    /// Methods the compression issue adds later; refused with a clear message until then.
+    static let planned = ["blast", "l1inf"]
+
+    static func parseMethod(_ json: JSON, path: String) throws -> (String, LayerCompression) {
+        var o = try StrictObject(json, path: path)
+        guard let method = try o.string("method") else { throw ConfigError(field: "\(path).method", reason: "is required") }
+        let result: LayerCompression
+        switch method {
+        case "dense":
+            result = .dense
+        case "nm":
+            guard let n = try o.integer("n", in: 1...15), let m = try o.integer("m", in: 4...16) else {
+                throw ConfigError(field: path, reason: "method 'nm' needs integers 'n' and 'm'")
+            }
+            guard [4, 8, 16].contains(m), n < m else {
+                throw ConfigError(field: "\(path).m", reason: "\(n):\(m) is not supported: m must be 4, 8 or 16 and n < m")
+            }
+            if let mask = try o.string("mask"), mask != "magnitude" {
+                throw ConfigError(field: "\(path).mask", reason: mask == "transposable"
+                    ? "'transposable' (TSENOR) masks are not implemented yet; use 'magnitude'"
+                    : "'\(mask)' is not a mask kind (magnitude)")
+            }
+            result = .nm(n: n, m: m)
+        case "csr":
+            guard let d = try o.take("density"), let density = d.doubleValue, density > 0, density <= 1 else {
+                throw ConfigError(field: "\(path).density", reason: "method 'csr' needs a 'density' in (0, 1]")
+            }
+            result = .csr(density: density)
+        case let other where planned.contains(other):
+            throw ConfigError(field: "\(path).method", reason: "'\(other)' is not implemented yet (supported: dense, nm, csr)")
+        default:
+            throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr)")
+        }
+        try o.finish()
+        return (method, result)
+    }
 }
 
 /// One served model (`"endpoints"[i]`).
@@ -239,16 +280,26 @@ public struct ServiceConfig: Sendable, Equatable {
             e.batching = try parseBatching(b, path: "\(path).batching")
         }
         if let c = try o.take("compression") {
-            var co = try StrictObject(c, path: "\(path).compression")
-            guard let method = try co.string("method") else {
-                throw ConfigError(field: "\(path).compression.method", reason: "is required")
+            guard c.objectValue != nil else {
+                throw ConfigError(field: "\(path).compression", reason: "must be an object, got \(c.kindName)")
             }
-            guard method == "dense" else {
-                throw ConfigError(field: "\(path).compression.method",
-                                  reason: "'\(method)' is not a supported method (supported: dense)")
+            // "layers" (per-layer overrides) sits beside the method's own keys.
+            var top = c.objectValue ?? []
+            let layers = top.first { $0.0 == "layers" }?.1
+            top.removeAll { $0.0 == "layers" }
+            let (method, base) = try CompressionConfig.parseMethod(.object(top), path: "\(path).compression")
+            var plan = CompressionPlan(method: base)
+            if let layers {
+                guard let pairs = layers.objectValue else {
+                    throw ConfigError(field: "\(path).compression.layers", reason: "must be an object of layer-name patterns")
+                }
+                for (pattern, value) in pairs {
+                    let (_, m) = try CompressionConfig.parseMethod(value, path: "\(path).compression.layers.\(pattern)")
+                    plan.overrides.append((pattern, m))
+                }
             }
             e.compression.method = method
-            try co.finish()
+            e.compression.plan = plan
         }
         try o.finish()
         return e

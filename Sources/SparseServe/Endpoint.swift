@@ -19,9 +19,26 @@ public final class Endpoint: @unchecked Sendable {
     public var name: String { config.name }
     public var version: String { config.version }
 
-    /// Stored weights over dense-equivalent weights. Every linear layer is dense until compressed
-    /// operators land, so this is exactly 1 for now.
-    public var density: Double { 1 }
+    /// Stored weights over dense-equivalent weights (1 for a dense model).
+    public var density: Double { ModelLoader.summary(of: model)?.density ?? 1 }
+
+    /// Per-layer storage facts: operator, parameters, bytes, density, relative error.
+    public func compressionJSON() -> JSON {
+        let layers = ModelLoader.summary(of: model)?.layers.filter { $0.storage != nil } ?? []
+        return .object([
+            ("method", .string(config.compression.method)),
+            ("density", .number(double: density, integer: nil)),
+            ("layers", .array(layers.map { l in
+                .object([
+                    ("name", .string(l.name)), ("storage", .string(l.storage ?? "")),
+                    ("parameters", .number(double: Double(l.parameterCount), integer: Int64(l.parameterCount))),
+                    ("bytes", .number(double: Double(l.byteCount), integer: Int64(l.byteCount))),
+                    ("density", .number(double: l.density ?? 1, integer: nil)),
+                    ("relative_error", .number(double: l.relativeError ?? 0, integer: nil)),
+                ])
+            })),
+        ])
+    }
 
     /// Platform string reported in model metadata, e.g. `sparseserve_mlp`.
     public var platform: String { "sparseserve_\(model.architecture)" }
@@ -51,6 +68,7 @@ public final class Endpoint: @unchecked Sendable {
             ("platform", .string(platform)),
             ("inputs", tensors(model.inputs)),
             ("outputs", tensors(model.outputs)),
+            ("compression", compressionJSON()),
         ])
     }
 
@@ -71,7 +89,10 @@ public final class Endpoint: @unchecked Sendable {
             ("version_policy", .object([("specific", .object([("versions", .array([.string(version)]))]))])),
             ("max_batch_size", int(maxBatch)),
             ("input", tensors(model.inputs)), ("output", tensors(model.outputs)),
-            ("parameters", .object([("compression", .object([("string_value", .string(config.compression.method))]))])),
+            ("parameters", .object([
+                ("compression", .object([("string_value", .string(config.compression.method))])),
+                ("compression_report", .object([("string_value", .string(String(decoding: JSONWriter.encode(compressionJSON()), as: UTF8.self)))])),
+            ])),
         ]
         if scheduler != nil {
             pairs.append(("dynamic_batching", .object([

@@ -157,7 +157,10 @@ public final class ModelRepository: @unchecked Sendable {
 
     /// Loads the model, runs one warm-up inference and attaches a batcher when configured.
     private func build(_ config: EndpointConfig) throws -> Endpoint {
-        let model = try ModelRepository.loadModel(directory: config.modelPath)
+        let model = try ModelLoader.load(directory: config.modelPath, compression: config.compression.plan)
+        if config.compression.plan != .dense && ModelLoader.summary(of: model)?.layers.contains(where: { $0.storage != nil }) != true {
+            throw InvalidInputError("compression '\(config.compression.method)' needs a model with linear layers; '\(model.architecture)' has none")
+        }
         do {
             _ = try model.infer(ModelRepository.warmUpInputs(model.inputs))
         } catch {

@@ -492,6 +492,23 @@ components:
         platform: {type: string}
         inputs: {type: array, items: {$ref: "#/components/schemas/TensorMetadata"}}
         outputs: {type: array, items: {$ref: "#/components/schemas/TensorMetadata"}}
+        compression:
+          description: How the linear layers are stored, and what it costs (SparseServe extension).
+          type: object
+          properties:
+            method: {type: string}
+            density: {type: number}
+            layers:
+              type: array
+              items:
+                type: object
+                properties:
+                  name: {type: string}
+                  storage: {type: string}
+                  parameters: {type: integer}
+                  bytes: {type: integer}
+                  density: {type: number}
+                  relative_error: {type: number}
     TensorData:
       type: array
       description: >

@@ -54,9 +54,24 @@ final class ConfigTests: XCTestCase {
         assertConfigError(#"{"endpoints": [{"model": "m"}]}"#, field: "endpoints[0].name", reasonContains: "required")
         assertConfigError(#"{"endpoints": [{"name": "d/e", "model": "m"}]}"#, field: "endpoints[0].name", reasonContains: "letters")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m"}, {"name": "d", "model": "n"}]}"#, field: "endpoints[1].name", reasonContains: "duplicate")
-        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm"}}]}"#, field: "endpoints[0].compression.method", reasonContains: "not a supported")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "zip"}}]}"#, field: "endpoints[0].compression.method", reasonContains: "not a supported")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm"}}]}"#, field: "endpoints[0].compression", reasonContains: "needs integers 'n' and 'm'")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 5}}]}"#, field: "endpoints[0].compression.m", reasonContains: "must be 4, 8 or 16")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 4, "mask": "transposable"}}]}"#, field: "endpoints[0].compression.mask", reasonContains: "not implemented yet")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "blast", "blocks": 4}}]}"#, field: "endpoints[0].compression.method", reasonContains: "not implemented yet")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "csr", "density": 1.5}}]}"#, field: "endpoints[0].compression.density", reasonContains: "(0, 1]")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "layers": {"fc*": {"method": "nm", "n": 2, "m": 4, "x": 1}}}}]}"#, field: "endpoints[0].compression.layers.fc*.x", reasonContains: "unknown key")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "n": 2}}]}"#, field: "endpoints[0].compression.n", reasonContains: "unknown key")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m""#, field: "", reasonContains: "invalid JSON")
+    }
+
+    func testCompressionPlans() throws {
+        let c = try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 4, "mask": "magnitude", "layers": {"fc3": {"method": "dense"}, "fc*": {"method": "csr", "density": 0.25}}}}]}"#)
+        let plan = c.endpoints[0].compression.plan
+        XCTAssertEqual(c.endpoints[0].compression.method, "nm")
+        XCTAssertEqual(plan.method(forLayer: "fc3"), .dense)
+        XCTAssertEqual(plan.method(forLayer: "fc1"), .csr(density: 0.25))
+        XCTAssertEqual(plan.method(forLayer: "out"), .nm(n: 2, m: 4))
     }
 
     func testKeysAndPublicRoutes() throws {

@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+import SparseKernels
+@testable import SparseModels
+
+final class CompressionTests: XCTestCase {
+    var digitsDirectory: String { repositoryRoot().appendingPathComponent("models/digits-mlp").path }
+
+    func testGlobPatterns() {
+        XCTAssertTrue(CompressionPlan.matches("encoder.3.ffn.up", pattern: "encoder.*.ffn.*"))
+        XCTAssertTrue(CompressionPlan.matches("fc1", pattern: "fc*"))
+        XCTAssertTrue(CompressionPlan.matches("fc1", pattern: "*"))
+        XCTAssertTrue(CompressionPlan.matches("classifier", pattern: "classifier"))
+        XCTAssertFalse(CompressionPlan.matches("classifier2", pattern: "classifier"))
+        XCTAssertFalse(CompressionPlan.matches("encoder.3.attn.q", pattern: "encoder.*.ffn.*"))
+        XCTAssertTrue(CompressionPlan.matches("", pattern: "*"))
+    }
+
+    /// A compressed MLP computes exactly what a dense MLP on the pruned weights computes.
+    func testCompressedDigitsEqualsDenseOnPrunedWeights() throws {
+        let split = try SafeTensors(contentsOf: repositoryRoot().appendingPathComponent("models/digits-mlp/test.safetensors").path)
+        let inputs = try split.tensor(named: "inputs")
+        let labels = try split.int64Tensor(named: "labels")
+        let n = labels.count
+        let x = Matrix(rows: n, columns: 64, values: inputs)
+        for plan in [CompressionPlan(method: .nm(n: 2, m: 4)),
+                     CompressionPlan(method: .csr(density: 0.3), overrides: [("fc3", .dense)]),
+                     CompressionPlan(method: .nm(n: 1, m: 4), overrides: [("*", .nm(n: 4, m: 8))])] {
+            let model = try XCTUnwrap(try ModelLoader.load(directory: digitsDirectory, compression: plan) as? MLPModel)
+            let summary = model.summary
+            let linear = summary.layers.filter { $0.storage != nil }
+            XCTAssertEqual(linear.count, 3)
+            XCTAssertLessThan(summary.density, 0.9, "\(plan.method)")
+            for layer in linear where layer.storage != "dense" {
+                XCTAssertGreaterThan(layer.relativeError ?? 0, 0)
+                XCTAssertLessThan(layer.relativeError ?? 1, 1)
+            }
+            // batch of 1 (GEMV path) and the whole split (GEMM path) agree row by row
+            let whole = model.forward(x)
+            for row in [0, 7, n - 1] {
+                let one = model.forward(Matrix(rows: 1, columns: 64, values: Array(inputs[(row * 64)..<((row + 1) * 64)])))
+                for j in 0..<10 { XCTAssertEqual(one.values[j], whole.values[row * 10 + j], accuracy: 1e-5) }
+            }
+            let predicted = (0..<n).map { r in (0..<10).max { whole.values[r * 10 + $0] < whole.values[r * 10 + $1] }! }
+            let accuracy = Double(zip(predicted, labels).filter { Int64($0) == $1 }.count) / Double(n)
+            print("digits-mlp \(plan.method) (overrides \(plan.overrides.map(\.pattern))): density \(summary.density), accuracy \(accuracy)")
+            XCTAssertGreaterThan(accuracy, 0.3, "far above chance (0.1)")
+        }
+        let dense = try XCTUnwrap(try ModelLoader.load(directory: digitsDirectory) as? MLPModel)
+        XCTAssertEqual(dense.summary.density, 1, accuracy: 1e-9)
+    }
+}
