@@ -74,6 +74,19 @@ public struct CompressionConfig: Sendable, Equatable {
     public var plan = CompressionPlan.dense
     public init() {}
 
+    /// Parses a `"compression"` object on its own (the `inspect` command's `--compression`).
+    public static func parse(_ text: String) throws -> CompressionConfig {
+        let json: JSON
+        do { json = try JSON.parse(text) } catch { throw ConfigError(field: "compression", reason: "\(error)") }
+        let wrapped = JSON.object([("name", .string("inspect")), ("model", .string("/")), ("compression", json)])
+        do {
+            return try ServiceConfig.parseEndpoint(wrapped, path: "", baseDirectory: "/").compression
+        } catch var error as ConfigError {
+            if error.field.hasPrefix(".") { error.field.removeFirst() }
+            throw error
+        }
+    }
+
     /// Methods the compression issue adds later; refused with a clear message until then.
     static let planned = ["blast", "l1inf"]
 
