@@ -1,0 +1,336 @@
+import Foundation
+
+/// BERT's WordPiece tokenizer, giving the same ids as Hugging Face `tokenizers` with a BERT
+/// `tokenizer.json` (BertNormalizer + BertPreTokenizer + WordPiece + `[CLS] $A [SEP]`), which is
+/// what `BertTokenizer(Fast)` and sentence-transformers use:
+///
+/// 1. the special tokens (`[CLS]`, `[SEP]`, `[MASK]`, `[PAD]`, `[UNK]`) are matched verbatim in the
+///    raw text and map to their ids;
+/// 2. the text between them is cleaned (NUL, U+FFFD and control/format/private-use characters
+///    dropped, whitespace mapped to a space), CJK ideographs get spaces around them, and when
+///    `lowercase` is set accents are stripped (NFD, then non-spacing marks dropped) and every
+///    character is lower-cased;
+/// 3. it is split on whitespace and around every punctuation character;
+/// 4. each word becomes its greedy longest-match-first pieces (`##` marks a continuation), or
+///    `[UNK]` when some part has no piece or the word is longer than `maxInputCharactersPerWord`.
+///
+/// `tokenizers` classifies characters with Unicode 8.0 tables (the `unicode_categories` crate), so
+/// characters assigned after Unicode 8.0 count as "unassigned" here too: never dropped, stripped
+/// or split off (they become `[UNK]` unless the vocabulary has them).
+public struct WordPieceTokenizer: Sendable {
+    /// Token ids of one text and whether truncation cut it.
+    public struct Encoding: Sendable, Equatable {
+        /// `[CLS]`, the word pieces, `[SEP]`.
+        public var ids: [Int32]
+        /// How many ids the text has without truncation (so `ids.count < untruncatedCount` means cut).
+        public var untruncatedCount: Int
+        public var isTruncated: Bool { ids.count < untruncatedCount }
+
+        public init(ids: [Int32], untruncatedCount: Int) {
+            self.ids = ids
+            self.untruncatedCount = untruncatedCount
+        }
+    }
+
+    public let vocabularySize: Int
+    public let lowercase: Bool
+    public let maxInputCharactersPerWord: Int
+    public let clsID: Int32
+    public let sepID: Int32
+    public let unkID: Int32
+    public let padID: Int32
+
+    private let vocabulary: Vocabulary
+    private let specialTokens: [(scalars: [Unicode.Scalar], id: Int32)]
+
+    /// Reads `vocab.txt` (one token per line; the line number is the id).
+    public init(vocabularyFile path: String, lowercase: Bool = true, maxInputCharactersPerWord: Int = 100) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ModelLoadError(file: path, "cannot read vocabulary (\(error.localizedDescription))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ModelLoadError(file: path, "vocabulary is not valid UTF-8")
+        }
+        var tokens = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
+        }
+        while tokens.last == "" { tokens.removeLast() }
+        do {
+            try self.init(vocabulary: tokens, lowercase: lowercase, maxInputCharactersPerWord: maxInputCharactersPerWord)
+        } catch let error as InvalidInputError {
+            throw ModelLoadError(file: path, error.description)
+        }
+    }
+
+    /// Builds the tokenizer from the tokens in id order. The vocabulary must hold `[CLS]`, `[SEP]`
+    /// and `[UNK]` (else `InvalidInputError`).
+    public init(vocabulary tokens: [String], lowercase: Bool = true, maxInputCharactersPerWord: Int = 100) throws {
+        var ids: [String: Int32] = [:]
+        for (i, token) in tokens.enumerated() where !token.isEmpty && ids[token] == nil { ids[token] = Int32(i) }
+        guard let cls = ids["[CLS]"], let sep = ids["[SEP]"], let unk = ids["[UNK]"] else {
+            throw InvalidInputError("vocabulary lacks [CLS], [SEP] or [UNK]")
+        }
+        vocabularySize = tokens.count
+        self.lowercase = lowercase
+        self.maxInputCharactersPerWord = maxInputCharactersPerWord
+        clsID = cls
+        sepID = sep
+        unkID = unk
+        padID = ids["[PAD]"] ?? 0
+        vocabulary = Vocabulary(ids)
+        specialTokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].compactMap { name in
+            ids[name].map { (Array(name.unicodeScalars), $0) }
+        }
+    }
+
+    /// Token ids of `text`: `[CLS]`, pieces, `[SEP]`. With `maxTokens` (≥ 2) the pieces are cut so
+    /// that the whole encoding has at most `maxTokens` ids (`[SEP]` is kept), as Hugging Face does.
+    public func encode(_ text: String, maxTokens: Int? = nil) -> Encoding {
+        var ids: [Int32] = [clsID]
+        appendPieces(of: text, to: &ids)
+        ids.append(sepID)
+        let total = ids.count
+        if let maxTokens, total > maxTokens {
+            precondition(maxTokens >= 2, "maxTokens must leave room for [CLS] and [SEP]")
+            ids.removeSubrange((maxTokens - 1)..<(total - 1))
+        }
+        return Encoding(ids: ids, untruncatedCount: total)
+    }
+
+    /// As `encode(_:maxTokens:)` for UTF-8 bytes; invalid UTF-8 is an `InvalidInputError`.
+    public func encode(utf8 bytes: [UInt8], maxTokens: Int? = nil) throws -> Encoding {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw InvalidInputError("text is not valid UTF-8")
+        }
+        return encode(text, maxTokens: maxTokens)
+    }
+
+    /// The word pieces of `text` as strings (no `[CLS]`/`[SEP]`), for inspection.
+    public func pieces(_ text: String) -> [String] {
+        var ids: [Int32] = []
+        appendPieces(of: text, to: &ids)
+        return ids.map { vocabulary.token(for: $0) ?? "?" }
+    }
+
+    // MARK: Pipeline
+
+    private func appendPieces(of text: String, to ids: inout [Int32]) {
+        let scalars = Array(text.unicodeScalars)
+        var segmentStart = 0, i = 0
+        while i < scalars.count {
+            if scalars[i] == "[", let (length, id) = specialToken(at: i, in: scalars) {
+                appendWords(of: scalars[segmentStart..<i], to: &ids)
+                ids.append(id)
+                i += length
+                segmentStart = i
+            } else {
+                i += 1
+            }
+        }
+        appendWords(of: scalars[segmentStart..<scalars.count], to: &ids)
+    }
+
+    private func specialToken(at i: Int, in scalars: [Unicode.Scalar]) -> (Int, Int32)? {
+        var best: (Int, Int32)?
+        for (token, id) in specialTokens where token.count <= scalars.count - i && token.count > (best?.0 ?? 0) {
+            if scalars[i..<(i + token.count)].elementsEqual(token) { best = (token.count, id) }
+        }
+        return best
+    }
+
+    /// Normalises one stretch of text (no special tokens in it), splits it into words and appends
+    /// their pieces.
+    private func appendWords(of scalars: ArraySlice<Unicode.Scalar>, to ids: inout [Int32]) {
+        guard !scalars.isEmpty else { return }
+        // Clean and pad CJK characters.
+        var cleaned = String.UnicodeScalarView()
+        var ascii = true
+        for c in scalars {
+            let v = c.value
+            if v == 0 || v == 0xFFFD || Self.isControl(c) { continue }
+            if Self.isWhitespace(c) {
+                cleaned.append(" ")
+            } else if Self.isChineseCharacter(v) {
+                cleaned.append(" ")
+                cleaned.append(c)
+                cleaned.append(" ")
+                ascii = false
+            } else {
+                cleaned.append(c)
+                ascii = ascii && v < 0x80
+            }
+        }
+        var normalized: [Unicode.Scalar] = []
+        normalized.reserveCapacity(cleaned.count)
+        if lowercase {
+            if ascii {
+                for c in cleaned {
+                    let v = c.value
+                    normalized.append(v >= 0x41 && v <= 0x5A ? Unicode.Scalar(v + 32)! : c)
+                }
+            } else {
+                // Strip accents (NFD, drop non-spacing marks), then lower-case each character.
+                for c in String(cleaned).decomposedStringWithCanonicalMapping.unicodeScalars where !Self.isNonspacingMark(c) {
+                    let lower = c.properties.lowercaseMapping
+                    if lower.unicodeScalars.count == 1 && lower.unicodeScalars.first == c {
+                        normalized.append(c)
+                    } else {
+                        normalized.append(contentsOf: lower.unicodeScalars)
+                    }
+                }
+            }
+        } else {
+            normalized.append(contentsOf: cleaned)
+        }
+        // Split on whitespace and around punctuation.
+        var word: [UInt8] = []
+        var characters = 0
+        func flush() {
+            if !word.isEmpty { appendWordPieces(word, characters: characters, to: &ids) }
+            word.removeAll(keepingCapacity: true)
+            characters = 0
+        }
+        for c in normalized {
+            if Self.isWhitespace(c) {
+                flush()
+            } else if Self.isPunctuation(c) {
+                flush()
+                word.append(contentsOf: String(c).utf8)
+                characters = 1
+                flush()
+            } else {
+                word.append(contentsOf: String(c).utf8)
+                characters += 1
+            }
+        }
+        flush()
+    }
+
+    /// Greedy longest-match-first WordPiece of one word (UTF-8 bytes).
+    private func appendWordPieces(_ word: [UInt8], characters: Int, to ids: inout [Int32]) {
+        if characters > maxInputCharactersPerWord {
+            ids.append(unkID)
+            return
+        }
+        let mark = ids.count
+        var start = 0
+        while start < word.count {
+            guard let (id, end) = vocabulary.longestMatch(word, from: start, continuation: start > 0) else {
+                ids.removeSubrange(mark...)
+                ids.append(unkID)
+                return
+            }
+            ids.append(id)
+            start = end
+        }
+    }
+
+    // MARK: Character classes (as tokenizers' BertNormalizer / BertPreTokenizer)
+
+    /// Characters `tokenizers`' tables know (assigned by Unicode 8.0); later ones act as unassigned.
+    private static func knownToTokenizers(_ c: Unicode.Scalar) -> Bool {
+        guard let age = c.properties.age else { return false }
+        return age.major < 8 || (age.major == 8 && age.minor == 0)
+    }
+
+    /// Cc, Cf, Co or Cs, except tab, newline and carriage return (dropped by cleaning).
+    static func isControl(_ c: Unicode.Scalar) -> Bool {
+        switch c.value {
+        case 0x09, 0x0A, 0x0D: return false
+        case 0x00...0x1F, 0x7F...0x9F: return true
+        case 0xA0...0xAC: return false
+        default: break
+        }
+        if c.value < 0xAD { return false }
+        switch c.properties.generalCategory {
+        case .control, .format, .privateUse, .surrogate: return knownToTokenizers(c)
+        default: return false
+        }
+    }
+
+    /// Unicode White_Space (tab, newline and carriage return included).
+    static func isWhitespace(_ c: Unicode.Scalar) -> Bool {
+        if c.value < 0x80 { return c.value == 0x20 || (c.value >= 0x09 && c.value <= 0x0D) }
+        return c.properties.isWhitespace
+    }
+
+    /// ASCII punctuation and symbols (`!`…`/`, `:`…`@`, `[`…`` ` ``, `{`…`~`) or any Unicode P* character.
+    static func isPunctuation(_ c: Unicode.Scalar) -> Bool {
+        let v = c.value
+        if v < 0x80 { return (v >= 33 && v <= 47) || (v >= 58 && v <= 64) || (v >= 91 && v <= 96) || (v >= 123 && v <= 126) }
+        switch c.properties.generalCategory {
+        case .connectorPunctuation, .dashPunctuation, .openPunctuation, .closePunctuation,
+             .initialPunctuation, .finalPunctuation, .otherPunctuation:
+            return knownToTokenizers(c)
+        default:
+            return false
+        }
+    }
+
+    static func isNonspacingMark(_ c: Unicode.Scalar) -> Bool {
+        c.value >= 0x300 && c.properties.generalCategory == .nonspacingMark && knownToTokenizers(c)
+    }
+
+    /// The CJK Unified Ideographs blocks BERT pads with spaces.
+    static func isChineseCharacter(_ v: UInt32) -> Bool {
+        (0x4E00...0x9FFF).contains(v) || (0x3400...0x4DBF).contains(v) || (0x20000...0x2A6DF).contains(v)
+            || (0x2A700...0x2B73F).contains(v) || (0x2B740...0x2B81F).contains(v) || (0x2B920...0x2CEAF).contains(v)
+            || (0xF900...0xFAFF).contains(v) || (0x2F800...0x2FA1F).contains(v)
+    }
+}
+
+/// The vocabulary as a byte trie: a word-initial piece is matched from the root, a continuation
+/// piece from the node reached by `##`, so one walk finds the longest piece at a position.
+private final class Vocabulary: Sendable {
+    /// Child of node n on byte b: `edges[n << 8 | b]`.
+    private let edges: [UInt32: Int32]
+    /// Token id ending at each node, or -1.
+    private let terminal: [Int32]
+    private let continuationRoot: Int32?
+    private let tokens: [Int32: String]
+
+    init(_ ids: [String: Int32]) {
+        var edges: [UInt32: Int32] = [:]
+        var terminal: [Int32] = [-1]
+        for (token, id) in ids {
+            var node: Int32 = 0
+            for b in token.utf8 {
+                let key = UInt32(node) << 8 | UInt32(b)
+                if let next = edges[key] {
+                    node = next
+                } else {
+                    let next = Int32(terminal.count)
+                    terminal.append(-1)
+                    edges[key] = next
+                    node = next
+                }
+            }
+            terminal[Int(node)] = id
+        }
+        self.edges = edges
+        self.terminal = terminal
+        var node: Int32? = 0
+        for b in "##".utf8 { node = node.flatMap { edges[UInt32($0) << 8 | UInt32(b)] } }
+        continuationRoot = node
+        tokens = Dictionary(uniqueKeysWithValues: ids.map { ($1, $0) })
+    }
+
+    /// The longest piece of `word` starting at byte `start`: its id and end offset.
+    func longestMatch(_ word: [UInt8], from start: Int, continuation: Bool) -> (Int32, Int)? {
+        guard var node = continuation ? continuationRoot : 0 else { return nil }
+        var best: (Int32, Int)?
+        var i = start
+        while i < word.count, let next = edges[UInt32(node) << 8 | UInt32(word[i])] {
+            node = next
+            i += 1
+            let id = terminal[Int(node)]
+            if id >= 0 { best = (id, i) }
+        }
+        return best
+    }
+
+    func token(for id: Int32) -> String? { tokens[id] }
+}
