@@ -8,12 +8,16 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
     case nm(n: Int, m: Int)
     /// Unstructured magnitude pruning to `density` of the weights, run on the CSR kernel.
     case csr(density: Double)
+    /// BLAST factors fitted to the weight: `blocks` × `blocks`, with `rank` or the rank that gives
+    /// `parameterRatio` of the dense parameters; `iterations` preconditioned-GD steps.
+    case blast(blocks: Int, rank: Int?, parameterRatio: Double?, iterations: Int)
 
     public var description: String {
         switch self {
         case .dense: return "dense"
         case let .nm(n, m): return "nm \(n):\(m)"
         case let .csr(d): return "csr \(d)"
+        case let .blast(b, r, ratio, _): return "blast b=\(b) " + (r.map { "r=\($0)" } ?? "ratio=\(ratio ?? 0)")
         }
     }
 
@@ -36,6 +40,12 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
                 }
             }
             return (op, Self.relativeError(w, kept))
+        case let .blast(blocks, rank, ratio, iterations):
+            let r = rank ?? BlastFactorization.rank(rows: outputFeatures, columns: inputFeatures, rowBlocks: blocks,
+                                                    columnBlocks: blocks, parameterRatio: ratio ?? 0.5)
+            let fit = try BlastFactorization(fitting: w, rows: outputFeatures, columns: inputFeatures, rowBlocks: blocks,
+                                             columnBlocks: blocks, rank: r, iterations: iterations)
+            return (try fit.makeOperator(bias: bias), fit.relativeError)
         }
     }
 

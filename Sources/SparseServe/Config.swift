@@ -88,7 +88,7 @@ public struct CompressionConfig: Sendable, Equatable {
     }
 
     /// Methods the compression issue adds later; refused with a clear message until then.
-    static let planned = ["blast", "l1inf"]
+    static let planned = ["l1inf"]
 
     static func parseMethod(_ json: JSON, path: String) throws -> (String, LayerCompression) {
         var o = try StrictObject(json, path: path)
@@ -115,10 +115,27 @@ public struct CompressionConfig: Sendable, Equatable {
                 throw ConfigError(field: "\(path).density", reason: "method 'csr' needs a 'density' in (0, 1]")
             }
             result = .csr(density: density)
+        case "blast":
+            guard let b = try o.integer("blocks", in: 1...64) else {
+                throw ConfigError(field: "\(path).blocks", reason: "method 'blast' needs 'blocks' (1...64)")
+            }
+            let rank = try o.integer("rank", in: 1...65536)
+            var ratio: Double?
+            if let v = try o.take("parameterRatio") {
+                guard let d = v.doubleValue, d > 0, d < 1 else {
+                    throw ConfigError(field: "\(path).parameterRatio", reason: "must be a number in (0, 1)")
+                }
+                ratio = d
+            }
+            guard (rank == nil) != (ratio == nil) else {
+                throw ConfigError(field: path, reason: "method 'blast' needs exactly one of 'rank' and 'parameterRatio'")
+            }
+            let iterations = try o.integer("iterations", in: 1...10_000) ?? 100
+            result = .blast(blocks: b, rank: rank, parameterRatio: ratio, iterations: iterations)
         case let other where planned.contains(other):
-            throw ConfigError(field: "\(path).method", reason: "'\(other)' is not implemented yet (supported: dense, nm, csr)")
+            throw ConfigError(field: "\(path).method", reason: "'\(other)' is not implemented yet (supported: dense, nm, csr, blast)")
         default:
-            throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr)")
+            throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr, blast)")
         }
         try o.finish()
         return (method, result)
