@@ -6,6 +6,8 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
     case dense
     /// Keep the `n` largest-magnitude weights of every group of `m` inputs (per output row).
     case nm(n: Int, m: Int)
+    /// A transposable N:M mask (TSENOR): N per row and per column of every m×m block.
+    case transposableNM(n: Int, m: Int)
     /// Unstructured magnitude pruning to `density` of the weights, run on the CSR kernel.
     case csr(density: Double)
     /// BLAST factors fitted to the weight: `blocks` × `blocks`, with `rank` or the rank that gives
@@ -16,6 +18,7 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .dense: return "dense"
         case let .nm(n, m): return "nm \(n):\(m)"
+        case let .transposableNM(n, m): return "nm \(n):\(m) transposable"
         case let .csr(d): return "csr \(d)"
         case let .blast(b, r, ratio, _): return "blast b=\(b) " + (r.map { "r=\($0)" } ?? "ratio=\(ratio ?? 0)")
         }
@@ -29,6 +32,11 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
             return (DenseWeights(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias), 0)
         case let .nm(n, m):
             let pruned = NMWeights.magnitudeMask(w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)
+            let op = try NMWeights(prunedWeights: pruned, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m, bias: bias)
+            return (op, Self.relativeError(w, pruned))
+        case let .transposableNM(n, m):
+            let mask = try TransposableMask.mask(w, rows: outputFeatures, columns: inputFeatures, n: n, m: m)
+            let pruned = zip(w, mask).map { $1 ? $0 : 0 }
             let op = try NMWeights(prunedWeights: pruned, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m, bias: bias)
             return (op, Self.relativeError(w, pruned))
         case let .csr(density):

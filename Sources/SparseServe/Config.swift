@@ -104,12 +104,11 @@ public struct CompressionConfig: Sendable, Equatable {
             guard [4, 8, 16].contains(m), n < m else {
                 throw ConfigError(field: "\(path).m", reason: "\(n):\(m) is not supported: m must be 4, 8 or 16 and n < m")
             }
-            if let mask = try o.string("mask"), mask != "magnitude" {
-                throw ConfigError(field: "\(path).mask", reason: mask == "transposable"
-                    ? "'transposable' (TSENOR) masks are not implemented yet; use 'magnitude'"
-                    : "'\(mask)' is not a mask kind (magnitude)")
+            switch try o.string("mask") ?? "magnitude" {
+            case "magnitude": result = .nm(n: n, m: m)
+            case "transposable": result = .transposableNM(n: n, m: m)
+            case let other: throw ConfigError(field: "\(path).mask", reason: "'\(other)' is not a mask kind (magnitude, transposable)")
             }
-            result = .nm(n: n, m: m)
         case "csr":
             guard let d = try o.take("density"), let density = d.doubleValue, density > 0, density <= 1 else {
                 throw ConfigError(field: "\(path).density", reason: "method 'csr' needs a 'density' in (0, 1]")

@@ -57,7 +57,7 @@ final class ConfigTests: XCTestCase {
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "zip"}}]}"#, field: "endpoints[0].compression.method", reasonContains: "not a supported")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm"}}]}"#, field: "endpoints[0].compression", reasonContains: "needs integers 'n' and 'm'")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 5}}]}"#, field: "endpoints[0].compression.m", reasonContains: "must be 4, 8 or 16")
-        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 4, "mask": "transposable"}}]}"#, field: "endpoints[0].compression.mask", reasonContains: "not implemented yet")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 4, "mask": "random"}}]}"#, field: "endpoints[0].compression.mask", reasonContains: "not a mask kind")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "blast", "blocks": 4}}]}"#, field: "endpoints[0].compression", reasonContains: "exactly one of 'rank' and 'parameterRatio'")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "l1inf", "radius": 1}}]}"#, field: "endpoints[0].compression.method", reasonContains: "not implemented yet")
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "csr", "density": 1.5}}]}"#, field: "endpoints[0].compression.density", reasonContains: "(0, 1]")
@@ -73,6 +73,8 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(plan.method(forLayer: "fc3"), .dense)
         XCTAssertEqual(plan.method(forLayer: "fc1"), .csr(density: 0.25))
         XCTAssertEqual(plan.method(forLayer: "out"), .nm(n: 2, m: 4))
+        let t = try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 4, "m": 8, "mask": "transposable"}}]}"#)
+        XCTAssertEqual(t.endpoints[0].compression.plan.method, .transposableNM(n: 4, m: 8))
     }
 
     func testKeysAndPublicRoutes() throws {

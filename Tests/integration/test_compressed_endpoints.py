@@ -16,6 +16,8 @@ def test_compressed_endpoints(tmp_path):
         {"name": "digits-4of8-dense-head", "model": DIGITS,
          "compression": {"method": "nm", "n": 4, "m": 8, "layers": {"fc3": {"method": "dense"}}}},
         {"name": "digits-csr50", "model": DIGITS, "compression": {"method": "csr", "density": 0.5}},
+        {"name": "digits-2of4-transposable", "model": DIGITS,
+         "compression": {"method": "nm", "n": 2, "m": 4, "mask": "transposable", "layers": {"fc3": {"method": "dense"}}}},
         {"name": "digits-blast50", "model": DIGITS, "compression": {"method": "blast", "blocks": 4, "parameterRatio": 0.5,
                                                                     "layers": {"fc3": {"method": "dense"}}}},
     ]
@@ -39,6 +41,8 @@ def test_compressed_endpoints(tmp_path):
                 assert meta["compression"]["density"] < 0.8
             if e["name"] == "digits-2of4":
                 assert all(l["storage"] == "nm 2:4" and 0 < l["relative_error"] < 1 for l in layers.values())
+            if e["name"] == "digits-2of4-transposable":
+                assert layers["fc1"]["storage"] == "nm 2:4" and layers["fc3"]["storage"] == "dense"
             if e["name"] == "digits-blast50":
                 assert layers["fc2"]["storage"] == "blast b=4x4 r=62" and layers["fc3"]["storage"] == "dense"
             if e["name"] == "digits-4of8-dense-head":
