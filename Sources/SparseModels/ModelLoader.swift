@@ -6,7 +6,7 @@ public enum ModelLoader {
     public static let manifestFileName = "model.json"
     public static let weightsFileName = "model.safetensors"
     /// Architectures `load(directory:)` can build.
-    public static let knownArchitectures = ["mlp", "identity"]
+    public static let knownArchitectures = ["mlp", "identity", "bert-encoder"]
 
     /// Loads the model in `directory`, choosing the implementation by the manifest's architecture.
     public static func load(directory: String, compression: CompressionPlan = .dense) throws -> any InferenceModel {
@@ -15,6 +15,10 @@ public enum ModelLoader {
             throw ModelLoadError(file: directory, "model directory does not exist")
         }
         let manifestPath = path(directory, manifestFileName)
+        // A bert-encoder manifest carries an "encoder" block that ModelManifest does not decode.
+        if let (manifest, encoder) = try BertEncoderModel.manifest(at: manifestPath) {
+            return try BertEncoderModel(directory: directory, manifest: manifest, encoderBlock: encoder, compression: compression)
+        }
         let manifest = try ModelManifest.load(path: manifestPath)
         switch manifest.architecture {
         case "mlp":
