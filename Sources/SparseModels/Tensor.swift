@@ -100,3 +100,8 @@ public protocol InferenceModel: Sendable {
     /// Returns every declared output.
     func infer(_ inputs: [String: Tensor]) throws -> [String: Tensor]
 }
+
+/// A text model that can say how many tokens a text becomes (for OpenAI-style `usage`).
+public protocol TokenCountingModel {
+    func tokenCount(_ text: String) -> Int
+}

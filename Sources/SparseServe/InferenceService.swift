@@ -152,8 +152,16 @@ public final class InferenceService: @unchecked Sendable {
         ])
     }
 
-    /// Runs one inference request: decode on a compute thread, then either run it alone or hand it
-    /// to the endpoint's batcher; the response is encoded on the compute thread that ran it.
+    /// How one protocol (v2, OpenAI embeddings) turns a body into a request and results into a
+    /// response; `error` builds its error body.
+    struct Codec: Sendable {
+        var decode: @Sendable (any InferenceModel) throws -> InferenceRequest
+        var encode: @Sendable (Endpoint, InferenceRequest, [String: Tensor]) throws -> HTTPResponse
+        var error: @Sendable (Int, String) -> HTTPResponse = { .error(status: $0, $1) }
+    }
+
+    /// Runs one v2 inference request: decode on a compute thread, then either run it alone or hand
+    /// it to the endpoint's batcher; the response is encoded on the compute thread that ran it.
     func infer(endpoint: Endpoint, request http: HTTPRequest, respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let headerLength: Int?
         if let value = http.headers["inference-header-content-length"] {
@@ -165,7 +173,15 @@ public final class InferenceService: @unchecked Sendable {
             headerLength = nil
         }
         let body = http.body
-        let clientGone = http.isClientGone
+        let codec = Codec(decode: { model in
+            try InferenceCodec.decodeRequest(body, headerLength: headerLength, inputs: model.inputs, outputs: model.outputs)
+        }, encode: InferenceService.encodeV2)
+        run(endpoint: endpoint, codec: codec, clientGone: http.isClientGone, respond: respond)
+    }
+
+    /// The shared path of every protocol: admission, decode, batching or direct run, encode, metrics.
+    func run(endpoint: Endpoint, codec: Codec, clientGone: @escaping @Sendable () -> Bool,
+             respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let arrived = DispatchTime.now().uptimeNanoseconds
         let metrics = self.metrics
         let logger = self.logger
@@ -173,28 +189,31 @@ public final class InferenceService: @unchecked Sendable {
             let model = endpoint.model
             let request: InferenceRequest
             do {
-                request = try InferenceCodec.decodeRequest(body, headerLength: headerLength, inputs: model.inputs, outputs: model.outputs)
+                request = try codec.decode(model)
             } catch {
-                return InferenceService.answer(endpoint, nil, .failure(error), arrived: arrived, started: arrived, metrics: metrics, logger: logger, respond: respond)
+                return InferenceService.answer(endpoint, nil, .failure(error), arrived: arrived, started: arrived, codec: codec,
+                                               metrics: metrics, logger: logger, respond: respond)
             }
             let rows = request.inputs.values.first?.shape.first ?? 1
             guard let scheduler = endpoint.scheduler else {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let result = Result { try model.infer(request.inputs) }
-                return InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, metrics: metrics, logger: logger, respond: respond)
+                return InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec,
+                                               metrics: metrics, logger: logger, respond: respond)
             }
             let signature = model.inputs.map { Array((request.inputs[$0.name]?.shape ?? []).dropFirst()) }
             let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
             let item = PendingInference(request: request, rows: rows, signature: signature, arrived: arrived, deadline: deadline,
                                         isCancelled: clientGone) { result in
                 let started = DispatchTime.now().uptimeNanoseconds
-                InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, metrics: metrics, logger: logger, respond: respond)
+                InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec,
+                                        metrics: metrics, logger: logger, respond: respond)
             }
             if !scheduler.enqueue(item) {
                 metrics.inferenceRequests.add(1, endpoint.name, "failure")
                 metrics.inferenceFailures.add(1, endpoint.name, "rejected")
-                var response = HTTPResponse.error(status: scheduler.config.rejectStatus,
-                                                  "model '\(endpoint.name)' is overloaded: \(scheduler.config.maxQueueSize) requests are already queued")
+                var response = codec.error(scheduler.config.rejectStatus,
+                                           "model '\(endpoint.name)' is overloaded: \(scheduler.config.maxQueueSize) requests are already queued")
                 response.headers.set(name: "Retry-After", value: "1")
                 respond(response)
             }
@@ -202,15 +221,36 @@ public final class InferenceService: @unchecked Sendable {
         if !accepted {
             metrics.inferenceRequests.add(1, endpoint.name, "failure")
             metrics.inferenceFailures.add(1, endpoint.name, "rejected")
-            var response = HTTPResponse.error(status: 503, "server is overloaded: \(compute.maxQueueSize) requests are already queued")
+            var response = codec.error(503, "server is overloaded: \(compute.maxQueueSize) requests are already queued")
             response.headers.set(name: "Retry-After", value: "1")
             respond(response)
         }
     }
 
+    /// The v2 response: requested outputs as JSON or binary tensors.
+    @Sendable static func encodeV2(_ endpoint: Endpoint, _ request: InferenceRequest, _ results: [String: Tensor]) throws -> HTTPResponse {
+        let names = request.requestedOutputs ?? endpoint.model.outputs.map(\.name)
+        var outputs: [(String, Tensor)] = []
+        for name in names {
+            guard let t = results[name] else { throw ProtocolError(500, "model did not produce output '\(name)'") }
+            outputs.append((name, t))
+        }
+        let encoded = InferenceCodec.encodeResponse(modelName: endpoint.name, modelVersion: endpoint.version,
+                                                    id: request.id, outputs: outputs, binary: request.wantsBinary)
+        var response: HTTPResponse
+        if let jsonLength = encoded.jsonLength {
+            response = HTTPResponse(status: 200, body: encoded.body)
+            response.headers.set(name: "Content-Type", value: "application/octet-stream")
+            response.headers.set(name: "Inference-Header-Content-Length", value: String(jsonLength))
+        } else {
+            response = .json(status: 200, encoded.body)
+        }
+        return response
+    }
+
     /// Encodes a finished inference (or its error), records metrics and responds.
     static func answer(_ endpoint: Endpoint, _ request: InferenceRequest?, _ result: Result<[String: Tensor], Error>,
-                       arrived: UInt64, started: UInt64, metrics: ServerMetrics, logger: Logger,
+                       arrived: UInt64, started: UInt64, codec: Codec, metrics: ServerMetrics, logger: Logger,
                        respond: @Sendable (HTTPResponse) -> Void) {
         func finish(_ outcome: String, reason: String? = nil) {
             let now = DispatchTime.now().uptimeNanoseconds
@@ -228,37 +268,25 @@ public final class InferenceService: @unchecked Sendable {
                 throw ProtocolError(400, error.description)
             }
             guard let request else { throw ProtocolError(500, "internal error: result without a request") }
-            let model = endpoint.model
-            let names = request.requestedOutputs ?? model.outputs.map(\.name)
-            var outputs: [(String, Tensor)] = []
-            for name in names {
-                guard let t = results[name] else { throw ProtocolError(500, "model did not produce output '\(name)'") }
-                outputs.append((name, t))
-            }
-            let encoded = InferenceCodec.encodeResponse(modelName: endpoint.name, modelVersion: endpoint.version,
-                                                        id: request.id, outputs: outputs, binary: request.wantsBinary)
+            var response = try codec.encode(endpoint, request, results)
             endpoint.record(success: true)
             metrics.inferenceRows.add(Double(request.inputs.values.first?.shape.first ?? 0), endpoint.name)
             finish("success")
-            var response: HTTPResponse
-            if let jsonLength = encoded.jsonLength {
-                response = HTTPResponse(status: 200, body: encoded.body)
-                response.headers.set(name: "Content-Type", value: "application/octet-stream")
-                response.headers.set(name: "Inference-Header-Content-Length", value: String(jsonLength))
-            } else {
-                response = .json(status: 200, encoded.body)
-            }
             response.compressionMinimumBytes = endpoint.config.gzipMinimumBytes
             respond(response)
         } catch let error as ProtocolError {
             endpoint.record(success: false)
             finish("failure", reason: error.reason)
-            respond(.error(status: error.status, error.message))
+            respond(codec.error(error.status, error.message))
+        } catch let error as InvalidInputError {
+            endpoint.record(success: false)
+            finish("failure", reason: "invalid_input")
+            respond(codec.error(400, error.description))
         } catch {
             endpoint.record(success: false)
             finish("failure", reason: "internal")
             logger.error("inference failed", metadata: ["endpoint": "\(endpoint.name)", "error": "\(error)"])
-            respond(.error(status: 500, "inference failed: \(error)"))
+            respond(codec.error(500, "inference failed: \(error)"))
         }
     }
 

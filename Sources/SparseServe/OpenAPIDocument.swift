@@ -273,6 +273,69 @@ paths:
         "401": {$ref: "#/components/responses/Unauthorized"}
         "404": {$ref: "#/components/responses/NotFound"}
         "413": {$ref: "#/components/responses/TooLarge"}
+  /v1/embeddings:
+    post:
+      summary: OpenAI-compatible text embeddings
+      description: |
+        For endpoints whose model takes text (one BYTES input `[-1]`) and returns an FP32 `[-1, d]`
+        output, e.g. the MiniLM sentence encoder. Requests go through the endpoint's batcher like v2
+        inference. Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}` so
+        OpenAI clients can read them. Per-endpoint API keys apply to the endpoint named in `model`.
+      operationId: createEmbeddings
+      tags: [inference]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [model, input]
+              properties:
+                model: {type: string, description: "Endpoint name"}
+                input:
+                  oneOf:
+                    - {type: string, minLength: 1}
+                    - {type: array, minItems: 1, maxItems: 2048, items: {type: string, minLength: 1}}
+                encoding_format: {type: string, enum: [float, base64]}
+                dimensions: {type: integer, minimum: 1, description: "Must equal the model's width"}
+                user: {type: string}
+      responses:
+        "200":
+          description: One embedding per input, in order.
+          headers: {X-Request-ID: {$ref: "#/components/headers/RequestID"}}
+          content:
+            application/json:
+              schema:
+                type: object
+                required: [object, data, model, usage]
+                properties:
+                  object: {type: string, const: list}
+                  model: {type: string}
+                  data:
+                    type: array
+                    items:
+                      type: object
+                      required: [object, index, embedding]
+                      properties:
+                        object: {type: string, const: embedding}
+                        index: {type: integer}
+                        embedding:
+                          oneOf:
+                            - {type: array, items: {type: number}}
+                            - {type: string, description: "base64 of little-endian float32"}
+                  usage:
+                    type: object
+                    properties:
+                      prompt_tokens: {type: integer}
+                      total_tokens: {type: integer}
+        "400": {$ref: "#/components/responses/OpenAIError"}
+        "401": {$ref: "#/components/responses/OpenAIError"}
+        "404": {$ref: "#/components/responses/OpenAIError"}
+        "408": {$ref: "#/components/responses/Timeout"}
+        "413": {$ref: "#/components/responses/TooLarge"}
+        "415": {$ref: "#/components/responses/UnsupportedEncoding"}
+        "429": {$ref: "#/components/responses/OpenAIError"}
+        "503": {$ref: "#/components/responses/OpenAIError"}
   /metrics:
     get:
       summary: Prometheus metrics (text exposition format 0.0.4)
@@ -392,6 +455,23 @@ components:
       content:
         application/json:
           schema: {$ref: "#/components/schemas/Error"}
+    OpenAIError:
+      description: An error in OpenAI's shape.
+      headers: {X-Request-ID: {$ref: "#/components/headers/RequestID"}}
+      content:
+        application/json:
+          schema:
+            type: object
+            required: [error]
+            properties:
+              error:
+                type: object
+                required: [message, type]
+                properties:
+                  message: {type: string}
+                  type: {type: string}
+                  param: {type: [string, "null"]}
+                  code: {type: [string, "null"]}
     UnsupportedEncoding:
       description: The request body's Content-Encoding is not gzip, deflate or identity.
       headers:

@@ -23,6 +23,7 @@ public final class Router: @unchecked Sendable {
         case modelConfig(model: String, version: String?)
         case metrics
         case openAPI
+        case embeddings
         case repositoryIndex
         case repositoryLoad(model: String)
         case repositoryUnload(model: String)
@@ -36,6 +37,7 @@ public final class Router: @unchecked Sendable {
             case .modelStatistics: return "statistics"
             case .metrics: return "metrics"
             case .openAPI: return "openapi"
+            case .embeddings: return "embeddings"
             case .repositoryIndex, .repositoryLoad, .repositoryUnload: return "repository"
             }
         }
@@ -63,7 +65,7 @@ public final class Router: @unchecked Sendable {
 
         var allowedMethods: [String] {
             switch self {
-            case .infer, .repositoryIndex, .repositoryLoad, .repositoryUnload: return ["POST"]
+            case .infer, .repositoryIndex, .repositoryLoad, .repositoryUnload, .embeddings: return ["POST"]
             default: return ["GET", "HEAD"]
             }
         }
@@ -86,6 +88,7 @@ public final class Router: @unchecked Sendable {
         }
         if segments == ["metrics"] { return .metrics }
         if segments == ["openapi.yaml"] { return .openAPI }
+        if segments == ["v1", "embeddings"] { return .embeddings }
         guard segments.first == "v2" else { return nil }
         let rest = Array(segments.dropFirst())
         switch rest.count {
@@ -174,7 +177,8 @@ public final class Router: @unchecked Sendable {
                 response.headers.set(name: "Allow", value: route.allowedMethods.joined(separator: ", "))
                 return reply(response)
             }
-            if !service.config.server.publicRoutes.contains(route.accessGroup),
+            // /v1/embeddings names its model in the body; it checks keys once it has parsed it.
+            if route != .embeddings, !service.config.server.publicRoutes.contains(route.accessGroup),
                !service.isAuthorized(request.headers["authorization"], model: route.model) {
                 var response = HTTPResponse.error(status: 401, "missing or invalid API key; send 'Authorization: Bearer <key>'")
                 response.headers.set(name: "WWW-Authenticate", value: "Bearer realm=\"sparse-serve\"")
@@ -227,6 +231,26 @@ public final class Router: @unchecked Sendable {
             case .repositoryUnload(let model):
                 try service.repository.unload(model)
                 reply(.json(status: 200, Array("{}".utf8)))
+            case .embeddings:
+                let body: OpenAIEmbeddings.Request
+                do {
+                    body = try OpenAIEmbeddings.parse(request.body)
+                } catch let error as ProtocolError {
+                    return reply(OpenAIEmbeddings.error(error.status, error.message))
+                }
+                // Per-endpoint keys apply to the endpoint named in the body.
+                if !service.isAuthorized(request.headers["authorization"], model: body.model) {
+                    var response = OpenAIEmbeddings.error(401, "missing or invalid API key; send 'Authorization: Bearer <key>'")
+                    response.headers.set(name: "WWW-Authenticate", value: "Bearer realm=\"sparse-serve\"")
+                    return reply(response)
+                }
+                let endpoint: Endpoint
+                do {
+                    endpoint = try service.endpoint(named: body.model, version: nil)
+                } catch let error as ProtocolError {
+                    return reply(OpenAIEmbeddings.error(error.status, error.message))
+                }
+                service.run(endpoint: endpoint, codec: OpenAIEmbeddings.codec(body), clientGone: request.isClientGone, respond: reply)
             case .openAPI:
                 var response = HTTPResponse(status: 200, body: Array(OpenAPIDocument.yaml.utf8))
                 response.headers.set(name: "Content-Type", value: "application/yaml; charset=utf-8")
