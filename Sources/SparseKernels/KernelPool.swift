@@ -9,10 +9,30 @@ import Foundation
 /// pool of `threads` runs `threads` parts at once with `threads - 1` workers. Calls are serialised:
 /// one split job at a time (a second caller runs its job alone instead of waiting).
 public final class KernelPool: @unchecked Sendable {
-    /// The pool kernels use unless given another; `SPARSESERVE_KERNEL_THREADS` sets its size
-    /// (default: the CPU count).
-    public static let shared = KernelPool(threads: ProcessInfo.processInfo.environment["SPARSESERVE_KERNEL_THREADS"]
-        .flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
+    /// The pool kernels use unless given another. Its size is `SPARSESERVE_KERNEL_THREADS`, else
+    /// what `configureShared(threads:)` set before first use, else the CPU count.
+    public static var shared: KernelPool {
+        sharedLock.lock()
+        defer { sharedLock.unlock() }
+        if let pool = sharedPool { return pool }
+        let threads = ProcessInfo.processInfo.environment["SPARSESERVE_KERNEL_THREADS"].flatMap(Int.init)
+            ?? requestedSharedThreads ?? ProcessInfo.processInfo.activeProcessorCount
+        let pool = KernelPool(threads: threads)
+        sharedPool = pool
+        return pool
+    }
+
+    /// Sets the shared pool's size; only effective before the pool is first used. The server calls
+    /// it so compute threads × kernel threads stays within the cores (no oversubscription).
+    public static func configureShared(threads: Int) {
+        sharedLock.lock()
+        defer { sharedLock.unlock() }
+        if sharedPool == nil { requestedSharedThreads = max(1, threads) }
+    }
+
+    private static let sharedLock = NSLock()
+    nonisolated(unsafe) private static var sharedPool: KernelPool?
+    nonisolated(unsafe) private static var requestedSharedThreads: Int?
 
     public let threadCount: Int
     public let spinSeconds: Double

@@ -19,6 +19,9 @@ public struct ServerConfig: Sendable, Equatable {
     /// Compute threads that run inference (never the I/O threads).
     public var threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
     public var ioThreads = 2
+    /// Threads one kernel call may be split across (intra-op; default: the CPU count). Splitting
+    /// cuts single-request latency; under heavy concurrency `1` avoids oversubscribing the cores.
+    public var kernelThreads: Int?
     public var maxBodyBytes = 64 << 20
     public var maxConnections = 1024
     /// Requests waiting for a compute thread before new ones get 503.
@@ -224,6 +227,7 @@ public struct ServiceConfig: Sendable, Equatable {
         if let v = try o.integer("port", in: 0...65535) { s.port = v }
         if let v = try o.integer("threads", in: 1...256) { s.threads = v }
         if let v = try o.integer("ioThreads", in: 1...64) { s.ioThreads = v }
+        if let v = try o.integer("kernelThreads", in: 1...256) { s.kernelThreads = v }
         if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { s.maxBodyBytes = v }
         if let v = try o.integer("maxConnections", in: 1...1_000_000) { s.maxConnections = v }
         if let v = try o.integer("maxQueueSize", in: 1...1_000_000) { s.maxQueueSize = v }

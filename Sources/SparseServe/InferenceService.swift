@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import Logging
+import SparseKernels
 import SparseModels
 
 /// The running application: the model repository, the compute queue and the HTTP server, with a
@@ -22,6 +23,7 @@ public final class InferenceService: @unchecked Sendable {
     public init(config: ServiceConfig, logger: Logger) {
         self.config = config
         self.logger = logger
+        if let kernelThreads = config.server.kernelThreads { KernelPool.configureShared(threads: kernelThreads) }
         compute = ComputeQueue(threads: config.server.threads, maxQueueSize: config.server.maxQueueSize)
         repository = ModelRepository(configs: config.endpoints, compute: compute, metrics: metrics, logger: logger)
         let queue = compute
