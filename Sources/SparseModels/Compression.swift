@@ -13,6 +13,8 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
     /// BLAST factors fitted to the weight: `blocks` × `blocks`, with `rank` or the rank that gives
     /// `parameterRatio` of the dense parameters; `iterations` preconditioned-GD steps.
     case blast(blocks: Int, rank: Int?, parameterRatio: Double?, iterations: Int)
+    /// Keep the compressed operator even where the dense form of the same weights runs faster.
+    indirect case pinned(LayerCompression)
 
     public var description: String {
         switch self {
@@ -21,24 +23,43 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
         case let .transposableNM(n, m): return "nm \(n):\(m) transposable"
         case let .csr(d): return "csr \(d)"
         case let .blast(b, r, ratio, _): return "blast b=\(b) " + (r.map { "r=\($0)" } ?? "ratio=\(ratio ?? 0)")
+        case let .pinned(inner): return "\(inner) (pinned)"
         }
     }
 
     /// Builds the operator for a row-major `outputFeatures × inputFeatures` weight, and the
-    /// relative Frobenius error ‖W − Ŵ‖ / ‖W‖ of what it keeps.
+    /// relative Frobenius error ‖W − Ŵ‖ / ‖W‖ of what it keeps. Unless pinned, a compressed layer is
+    /// timed against the dense form of the same (compressed) weights on its real shape at 1 and 32
+    /// rows, and the faster one is used; the choice shows in the operator's `storage`.
     public func makeOperator(weights w: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]?) throws -> (any LinearOperator, Double) {
+        if case .pinned(let inner) = self {
+            let (op, error, _) = try inner.build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
+            return (op, error)
+        }
+        let (op, error, kept) = try build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
+        guard let kept else { return (op, error) }
+        let dense = DenseWeights(weights: kept, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
+        let sparseTime = LayerTiming.microseconds(op), denseTime = LayerTiming.microseconds(dense)
+        if denseTime < 0.9 * sparseTime {
+            return (ChosenDense(dense, instead: op.storage, sparseMicroseconds: sparseTime, denseMicroseconds: denseTime), error)
+        }
+        return (op, error)
+    }
+
+    /// The operator, its error and (for compressed methods) the dense weights it represents.
+    func build(weights w: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]?) throws -> (any LinearOperator, Double, [Float]?) {
         switch self {
         case .dense:
-            return (DenseWeights(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias), 0)
+            return (DenseWeights(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias), 0, nil)
         case let .nm(n, m):
             let pruned = NMWeights.magnitudeMask(w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)
             let op = try NMWeights(prunedWeights: pruned, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m, bias: bias)
-            return (op, Self.relativeError(w, pruned))
+            return (op, Self.relativeError(w, pruned), pruned)
         case let .transposableNM(n, m):
             let mask = try TransposableMask.mask(w, rows: outputFeatures, columns: inputFeatures, n: n, m: m)
             let pruned = zip(w, mask).map { $1 ? $0 : 0 }
             let op = try NMWeights(prunedWeights: pruned, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m, bias: bias)
-            return (op, Self.relativeError(w, pruned))
+            return (op, Self.relativeError(w, pruned), pruned)
         case let .csr(density):
             let op = CSRWeights(magnitudePruning: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, density: density, bias: bias)
             var kept = [Float](repeating: 0, count: w.count)
@@ -47,13 +68,16 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
                     kept[row * inputFeatures + Int(op.columns[e])] = op.values[e]
                 }
             }
-            return (op, Self.relativeError(w, kept))
+            return (op, Self.relativeError(w, kept), kept)
         case let .blast(blocks, rank, ratio, iterations):
             let r = rank ?? BlastFactorization.rank(rows: outputFeatures, columns: inputFeatures, rowBlocks: blocks,
                                                     columnBlocks: blocks, parameterRatio: ratio ?? 0.5)
             let fit = try BlastFactorization(fitting: w, rows: outputFeatures, columns: inputFeatures, rowBlocks: blocks,
                                              columnBlocks: blocks, rank: r, iterations: iterations)
-            return (try fit.makeOperator(bias: bias), fit.relativeError)
+            let op = try fit.makeOperator(bias: bias)
+            return (op, fit.relativeError, op.denseWeights())
+        case let .pinned(inner):
+            return try inner.build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
         }
     }
 
@@ -112,5 +136,43 @@ public struct CompressionPlan: Sendable, Equatable {
     public static func == (a: CompressionPlan, b: CompressionPlan) -> Bool {
         a.method == b.method && a.overrides.count == b.overrides.count
             && zip(a.overrides, b.overrides).allSatisfy { $0.pattern == $1.pattern && $0.method == $1.method }
+    }
+}
+
+/// Times a layer on its real shape: best of 5 runs at 1 row plus best of 3 at 32 rows, in µs.
+enum LayerTiming {
+    static func microseconds(_ op: any LinearOperator) -> Double {
+        var total = 0.0
+        for (rows, runs) in [(1, 5), (32, 3)] {
+            let x = [Float](repeating: 0.5, count: rows * op.inputFeatures)
+            var y = [Float](repeating: 0, count: rows * op.outputFeatures)
+            var best = Double.infinity
+            for _ in 0..<runs {
+                let start = DispatchTime.now().uptimeNanoseconds
+                x.withUnsafeBufferPointer { xs in
+                    y.withUnsafeMutableBufferPointer { ys in op.apply(xs.baseAddress!, rows: rows, into: ys.baseAddress!, activation: .none, isa: .current) }
+                }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e3)
+            }
+            total += best
+        }
+        return total
+    }
+}
+
+/// The dense form of compressed weights, chosen because it timed faster on this machine.
+final class ChosenDense: LinearOperator, @unchecked Sendable {
+    let dense: DenseWeights
+    let storage: String
+    init(_ dense: DenseWeights, instead compressed: String, sparseMicroseconds: Double, denseMicroseconds: Double) {
+        self.dense = dense
+        storage = "dense (\(compressed) timed slower: \(Int(sparseMicroseconds.rounded())) vs \(Int(denseMicroseconds.rounded())) µs)"
+    }
+    var inputFeatures: Int { dense.inputFeatures }
+    var outputFeatures: Int { dense.outputFeatures }
+    var parameterCount: Int { dense.parameterCount }
+    var byteCount: Int { dense.byteCount }
+    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, activation: Activation, isa: InstructionSet) {
+        dense.apply(x, rows: rows, into: y, activation: activation, isa: isa)
     }
 }

@@ -96,7 +96,7 @@ public struct CompressionConfig: Sendable, Equatable {
     static func parseMethod(_ json: JSON, path: String) throws -> (String, LayerCompression) {
         var o = try StrictObject(json, path: path)
         guard let method = try o.string("method") else { throw ConfigError(field: "\(path).method", reason: "is required") }
-        let result: LayerCompression
+        var result: LayerCompression
         switch method {
         case "dense":
             result = .dense
@@ -138,6 +138,10 @@ public struct CompressionConfig: Sendable, Equatable {
             throw ConfigError(field: "\(path).method", reason: "'\(other)' is not implemented yet (supported: dense, nm, csr, blast)")
         default:
             throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr, blast)")
+        }
+        if let pin = try o.take("pin") {
+            guard let flag = pin.boolValue else { throw ConfigError(field: "\(path).pin", reason: "must be true or false") }
+            if flag, result != .dense { result = .pinned(result) }
         }
         try o.finish()
         return (method, result)

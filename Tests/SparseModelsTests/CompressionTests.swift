@@ -23,9 +23,9 @@ final class CompressionTests: XCTestCase {
         let labels = try split.int64Tensor(named: "labels")
         let n = labels.count
         let x = Matrix(rows: n, columns: 64, values: inputs)
-        for plan in [CompressionPlan(method: .nm(n: 2, m: 4)),
-                     CompressionPlan(method: .csr(density: 0.3), overrides: [("fc3", .dense)]),
-                     CompressionPlan(method: .nm(n: 1, m: 4), overrides: [("*", .nm(n: 4, m: 8))])] {
+        for plan in [CompressionPlan(method: .pinned(.nm(n: 2, m: 4))),
+                     CompressionPlan(method: .pinned(.csr(density: 0.3)), overrides: [("fc3", .dense)]),
+                     CompressionPlan(method: .nm(n: 1, m: 4), overrides: [("*", .pinned(.nm(n: 4, m: 8)))])] {
             let model = try XCTUnwrap(try ModelLoader.load(directory: digitsDirectory, compression: plan) as? MLPModel)
             let summary = model.summary
             let linear = summary.layers.filter { $0.storage != nil }
@@ -48,5 +48,21 @@ final class CompressionTests: XCTestCase {
         }
         let dense = try XCTUnwrap(try ModelLoader.load(directory: digitsDirectory) as? MLPModel)
         XCTAssertEqual(dense.summary.density, 1, accuracy: 1e-9)
+    }
+
+    /// Unpinned, each compressed layer is timed against the dense form of the same weights and the
+    /// faster one runs; either way the outputs are those of the compressed weights.
+    func testUnpinnedLayersRunTheFasterForm() throws {
+        let pinned = try XCTUnwrap(try ModelLoader.load(directory: digitsDirectory, compression: CompressionPlan(method: .pinned(.nm(n: 2, m: 4)))) as? MLPModel)
+        let timed = try XCTUnwrap(try ModelLoader.load(directory: digitsDirectory, compression: CompressionPlan(method: .nm(n: 2, m: 4))) as? MLPModel)
+        for layer in timed.summary.layers where layer.storage != nil {
+            let storage = layer.storage!
+            XCTAssertTrue(storage == "nm 2:4" || storage.hasPrefix("dense (nm 2:4 timed slower"), storage)
+            XCTAssertGreaterThan(layer.relativeError ?? 0, 0, "the weights are the compressed ones either way")
+        }
+        var rng = SplitMix(seed: 2)
+        let x = Matrix(rows: 5, columns: 64, values: (0..<320).map { _ in Float(abs(rng.normal()) * 8) })
+        let a = pinned.forward(x).values, b = timed.forward(x).values
+        for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5) }
     }
 }

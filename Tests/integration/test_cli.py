@@ -15,7 +15,7 @@ def test_inspect_dense_and_compressed():
     assert set(rows) == {"fc1", "fc2", "fc3"}
     assert rows["fc2"][2] == "256x256" and rows["fc2"][3] == "dense" and rows["fc2"][4] == str(256 * 256 + 256)
     assert "density 1.000" in r.stdout
-    r = run("inspect", "models/digits-mlp", "--compression", '{"method": "nm", "n": 2, "m": 4, "layers": {"fc3": {"method": "dense"}}}')
+    r = run("inspect", "models/digits-mlp", "--compression", '{"method": "nm", "n": 2, "m": 4, "pin": true, "layers": {"fc3": {"method": "dense"}}}')
     assert r.returncode == 0, r.stderr
     rows = {line.split()[0]: line for line in r.stdout.splitlines() if line.startswith("fc")}
     assert "nm 2:4" in rows["fc1"] and "nm 2:4" in rows["fc2"] and "dense" in rows["fc3"]
