@@ -151,13 +151,13 @@ final class BertEncoderTests: XCTestCase {
         let dense = try model()
         let texts = ["hello world", "Sparse matrices store only their non-zero entries.", "今日はいい天気ですね。"]
         let want = try dense.embed(texts: texts)
-        let exact = CompressionPlan(method: .dense, overrides: [("encoder.layer.*.attention.self.*", .csr(density: 1))])
+        let exact = CompressionPlan(method: .dense, overrides: [("encoder.layer.*.attention.self.*", .pinned(.csr(density: 1)))])
         let unfused = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path, compression: exact)
         XCTAssertEqual(unfused.summary.layers.first { $0.name == "encoder.layer.3.attention.self.key" }?.storage, "csr")
         for (a, b) in zip(try unfused.embed(texts: texts), want) {
             XCTAssertLessThanOrEqual(zip(a, b).map { abs($0 - $1) }.max()!, 2e-5)
         }
-        let nm = CompressionPlan(method: .dense, overrides: [("encoder.layer.*.intermediate.dense", .nm(n: 2, m: 4))])
+        let nm = CompressionPlan(method: .dense, overrides: [("encoder.layer.*.intermediate.dense", .pinned(.nm(n: 2, m: 4)))])
         let sparse = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path, compression: nm)
         let ffn = sparse.summary.layers.filter { $0.name.hasSuffix("intermediate.dense") }
         XCTAssertEqual(ffn.count, 6)
