@@ -93,3 +93,21 @@ def test_slowhttptest_does_not_starve_normal_clients(tmp_path, mode):
         assert s.alive()
     finally:
         assert s.stop() == 0
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None and not REQUIRED, reason="wrk is not installed")
+def test_minilm_endpoint_under_load(tmp_path):
+    minilm = ROOT / "models" / "minilm-l6"
+    if not (minilm / "model.safetensors").exists():
+        pytest.skip("models/minilm-l6 is absent (scripts/fetch-minilm.sh)")
+    s = ServerProcess(write_config(tmp_path, [{"name": "minilm", "model": str(minilm),
+                                               "batching": {"maxBatchSize": 32, "maxQueueSize": 1024}}]))
+    try:
+        script = tmp_path / "embed.lua"
+        script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                          'wrk.body = [[{"model": "minilm", "input": "A man is eating a piece of bread."}]]\n')
+        done, non2xx, errors, p99, out = wrk(s.url + "/v1/embeddings", max(5, LOAD_SECONDS // 2), 64, script)
+        print(f"minilm load: {done} requests, p99 {p99}")
+        assert done > 50 and non2xx == 0 and errors == 0, out
+    finally:
+        assert s.stop() == 0
