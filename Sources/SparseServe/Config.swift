@@ -159,6 +159,8 @@ public struct EndpointConfig: Sendable, Equatable {
     /// Per-endpoint request body cap; defaults to the server's.
     public var maxBodyBytes: Int?
     public var batching = BatchingConfig()
+    /// Skip this endpoint (logged, listed as UNAVAILABLE) when its model folder does not exist.
+    public var optional = false
     /// Smallest response compressed for this endpoint's inference answers; nil = the server's.
     public var gzipMinimumBytes: Int?
     /// Keys accepted for this endpoint's routes (in addition to the server's); when set, the
@@ -307,6 +309,10 @@ public struct ServiceConfig: Sendable, Equatable {
             e.version = v
         }
         if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { e.maxBodyBytes = v }
+        if let v = try o.take("optional") {
+            guard let flag = v.boolValue else { throw ConfigError(field: "\(path).optional", reason: "must be true or false") }
+            e.optional = flag
+        }
         if let v = try o.take("apiKeys") { e.apiKeys = try parseKeys(v, field: "\(path).apiKeys") }
         if let v = try o.take("gzip") {
             var go = try StrictObject(v, path: "\(path).gzip")

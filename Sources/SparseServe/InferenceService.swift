@@ -34,7 +34,7 @@ public final class InferenceService: @unchecked Sendable {
     /// failure, naming the endpoint.
     public func loadEndpoints() throws {
         let failed = try repository.loadAll(stopOnError: config.server.exitOnModelLoadError)
-        if !failed.isEmpty && failed.count == config.endpoints.count {
+        if !failed.isEmpty && failed.count == config.endpoints.filter({ !$0.optional }).count {
             throw ConfigError(field: "endpoints", reason: "no endpoint could be loaded (\(failed.joined(separator: ", ")))")
         }
         if !failed.isEmpty {
@@ -134,9 +134,9 @@ public final class InferenceService: @unchecked Sendable {
             throw ProtocolError(404, "model '\(name)' has no version '\(version)' (available: \(entry.config.version))")
         }
         guard let endpoint = entry.endpoint else {
-            if entry.reason == ModelRepository.unloadedReason {
+            if entry.reason == ModelRepository.unloadedReason || entry.reason == ModelRepository.skippedReason {
                 // Deliberately out of service: not a server fault, and retrying will not help.
-                throw ProtocolError(404, "model '\(name)' is unloaded; POST /v2/repository/models/\(name)/load to serve it again")
+                throw ProtocolError(404, "model '\(name)' is not loaded (\(entry.reason)); POST /v2/repository/models/\(name)/load to serve it")
             }
             throw ProtocolError(503, "model '\(name)' is not available (\(entry.state.rawValue): \(entry.reason))")
         }

@@ -55,6 +55,15 @@ public final class ModelRepository: @unchecked Sendable {
         var failed: [String] = []
         for name in names {
             guard let config = entry(name)?.config else { continue }
+            var isDirectory: ObjCBool = false
+            if config.optional && !(FileManager.default.fileExists(atPath: config.modelPath, isDirectory: &isDirectory) && isDirectory.boolValue) {
+                lock.lock()
+                entries[name]?.state = .unavailable
+                entries[name]?.reason = ModelRepository.skippedReason
+                lock.unlock()
+                logger.notice("optional endpoint skipped: its model folder is absent", metadata: ["endpoint": "\(name)", "path": "\(config.modelPath)"])
+                continue
+            }
             do {
                 try loader.sync { try install(config) }
             } catch {
@@ -85,10 +94,11 @@ public final class ModelRepository: @unchecked Sendable {
     /// True when every endpoint that should be serving has been loaded.
     var allLoaded: Bool {
         lock.lock(); defer { lock.unlock() }
-        return entries.values.allSatisfy { $0.endpoint != nil || $0.reason == ModelRepository.unloadedReason }
+        return entries.values.allSatisfy { $0.endpoint != nil || $0.reason == ModelRepository.unloadedReason || $0.reason == ModelRepository.skippedReason }
     }
 
     static let unloadedReason = "unloaded by request"
+    static let skippedReason = "optional endpoint: model folder absent"
 
     /// Loads (or reloads, with `config` replacing the current one) an endpoint on the loader queue;
     /// `done` gets nil on success or the error. Unknown names need a `config`.

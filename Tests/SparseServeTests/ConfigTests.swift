@@ -107,7 +107,9 @@ final class ConfigTests: XCTestCase {
             dir.deleteLastPathComponent()
         }
         let c = try ServiceConfig.load(path: dir.appendingPathComponent("Deploy/config.json").path)
-        XCTAssertEqual(c.endpoints.map(\.name), ["digits"])
+        XCTAssertEqual(c.endpoints.map(\.name), ["digits", "minilm"])
         XCTAssertTrue(FileManager.default.fileExists(atPath: c.endpoints[0].modelPath + "/model.json"))
+        XCTAssertFalse(c.endpoints[0].optional)
+        XCTAssertTrue(c.endpoints[1].optional, "MiniLM weights are fetched, not committed: the endpoint must be optional")
     }
 }

@@ -65,3 +65,17 @@ def test_no_loadable_endpoint_is_a_start_up_error(tmp_path):
                           server={"exitOnModelLoadError": False})
     r = subprocess.run([BINARY, "serve", "--config", str(config), "--port", "0"], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "no endpoint could be loaded" in r.stderr
+
+
+def test_optional_endpoint_without_its_model_folder_is_skipped(tmp_path):
+    endpoints = [DEFAULT_ENDPOINTS[0], {"name": "later", "model": str(tmp_path / "not-fetched"), "optional": True}]
+    s = ServerProcess(write_config(tmp_path, endpoints))
+    try:
+        assert requests.get(s.url + "/v2/health/ready", timeout=5).status_code == 200
+        entry = {m["name"]: m for m in requests.post(s.url + "/v2/repository/index", timeout=5).json()}["later"]
+        assert entry["state"] == "UNAVAILABLE" and "optional" in entry["reason"]
+        r = requests.post(s.url + "/v2/models/later/infer", data=ONE, timeout=5)
+        assert r.status_code == 404 and "model folder absent" in r.json()["error"]
+        assert any("optional endpoint skipped" in line for line in s.stderr_lines)
+    finally:
+        assert s.stop() == 0
