@@ -13,6 +13,9 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
     /// BLAST factors fitted to the weight: `blocks` × `blocks`, with `rank` or the rank that gives
     /// `parameterRatio` of the dense parameters; `iterations` preconditioned-GD steps.
     case blast(blocks: Int, rank: Int?, parameterRatio: Double?, iterations: Int)
+    /// Bi-level ℓ1,∞ projection of column (input) or row (neuron) groups, then compaction of the
+    /// groups it zeroes; `radius` η or `radiusRatio` ρ (η = ρ · Σ group maxima).
+    case l1inf(groups: L1InfProjection.Groups, radius: Double?, radiusRatio: Double?)
     /// Keep the compressed operator even where the dense form of the same weights runs faster.
     indirect case pinned(LayerCompression)
 
@@ -24,6 +27,7 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
         case let .csr(d): return "csr \(d)"
         case let .blast(b, r, ratio, _): return "blast b=\(b) " + (r.map { "r=\($0)" } ?? "ratio=\(ratio ?? 0)")
         case let .pinned(inner): return "\(inner) (pinned)"
+        case let .l1inf(groups, radius, ratio): return "l1inf \(groups.rawValue) " + (radius.map { "radius=\($0)" } ?? "ratio=\(ratio ?? 0.5)")
         }
     }
 
@@ -76,6 +80,12 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
                                              columnBlocks: blocks, rank: r, iterations: iterations)
             let op = try fit.makeOperator(bias: bias)
             return (op, fit.relativeError, op.denseWeights())
+        case let .l1inf(groups, radius, ratio):
+            let projected = L1InfProjection.project(w, rows: outputFeatures, columns: inputFeatures, groups: groups,
+                                                    radius: radius, radiusRatio: ratio)
+            let op = CompactedDense(projected: projected, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias, groups: groups)
+            // Already dense and smaller: no timing against the full dense form.
+            return (op, Self.relativeError(w, projected), nil)
         case let .pinned(inner):
             return try inner.build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
         }

@@ -91,7 +91,7 @@ public struct CompressionConfig: Sendable, Equatable {
     }
 
     /// Methods the compression issue adds later; refused with a clear message until then.
-    static let planned = ["l1inf"]
+    static let planned: [String] = []
 
     static func parseMethod(_ json: JSON, path: String) throws -> (String, LayerCompression) {
         var o = try StrictObject(json, path: path)
@@ -134,10 +134,28 @@ public struct CompressionConfig: Sendable, Equatable {
             }
             let iterations = try o.integer("iterations", in: 1...10_000) ?? 100
             result = .blast(blocks: b, rank: rank, parameterRatio: ratio, iterations: iterations)
+        case "l1inf":
+            let groups = try o.string("groups") ?? "columns"
+            guard let g = L1InfProjection.Groups(rawValue: groups) else {
+                throw ConfigError(field: "\(path).groups", reason: "'\(groups)' must be 'columns' or 'rows'")
+            }
+            var radius: Double?, ratio: Double?
+            if let v = try o.take("radius") {
+                guard let d = v.doubleValue, d >= 0, d.isFinite else { throw ConfigError(field: "\(path).radius", reason: "must be a number ≥ 0") }
+                radius = d
+            }
+            if let v = try o.take("radiusRatio") {
+                guard let d = v.doubleValue, d > 0, d <= 1 else { throw ConfigError(field: "\(path).radiusRatio", reason: "must be a number in (0, 1]") }
+                ratio = d
+            }
+            guard (radius == nil) != (ratio == nil) else {
+                throw ConfigError(field: path, reason: "method 'l1inf' needs exactly one of 'radius' and 'radiusRatio'")
+            }
+            result = .l1inf(groups: g, radius: radius, radiusRatio: ratio)
         case let other where planned.contains(other):
-            throw ConfigError(field: "\(path).method", reason: "'\(other)' is not implemented yet (supported: dense, nm, csr, blast)")
+            throw ConfigError(field: "\(path).method", reason: "'\(other)' is not implemented yet (supported: dense, nm, csr, blast, l1inf)")
         default:
-            throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr, blast)")
+            throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr, blast, l1inf)")
         }
         if let pin = try o.take("pin") {
             guard let flag = pin.boolValue else { throw ConfigError(field: "\(path).pin", reason: "must be true or false") }

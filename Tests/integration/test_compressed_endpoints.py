@@ -19,6 +19,8 @@ def test_compressed_endpoints(tmp_path):
         {"name": "digits-2of4-transposable", "model": DIGITS,
          "compression": {"method": "nm", "n": 2, "m": 4, "mask": "transposable", "pin": True, "layers": {"fc3": {"method": "dense"}}}},
         {"name": "digits-2of4-timed", "model": DIGITS, "compression": {"method": "nm", "n": 2, "m": 4}},
+        {"name": "digits-l1inf", "model": DIGITS, "compression": {"method": "dense", "layers": {
+            "fc1": {"method": "l1inf", "groups": "columns", "radiusRatio": 0.95}}}},
         {"name": "digits-blast50", "model": DIGITS, "compression": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "pin": True,
                                                                     "layers": {"fc3": {"method": "dense"}}}},
     ]
@@ -38,7 +40,7 @@ def test_compressed_endpoints(tmp_path):
             accuracy[e["name"]] = float((predicted == labels).mean())
             if e["name"] == "digits":
                 assert meta["compression"]["density"] == 1 and all(l["storage"] == "dense" for l in layers.values())
-            elif e["name"] != "digits-2of4-timed":
+            elif e["name"] not in ("digits-2of4-timed", "digits-l1inf"):
                 assert meta["compression"]["density"] < 0.8
             if e["name"] == "digits-2of4":
                 assert all(l["storage"] == "nm 2:4" and 0 < l["relative_error"] < 1 for l in layers.values())
@@ -48,6 +50,9 @@ def test_compressed_endpoints(tmp_path):
                 continue
             if e["name"] == "digits-2of4-transposable":
                 assert layers["fc1"]["storage"] == "nm 2:4" and layers["fc3"]["storage"] == "dense"
+            if e["name"] == "digits-l1inf":
+                assert layers["fc1"]["storage"].startswith("l1inf: ") and layers["fc1"]["storage"] != "l1inf: 64/64 inputs kept, dense"
+                assert meta["compression"]["density"] < 1
             if e["name"] == "digits-blast50":
                 assert layers["fc2"]["storage"] == "blast b=4x4 r=62" and layers["fc3"]["storage"] == "dense"
             if e["name"] == "digits-4of8-dense-head":
