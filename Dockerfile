@@ -13,7 +13,12 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 COPY Package.swift ./
 RUN swift package resolve
+# Every target directory Package.swift names must exist for the manifest to load, including the
+# test, benchmark and fuzz targets (only sparse-serve is built).
 COPY Sources ./Sources
+COPY Tests ./Tests
+COPY Benchmarks ./Benchmarks
+COPY Fuzz ./Fuzz
 RUN swift build -c release --product sparse-serve --static-swift-stdlib \
     && install -D "$(swift build -c release --show-bin-path)/sparse-serve" /out/sparse-serve
 

@@ -139,3 +139,20 @@ def test_compose_file(server):
     exported = requests.get(f"http://{server.authority}/metrics", timeout=5).text
     for metric in used:
         assert f"# TYPE {metric} " in exported, f"dashboard uses {metric}, which /metrics does not export"
+
+
+def test_docker_build_context_has_every_target():
+    """SwiftPM refuses a manifest whose target directories are missing, so the build stage must
+    copy every target's directory and .dockerignore must not drop it."""
+    manifest = (ROOT / "Package.swift").read_text()
+    explicit = set(re.findall(r'path: "([^"]+)"', manifest))
+    named = set(re.findall(r'\.(?:target|executableTarget)\(name: "([^"]+)"(?![^)]*path:)', manifest))
+    tests = set(re.findall(r'\.testTarget\(name: "([^"]+)"', manifest))
+    dirs = explicit | {f"Sources/{n}" for n in named} | {f"Tests/{n}" for n in tests}
+    dockerfile = (ROOT / "Dockerfile").read_text().split("FROM ${RUNTIME_IMAGE}")[0]
+    copied = re.findall(r"^COPY (\S+) ", dockerfile, re.M)
+    ignored = [l.strip() for l in (ROOT / ".dockerignore").read_text().splitlines() if l.strip()]
+    for d in dirs:
+        assert (ROOT / d).is_dir(), d
+        assert any(d == c or d.startswith(c.rstrip("/") + "/") for c in copied), f"{d} is not copied into the build stage"
+        assert not any(d == i or d.startswith(i + "/") for i in ignored), f"{d} is excluded by .dockerignore"
