@@ -17,7 +17,6 @@ import json
 import math
 import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -29,17 +28,9 @@ MAX_TOKENS = 256
 
 
 def ensure_packages():
-    try:
-        import numpy, safetensors, tokenizers  # noqa: F401
-    except ImportError:
-        if os.environ.get("MINILM_FIXTURES_REEXEC"):
-            raise
-        if not (VENV / "bin" / "python").exists():
-            subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
-        subprocess.check_call([str(VENV / "bin" / "pip"), "install", "-q", "--disable-pip-version-check",
-                               "tokenizers", "numpy", "safetensors"])
-        os.environ["MINILM_FIXTURES_REEXEC"] = "1"
-        os.execv(str(VENV / "bin" / "python"), [str(VENV / "bin" / "python"), __file__] + sys.argv[1:])
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from pyvenv import run_in_venv
+    run_in_venv(VENV, ["tokenizers", "numpy", "safetensors"], ["tokenizers", "numpy", "safetensors"])
 
 
 # ----------------------------------------------------------------------------------------------

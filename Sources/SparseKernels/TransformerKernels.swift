@@ -49,7 +49,8 @@ public enum TransformerKernels {
         // Cost of one (sequence, head) item: the two score GEMMs, 4·length²·d flops.
         let costs = work.map { 4 * $0.length * $0.length * d }
         let total = costs.reduce(0, +) * heads
-        let parts = min(pool?.threadCount ?? 1, work.count * heads)
+        // Several parts per thread, claimed one by one: a preempted worker holds up only a small one.
+        let parts = min(4 * (pool?.threadCount ?? 1), work.count * heads)
 
         /// Runs items first ..< last of the flattened (sequence, head) list.
         @Sendable func run(_ first: Int, _ last: Int) {
@@ -72,7 +73,7 @@ public enum TransformerKernels {
             }
         }
 
-        guard let pool, parts > 1, total >= KernelPool.splitThresholdFlops else {
+        guard let pool, pool.threadCount > 1, parts > 1, total >= KernelPool.splitThresholdFlops else {
             run(0, work.count * heads)
             return
         }

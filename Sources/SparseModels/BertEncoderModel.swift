@@ -175,6 +175,7 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     /// Loads the model in `directory` (see the type's description for the files).
     public convenience init(directory: String, compression: CompressionPlan = .dense, pool: KernelPool = .shared) throws {
         let manifestPath = ModelLoader.path(directory, ModelLoader.manifestFileName)
+        guard FileManager.default.fileExists(atPath: manifestPath) else { throw ModelLoadError(file: manifestPath, "file does not exist") }
         guard let (manifest, block) = try Self.manifest(at: manifestPath) else {
             throw ModelLoadError(file: manifestPath, "not a bert-encoder manifest")
         }
@@ -421,25 +422,38 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     }
 
     /// `y = activation(x · Wᵀ + b)` for `rows` rows, split across the kernel pool when it pays:
-    /// dense layers by output panels, other operators by rows (≥ 32 rows per part).
+    /// dense layers by output-panel ranges (whole 48-column register tiles), other operators by
+    /// rows (≥ 32 per part). There are several parts per thread: the threads claim them one by
+    /// one, so a worker that the OS preempts (another process on the core) holds up only a small
+    /// part while the caller takes the rest.
     private func run(_ op: any LinearOperator, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
                      activation: Activation, isa: InstructionSet) {
-        if let dense = op as? DenseWeights {
-            dense.apply(x, rows: rows, into: y, activation: activation, pool: pool, isa: isa)
-            return
-        }
         let k = op.inputFeatures, n = op.outputFeatures
-        let parts = min(pool.threadCount, rows / 32)
-        guard parts > 1, 2 * rows * k * n >= KernelPool.splitThresholdFlops else {
-            op.apply(x, rows: rows, into: y, activation: activation, isa: isa)
+        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        let large = pool.threadCount > 1 && 2 * rows * k * n >= KernelPool.splitThresholdFlops
+        if let dense = op as? DenseWeights {
+            let panel = DenseWeights.panelWidth, tiles = (n + 3 * panel - 1) / (3 * panel)
+            let parts = min(tiles, Self.partsPerThread * pool.threadCount)
+            guard large, parts > 1 else {
+                return dense.apply(x, rows: rows, inputStride: k, into: y, outputStride: n, activation: activation, isa: isa)
+            }
+            pool.run(parts: parts) { part in
+                let c0 = tiles * part / parts * 3 * panel, c1 = min(n, tiles * (part + 1) / parts * 3 * panel)
+                dense.apply(xs.pointer, rows: rows, inputStride: k, into: ys.pointer, outputStride: n, activation: activation,
+                            outputColumns: c0..<c1, isa: isa)
+            }
             return
         }
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        let parts = min(rows / 32, Self.partsPerThread * pool.threadCount)
+        guard large, parts > 1 else { return op.apply(x, rows: rows, into: y, activation: activation, isa: isa) }
         pool.run(parts: parts) { part in
             let r0 = rows * part / parts, r1 = rows * (part + 1) / parts
             op.apply(xs.pointer + r0 * k, rows: r1 - r0, into: ys.pointer + r0 * n, activation: activation, isa: isa)
         }
     }
+
+    /// Parts per kernel thread when a layer is split.
+    static let partsPerThread = 4
 }
 
 /// Pointers handed to kernel-pool workers; the caller keeps the memory alive until `run` returns.

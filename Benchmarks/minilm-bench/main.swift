@@ -1,0 +1,87 @@
+import Foundation
+import SparseKernels
+import SparseModels
+
+// Forward-pass timing of the MiniLM (bert-encoder) model: batches of equal-length token sequences,
+// 1 and 2 kernel threads. Benchmarks/scripts/minilm_vs_onnxruntime.py runs it with --json beside
+// ONNX Runtime on the same weights and shapes.
+//
+//   minilm-bench [--model models/minilm-l6] [--threads 1,2] [--shapes 1x16,1x128,8x128]
+//                [--seconds 1.0] [--compression nm:2:4] [--json]
+
+/// One timed shape: batch × tokens on `threads` kernel threads, in milliseconds.
+typealias Row = (batch: Int, tokens: Int, threads: Int, median: Double, min: Double, runs: Int)
+
+func option(_ name: String) -> String? {
+    let args = CommandLine.arguments
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+
+let modelDirectory = option("--model") ?? "models/minilm-l6"
+let threadCounts = (option("--threads") ?? "1,2").split(separator: ",").compactMap { Int($0) }
+let shapes: [(batch: Int, tokens: Int)] = (option("--shapes") ?? "1x16,1x128,8x128").split(separator: ",").compactMap {
+    let parts = $0.split(separator: "x").compactMap { Int($0) }
+    return parts.count == 2 ? (parts[0], parts[1]) : nil
+}
+let seconds = Double(option("--seconds") ?? "1.0") ?? 1.0
+let json = CommandLine.arguments.contains("--json")
+
+/// "dense", "nm:2:4" (every encoder linear layer) or "nm-ffn:2:4" (the two FFN layers only).
+func plan(_ spec: String) -> CompressionPlan {
+    let parts = spec.split(separator: ":").map(String.init)
+    guard parts.count == 3, let n = Int(parts[1]), let m = Int(parts[2]) else { return .dense }
+    if parts[0] == "nm-ffn" {
+        return CompressionPlan(method: .dense, overrides: [("encoder.layer.*.intermediate.dense", .nm(n: n, m: m)),
+                                                           ("encoder.layer.*.output.dense", .nm(n: n, m: m))])
+    }
+    return CompressionPlan(method: .nm(n: n, m: m))
+}
+let compression = option("--compression") ?? "dense"
+
+/// The same ids the ONNX Runtime script feeds: [CLS], tokens-2 word ids, [SEP].
+func sequence(_ tokens: Int, _ index: Int) -> [Int32] {
+    var ids: [Int32] = [101]
+    for i in 0..<max(0, tokens - 2) { ids.append(Int32(1000 + (i * 37 + index * 101) % 20000)) }
+    ids.append(102)
+    return ids
+}
+
+var rows: [Row] = []
+for threads in threadCounts {
+    let pool = KernelPool(threads: threads)
+    let model: BertEncoderModel
+    do {
+        model = try BertEncoderModel(directory: modelDirectory, compression: plan(compression), pool: pool)
+    } catch {
+        FileHandle.standardError.write("minilm-bench: \(error)\n".data(using: .utf8)!)
+        exit(1)
+    }
+    for shape in shapes {
+        let batch = (0..<shape.batch).map { sequence(shape.tokens, $0) }
+        for _ in 0..<3 { _ = try model.embed(tokenSequences: batch) }
+        var samples: [Double] = []
+        let start = DispatchTime.now().uptimeNanoseconds
+        repeat {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = try model.embed(tokenSequences: batch)
+            samples.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
+        } while samples.count < 5 || (Double(DispatchTime.now().uptimeNanoseconds - start) < seconds * 1e9 && samples.count < 2000)
+        samples.sort()
+        rows.append((shape.batch, shape.tokens, threads, samples[samples.count / 2], samples[0], samples.count))
+    }
+}
+
+if json {
+    for r in rows {
+        let object: [String: Any] = ["batch": r.batch, "tokens": r.tokens, "threads": r.threads, "compression": compression,
+                                     "medianMilliseconds": r.median, "minMilliseconds": r.min, "runs": r.runs]
+        print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
+    }
+} else {
+    print("MiniLM-L6 forward pass (\(compression)), median (min) of repeated runs")
+    print("batch x tokens  threads  median ms     min ms   runs")
+    for r in rows {
+        print(String(format: "%5d x %-6d  %7d  %9.3f  %9.3f  %5d", r.batch, r.tokens, r.threads, r.median, r.min, r.runs))
+    }
+}

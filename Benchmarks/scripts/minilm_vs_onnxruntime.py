@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""MiniLM-L6 forward pass: ONNX Runtime (CPU EP) against our encoder, same weights, shapes and threads.
+
+Builds an ONNX graph of all-MiniLM-L6-v2 straight from models/minilm-l6/model.safetensors with the
+`onnx` helper API (no torch): embeddings + LayerNorm, 6 BERT layers (MatMul/Add projections,
+masked softmax attention, erf GELU, Add + LayerNorm), masked mean pooling, L2 normalisation.
+It checks the graph against the committed reference embeddings, lets ONNX Runtime's transformer
+optimizer fuse it (Attention, SkipLayerNormalization, BiasGelu) when it can, and times both the
+plain and the fused graph with intra_op_num_threads = 1 and 2. Then it runs `minilm-bench --json`
+(our forward pass, the same token ids) and prints the table side by side.
+
+    scripts/fetch-minilm.sh
+    swift build -c release --product minilm-bench
+    python3 Benchmarks/scripts/minilm_vs_onnxruntime.py [--seconds 1.0] [--rounds 3] [--bench PATH]
+        [--compression nm:2:4]
+
+Runs in its own venv (.build/minilm-bench-venv: onnx, onnxruntime, numpy, safetensors, sympy for the
+optimizer's shape inference), made on
+first use.
+"""
+import argparse
+import base64
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = ROOT / "models" / "minilm-l6"
+VENV = ROOT / ".build" / "minilm-bench-venv"
+SHAPES = [(1, 16), (1, 128), (8, 128)]
+THREADS = [1, 2]
+
+
+def ensure_packages():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from pyvenv import run_in_venv
+    packages = ["onnx", "onnxruntime", "numpy", "safetensors", "sympy"]
+    run_in_venv(VENV, packages, packages)
+
+
+def token_ids(tokens, index):
+    """The ids minilm-bench feeds: [CLS], tokens-2 word ids, [SEP]."""
+    return [101] + [1000 + (i * 37 + index * 101) % 20000 for i in range(tokens - 2)] + [102]
+
+
+def build_graph():
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from safetensors.numpy import load_file
+
+    W = load_file(str(MODEL / "model.safetensors"))
+    cfg = json.loads((MODEL / "config.json").read_text())
+    H, heads, layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    hd, eps = H // heads, cfg["layer_norm_eps"]
+    nodes, inits = [], []
+
+    def const(name, array):
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    counter = [0]
+
+    def node(op, inputs, **attrs):
+        counter[0] += 1
+        out = f"{op.lower()}_{counter[0]}"
+        nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def linear(x, prefix):
+        w = const(prefix + ".wT", W[prefix + ".weight"].T)
+        b = const(prefix + ".b", W[prefix + ".bias"])
+        return node("Add", [node("MatMul", [x, w]), b])
+
+    def layer_norm(x, prefix):
+        return node("LayerNormalization", [x, const(prefix + ".g", W[prefix + ".weight"]), const(prefix + ".beta", W[prefix + ".bias"])],
+                    axis=-1, epsilon=eps)
+
+    # Embeddings.
+    word = node("Gather", [const("word", W["embeddings.word_embeddings.weight"]), "input_ids"])
+    length = node("Gather", [node("Shape", ["input_ids"]), const("one", np.array([1], dtype=np.int64))])  # [L]
+    pos = node("Slice", [const("pos", W["embeddings.position_embeddings.weight"]), const("zero", np.array([0], dtype=np.int64)),
+                         length, const("axis0", np.array([0], dtype=np.int64))])
+    x = node("Add", [node("Add", [word, pos]), const("type0", W["embeddings.token_type_embeddings.weight"][0])])
+    x = layer_norm(x, "embeddings.LayerNorm")
+    # Additive attention mask [B, 1, 1, L]: 0 for tokens, -10000 for padding (as BERT does).
+    # (Written the way the PyTorch export of BERT does, so that ORT's attention fusion recognises it.)
+    expanded = node("Unsqueeze", [node("Unsqueeze", ["attention_mask", const("ax1", np.array([1], dtype=np.int64))]),
+                                  const("ax2", np.array([2], dtype=np.int64))])
+    additive = node("Mul", [node("Sub", [const("fone", np.array(1, dtype=np.float32)), node("Cast", [expanded], to=TensorProto.FLOAT)]),
+                            const("neg", np.array(-10000.0, dtype=np.float32))])
+    maskf = node("Cast", ["attention_mask"], to=TensorProto.FLOAT)
+    split_shape = const("split_shape", np.array([0, 0, heads, hd], dtype=np.int64))
+    merge_shape = const("merge_shape", np.array([0, 0, H], dtype=np.int64))
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        q = node("Transpose", [node("Reshape", [linear(x, p + "attention.self.query"), split_shape])], perm=[0, 2, 1, 3])
+        k = node("Transpose", [node("Reshape", [linear(x, p + "attention.self.key"), split_shape])], perm=[0, 2, 3, 1])
+        v = node("Transpose", [node("Reshape", [linear(x, p + "attention.self.value"), split_shape])], perm=[0, 2, 1, 3])
+        scores = node("Add", [node("Div", [node("MatMul", [q, k]), const(f"sqrt_d{i}", np.array(math.sqrt(hd), dtype=np.float32))]), additive])
+        probs = node("Softmax", [scores], axis=-1)
+        context = node("Reshape", [node("Transpose", [node("MatMul", [probs, v])], perm=[0, 2, 1, 3]), merge_shape])
+        x = layer_norm(node("Add", [linear(context, p + "attention.output.dense"), x]), p + "attention.output.LayerNorm")
+        h = linear(x, p + "intermediate.dense")
+        gelu = node("Mul", [node("Mul", [h, node("Add", [node("Erf", [node("Div", [h, const(f"sqrt2_{i}", np.array(math.sqrt(2), dtype=np.float32))])]),
+                                                          const(f"one_{i}", np.array(1, dtype=np.float32))])]),
+                            const(f"half_{i}", np.array(0.5, dtype=np.float32))])
+        x = layer_norm(node("Add", [linear(gelu, p + "output.dense"), x]), p + "output.LayerNorm")
+    # Masked mean pooling and L2 normalisation.
+    m3 = node("Unsqueeze", [maskf, const("axis2", np.array([2], dtype=np.int64))])
+    axis1 = const("axis1", np.array([1], dtype=np.int64))
+    summed = node("ReduceSum", [node("Mul", [x, m3]), axis1], keepdims=0)
+    count = node("Clip", [node("ReduceSum", [m3, axis1], keepdims=0), const("tiny", np.array(1e-9, dtype=np.float32))])
+    pooled = node("Div", [summed, count])
+    nodes.append(helper.make_node("LpNormalization", [pooled], ["embedding"], axis=-1, p=2))
+
+    graph = helper.make_graph(
+        nodes, "all-MiniLM-L6-v2",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "tokens"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "tokens"])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", H])],
+        inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model, heads, H
+
+
+def fuse(path, heads, hidden):
+    """ORT's BERT optimizer (Attention / SkipLayerNormalization / BiasGelu fusions), or None."""
+    try:
+        from onnxruntime.transformers import optimizer
+        optimized = optimizer.optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0)
+        counts = optimized.get_fused_operator_statistics()
+        out = path.with_name("minilm-fused.onnx")
+        optimized.save_model_to_file(str(out))
+        return out, counts
+    except Exception as error:  # the optimizer is best effort
+        print(f"(ORT transformer optimizer failed: {error})", file=sys.stderr)
+        return None, {}
+
+
+def session(path, threads):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def check_against_reference(sess):
+    """Cosine of the graph's embeddings to the committed reference (numpy ≈ sentence-transformers)."""
+    import numpy as np
+    cases = json.loads((ROOT / "Tests" / "fixtures" / "minilm" / "embeddings.json").read_text())["cases"][:40]
+    worst = 1.0
+    for c in cases:
+        ids = np.array([c["ids"]], dtype=np.int64)
+        e = sess.run(["embedding"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        ref = np.frombuffer(base64.b64decode(c["embedding"]), "<f4")
+        worst = min(worst, float(e @ ref / np.linalg.norm(e) / np.linalg.norm(ref)))
+    return worst
+
+
+def time_session(sess, batch, tokens, seconds):
+    import numpy as np
+    ids = np.array([token_ids(tokens, b) for b in range(batch)], dtype=np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+    for _ in range(3):
+        sess.run(["embedding"], feed)
+    samples, start = [], time.perf_counter()
+    while len(samples) < 5 or (time.perf_counter() - start < seconds and len(samples) < 2000):
+        t0 = time.perf_counter()
+        sess.run(["embedding"], feed)
+        samples.append((time.perf_counter() - t0) * 1e3)
+    samples.sort()
+    return samples[len(samples) // 2], samples[0]
+
+
+def ours(bench, threads, seconds, compression):
+    shapes = ",".join(f"{b}x{t}" for b, t in SHAPES)
+    out = subprocess.run([str(bench), "--json", "--model", str(MODEL), "--threads", str(threads), "--shapes", shapes,
+                          "--seconds", str(seconds), "--compression", compression],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return {(r["batch"], r["tokens"]): (r["medianMilliseconds"], r["minMilliseconds"]) for r in map(json.loads, out.splitlines())}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.0, help="time budget per cell and round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating ORT / ours rounds")
+    parser.add_argument("--bench", default=str(ROOT / ".build" / "release" / "minilm-bench"))
+    parser.add_argument("--compression", default="dense", help="our side: dense, nm:2:4 (all encoder layers) or nm-ffn:2:4")
+    args = parser.parse_args()
+    ensure_packages()
+    import onnx
+    import onnxruntime as ort
+
+    if not (MODEL / "model.safetensors").exists():
+        sys.exit("models/minilm-l6 is missing: run scripts/fetch-minilm.sh")
+    bench = Path(args.bench)
+    if not bench.exists():
+        subprocess.run(["swift", "build", "-c", "release", "--product", "minilm-bench"], cwd=ROOT, check=True)
+
+    work = ROOT / ".build" / "minilm-onnx"
+    work.mkdir(parents=True, exist_ok=True)
+    model, heads, hidden = build_graph()
+    plain = work / "minilm.onnx"
+    onnx.save(model, str(plain))
+    fused, counts = fuse(plain, heads, hidden)
+    graphs = [("ORT", plain)] + ([("ORT fused", fused)] if fused else [])
+    fused_ops = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
+    print(f"onnxruntime {ort.__version__}, graph {plain.stat().st_size / 1e6:.1f} MB; fused operators: {fused_ops}")
+    for name, path in graphs:
+        print(f"{name}: lowest cosine to the reference on 40 sentences {check_against_reference(session(path, 1)):.7f}")
+
+    # Rounds alternate ORT and ours, so load from other processes hits both sides alike; each cell
+    # keeps its best round (the median of that round's runs).
+    best = {}
+    for round_index in range(args.rounds):
+        for threads in THREADS:
+            for name, path in graphs:
+                sess = session(path, threads)
+                for shape in SHAPES:
+                    cell = time_session(sess, *shape, args.seconds)
+                    key = (name, threads, shape)
+                    best[key] = min(best.get(key, cell), cell)
+            for shape, cell in ours(bench, threads, args.seconds, args.compression).items():
+                key = ("ours", threads, shape)
+                best[key] = min(best.get(key, cell), cell)
+        print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
+
+    names = [name for name, _ in graphs]
+    print(f"\nMiniLM-L6 forward pass, ms: median (min) of the best of {args.rounds} rounds; ours = SparseServe {args.compression}; "
+          "ratio = ours / best ORT median")
+    print(f"{'batch x tokens':>14} {'threads':>7} " + " ".join(f"{n:>18}" for n in names + ["ours"]) + f" {'ratio':>6}")
+    for threads in THREADS:
+        for b, t in SHAPES:
+            cells = [best[(n, threads, (b, t))] for n in names + ["ours"]]
+            ort_best = min(c[0] for c in cells[:-1])
+            print(f"{b:>6} x {t:<6} {threads:>7} " + " ".join(f"{c[0]:8.2f} ({c[1]:7.2f})" for c in cells)
+                  + f" {cells[-1][0] / ort_best:6.2f}")
+
+if __name__ == "__main__":
+    main()
