@@ -40,6 +40,8 @@ let package = Package(
         ]),
         // Kernel micro-benchmarks (`swift run -c release kernel-bench`); see Benchmarks/README.md.
         .executableTarget(name: "kernel-bench", dependencies: ["SparseKernels"], path: "Benchmarks/kernel-bench"),
+        // MiniLM forward-pass timing (`swift run -c release minilm-bench`); Benchmarks/scripts/minilm_vs_onnxruntime.py.
+        .executableTarget(name: "minilm-bench", dependencies: ["SparseModels", "SparseKernels"], path: "Benchmarks/minilm-bench"),
         // Fuzz targets (HTTP parser, v2 decoder, safetensors, config, JSON). A normal build replays
         // Fuzz/corpus; built with -sanitize=fuzzer -DFUZZING it is a libFuzzer binary (see Fuzz/README.md).
         .executableTarget(name: "sparse-fuzz", dependencies: ["HTTPServer", "SparseModels", "SparseServe"],
