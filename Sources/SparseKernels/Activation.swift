@@ -91,9 +91,3 @@ extension Matrix {
         activation.apply(to: &values, isa: isa)
     }
 }
-
-/// Calls `body` with the array's base address, or nil for a nil array.
-func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
-    guard let array else { return body(nil) }
-    return array.withUnsafeBufferPointer { body($0.baseAddress) }
-}

@@ -3,6 +3,7 @@ import CSparseKernels
 /// A dense linear layer `y = activation(x · Wᵀ + b)` with `W` of shape `[outputFeatures, inputFeatures]`
 /// (PyTorch's layout). The weights are packed once, at init, into 64-byte aligned 16-row panels for
 /// the C GEMM kernels; instances are immutable and safe to share between threads.
+/// Conforms to `LinearOperator`; `apply(…outputColumns:…)` computes a panel-aligned column range.
 public final class DenseWeights: @unchecked Sendable {
     /// Output features per packed panel; column ranges for `apply(…outputColumns:)` align to it.
     public static let panelWidth = Int(SS_DENSE_PANEL)
@@ -53,20 +54,14 @@ public final class DenseWeights: @unchecked Sendable {
         return result
     }
 
-    /// Computes `rows` output rows, densely packed (`y` holds `rows × outputFeatures` floats, `x`
-    /// holds `rows × inputFeatures`).
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, activation: Activation) {
-        apply(x, rows: rows, inputStride: inputFeatures, into: y, outputStride: outputFeatures, activation: activation)
-    }
-
-    /// The general form: row strides for `x` and `y`, and optionally only the output columns in
+    /// The general form: row strides for `x` (rows may overlap) and `y`, and optionally only the output columns in
     /// `outputColumns` (its bounds multiples of `panelWidth`, or the upper one `outputFeatures`), so
     /// several workers can split one call by output panels. Runs on `isa` (lowered to what the
     /// hardware supports).
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
                       into y: UnsafeMutablePointer<Float>, outputStride: Int, activation: Activation,
                       outputColumns: Range<Int>? = nil, isa: InstructionSet = .current) {
-        precondition(rows >= 0 && inputStride >= inputFeatures && outputStride >= outputFeatures, "DenseWeights.apply: bad strides")
+        precondition(rows >= 0 && inputStride >= 0 && outputStride >= outputFeatures, "DenseWeights.apply: bad strides")
         let columns = outputColumns ?? 0..<outputFeatures
         withOptionalPointer(bias) { b in
             let status = ss_dense_gemm_cols_isa(isa.cValue, packed, b, outputFeatures, inputFeatures, x, inputStride,
@@ -74,4 +69,28 @@ public final class DenseWeights: @unchecked Sendable {
             precondition(status == 0, "DenseWeights.apply: output columns \(columns) are not panel-aligned within 0..<\(outputFeatures)")
         }
     }
+
+    public var storage: String { "dense" }
+    public var flopsPerRow: Int { 2 * inputFeatures * outputFeatures }
+
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
+                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, isa: InstructionSet) {
+        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
+        guard rows > 0 else { return }
+        let panels = (outputFeatures + Self.panelWidth - 1) / Self.panelWidth
+        let split = pool?.shouldSplit(flops: Double(rows * flopsPerRow), rows: rows) ?? false
+        guard let pool, split, panels > 1 else {
+            return apply(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride,
+                         activation: activation, outputColumns: nil, isa: isa)
+        }
+        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        pool.forEachRange(units: panels, split: true) { [self] range in
+            let columns = (range.lowerBound * Self.panelWidth)..<min(outputFeatures, range.upperBound * Self.panelWidth)
+            apply(xs.pointer, rows: rows, inputStride: inputStride, into: ys.pointer, outputStride: outputStride,
+                  activation: activation, outputColumns: columns, isa: isa)
+        }
+    }
 }
+
+extension DenseWeights: LinearOperator {}

@@ -1,47 +1,64 @@
 import CSparseKernels
 import Foundation
 
-/// Persistent compute workers that split one kernel call into parts (by output panels).
+/// Persistent compute threads that split one kernel call into parts (output-row panels).
 ///
-/// Hand-off is spin-then-park: after a job a worker spins on the job counter for `spinSeconds`
-/// (a wake-up from a futex costs 100–150 µs on this VM, a spinning hand-off well under 1 µs), then
-/// sleeps on a condition until the next job. The calling thread always takes parts itself, so a
-/// pool of `threads` runs `threads` parts at once with `threads - 1` workers. Calls are serialised:
-/// one split job at a time (a second caller runs its job alone instead of waiting).
+/// A pool of `threadCount` runs `threadCount` parts at once: `threadCount - 1` worker threads plus
+/// the calling thread, which always takes parts itself. Parts are claimed dynamically from an
+/// atomic counter, so a worker that is slow to wake simply finds no part left.
+///
+/// Hand-off is spin-then-park: after each job a worker spins on the job counter for `spinSeconds`
+/// (≈ 1.5 ms; a hand-off to a spinning worker costs well under 1 µs) and then sleeps on a
+/// condition variable (waking a parked thread costs 100–150 µs on the development VM). Calls that
+/// are too small to pay for the hand-off (`shouldSplit`) run on the caller alone.
+///
+/// Locking: one split job runs at a time (`busy`); a caller that finds the pool busy runs its
+/// parts inline on its own thread instead of waiting, so concurrent callers never deadlock and the
+/// pool never runs more than its configured threads. `State.lock` guards `current`, `sleepers`
+/// and `stopping`; `generation` and the per-job counters are C atomics. The workers hold the
+/// shared `State`, not the pool, and exit when the pool is released.
 public final class KernelPool: @unchecked Sendable {
-    /// The pool kernels use unless given another. Its size is `SPARSESERVE_KERNEL_THREADS`, else
-    /// what `configureShared(threads:)` set before first use, else the CPU count.
+    /// The pool kernels use unless given another: `SPARSESERVE_KERNEL_THREADS` threads, by default
+    /// one per CPU, unless `configureShared(threads:)` chose another size first.
     public static var shared: KernelPool {
         sharedLock.lock()
         defer { sharedLock.unlock() }
         if let pool = sharedPool { return pool }
-        let threads = ProcessInfo.processInfo.environment["SPARSESERVE_KERNEL_THREADS"].flatMap(Int.init)
-            ?? requestedSharedThreads ?? ProcessInfo.processInfo.activeProcessorCount
-        let pool = KernelPool(threads: threads)
+        let pool = KernelPool(threads: ProcessInfo.processInfo.environment["SPARSESERVE_KERNEL_THREADS"]
+            .flatMap(Int.init) ?? ProcessInfo.processInfo.activeProcessorCount)
         sharedPool = pool
         return pool
     }
 
-    /// Sets the shared pool's size; only effective before the pool is first used. The server calls
-    /// it so compute threads × kernel threads stays within the cores (no oversubscription).
+    /// Sets the size of `shared` (e.g. from the server config). Callers holding the previous shared
+    /// pool keep using it until they drop it; its workers then exit.
     public static func configureShared(threads: Int) {
         sharedLock.lock()
         defer { sharedLock.unlock() }
-        if sharedPool == nil { requestedSharedThreads = max(1, threads) }
+        if let pool = sharedPool, pool.threadCount == max(1, threads) { return }
+        sharedPool = KernelPool(threads: threads)
     }
 
     private static let sharedLock = NSLock()
     nonisolated(unsafe) private static var sharedPool: KernelPool?
-    nonisolated(unsafe) private static var requestedSharedThreads: Int?
 
+    /// A pool without workers: everything runs on the caller.
+    static let serial = KernelPool(threads: 1)
+
+    /// Threads that compute a split call, counting the caller.
     public let threadCount: Int
+    /// How long an idle worker spins before parking.
     public let spinSeconds: Double
-    /// Minimum floating-point work (2·rows·K·N) before a call is split: ≈ 50 µs on one core.
+    /// Dense-equivalent floating-point work (2·rows·K·N) of a GEMM that takes about 40 µs on one
+    /// core; calls below it are not split (see `shouldSplit`).
     public static let splitThresholdFlops = 4_000_000
+    /// Single-thread time below which a call runs on the caller alone (the hand-off and the
+    /// duplicated per-part setup would eat the gain).
+    public static let splitThresholdSeconds = 30e-6
 
     /// One split call: its body, part count and its own claim/finish counters, so a worker that
     /// wakes late can only touch the job it saw (whose counters are exhausted), never a newer one.
-    private final class Job: @unchecked Sendable {
+    fileprivate final class Job: @unchecked Sendable {
         let body: @Sendable (Int) -> Void
         let parts: Int
         let counters: UnsafeMutablePointer<Int>  // [next part, finished parts]
@@ -64,88 +81,114 @@ public final class KernelPool: @unchecked Sendable {
         var finished: Bool { ss_atomic_load(counters + 1) >= parts }
     }
 
-    /// Bumped for every job; workers spin on it.
-    private let generation: UnsafeMutablePointer<Int>
-    private let busy = NSLock()
-    private let park = NSCondition()
-    private var current: Job?
-    private var sleepers = 0
+    /// What the workers share with the pool.
+    fileprivate final class State: @unchecked Sendable {
+        /// Bumped for every job and at shutdown; workers spin on it.
+        let generation: UnsafeMutablePointer<Int>
+        let lock = NSCondition()
+        var current: Job?
+        var sleepers = 0
+        var stopping = false
+        init() {
+            generation = .allocate(capacity: 1)
+            generation.initialize(to: 0)
+        }
+        deinit { generation.deallocate() }
+    }
 
+    private let state = State()
+    private let busy = NSLock()
+
+    /// - Parameters:
+    ///   - threads: compute threads including the caller (at least 1; 1 means no workers).
+    ///   - spinSeconds: how long an idle worker spins before it parks.
     public init(threads: Int, spinSeconds: Double = 0.0015) {
         threadCount = max(1, threads)
         self.spinSeconds = spinSeconds
-        generation = .allocate(capacity: 1)
-        generation.initialize(to: 0)
         for i in 1..<threadCount {
-            let t = Thread { [unowned self] in self.worker() }
+            let shared = state, spin = spinSeconds
+            let t = Thread { KernelPool.workerLoop(shared, spinSeconds: spin) }
             t.name = "sparse-serve-kernel-\(i)"
+            t.stackSize = 1 << 20
             t.start()
         }
     }
 
-    /// Runs `body(0..<parts)` across the pool and returns when every part is done.
+    deinit {
+        state.lock.lock()
+        state.stopping = true
+        ss_atomic_fetch_add(state.generation, 1)
+        state.lock.broadcast()
+        state.lock.unlock()
+    }
+
+    /// Runs `body(0)`, …, `body(parts - 1)` across the pool (the caller included) and returns when
+    /// all are done. Parts may run in any order and concurrently.
     public func run(parts: Int, _ body: @escaping @Sendable (Int) -> Void) {
         guard parts > 1, threadCount > 1, busy.try() else {
-            for i in 0..<parts { body(i) }
+            for i in 0..<max(0, parts) { body(i) }
             return
         }
         defer { busy.unlock() }
         let job = Job(body, parts: parts)
-        park.lock()
-        current = job
-        ss_atomic_fetch_add(generation, 1)
-        if sleepers > 0 { park.broadcast() }
-        park.unlock()
+        state.lock.lock()
+        state.current = job
+        ss_atomic_fetch_add(state.generation, 1)
+        if state.sleepers > 0 { state.lock.broadcast() }
+        state.lock.unlock()
         job.work()
         while !job.finished { ss_cpu_relax() }
-        park.lock()
-        current = nil
-        park.unlock()
+        state.lock.lock()
+        state.current = nil
+        state.lock.unlock()
     }
 
-    private func worker() {
-        var seen = ss_atomic_load(generation)
+    /// Whether a call worth `flops` of work (counted as the kernel executes it, 2 per multiply-add)
+    /// should be split: its single-thread time, estimated at ~40 GFLOP/s for one or two rows
+    /// (bandwidth-bound GEMV) and ~100 GFLOP/s otherwise, is at least `splitThresholdSeconds`.
+    public func shouldSplit(flops: Double, rows: Int) -> Bool {
+        guard threadCount > 1 else { return false }
+        let rate = rows <= 2 ? 40e9 : 100e9
+        return flops / rate >= Self.splitThresholdSeconds
+    }
+
+    /// Splits `units` (e.g. 16-row output panels) into at most `threadCount` contiguous, nearly
+    /// equal ranges and runs `body` on each across the pool; a single range runs on the caller.
+    public func forEachRange(units: Int, split: Bool, _ body: @escaping @Sendable (Range<Int>) -> Void) {
+        guard units > 0 else { return }
+        let parts = split ? min(threadCount, units) : 1
+        if parts <= 1 {
+            body(0..<units)
+            return
+        }
+        run(parts: parts) { part in
+            let lower = units * part / parts, upper = units * (part + 1) / parts
+            if lower < upper { body(lower..<upper) }
+        }
+    }
+
+    private static func workerLoop(_ state: State, spinSeconds: Double) {
+        var seen = ss_atomic_load(state.generation)
         while true {
-            // Spin for the next job, then park.
             let spinUntil = DispatchTime.now().uptimeNanoseconds + UInt64(spinSeconds * 1e9)
             var spins = 0
-            while ss_atomic_load(generation) == seen {
+            while ss_atomic_load(state.generation) == seen {
                 ss_cpu_relax()
                 spins += 1
                 if spins & 1023 == 0 && DispatchTime.now().uptimeNanoseconds > spinUntil {
-                    park.lock()
-                    sleepers += 1
-                    while ss_atomic_load(generation) == seen { park.wait() }
-                    sleepers -= 1
-                    park.unlock()
+                    state.lock.lock()
+                    state.sleepers += 1
+                    while ss_atomic_load(state.generation) == seen { state.lock.wait() }
+                    state.sleepers -= 1
+                    state.lock.unlock()
                 }
             }
-            park.lock()
-            let job = current
-            seen = ss_atomic_load(generation)
-            park.unlock()
+            state.lock.lock()
+            let job = state.current, stopping = state.stopping
+            seen = ss_atomic_load(state.generation)
+            state.lock.unlock()
+            if stopping { return }
             job?.work()
-        }
-    }
-}
-
-extension DenseWeights {
-    /// As `apply`, split across `pool` by output panels when the call is large enough to pay.
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-                      activation: Activation, pool: KernelPool, isa: InstructionSet = .current) {
-        let flops = 2 * rows * inputFeatures * outputFeatures
-        let panels = (outputFeatures + Self.panelWidth - 1) / Self.panelWidth
-        let parts = min(pool.threadCount, panels)
-        guard flops >= KernelPool.splitThresholdFlops, parts > 1 else {
-            return apply(x, rows: rows, inputStride: inputFeatures, into: y, outputStride: outputFeatures, activation: activation, isa: isa)
-        }
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        pool.run(parts: parts) { [self] part in
-            let p0 = panels * part / parts, p1 = panels * (part + 1) / parts
-            let cols = (p0 * Self.panelWidth)..<min(outputFeatures, p1 * Self.panelWidth)
-            guard !cols.isEmpty else { return }
-            apply(xs.pointer, rows: rows, inputStride: inputFeatures, into: ys.pointer, outputStride: outputFeatures,
-                  activation: activation, outputColumns: cols, isa: isa)
         }
     }
 }

@@ -1,0 +1,59 @@
+#ifndef SPARSESERVE_NM_H
+#define SPARSESERVE_NM_H
+#include <stddef.h>
+#include <stdint.h>
+#include "cpu_features.h"
+#include "activations.h"
+
+/*
+ * N:M-sparse linear layer Y[R][N] = act(X[R][K] * W^T + bias): in every group of m consecutive
+ * inputs (m in {4, 8, 16}), each output row keeps at most n weights (1 <= n < m).
+ *
+ * Packed layout, in 16-row panels (output rows 16p .. 16p+15), G = ceil(K / m) groups:
+ *   values  vals[((p*G + g)*n + s)*16 + j]   weight in slot s of group g for output row 16p+j
+ *   indices one word per (p, g, s) holding each lane's position (0..m-1) inside the group:
+ *           m == 4:     uint32_t idx[(p*G + g)*n + s], lane j at bits 2j .. 2j+1
+ *           m == 8, 16: uint64_t idx[(p*G + g)*n + s], lane j at bits 32*(j&1) + 4*(j>>1) .. +3
+ *           (even lanes in the low half, odd lanes in the high half, so one vpsrlvd of the
+ *           broadcast word leaves every lane's position in its low 4 bits)
+ * Rows past N and unused slots hold weight 0 at a position no other slot of that lane uses.
+ * Storage: 4 bytes per kept weight plus 2 (m = 4) or 4 (m = 8, 16) bits of index.
+ *
+ * Kernels (chosen per call):
+ *   R <= 2 (GEMV): per slot, the group's inputs are broadcast into a register, each lane's input
+ *     is selected in-register (vpsrlvd decode + vpermps), then one FMA per 16 outputs.
+ *   R >= 3 (GEMM): a tile of up to 32 tokens of X is transposed once (K-major, L1/L2-resident);
+ *     every kept weight is broadcast and multiplies a vector of tokens (weight-broadcast x
+ *     activation-vector), four output rows interleaved, the K loop blocked to ~128 inputs, and the
+ *     16 x 32 result transposed back in registers with bias and activation applied.
+ */
+
+/// Floats of values and index words (uint32 for m = 4, uint64 otherwise) of an n:m pack.
+ptrdiff_t ss_nm_value_count(ptrdiff_t rows, ptrdiff_t k, int n, int m);
+ptrdiff_t ss_nm_index_count(ptrdiff_t rows, ptrdiff_t k, int n, int m);
+
+/// Packs a row-major rows x K weight (row stride ldw) whose every group of m inputs has at most
+/// n non-zeros. Returns 0, or -1 when a group holds more than n non-zeros or n/m are unsupported.
+int ss_nm_pack(const float *w, ptrdiff_t rows, ptrdiff_t k, ptrdiff_t ldw, int n, int m,
+               float *values, void *indices);
+
+/// The dense rows x K weight (row stride ldw) a pack represents (zeros where pruned).
+void ss_nm_unpack(const float *values, const void *indices, ptrdiff_t rows, ptrdiff_t k, int n, int m,
+                  float *w, ptrdiff_t ldw);
+
+/// Y = act(X W^T + bias); x is R x K (stride ldx), y is R x N (stride ldy), bias N values or
+/// NULL. Any R, N, K; no alignment needed. `scratch` is ignored (per-thread buffers are used);
+/// kept for source compatibility, pass NULL.
+void ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                    const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                    ss_act_kind act, float *scratch);
+
+/// As ss_nm_gemm_isa, but only output panels [panel_begin, panel_end) (columns 16*panel_begin ..
+/// min(16*panel_end, N)), so threads can split one call by output panels.
+void ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
+
+#endif

@@ -1,0 +1,470 @@
+/*
+ * N:M-sparse linear layers: packing, the in-register-selection GEMV and the weight-broadcast
+ * GEMM. Layout and kernel outline in include/nm.h. Every kernel has AVX-512, AVX2 and portable
+ * C forms; the instruction set is chosen per call and clamped to what the CPU has.
+ */
+#include "nm.h"
+#include "internal.h"
+#include "weight_broadcast.h"
+#include <stdlib.h>
+#include <string.h>
+
+static int nm_supported(int n, int m) { return (m == 4 || m == 8 || m == 16) && n >= 1 && n < m; }
+static ptrdiff_t panels_of(ptrdiff_t rows) { return ss_ceil_div(rows, SS_PANEL); }
+static ptrdiff_t groups_of(ptrdiff_t k, int m) { return ss_ceil_div(k, m); }
+
+ptrdiff_t ss_nm_value_count(ptrdiff_t rows, ptrdiff_t k, int n, int m) {
+    if (rows <= 0 || k <= 0 || !nm_supported(n, m)) return 0;
+    return panels_of(rows) * groups_of(k, m) * n * SS_PANEL;
+}
+
+ptrdiff_t ss_nm_index_count(ptrdiff_t rows, ptrdiff_t k, int n, int m) {
+    if (rows <= 0 || k <= 0 || !nm_supported(n, m)) return 0;
+    return panels_of(rows) * groups_of(k, m) * n;
+}
+
+/* Bit offset of lane j's position inside its index word. */
+static inline int lane_shift(int m, int j) { return m == 4 ? 2 * j : 32 * (j & 1) + 4 * (j >> 1); }
+
+static inline int lane_position(const void *indices, int m, ptrdiff_t word, int j) {
+    if (m == 4) return (int)((((const uint32_t *)indices)[word] >> lane_shift(4, j)) & 3u);
+    return (int)((((const uint64_t *)indices)[word] >> lane_shift(m, j)) & 15u);
+}
+
+static inline void set_position(void *indices, int m, ptrdiff_t word, int j, int c) {
+    if (m == 4) ((uint32_t *)indices)[word] |= (uint32_t)c << lane_shift(4, j);
+    else ((uint64_t *)indices)[word] |= (uint64_t)c << lane_shift(m, j);
+}
+
+int ss_nm_pack(const float *w, ptrdiff_t rows, ptrdiff_t k, ptrdiff_t ldw, int n, int m,
+               float *values, void *indices) {
+    if (!nm_supported(n, m) || rows <= 0 || k <= 0) return -1;
+    const ptrdiff_t P = panels_of(rows), G = groups_of(k, m);
+    memset(values, 0, (size_t)(P * G * n * SS_PANEL) * sizeof(float));
+    memset(indices, 0, (size_t)(P * G * n) * (m == 4 ? sizeof(uint32_t) : sizeof(uint64_t)));
+    for (ptrdiff_t p = 0; p < P; p++) {
+        for (int j = 0; j < SS_PANEL; j++) {
+            const ptrdiff_t row = p * SS_PANEL + j;
+            for (ptrdiff_t g = 0; g < G; g++) {
+                int used[16] = { 0 };
+                int slot = 0;
+                const ptrdiff_t base = (p * G + g) * n;
+                if (row < rows) {
+                    for (int c = 0; c < m && g * m + c < k; c++) {
+                        const float v = w[row * ldw + g * m + c];
+                        if (v == 0.0f) continue;
+                        if (slot >= n) return -1;
+                        values[(base + slot) * SS_PANEL + j] = v;
+                        set_position(indices, m, base + slot, j, c);
+                        used[c] = 1;
+                        slot++;
+                    }
+                }
+                for (int c = 0; slot < n && c < m; c++) {
+                    if (used[c]) continue;
+                    set_position(indices, m, base + slot, j, c);
+                    slot++;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+void ss_nm_unpack(const float *values, const void *indices, ptrdiff_t rows, ptrdiff_t k, int n, int m,
+                  float *w, ptrdiff_t ldw) {
+    if (!nm_supported(n, m) || rows <= 0 || k <= 0) return;
+    const ptrdiff_t G = groups_of(k, m);
+    for (ptrdiff_t row = 0; row < rows; row++) {
+        memset(w + row * ldw, 0, (size_t)k * sizeof(float));
+        const ptrdiff_t p = row / SS_PANEL;
+        const int j = (int)(row % SS_PANEL);
+        for (ptrdiff_t g = 0; g < G; g++)
+            for (int s = 0; s < n; s++) {
+                const ptrdiff_t word = (p * G + g) * n + s;
+                const float v = values[word * SS_PANEL + j];
+                const ptrdiff_t col = g * m + lane_position(indices, m, word, j);
+                if (v != 0.0f && col < k) w[row * ldw + col] = v;
+            }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* GEMV (one or two token rows): in-register selection                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+/* y[0..cols) (+ bias) for panels [p0, p1) of token rows xp (and xq when two), inputs padded with
+ * zeros to G*m + 16 floats. */
+static void gemv_portable(const float *values, const void *indices, int n, int m, ptrdiff_t G,
+                          const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,
+                          const float *xp, float *y) {
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        float acc[SS_PANEL] = { 0 };
+        for (ptrdiff_t g = 0; g < G; g++) {
+            const float *xg = xp + g * m;
+            for (int s = 0; s < n; s++) {
+                const ptrdiff_t word = (p * G + g) * n + s;
+                const float *v = values + word * SS_PANEL;
+                if (m == 4) {
+                    const uint32_t w = ((const uint32_t *)indices)[word];
+                    for (int j = 0; j < SS_PANEL; j++) acc[j] += v[j] * xg[(w >> (2 * j)) & 3u];
+                } else {
+                    const uint64_t w = ((const uint64_t *)indices)[word];
+                    for (int j = 0; j < SS_PANEL; j += 2) {
+                        acc[j] += v[j] * xg[(w >> (2 * j)) & 15u];
+                        acc[j + 1] += v[j + 1] * xg[(w >> (32 + 2 * j)) & 15u];
+                    }
+                }
+            }
+        }
+        for (ptrdiff_t j = 0; j < SS_PANEL && p * SS_PANEL + j < rows; j++)
+            y[p * SS_PANEL + j] = acc[j] + (bias ? bias[p * SS_PANEL + j] : 0.0f);
+    }
+}
+
+#ifdef SS_X86
+/* Loads the inputs of group g (MC floats) so that every lane can select any of them. */
+SS_T512 SS_AI __m512 group512(const float *x, ptrdiff_t g, const int MC) {
+    if (MC == 4) return _mm512_broadcast_f32x4(_mm_loadu_ps(x + 4 * g));
+    if (MC == 8) return _mm512_castps256_ps512(_mm256_loadu_ps(x + 8 * g));
+    return _mm512_loadu_ps(x + 16 * g);
+}
+
+/* Per-lane positions of index word e in the low bits of each lane. */
+SS_T512 SS_AI __m512i decode512(const void *ip, ptrdiff_t e, const int MC, __m512i shifts) {
+    if (MC == 4) return _mm512_srlv_epi32(_mm512_set1_epi32((int)((const uint32_t *)ip)[e]), shifts);
+    return _mm512_srlv_epi32(_mm512_set1_epi64((long long)((const uint64_t *)ip)[e]), shifts);
+}
+
+/* T token rows (1, 2, 4 or 8) sharing each slot's decode; U groups in flight so that T * U >= 4
+ * accumulator chains hide the FMA latency. Inputs of token i at x + i * ldxp (zero padded). */
+SS_T512 SS_AI void gemv512_body(const float *values, const void *indices, int n, ptrdiff_t G,
+                                const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,
+                                const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy, const int MC, const int T) {
+    enum { UMAX = 4 };
+    const int U = T == 1 ? 4 : T == 2 ? 2 : 1;
+    const __m512i shifts = MC == 4 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+                                   : _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const float *vp = values + p * G * n * SS_PANEL;
+        const char *ip = (const char *)indices + p * G * n * (MC == 4 ? 4 : 8);
+        __m512 a[8][UMAX];
+        for (int i = 0; i < T; i++)
+            for (int u = 0; u < U; u++) a[i][u] = _mm512_setzero_ps();
+        ptrdiff_t g = 0;
+        for (; g + U <= G; g += U) {
+            __m512 xg[8][UMAX];
+            for (int i = 0; i < T; i++)
+                for (int u = 0; u < U; u++) xg[i][u] = group512(x + i * ldxp, g + u, MC);
+            for (int s = 0; s < n; s++)
+                for (int u = 0; u < U; u++) {
+                    const ptrdiff_t e = (g + u) * n + s;
+                    const __m512i iv = decode512(ip, e, MC, shifts);
+                    const __m512 w = _mm512_loadu_ps(vp + e * SS_PANEL);
+                    for (int i = 0; i < T; i++) a[i][u] = _mm512_fmadd_ps(w, _mm512_permutexvar_ps(iv, xg[i][u]), a[i][u]);
+                }
+        }
+        for (; g < G; g++) {
+            __m512 xg[8];
+            for (int i = 0; i < T; i++) xg[i] = group512(x + i * ldxp, g, MC);
+            for (int s = 0; s < n; s++) {
+                const ptrdiff_t e = g * n + s;
+                const __m512i iv = decode512(ip, e, MC, shifts);
+                const __m512 w = _mm512_loadu_ps(vp + e * SS_PANEL);
+                for (int i = 0; i < T; i++) a[i][0] = _mm512_fmadd_ps(w, _mm512_permutexvar_ps(iv, xg[i]), a[i][0]);
+            }
+        }
+        const ptrdiff_t valid = rows - p * SS_PANEL;
+        const __mmask16 mask = valid >= SS_PANEL ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1u);
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + p * SS_PANEL) : _mm512_setzero_ps();
+        for (int i = 0; i < T; i++) {
+            __m512 sum = bv;
+            for (int u = 0; u < U; u++) sum = _mm512_add_ps(sum, a[i][u]);
+            _mm512_mask_storeu_ps(y + i * ldy + p * SS_PANEL, mask, sum);
+        }
+    }
+}
+
+#define GEMV512(MC, T)                                                                                  \
+    SS_T512 static void gemv512_##MC##_##T(const float *values, const void *indices, int n, ptrdiff_t G, \
+                                            const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1, \
+                                            const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy) {  \
+        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T);               \
+    }
+GEMV512(4, 1) GEMV512(4, 2) GEMV512(4, 4) GEMV512(4, 8)
+GEMV512(8, 1) GEMV512(8, 2) GEMV512(8, 4) GEMV512(8, 8)
+GEMV512(16, 1) GEMV512(16, 2) GEMV512(16, 4) GEMV512(16, 8)
+
+/* AVX2: each 16-lane slot is two 8-lane halves. */
+SS_T256 SS_AI void select256(const void *ip, ptrdiff_t e, const float *x, ptrdiff_t g, const int MC,
+                             __m256 *lo, __m256 *hi) {
+    if (MC == 4) {
+        const __m256 xg = _mm256_broadcast_ps((const __m128 *)(x + 4 * g));
+        const __m256i w = _mm256_set1_epi32((int)((const uint32_t *)ip)[e]);
+        *lo = _mm256_permutevar8x32_ps(xg, _mm256_srlv_epi32(w, _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)));
+        *hi = _mm256_permutevar8x32_ps(xg, _mm256_srlv_epi32(w, _mm256_setr_epi32(16, 18, 20, 22, 24, 26, 28, 30)));
+    } else {
+        const __m256i w = _mm256_set1_epi64x((long long)((const uint64_t *)ip)[e]);
+        const __m256i il = _mm256_srlv_epi32(w, _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12));
+        const __m256i ih = _mm256_srlv_epi32(w, _mm256_setr_epi32(16, 16, 20, 20, 24, 24, 28, 28));
+        if (MC == 8) {
+            const __m256 xg = _mm256_loadu_ps(x + 8 * g);
+            *lo = _mm256_permutevar8x32_ps(xg, il);
+            *hi = _mm256_permutevar8x32_ps(xg, ih);
+        } else {
+            const __m256 x0 = _mm256_loadu_ps(x + 16 * g), x1 = _mm256_loadu_ps(x + 16 * g + 8);
+            /* bit 3 of the position picks the upper eight inputs */
+            *lo = _mm256_blendv_ps(_mm256_permutevar8x32_ps(x0, il), _mm256_permutevar8x32_ps(x1, il),
+                                   _mm256_castsi256_ps(_mm256_slli_epi32(il, 28)));
+            *hi = _mm256_blendv_ps(_mm256_permutevar8x32_ps(x0, ih), _mm256_permutevar8x32_ps(x1, ih),
+                                   _mm256_castsi256_ps(_mm256_slli_epi32(ih, 28)));
+        }
+    }
+}
+
+SS_T256 SS_AI void gemv256_body(const float *values, const void *indices, int n, ptrdiff_t G,
+                                const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,
+                                const float *x0, float *y0, const int MC) {
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const float *vp = values + p * G * n * SS_PANEL;
+        const char *ip = (const char *)indices + p * G * n * (MC == 4 ? 4 : 8);
+        __m256 lo[2], hi[2];
+        lo[0] = lo[1] = hi[0] = hi[1] = _mm256_setzero_ps();
+        ptrdiff_t g = 0;
+        for (; g + 2 <= G; g += 2)
+            for (int s = 0; s < n; s++)
+                for (int u = 0; u < 2; u++) {
+                    const ptrdiff_t e = (g + u) * n + s;
+                    __m256 sl, sh;
+                    select256(ip, e, x0, g + u, MC, &sl, &sh);
+                    lo[u] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL), sl, lo[u]);
+                    hi[u] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL + 8), sh, hi[u]);
+                }
+        for (; g < G; g++)
+            for (int s = 0; s < n; s++) {
+                const ptrdiff_t e = g * n + s;
+                __m256 sl, sh;
+                select256(ip, e, x0, g, MC, &sl, &sh);
+                lo[0] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL), sl, lo[0]);
+                hi[0] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL + 8), sh, hi[0]);
+            }
+        float out[SS_PANEL];
+        _mm256_storeu_ps(out, _mm256_add_ps(lo[0], lo[1]));
+        _mm256_storeu_ps(out + 8, _mm256_add_ps(hi[0], hi[1]));
+        for (ptrdiff_t j = 0; j < SS_PANEL && p * SS_PANEL + j < rows; j++)
+            y0[p * SS_PANEL + j] = out[j] + (bias ? bias[p * SS_PANEL + j] : 0.0f);
+    }
+}
+
+#define GEMV256(MC)                                                                                    \
+    SS_T256 static void gemv256_##MC(const float *values, const void *indices, int n, ptrdiff_t G,      \
+                                     const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,     \
+                                     const float *x0, float *y0) {                                      \
+        gemv256_body(values, indices, n, G, bias, rows, p0, p1, x0, y0, MC);                           \
+    }
+GEMV256(4) GEMV256(8) GEMV256(16)
+#endif
+
+/* In-register-selection kernel for r token rows over panels [p0, p1); AVX-512 shares each slot's
+ * decode across up to 8 rows. */
+static void nm_gemv(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
+                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
+                    ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
+    const ptrdiff_t G = groups_of(k, m);
+    const ptrdiff_t padded = G * m + 16;
+    enum { CHUNK = 8 };
+    float *xp = ss_thread_scratch(2, (size_t)(CHUNK * padded));
+    if (!xp) return;
+    for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
+        const ptrdiff_t count = ss_min(CHUNK, r - i0);
+        for (ptrdiff_t i = 0; i < count; i++) {
+            memcpy(xp + i * padded, x + (i0 + i) * ldx, (size_t)k * sizeof(float));
+            memset(xp + i * padded + k, 0, (size_t)(padded - k) * sizeof(float));
+        }
+        float *yc = y + i0 * ldy;
+#ifdef SS_X86
+        if (isa == SS_ISA_AVX512) {
+            typedef void (*fn)(const float *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                               const float *, ptrdiff_t, float *, ptrdiff_t);
+            static const fn table[3][4] = { { gemv512_4_1, gemv512_4_2, gemv512_4_4, gemv512_4_8 },
+                                            { gemv512_8_1, gemv512_8_2, gemv512_8_4, gemv512_8_8 },
+                                            { gemv512_16_1, gemv512_16_2, gemv512_16_4, gemv512_16_8 } };
+            const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
+            ptrdiff_t done = 0;
+            while (done < count) {
+                const ptrdiff_t left = count - done;
+                const int ti = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
+                table[mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, yc + done * ldy, ldy);
+                done += (ptrdiff_t)1 << ti;
+            }
+        } else if (isa == SS_ISA_AVX2) {
+            for (ptrdiff_t i = 0; i < count; i++) {
+                if (m == 4) gemv256_4(values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
+                else if (m == 8) gemv256_8(values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
+                else gemv256_16(values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
+            }
+        } else
+#endif
+        {
+            for (ptrdiff_t i = 0; i < count; i++)
+                gemv_portable(values, indices, n, m, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
+        }
+    }
+    if (act != SS_ACT_NONE) {
+        const ptrdiff_t c0 = p0 * SS_PANEL, c1 = ss_min(p1 * SS_PANEL, rows);
+        for (ptrdiff_t i = 0; i < r; i++) ss_act_apply_isa(isa, act, y + i * ldy + c0, c1 - c0);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* GEMM: weight-broadcast x transposed-activation vectors                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Tokens per tile: up to TILE (MV zmm / 2 MV ymm), ~KBLOCK inputs per K block. */
+#ifndef SS_NM_TILE
+#define SS_NM_TILE 64
+#endif
+#ifndef SS_NM_KBLOCK
+#define SS_NM_KBLOCK 64
+#endif
+/* Up to this many token rows run on the in-register-selection kernel. */
+#ifndef SS_NM_GEMV_ROWS
+#define SS_NM_GEMV_ROWS 2
+#endif
+enum { TILE = SS_NM_TILE, KBLOCK = SS_NM_KBLOCK, RB = 4 };
+
+/* Portable: one output row at a time over the whole K. */
+static void gemm_panel_portable(const float *vp, const void *ip, int n, int m, ptrdiff_t G,
+                                const float *xt, ptrdiff_t ldt, ptrdiff_t tokens, float *yt,
+                                const float *bias, int valid) {
+    for (int j = 0; j < valid; j++) {
+        float *acc = yt + j * ldt;
+        const float b = bias ? bias[j] : 0.0f;
+        for (ptrdiff_t t = 0; t < tokens; t++) acc[t] = b;
+        for (ptrdiff_t g = 0; g < G; g++)
+            for (int s = 0; s < n; s++) {
+                const ptrdiff_t e = g * n + s;
+                const float w = vp[e * SS_PANEL + j];
+                const float *xr = xt + (g * m + lane_position(ip, m, e, j)) * ldt;
+                for (ptrdiff_t t = 0; t < tokens; t++) acc[t] += w * xr[t];
+            }
+    }
+}
+
+#ifdef SS_X86
+/* One panel: K blocks of ~KBLOCK inputs, output rows in fours (wb_nm_rows, weight_broadcast.h). */
+#define PANEL_FN(ISA, WIDTH, MC, MV)                                                                       \
+    SS_T##ISA static void panel##ISA##_##MC##_##MV(const float *vp, const void *ip, int n, ptrdiff_t G,   \
+                                                   const float *xt, ptrdiff_t ldt, float *yt,              \
+                                                   const float *bias, int valid) {                         \
+        const ptrdiff_t GB = KBLOCK / MC;                                                                   \
+        (void)ldt;                                                                                          \
+        for (ptrdiff_t g0 = 0; g0 < G; g0 += GB) {                                                          \
+            const ptrdiff_t g1 = ss_min(G, g0 + GB);                                                        \
+            for (int j = 0; j < valid; j += RB)                                                             \
+                wb_nm_rows##ISA(vp, ip, n, g0, g1, j, xt, ISA == 512 ? WIDTH * MV : TILE, yt, bias, g0 == 0, MC, MV); \
+        }                                                                                                   \
+    }
+PANEL_FN(512, 16, 4, 1) PANEL_FN(512, 16, 4, 2) PANEL_FN(512, 16, 4, 3) PANEL_FN(512, 16, 4, 4)
+PANEL_FN(512, 16, 8, 1) PANEL_FN(512, 16, 8, 2) PANEL_FN(512, 16, 8, 3) PANEL_FN(512, 16, 8, 4)
+PANEL_FN(512, 16, 16, 1) PANEL_FN(512, 16, 16, 2) PANEL_FN(512, 16, 16, 3) PANEL_FN(512, 16, 16, 4)
+PANEL_FN(256, 8, 4, 1) PANEL_FN(256, 8, 4, 2) PANEL_FN(256, 8, 8, 1) PANEL_FN(256, 8, 8, 2)
+PANEL_FN(256, 8, 16, 1) PANEL_FN(256, 8, 16, 2)
+#endif
+
+typedef void (*panel_fn)(const float *vp, const void *ip, int n, ptrdiff_t G, const float *xt, ptrdiff_t ldt,
+                         float *yt, const float *bias, int valid);
+
+static void nm_gemm(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
+                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
+                    ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
+    const ptrdiff_t G = groups_of(k, m), kpad = G * m;
+    const size_t index_bytes = m == 4 ? 4 : 8;
+    float *xt = ss_thread_scratch(0, (size_t)(kpad * TILE));
+    float *yt = ss_thread_scratch(1, (size_t)(SS_PANEL * TILE));
+    if (!xt || !yt) return;
+    const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
+    for (ptrdiff_t t0 = 0; t0 < r; t0 += TILE) {
+        const ptrdiff_t tokens = ss_min(TILE, r - t0);
+        const float *xs = x + t0 * ldx;
+        float *ys = y + t0 * ldy;
+        panel_fn panel = NULL;
+        ptrdiff_t ldt = TILE;
+#ifdef SS_X86
+        if (isa == SS_ISA_AVX512) {
+            static const panel_fn table[3][4] = { { panel512_4_1, panel512_4_2, panel512_4_3, panel512_4_4 },
+                                                  { panel512_8_1, panel512_8_2, panel512_8_3, panel512_8_4 },
+                                                  { panel512_16_1, panel512_16_2, panel512_16_3, panel512_16_4 } };
+            const ptrdiff_t mv = ss_ceil_div(tokens, 16);
+            ldt = mv * 16;
+            ss_xpose_in_512(xs, ldx, tokens, k, kpad, xt, ldt, ldt);
+            panel = table[mi][mv - 1];
+        } else if (isa == SS_ISA_AVX2) {
+            static const panel_fn table[3][2] = { { panel256_4_1, panel256_4_2 }, { panel256_8_1, panel256_8_2 },
+                                                  { panel256_16_1, panel256_16_2 } };
+            /* 16-token passes (two ymm) over the tile */
+            ldt = TILE;
+            ss_xpose_in_256(xs, ldx, tokens, k, kpad, xt, ldt, ss_ceil_div(tokens, 8) * 8);
+            panel = table[mi][1];
+        } else
+#endif
+        {
+            ss_xpose_in_c(xs, ldx, tokens, k, kpad, xt, ldt, tokens);
+        }
+        for (ptrdiff_t p = p0; p < p1; p++) {
+            const float *vp = values + p * G * n * SS_PANEL;
+            const void *ip = (const char *)indices + p * G * n * index_bytes;
+            const int cols = (int)ss_min(SS_PANEL, rows - p * SS_PANEL);
+            const int valid = (cols + RB - 1) / RB * RB;
+            const float *bp = NULL;
+            float bias_tile[SS_PANEL] = { 0 };
+            if (bias) {
+                memcpy(bias_tile, bias + p * SS_PANEL, (size_t)cols * sizeof(float));
+                bp = bias_tile;
+            }
+#ifdef SS_X86
+            if (isa == SS_ISA_AVX2) {
+                /* 16-token passes (two ymm), the last one with one ymm when 8 tokens or fewer remain */
+                for (ptrdiff_t tb = 0; tb < tokens; tb += 16) {
+                    const panel_fn pass = tokens - tb > 8 ? panel : (m == 4 ? panel256_4_1 : m == 8 ? panel256_8_1 : panel256_16_1);
+                    pass(vp, ip, n, G, xt + tb, ldt, yt + tb, bp, valid);
+                }
+            } else if (panel) {
+                panel(vp, ip, n, G, xt, ldt, yt, bp, valid);
+            } else
+#endif
+            {
+                gemm_panel_portable(vp, ip, n, m, G, xt, ldt, tokens, yt, bp, cols);
+            }
+            ss_panel_store(isa, act, yt, ldt, tokens, cols, ys + p * SS_PANEL, ldy);
+        }
+    }
+}
+
+void ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+    if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r <= 0) return;
+    panel_begin = ss_max(0, panel_begin);
+    panel_end = ss_min(panels_of(rows), panel_end);
+    if (panel_begin >= panel_end) return;
+    isa = ss_clamp_isa(isa);
+    /* AVX-512: whole 16-token vectors on the GEMM, the rest (and batches under 16) on the
+     * multi-row selection kernel, which wastes no lanes. Other ISAs: GEMV for one or two rows. */
+    ptrdiff_t gemm_rows;
+    if (isa == SS_ISA_AVX512) gemm_rows = r / 16 * 16;
+    else gemm_rows = r <= SS_NM_GEMV_ROWS ? 0 : r;
+    if (gemm_rows > 0) nm_gemm(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, gemm_rows, act, panel_begin, panel_end);
+    if (r > gemm_rows)
+        nm_gemv(isa, values, indices, n, m, bias, rows, k, x + gemm_rows * ldx, ldx, y + gemm_rows * ldy, ldy,
+                r - gemm_rows, act, panel_begin, panel_end);
+}
+
+void ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                    const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                    ss_act_kind act, float *scratch) {
+    (void)scratch;
+    ss_nm_gemm_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, 0, panels_of(rows));
+}

@@ -1,0 +1,111 @@
+import CSparseKernels
+
+/// An unstructured sparse linear layer in CSR form: output row `i` keeps `values[rowStart[i] ..<
+/// rowStart[i+1]]` at input columns `columns[…]` (layout and kernels in `csr.h`).
+public final class CSRWeights: LinearOperator, @unchecked Sendable {
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+    public let bias: [Float]?
+    public let rowStart: [Int32]
+    public let columns: [Int32]
+    public let values: [Float]
+
+    public struct FormatError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Keeps the non-zeros of a row-major `outputFeatures × inputFeatures` weight.
+    public convenience init(weights: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) {
+        precondition(weights.count == outputFeatures * inputFeatures, "CSRWeights: weight count does not match the shape")
+        var starts: [Int32] = [0], cols: [Int32] = [], vals: [Float] = []
+        for row in 0..<outputFeatures {
+            for col in 0..<inputFeatures where weights[row * inputFeatures + col] != 0 {
+                cols.append(Int32(col))
+                vals.append(weights[row * inputFeatures + col])
+            }
+            starts.append(Int32(vals.count))
+        }
+        try! self.init(rowStart: starts, columns: cols, values: vals, outputFeatures: outputFeatures,
+                       inputFeatures: inputFeatures, bias: bias)
+    }
+
+    /// Keeps the weights where `mask` is true (an already chosen sparsity pattern).
+    public convenience init(weights: [Float], mask: [Bool], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) {
+        precondition(mask.count == weights.count, "CSRWeights: mask and weights differ in size")
+        self.init(weights: zip(weights, mask).map { $1 ? $0 : 0 }, outputFeatures: outputFeatures,
+                  inputFeatures: inputFeatures, bias: bias)
+    }
+
+    /// Takes CSR arrays as they are, after checking them (monotone row starts, columns in range).
+    public init(rowStart: [Int32], columns: [Int32], values: [Float], outputFeatures: Int, inputFeatures: Int,
+                bias: [Float]? = nil) throws {
+        guard outputFeatures > 0, inputFeatures > 0, rowStart.count == outputFeatures + 1, rowStart.first == 0,
+              Int(rowStart.last!) == values.count, columns.count == values.count else {
+            throw FormatError(description: "CSRWeights: \(rowStart.count) row starts, \(columns.count) columns and \(values.count) values do not form a \(outputFeatures)×\(inputFeatures) matrix")
+        }
+        guard zip(rowStart, rowStart.dropFirst()).allSatisfy({ $0 <= $1 }) else {
+            throw FormatError(description: "CSRWeights: row starts must not decrease")
+        }
+        guard columns.allSatisfy({ $0 >= 0 && Int($0) < inputFeatures }) else {
+            throw FormatError(description: "CSRWeights: a column index is outside 0..<\(inputFeatures)")
+        }
+        guard bias.map({ $0.count == outputFeatures }) ?? true else {
+            throw FormatError(description: "CSRWeights: bias needs \(outputFeatures) values")
+        }
+        self.inputFeatures = inputFeatures
+        self.outputFeatures = outputFeatures
+        self.bias = bias
+        self.rowStart = rowStart
+        self.columns = columns
+        self.values = values
+    }
+
+    /// Keeps the `density` fraction of largest-magnitude weights of the whole matrix.
+    public convenience init(magnitudePruning weights: [Float], outputFeatures: Int, inputFeatures: Int, density: Double, bias: [Float]? = nil) {
+        let keep = max(0, min(weights.count, Int((Double(weights.count) * density).rounded())))
+        var pruned = [Float](repeating: 0, count: weights.count)
+        if keep > 0 {
+            let threshold = weights.map(abs).sorted(by: >)[keep - 1]
+            var kept = 0
+            for i in weights.indices where abs(weights[i]) >= threshold && kept < keep {
+                pruned[i] = weights[i]
+                kept += 1
+            }
+        }
+        self.init(weights: pruned, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
+    }
+
+    public var storage: String { "csr" }
+    public var parameterCount: Int { values.count + (bias?.count ?? 0) }
+    public var byteCount: Int { values.count * 8 + rowStart.count * 4 + (bias?.count ?? 0) * 4 }
+
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
+                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, isa: InstructionSet) {
+        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
+        guard rows > 0 else { return }
+        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        forEachPanelRange(rows: rows, pool: pool, costFactor: 2) { [self] range in
+            rowStart.withUnsafeBufferPointer { starts in
+                columns.withUnsafeBufferPointer { cols in
+                    values.withUnsafeBufferPointer { vals in
+                        withOptionalPointer(bias) { b in
+                            ss_csr_gemm_rows_isa(isa.cValue, starts.baseAddress, cols.baseAddress, vals.baseAddress, b,
+                                                 outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride,
+                                                 rows, activation.cKind, range.lowerBound * 16, range.upperBound * 16)
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The weight as a dense row-major matrix.
+    public func denseWeights() -> [Float] {
+        var out = [Float](repeating: 0, count: outputFeatures * inputFeatures)
+        for row in 0..<outputFeatures {
+            for e in Int(rowStart[row])..<Int(rowStart[row + 1]) { out[row * inputFeatures + Int(columns[e])] += values[e] }
+        }
+        return out
+    }
+}
