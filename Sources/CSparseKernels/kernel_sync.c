@@ -1,3 +1,5 @@
+#define _GNU_SOURCE
+#include <pthread.h>
 #include "kernel_sync.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -9,5 +11,18 @@ long ss_atomic_fetch_add(long *p, long v) { return __atomic_fetch_add(p, v, __AT
 void ss_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     _mm_pause();
+#endif
+}
+
+int ss_set_thread_name(const char *name) {
+#if defined(__linux__)
+    char short_name[16];
+    size_t i = 0;
+    for (; i < sizeof short_name - 1 && name[i]; i++) short_name[i] = name[i];
+    short_name[i] = 0;
+    return pthread_setname_np(pthread_self(), short_name);
+#else
+    (void)name;
+    return 0;
 #endif
 }

@@ -52,9 +52,11 @@ public final class KernelPool: @unchecked Sendable {
     /// Dense-equivalent floating-point work (2·rows·K·N) of a GEMM that takes about 40 µs on one
     /// core; calls below it are not split (see `shouldSplit`).
     public static let splitThresholdFlops = 4_000_000
-    /// Single-thread time below which a call runs on the caller alone (the hand-off and the
-    /// duplicated per-part setup would eat the gain).
+    /// Default single-thread time below which a call runs on the caller alone (the hand-off and
+    /// the duplicated per-part setup would eat the gain).
     public static let splitThresholdSeconds = 30e-6
+    /// This pool's split threshold (seconds of estimated single-thread work).
+    public let minimumSplitSeconds: Double
 
     /// One split call: its body, part count and its own claim/finish counters, so a worker that
     /// wakes late can only touch the job it saw (whose counters are exhausted), never a newer one.
@@ -102,13 +104,20 @@ public final class KernelPool: @unchecked Sendable {
     /// - Parameters:
     ///   - threads: compute threads including the caller (at least 1; 1 means no workers).
     ///   - spinSeconds: how long an idle worker spins before it parks.
-    public init(threads: Int, spinSeconds: Double = 0.0015) {
+    ///   - minimumSplitSeconds: estimated single-thread time from which a call is split (0 splits
+    ///     every call that has more than one panel, which tests use).
+    public init(threads: Int, spinSeconds: Double = 0.0015, minimumSplitSeconds: Double = KernelPool.splitThresholdSeconds) {
         threadCount = max(1, threads)
         self.spinSeconds = spinSeconds
+        self.minimumSplitSeconds = minimumSplitSeconds
         for i in 1..<threadCount {
             let shared = state, spin = spinSeconds
-            let t = Thread { KernelPool.workerLoop(shared, spinSeconds: spin) }
-            t.name = "sparse-serve-kernel-\(i)"
+            let name = "sparse-serve-kernel-\(i)"
+            let t = Thread {
+                _ = ss_set_thread_name(name)  // "sparse-serve-ke…" in top, gdb and /proc
+                KernelPool.workerLoop(shared, spinSeconds: spin)
+            }
+            t.name = name
             t.stackSize = 1 << 20
             t.start()
         }
@@ -145,11 +154,11 @@ public final class KernelPool: @unchecked Sendable {
 
     /// Whether a call worth `flops` of work (counted as the kernel executes it, 2 per multiply-add)
     /// should be split: its single-thread time, estimated at ~40 GFLOP/s for one or two rows
-    /// (bandwidth-bound GEMV) and ~100 GFLOP/s otherwise, is at least `splitThresholdSeconds`.
+    /// (bandwidth-bound GEMV) and ~100 GFLOP/s otherwise, is at least `minimumSplitSeconds`.
     public func shouldSplit(flops: Double, rows: Int) -> Bool {
         guard threadCount > 1 else { return false }
         let rate = rows <= 2 ? 40e9 : 100e9
-        return flops / rate >= Self.splitThresholdSeconds
+        return flops / rate >= minimumSplitSeconds
     }
 
     /// Splits `units` (e.g. 16-row output panels) into at most `threadCount` contiguous, nearly

@@ -8,4 +8,7 @@ long ss_atomic_fetch_add(long *p, long v);
 /// A short pause for spin-wait loops (x86 `pause`).
 void ss_cpu_relax(void);
 
+/// Names the calling OS thread (first 15 characters on Linux), for top, gdb and /proc.
+int ss_set_thread_name(const char *name);
+
 #endif

@@ -1,0 +1,87 @@
+import Foundation
+import XCTest
+import SparseKernels
+
+/// Runs linear operators on deliberately awkward buffers and checks them against a float64
+/// reference of their dense weight.
+struct OperatorChecker {
+    /// act(x · wᵀ + b) pre-activation values and, per output, Σ|w·x| + |b| (the scale of the
+    /// float32 rounding error), for `rows` rows of `x` (row stride k).
+    static func reference(x: [Float], rows: Int, weights w: [Float], outputs n: Int, inputs k: Int,
+                          bias: [Float]?) -> (values: [Double], scale: [Double]) {
+        var values = [Double](repeating: 0, count: rows * n), scale = values
+        for r in 0..<rows {
+            for o in 0..<n {
+                let b = Double(bias?[o] ?? 0)
+                var sum = b, magnitude = abs(b)
+                for c in 0..<k {
+                    let term = Double(x[r * k + c]) * Double(w[o * k + c])
+                    sum += term
+                    magnitude += abs(term)
+                }
+                values[r * n + o] = sum
+                scale[r * n + o] = magnitude
+            }
+        }
+        return (values, scale)
+    }
+
+    /// Runs `op` with x one float past a 64-byte boundary and row strides k + 3 / n + 5 (so no row
+    /// is aligned), y pre-filled with NaN; returns the outputs and fails if anything past column n
+    /// was written.
+    static func run(_ op: any LinearOperator, x: [Float], rows: Int, activation: Activation, isa: InstructionSet,
+                    pool: KernelPool? = nil, file: StaticString = #filePath, line: UInt = #line) -> [Float] {
+        let k = op.inputFeatures, n = op.outputFeatures
+        let ldx = k + 3, ldy = n + 5
+        let xin = UnsafeMutableRawPointer.allocate(byteCount: (rows * ldx + 17) * 4, alignment: 64).bindMemory(to: Float.self, capacity: rows * ldx + 17)
+        let yout = UnsafeMutableRawPointer.allocate(byteCount: (rows * ldy + 17) * 4, alignment: 64).bindMemory(to: Float.self, capacity: rows * ldy + 17)
+        defer { xin.deallocate(); yout.deallocate() }
+        xin.initialize(repeating: 0, count: rows * ldx + 17)
+        yout.initialize(repeating: .nan, count: rows * ldy + 17)
+        for r in 0..<rows { for c in 0..<k { xin[1 + r * ldx + c] = x[r * k + c] } }
+        op.apply(xin + 1, rows: rows, inputStride: ldx, into: yout + 1, outputStride: ldy, activation: activation, pool: pool, isa: isa)
+        var out = [Float](repeating: 0, count: rows * n)
+        for r in 0..<rows {
+            for o in 0..<n { out[r * n + o] = yout[1 + r * ldy + o] }
+            for o in n..<ldy where !yout[1 + r * ldy + o].isNaN {
+                XCTFail("\(op.storage) \(isa): row \(r) written past column \(n)", file: file, line: line)
+                break
+            }
+        }
+        return out
+    }
+
+    /// Fails unless every output is within `tolerance` × (its rounding scale) of the reference
+    /// after the activation (plus 1e-6 relative for the activation itself).
+    static func assertClose(_ got: [Float], _ reference: (values: [Double], scale: [Double]), activation: Activation,
+                            tolerance: Double = 1e-5, _ what: @autoclosure () -> String,
+                            file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.count, reference.values.count, what(), file: file, line: line)
+        var worst = 0.0, worstAt = 0
+        for i in got.indices {
+            let expected = referenceActivation(activation, reference.values[i])
+            let bound = tolerance * (reference.scale[i] + 1e-3) + 1e-6 * abs(expected)
+            let ratio = got[i].isFinite ? abs(Double(got[i]) - expected) / bound : .infinity
+            if ratio > worst { (worst, worstAt) = (ratio, i) }
+        }
+        XCTAssertLessThanOrEqual(worst, 1, "\(what()): worst at \(worstAt), got \(got.isEmpty ? 0 : got[worstAt])", file: file, line: line)
+    }
+
+    /// Runs and checks one operator against its dense weight for each row count, activation
+    /// (rotating) and instruction set.
+    static func check(_ op: any LinearOperator, dense w: [Float], bias: [Float]?, rowCounts: [Int],
+                      activations: [Activation] = Activation.allCases, random: inout TestRandom, tolerance: Double = 1e-5,
+                      pool: KernelPool? = nil, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        let k = op.inputFeatures, n = op.outputFeatures
+        for (index, rows) in rowCounts.enumerated() {
+            let x = random.array(rows * k)
+            let ref = reference(x: x, rows: rows, weights: w, outputs: n, inputs: k, bias: bias)
+            let activation = activations[index % activations.count]
+            for isa in InstructionSet.available {
+                let got = run(op, x: x, rows: rows, activation: activation, isa: isa, pool: pool, file: file, line: line)
+                assertClose(got, ref, activation: activation, tolerance: tolerance,
+                            "\(what) rows=\(rows) \(activation) \(isa)", file: file, line: line)
+            }
+        }
+    }
+}
