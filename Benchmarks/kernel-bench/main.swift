@@ -1,9 +1,12 @@
 import Foundation
 import SparseKernels
 
-// Kernel micro-benchmarks: dense, N:M, BLAST and CSR layers on the issue's shapes, plus the
-// activation kernels. `--json` prints machine-readable rows for Benchmarks/scripts/kernel_bench.py,
-// which adds numpy/OpenBLAS timings from the same run.
+// Kernel micro-benchmarks: dense, N:M, BLAST and CSR layers on the issue's shapes (K×N: 384×384,
+// 384×1536, 1536×384, 2048×2048), M ∈ {1, 8, 32, 128} rows, 1 and 2 threads, plus the activation
+// kernels. Times are wall-clock medians. `--json` prints machine-readable rows for
+// Benchmarks/scripts/kernel_bench.py, which adds numpy/OpenBLAS timings from the same run.
+//
+//   swift run -c release kernel-bench [--json] [--quick] [--shapes 384x1536,...] [--rows 1,128]
 
 struct Row: Codable {
     var op: String
@@ -12,19 +15,48 @@ struct Row: Codable {
     var m: Int
     var threads: Int
     var microseconds: Double
-    var gflops: Double  // dense-equivalent: 2·m·k·n / t
+    /// Dense-equivalent: 2·M·K·N / time.
+    var gflops: Double
     var density: Double
 }
 
+struct ActivationRow: Codable {
+    var name: String
+    var nanosecondsPerElement: Double
+    var maxAbsoluteError: Double?
+}
+
+struct Report: Codable {
+    var isa: String
+    var cpus: Int
+    var loadAverage: [Double]
+    var rows: [Row]
+    var activations: [ActivationRow]
+}
+
 let arguments = CommandLine.arguments
+func option(_ name: String) -> String? {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
+    return arguments[i + 1]
+}
 let json = arguments.contains("--json")
 let quick = arguments.contains("--quick")
+let shapes: [(Int, Int)] = option("--shapes").map { list in
+    list.split(separator: ",").map { s in let p = s.split(separator: "x").map { Int($0)! }; return (p[0], p[1]) }
+} ?? [(384, 384), (384, 1536), (1536, 384), (2048, 2048)]
+let batches: [Int] = option("--rows").map { $0.split(separator: ",").map { Int($0)! } } ?? [1, 8, 32, 128]
 
-/// Median of five timings, each repeating `body` for at least `budget` seconds.
-func measure(_ budget: Double = quick ? 0.01 : 0.04, _ body: () -> Void) -> Double {
+func loadAverage() -> [Double] {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return [] }
+    return text.split(separator: " ").prefix(3).compactMap { Double($0) }
+}
+
+/// Median over 7 samples (5 with --quick) of the mean call time, each sample at least `budget`
+/// seconds of back-to-back calls.
+func measure(_ budget: Double = quick ? 0.005 : 0.02, _ body: () -> Void) -> Double {
     body()
     var samples: [Double] = []
-    for _ in 0..<5 {
+    for _ in 0..<(quick ? 5 : 7) {
         var reps = 0
         let start = DispatchTime.now().uptimeNanoseconds
         var now = start
@@ -35,12 +67,12 @@ func measure(_ budget: Double = quick ? 0.01 : 0.04, _ body: () -> Void) -> Doub
         } while Double(now - start) < budget * 1e9
         samples.append(Double(now - start) / 1e3 / Double(reps))
     }
-    return samples.sorted()[2]
+    return samples.sorted()[samples.count / 2]
 }
 
 func randomArray(_ count: Int) -> [Float] {
-    var rng = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in Float.random(in: -1...1, using: &rng) }
+    var generator = SystemRandomNumberGenerator()
+    return (0..<count).map { _ in Float.random(in: -1...1, using: &generator) }
 }
 
 /// BLAST rank giving `fraction` of the dense parameter count with b×b blocks.
@@ -48,19 +80,17 @@ func blastRank(k: Int, n: Int, blocks: Int, fraction: Double) -> Int {
     max(1, Int(fraction * Double(k * n) / Double(k + n + blocks * blocks)))
 }
 
-let shapes = [(384, 384), (384, 1536), (1536, 384), (2048, 2048)]
-let batches = [1, 8, 32, 128]
-let pool2 = KernelPool(threads: 2)
+let pools = [1: KernelPool(threads: 1), 2: KernelPool(threads: 2)]
 var rows: [Row] = []
+let loadBefore = loadAverage()
 
 for (k, n) in shapes {
     let w = randomArray(n * k)
     let bias = randomArray(n)
-    let dense = DenseWeights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)
-    var operators: [(String, LinearOperator)] = [("dense", dense)]
-    operators.append(("nm 2:4", try! NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: 2, m: 4, bias: bias)))
-    operators.append(("nm 1:4", try! NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: 1, m: 4, bias: bias)))
-    operators.append(("nm 4:8", try! NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: 4, m: 8, bias: bias)))
+    var operators: [(String, any LinearOperator)] = [("dense", DenseWeights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias))]
+    for (sn, sm) in [(2, 4), (1, 4), (4, 8)] {
+        operators.append(("nm \(sn):\(sm)", try! NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: sn, m: sm, bias: bias)))
+    }
     for fraction in [0.5, 0.3] {
         let r = blastRank(k: k, n: n, blocks: 4, fraction: fraction)
         let op = try! BlastWeights(u: randomArray(n * r), v: randomArray(k * r), s: randomArray(16 * r), outputFeatures: n,
@@ -73,44 +103,60 @@ for (k, n) in shapes {
         var y = [Float](repeating: 0, count: m * n)
         x.withUnsafeBufferPointer { xs in
             y.withUnsafeMutableBufferPointer { ys in
-                for (name, op) in operators {
-                    let t = measure { op.apply(xs.baseAddress!, rows: m, into: ys.baseAddress!, activation: .relu, isa: .current) }
-                    rows.append(Row(op: name, k: k, n: n, m: m, threads: 1, microseconds: t,
-                                    gflops: 2 * Double(m * k * n) / t / 1e3, density: op.density))
+                for threads in [1, 2] {
+                    for (name, op) in operators {
+                        let pool = pools[threads]!
+                        let t = measure {
+                            op.apply(xs.baseAddress!, rows: m, inputStride: k, into: ys.baseAddress!, outputStride: n,
+                                     activation: .relu, pool: pool, isa: .current)
+                        }
+                        rows.append(Row(op: name, k: k, n: n, m: m, threads: threads, microseconds: t,
+                                        gflops: 2 * Double(m * k * n) / t / 1e3, density: op.density))
+                    }
                 }
-                let t2 = measure { dense.apply(xs.baseAddress!, rows: m, into: ys.baseAddress!, activation: .relu, pool: pool2) }
-                rows.append(Row(op: "dense", k: k, n: n, m: m, threads: 2, microseconds: t2,
-                                gflops: 2 * Double(m * k * n) / t2 / 1e3, density: 1))
             }
         }
     }
 }
 
-// Activations over 1 Mi elements (ns per element).
-var values = randomArray(1 << 20).map { $0 * 6 }
-var activationRows: [(String, Double)] = []
-for act in [Activation.relu, .gelu, .tanh, .sigmoid, .silu] {
-    let t = measure { values.withUnsafeMutableBufferPointer { act.apply($0.baseAddress!, count: $0.count) } }
-    activationRows.append(("\(act) exact", t * 1e3 / Double(values.count)))
+// Activations over 128 × 1536 values (one FFN activation at M = 128), ns per element.
+var values = randomArray(128 * 1536).map { $0 * 6 }
+var activationRows: [ActivationRow] = []
+@MainActor func timeElements(_ body: (UnsafeMutablePointer<Float>, Int) -> Void) -> Double {
+    let t = measure { values.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) } }
+    return t * 1e3 / Double(values.count)
 }
-let pwl = PWLActivation(.gelu, segments: 32)
-let tp = measure { values.withUnsafeMutableBufferPointer { pwl.apply($0.baseAddress!, count: $0.count) } }
-activationRows.append(("gelu pwl-32 (max abs err \(String(format: "%.4f", pwl.maxAbsoluteError())))", tp * 1e3 / Double(values.count)))
+for act in [Activation.relu, .gelu, .tanh, .sigmoid, .silu] {
+    activationRows.append(ActivationRow(name: "\(act) exact", nanosecondsPerElement: timeElements { act.apply($0, count: $1) }))
+}
+let expInput = values.map { -abs($0) }
+activationRows.append(ActivationRow(name: "exp", nanosecondsPerElement: measure {
+    var v = expInput
+    VectorKernels.exp(&v)
+} * 1e3 / Double(values.count)))
+for segments in [16, 32, 64] {
+    let pwl = PWLActivation(.gelu, segments: segments)
+    activationRows.append(ActivationRow(name: "gelu pwl-\(segments)", nanosecondsPerElement: timeElements { pwl.apply($0, count: $1) },
+                                        maxAbsoluteError: pwl.error.maxAbsolute))
+}
 
+let report = Report(isa: InstructionSet.current.rawValue, cpus: ProcessInfo.processInfo.activeProcessorCount,
+                    loadAverage: loadBefore + loadAverage(), rows: rows, activations: activationRows)
 if json {
-    let encoder = JSONEncoder()
-    print(String(decoding: try! encoder.encode(rows), as: UTF8.self))
-    var acts: [String: Double] = [:]
-    for (name, ns) in activationRows { acts[name] = ns }
-    print(String(decoding: try! encoder.encode(acts), as: UTF8.self))
+    print(String(decoding: try! JSONEncoder().encode(report), as: UTF8.self))
 } else {
-    print("# CPU: \(InstructionSet.current); µs per call (median of 5), dense-equivalent GFLOP/s, speed-up vs our dense (same threads)")
-    print("op".padding(toLength: 20, withPad: " ", startingAt: 0) + "   K     N    M thr        µs   GFLOP/s  vs dense  density")
+    print("# \(report.isa), \(report.cpus) CPUs, load average before/after: \(report.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))")
+    print("# wall-clock µs per call (median), dense-equivalent GFLOP/s = 2·M·K·N/t, speed-up vs our dense at the same M and threads; ReLU epilogue")
+    print("op".padding(toLength: 18, withPad: " ", startingAt: 0) + "     K     N    M thr         µs  GFLOP/s  vs dense  density")
     for row in rows {
-        let base = rows.first { $0.op == "dense" && $0.k == row.k && $0.n == row.n && $0.m == row.m && $0.threads == 1 }!
-        print(row.op.padding(toLength: 20, withPad: " ", startingAt: 0)
-              + String(format: "%5d %5d %4d %3d %9.1f %9.1f %9.2f %8.3f", row.k, row.n, row.m, row.threads,
+        let base = rows.first { $0.op == "dense" && $0.k == row.k && $0.n == row.n && $0.m == row.m && $0.threads == row.threads }!
+        print(row.op.padding(toLength: 18, withPad: " ", startingAt: 0)
+              + String(format: " %5d %5d %4d %3d %10.1f %8.1f %9.2f %8.3f", row.k, row.n, row.m, row.threads,
                        row.microseconds, row.gflops, base.microseconds / row.microseconds, row.density))
     }
-    for (name, ns) in activationRows { print(String(format: "%-48@ %.3f ns/element", name as NSString, ns)) }
+    print("# activations over \(values.count) floats")
+    for a in activationRows {
+        let err = a.maxAbsoluteError.map { String(format: " (max abs error %.2g)", $0) } ?? ""
+        print(a.name.padding(toLength: 18, withPad: " ", startingAt: 0) + String(format: " %.3f ns/element", a.nanosecondsPerElement) + err)
+    }
 }

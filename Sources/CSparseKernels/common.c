@@ -190,6 +190,19 @@ SS_T256 void ss_xpose_out_256(const float *yt, ptrdiff_t ldt, ptrdiff_t rows, pt
 }
 #endif
 
+void ss_tiles_transpose(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, ptrdiff_t k_pad, float *xt) {
+    for (ptrdiff_t t0 = 0; t0 < r; t0 += SS_TILE) {
+        const ptrdiff_t tokens = ss_min(SS_TILE, r - t0);
+        const ptrdiff_t ldt = ss_tile_ldt(isa, tokens);
+        float *dst = xt + t0 / SS_TILE * k_pad * SS_TILE;
+#ifdef SS_X86
+        if (isa == SS_ISA_AVX512) { ss_xpose_in_512(x + t0 * ldx, ldx, tokens, k, k_pad, dst, ldt, ldt); continue; }
+        if (isa == SS_ISA_AVX2) { ss_xpose_in_256(x + t0 * ldx, ldx, tokens, k, k_pad, dst, ldt, (tokens + 7) / 8 * 8); continue; }
+#endif
+        ss_xpose_in_c(x + t0 * ldx, ldx, tokens, k, k_pad, dst, ldt, tokens);
+    }
+}
+
 void ss_panel_store(ss_isa isa, ss_act_kind act, float *yt, ptrdiff_t ldt, ptrdiff_t tokens, ptrdiff_t cols,
                     float *y, ptrdiff_t ldy) {
     if (act != SS_ACT_NONE) ss_act_apply_isa(isa, act, yt, cols * ldt);

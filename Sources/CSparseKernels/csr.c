@@ -82,7 +82,7 @@ SS_T256 static void gemv256(const int32_t *row_ptr, const int32_t *col, const fl
 /* GEMM                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-enum { TILE = 32 };
+enum { TILE = SS_TILE };
 
 static void row_portable(const int32_t *col, const float *val, int32_t e0, int32_t e1, const float *xt,
                          ptrdiff_t ldt, ptrdiff_t tokens, float *out, float b) {
@@ -111,49 +111,54 @@ static void row_portable(const int32_t *col, const float *val, int32_t e0, int32
             }                                                                                                \
         }                                                                                                    \
     }
-CSR_PANEL(512, 2)
+CSR_PANEL(512, 4)
 CSR_PANEL(256, 4)
 #endif
 
+/* Rows [r0, r1) of the batched kernel over prepared token tiles xt_all (K rows each). */
 static void csr_gemm(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val, const float *bias,
-                     ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
+                     ptrdiff_t k, const float *xt_all, float *y, ptrdiff_t ldy,
                      ptrdiff_t r, ss_act_kind act, ptrdiff_t r0, ptrdiff_t r1) {
-    float *xt = ss_thread_scratch(0, (size_t)(k * TILE));
-    float *yt = ss_thread_scratch(1, (size_t)(SS_PANEL * TILE));
-    if (!xt || !yt) return;
-    (void)rows;
+    float *yt = ss_thread_scratch(SS_SCRATCH_PANEL, (size_t)(SS_PANEL * TILE));
+    if (!yt) return;
     for (ptrdiff_t t0 = 0; t0 < r; t0 += TILE) {
         const ptrdiff_t tokens = ss_min(TILE, r - t0);
-        ptrdiff_t ldt = TILE;
-#ifdef SS_X86
-        if (isa == SS_ISA_AVX512) {
-            ldt = ss_ceil_div(tokens, 16) * 16;
-            ss_xpose_in_512(x + t0 * ldx, ldx, tokens, k, k, xt, ldt, ldt);
-        } else if (isa == SS_ISA_AVX2) {
-            ss_xpose_in_256(x + t0 * ldx, ldx, tokens, k, k, xt, ldt, ss_ceil_div(tokens, 8) * 8);
-        } else
-#endif
-            ss_xpose_in_c(x + t0 * ldx, ldx, tokens, k, k, xt, ldt, tokens);
+        const ptrdiff_t ldt = ss_tile_ldt(isa, tokens);
+        const float *xt = xt_all + t0 / TILE * k * TILE;
         for (ptrdiff_t c0 = r0; c0 < r1; c0 += SS_PANEL) {
             const ptrdiff_t cols = ss_min(SS_PANEL, r1 - c0);
             const int mv = (int)ss_ceil_div(tokens, isa == SS_ISA_AVX512 ? 16 : 8);
 #ifdef SS_X86
             if (isa == SS_ISA_AVX512) panel512(row_ptr, col, val, bias, c0, cols, xt, yt, ldt, mv);
-            else if (isa == SS_ISA_AVX2) panel256(row_ptr, col, val, bias, c0, cols, xt, yt, ldt, mv);
-            else
+            else if (isa == SS_ISA_AVX2) {
+                /* up to 32 tokens (four ymm) per pass */
+                for (ptrdiff_t tb = 0; tb < tokens; tb += 32)
+                    panel256(row_ptr, col, val, bias, c0, cols, xt + tb, yt + tb, ldt, (int)ss_min(4, ss_ceil_div(tokens - tb, 8)));
+            } else
 #endif
                 for (ptrdiff_t j = 0; j < cols; j++)
                     row_portable(col, val, row_ptr[c0 + j], row_ptr[c0 + j + 1], xt, ldt, tokens, yt + j * ldt,
                                  bias ? bias[c0 + j] : 0.0f);
+            (void)mv;
             ss_panel_store(isa, act, yt, ldt, tokens, cols, y + t0 * ldy + c0, ldy);
         }
     }
 }
 
-void ss_csr_gemm_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
-                          const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                          const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                          ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end) {
+ptrdiff_t ss_csr_input_floats(ss_isa isa, ptrdiff_t k, ptrdiff_t r) {
+    (void)isa;
+    return k > 0 && r > 2 ? ss_tiles_floats(k, r) : 0;
+}
+
+void ss_csr_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, float *xt) {
+    if (k <= 0 || r <= 2) return;
+    ss_tiles_transpose(ss_clamp_isa(isa), x, ldx, r, k, k, xt);
+}
+
+void ss_csr_gemm_prepared_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
+                                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                   const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                   ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end) {
     row_begin = ss_max(0, row_begin);
     row_end = ss_min(rows, row_end);
     if (row_begin >= row_end || k <= 0 || r <= 0) return;
@@ -172,7 +177,21 @@ void ss_csr_gemm_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col
         }
         return;
     }
-    csr_gemm(isa, row_ptr, col, val, bias, rows, k, x, ldx, y, ldy, r, act, row_begin, row_end);
+    csr_gemm(isa, row_ptr, col, val, bias, k, xt, y, ldy, r, act, row_begin, row_end);
+}
+
+void ss_csr_gemm_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
+                          const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                          const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                          ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end) {
+    const ptrdiff_t floats = ss_csr_input_floats(isa, k, r);
+    float *xt = NULL;
+    if (floats > 0) {
+        xt = ss_thread_scratch(SS_SCRATCH_TILES, (size_t)floats);
+        if (!xt) return;
+        ss_csr_prepare_input_isa(isa, x, ldx, r, k, xt);
+    }
+    ss_csr_gemm_prepared_rows_isa(isa, row_ptr, col, val, bias, rows, k, x, ldx, xt, y, ldy, r, act, row_begin, row_end);
 }
 
 void ss_csr_gemm_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,

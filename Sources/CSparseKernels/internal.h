@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "cpu_features.h"
 #include "activations.h"
+#include "scratch.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -23,11 +24,18 @@ static inline ptrdiff_t ss_min(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b;
 static inline ptrdiff_t ss_max(ptrdiff_t a, ptrdiff_t b) { return a > b ? a : b; }
 static inline ptrdiff_t ss_ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
 
-/// A 64-byte aligned buffer of at least `floats` floats owned by the calling thread, one per
-/// `slot` (0..3). It grows on demand, is reused by later calls on the same thread (so kernels do
-/// not hit malloc/mmap on every call) and is freed when the thread exits. NULL if out of memory.
-/// Contents are not preserved across calls that ask for more than the current capacity.
-float *ss_thread_scratch(int slot, size_t floats);
+/* Per-thread scratch (scratch.h) slots used inside the kernels. */
+enum { SS_SCRATCH_TILES = 0, SS_SCRATCH_PANEL = 1, SS_SCRATCH_ROWS = 2 };
+
+/* Token tiles of the weight-broadcast GEMMs: X^T of up to SS_TILE tokens per tile, tile t at
+ * xt + t * k_pad * SS_TILE, K-major with row stride ss_tile_ldt(isa, tokens in the tile). */
+enum { SS_TILE = 64 };
+static inline ptrdiff_t ss_tile_ldt(ss_isa isa, ptrdiff_t tokens) {
+    return isa == SS_ISA_AVX512 ? (tokens + 15) / 16 * 16 : SS_TILE;
+}
+static inline ptrdiff_t ss_tiles_floats(ptrdiff_t k_pad, ptrdiff_t r) { return (r + SS_TILE - 1) / SS_TILE * k_pad * SS_TILE; }
+/// Transposes rows 0..r-1 of x into the tiles (rows k..k_pad-1 and unused token columns zero).
+void ss_tiles_transpose(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, ptrdiff_t k_pad, float *xt);
 
 #ifdef SS_X86
 /// xt[kk * ldt + t] = x[t * ldx + kk] for t < rows (<= ldt), kk < k; columns t in [rows, cols_pad)

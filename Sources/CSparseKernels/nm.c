@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int nm_supported(int n, int m) { return (m == 4 || m == 8 || m == 16) && n >= 1 && n < m; }
+static int m_supported(int m) { return m == 4 || m == 8 || m == 16; }
+static int nm_supported(int n, int m) { return m_supported(m) && n >= 1 && n < m; }
 static ptrdiff_t panels_of(ptrdiff_t rows) { return ss_ceil_div(rows, SS_PANEL); }
 static ptrdiff_t groups_of(ptrdiff_t k, int m) { return ss_ceil_div(k, m); }
 
@@ -273,7 +274,7 @@ static void nm_gemv(ss_isa isa, const float *values, const void *indices, int n,
     const ptrdiff_t G = groups_of(k, m);
     const ptrdiff_t padded = G * m + 16;
     enum { CHUNK = 8 };
-    float *xp = ss_thread_scratch(2, (size_t)(CHUNK * padded));
+    float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(CHUNK * padded));
     if (!xp) return;
     for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
         const ptrdiff_t count = ss_min(CHUNK, r - i0);
@@ -320,10 +321,7 @@ static void nm_gemv(ss_isa isa, const float *values, const void *indices, int n,
 /* GEMM: weight-broadcast x transposed-activation vectors                                       */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Tokens per tile: up to TILE (MV zmm / 2 MV ymm), ~KBLOCK inputs per K block. */
-#ifndef SS_NM_TILE
-#define SS_NM_TILE 64
-#endif
+/* Tokens per tile: up to TILE = SS_TILE (MV zmm / 2 MV ymm), ~KBLOCK inputs per K block. */
 #ifndef SS_NM_KBLOCK
 #define SS_NM_KBLOCK 64
 #endif
@@ -331,7 +329,7 @@ static void nm_gemv(ss_isa isa, const float *values, const void *indices, int n,
 #ifndef SS_NM_GEMV_ROWS
 #define SS_NM_GEMV_ROWS 2
 #endif
-enum { TILE = SS_NM_TILE, KBLOCK = SS_NM_KBLOCK, RB = 4 };
+enum { TILE = SS_TILE, KBLOCK = SS_NM_KBLOCK, RB = 4 };
 
 /* Portable: one output row at a time over the whole K. */
 static void gemm_panel_portable(const float *vp, const void *ip, int n, int m, ptrdiff_t G,
@@ -375,42 +373,40 @@ PANEL_FN(256, 8, 16, 1) PANEL_FN(256, 8, 16, 2)
 typedef void (*panel_fn)(const float *vp, const void *ip, int n, ptrdiff_t G, const float *xt, ptrdiff_t ldt,
                          float *yt, const float *bias, int valid);
 
+/* Rows of the batched kernel: whole 16-token vectors on AVX-512 (the rest, and batches under 16,
+ * go to the multi-row selection kernel, which wastes no lanes); all rows from 3 on elsewhere. */
+static ptrdiff_t gemm_rows_of(ss_isa isa, ptrdiff_t r) {
+    if (isa == SS_ISA_AVX512) return r / 16 * 16;
+    return r <= SS_NM_GEMV_ROWS ? 0 : r;
+}
+
+/* Panels [p0, p1) of the batched kernel over prepared token tiles xt. */
 static void nm_gemm(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
-                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
+                    ptrdiff_t rows, ptrdiff_t k, const float *xt_all, float *y, ptrdiff_t ldy,
                     ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
     const ptrdiff_t G = groups_of(k, m), kpad = G * m;
     const size_t index_bytes = m == 4 ? 4 : 8;
-    float *xt = ss_thread_scratch(0, (size_t)(kpad * TILE));
-    float *yt = ss_thread_scratch(1, (size_t)(SS_PANEL * TILE));
-    if (!xt || !yt) return;
+    float *yt = ss_thread_scratch(SS_SCRATCH_PANEL, (size_t)(SS_PANEL * TILE));
+    if (!yt) return;
     const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
     for (ptrdiff_t t0 = 0; t0 < r; t0 += TILE) {
         const ptrdiff_t tokens = ss_min(TILE, r - t0);
-        const float *xs = x + t0 * ldx;
+        const ptrdiff_t ldt = ss_tile_ldt(isa, tokens);
+        const float *xt = xt_all + t0 / TILE * kpad * TILE;
         float *ys = y + t0 * ldy;
         panel_fn panel = NULL;
-        ptrdiff_t ldt = TILE;
 #ifdef SS_X86
         if (isa == SS_ISA_AVX512) {
             static const panel_fn table[3][4] = { { panel512_4_1, panel512_4_2, panel512_4_3, panel512_4_4 },
                                                   { panel512_8_1, panel512_8_2, panel512_8_3, panel512_8_4 },
                                                   { panel512_16_1, panel512_16_2, panel512_16_3, panel512_16_4 } };
-            const ptrdiff_t mv = ss_ceil_div(tokens, 16);
-            ldt = mv * 16;
-            ss_xpose_in_512(xs, ldx, tokens, k, kpad, xt, ldt, ldt);
-            panel = table[mi][mv - 1];
+            panel = table[mi][ldt / 16 - 1];
         } else if (isa == SS_ISA_AVX2) {
             static const panel_fn table[3][2] = { { panel256_4_1, panel256_4_2 }, { panel256_8_1, panel256_8_2 },
                                                   { panel256_16_1, panel256_16_2 } };
-            /* 16-token passes (two ymm) over the tile */
-            ldt = TILE;
-            ss_xpose_in_256(xs, ldx, tokens, k, kpad, xt, ldt, ss_ceil_div(tokens, 8) * 8);
             panel = table[mi][1];
-        } else
-#endif
-        {
-            ss_xpose_in_c(xs, ldx, tokens, k, kpad, xt, ldt, tokens);
         }
+#endif
         for (ptrdiff_t p = p0; p < p1; p++) {
             const float *vp = values + p * G * n * SS_PANEL;
             const void *ip = (const char *)indices + p * G * n * index_bytes;
@@ -441,24 +437,46 @@ static void nm_gemm(ss_isa isa, const float *values, const void *indices, int n,
     }
 }
 
-void ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+ptrdiff_t ss_nm_input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r) {
+    if (!m_supported(m) || k <= 0 || r <= 0) return 0;
+    return ss_tiles_floats(groups_of(k, m) * m, gemm_rows_of(ss_clamp_isa(isa), r));
+}
+
+void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, int m, float *xt) {
+    if (!m_supported(m) || k <= 0 || r <= 0) return;
+    isa = ss_clamp_isa(isa);
+    ss_tiles_transpose(isa, x, ldx, gemm_rows_of(isa, r), k, groups_of(k, m) * m, xt);
+}
+
+void ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                    const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                    ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
     if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r <= 0) return;
     panel_begin = ss_max(0, panel_begin);
     panel_end = ss_min(panels_of(rows), panel_end);
     if (panel_begin >= panel_end) return;
     isa = ss_clamp_isa(isa);
-    /* AVX-512: whole 16-token vectors on the GEMM, the rest (and batches under 16) on the
-     * multi-row selection kernel, which wastes no lanes. Other ISAs: GEMV for one or two rows. */
-    ptrdiff_t gemm_rows;
-    if (isa == SS_ISA_AVX512) gemm_rows = r / 16 * 16;
-    else gemm_rows = r <= SS_NM_GEMV_ROWS ? 0 : r;
-    if (gemm_rows > 0) nm_gemm(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, gemm_rows, act, panel_begin, panel_end);
+    const ptrdiff_t gemm_rows = gemm_rows_of(isa, r);
+    if (gemm_rows > 0) nm_gemm(isa, values, indices, n, m, bias, rows, k, xt, y, ldy, gemm_rows, act, panel_begin, panel_end);
     if (r > gemm_rows)
         nm_gemv(isa, values, indices, n, m, bias, rows, k, x + gemm_rows * ldx, ldx, y + gemm_rows * ldy, ldy,
                 r - gemm_rows, act, panel_begin, panel_end);
+}
+
+void ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+    if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r <= 0) return;
+    const ptrdiff_t floats = ss_nm_input_floats(isa, k, m, r);
+    float *xt = NULL;
+    if (floats > 0) {
+        xt = ss_thread_scratch(SS_SCRATCH_TILES, (size_t)floats);
+        if (!xt) return;
+        ss_nm_prepare_input_isa(isa, x, ldx, r, k, m, xt);
+    }
+    ss_nm_gemm_prepared_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, xt, y, ldy, r, act, panel_begin, panel_end);
 }
 
 void ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,

@@ -104,8 +104,8 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
         let split = pool?.shouldSplit(flops: Double(rows * flopsPerRow), rows: rows) ?? false
         let pool = pool ?? KernelPool.serial
         // Step 1: z_j = x_j V_j for every input block j; z is rows × (b2·r). Units: (block, r-panel).
-        let z = UnsafeMutablePointer<Float>.allocate(capacity: rows * b2 * r)
-        defer { z.deallocate() }
+        // z lives in the caller's scratch (slot 3) for the whole call; parts write and read it.
+        guard let z = ss_thread_scratch(3, rows * b2 * r) else { fatalError("BlastWeights: out of memory") }
         let xs = UnsafeSendablePointer(x), zs = UnsafeSendableMutablePointer(z), ys = UnsafeSendableMutablePointer(y)
         let rPanels = (r + 15) / 16
         pool.forEachRange(units: b2 * rPanels, split: split) { [self] units in
@@ -123,8 +123,7 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
         let panelCounts = u.map { ($0.outputFeatures + 15) / 16 }
         let panelStart = panelCounts.reduce(into: [0]) { $0.append($0.last! + $1) }
         pool.forEachRange(units: panelStart[b1], split: split) { [self] units in
-            let h = UnsafeMutablePointer<Float>.allocate(capacity: rows * r)
-            defer { h.deallocate() }
+            guard let h = ss_thread_scratch(2, rows * r) else { fatalError("BlastWeights: out of memory") }
             for i in 0..<b1 {
                 let first = max(units.lowerBound, panelStart[i]) - panelStart[i]
                 let last = min(units.upperBound, panelStart[i + 1]) - panelStart[i]

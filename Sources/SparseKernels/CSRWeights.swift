@@ -84,20 +84,38 @@ public final class CSRWeights: LinearOperator, @unchecked Sendable {
                       activation: Activation, pool: KernelPool?, isa: InstructionSet) {
         checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
         guard rows > 0 else { return }
+        // Sparse GEMM runs well under dense speed: its work counts double for the split decision.
+        let split = splits(rows: rows, pool: pool, costFactor: 2)
+        let prepared: UnsafeSendablePointer? = split ? prepareInput(x, rows: rows, inputStride: inputStride, isa: isa) : nil
         let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        forEachPanelRange(rows: rows, pool: pool, costFactor: 2) { [self] range in
+        forEachPanelRange(split: split, pool: pool) { [self] range in
             rowStart.withUnsafeBufferPointer { starts in
                 columns.withUnsafeBufferPointer { cols in
                     values.withUnsafeBufferPointer { vals in
                         withOptionalPointer(bias) { b in
-                            ss_csr_gemm_rows_isa(isa.cValue, starts.baseAddress, cols.baseAddress, vals.baseAddress, b,
-                                                 outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride,
-                                                 rows, activation.cKind, range.lowerBound * 16, range.upperBound * 16)
+                            let r0 = range.lowerBound * 16, r1 = range.upperBound * 16
+                            if let xt = prepared {
+                                ss_csr_gemm_prepared_rows_isa(isa.cValue, starts.baseAddress, cols.baseAddress, vals.baseAddress, b,
+                                                              outputFeatures, inputFeatures, xs.pointer, inputStride, xt.pointer,
+                                                              ys.pointer, outputStride, rows, activation.cKind, r0, r1)
+                            } else {
+                                ss_csr_gemm_rows_isa(isa.cValue, starts.baseAddress, cols.baseAddress, vals.baseAddress, b,
+                                                     outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride,
+                                                     rows, activation.cKind, r0, r1)
+                            }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// The batched kernel's transposed input in the caller's scratch (slot 3), or nil if none is needed.
+    private func prepareInput(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, isa: InstructionSet) -> UnsafeSendablePointer? {
+        let count = ss_csr_input_floats(isa.cValue, inputFeatures, rows)
+        guard count > 0, let xt = ss_thread_scratch(3, count) else { return nil }
+        ss_csr_prepare_input_isa(isa.cValue, x, inputStride, rows, inputFeatures, xt)
+        return UnsafeSendablePointer(xt)
     }
 
     /// The weight as a dense row-major matrix.

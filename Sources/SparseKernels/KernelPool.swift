@@ -161,11 +161,16 @@ public final class KernelPool: @unchecked Sendable {
         return flops / rate >= minimumSplitSeconds
     }
 
-    /// Splits `units` (e.g. 16-row output panels) into at most `threadCount` contiguous, nearly
-    /// equal ranges and runs `body` on each across the pool; a single range runs on the caller.
+    /// Parts per thread when an operation is split: more parts than threads, claimed dynamically,
+    /// so a thread that is descheduled (the machine is shared) holds up only a small part.
+    public static let partsPerThread = 4
+
+    /// Splits `units` (e.g. 16-row output panels) into up to `partsPerThread × threadCount`
+    /// contiguous, nearly equal ranges and runs `body` on each across the pool; unsplit, one range
+    /// runs on the caller.
     public func forEachRange(units: Int, split: Bool, _ body: @escaping @Sendable (Range<Int>) -> Void) {
         guard units > 0 else { return }
-        let parts = split ? min(threadCount, units) : 1
+        let parts = split && threadCount > 1 ? min(Self.partsPerThread * threadCount, units) : 1
         if parts <= 1 {
             body(0..<units)
             return

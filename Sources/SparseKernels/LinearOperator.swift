@@ -104,14 +104,16 @@ extension LinearOperator {
         return Matrix(rows: rows, columns: n, values: values)
     }
 
-    /// Runs `body` over the 16-row output panels, split across `pool` when `rows` rows of this
-    /// operator (its work scaled by `costFactor`, > 1 for kernels slower than dense) pay for it.
-    func forEachPanelRange(rows: Int, pool: KernelPool?, costFactor: Double = 1,
-                           _ body: @escaping @Sendable (Range<Int>) -> Void) {
+    /// Whether `rows` rows of this operator (its work scaled by `costFactor`, > 1 for kernels
+    /// slower than dense) are worth splitting across `pool`.
+    func splits(rows: Int, pool: KernelPool?, costFactor: Double = 1) -> Bool {
+        pool?.shouldSplit(flops: costFactor * Double(rows * flopsPerRow), rows: rows) ?? false
+    }
+
+    /// Runs `body` over the 16-row output panels: split across `pool` when `split`, else at once.
+    func forEachPanelRange(split: Bool, pool: KernelPool?, _ body: @escaping @Sendable (Range<Int>) -> Void) {
         let panels = (outputFeatures + 15) / 16
-        guard let pool, pool.shouldSplit(flops: costFactor * Double(rows * flopsPerRow), rows: rows) else {
-            return body(0..<panels)
-        }
+        guard let pool, split else { return body(0..<panels) }
         pool.forEachRange(units: panels, split: true, body)
     }
 

@@ -110,14 +110,31 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
                       activation: Activation, pool: KernelPool?, isa: InstructionSet) {
         checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
         guard rows > 0 else { return }
+        let split = splits(rows: rows, pool: pool)
+        // A split batched call transposes its input once, on the caller, for all parts.
+        let prepared: UnsafeSendablePointer? = split ? prepareInput(x, rows: rows, inputStride: inputStride, isa: isa) : nil
         let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        forEachPanelRange(rows: rows, pool: pool) { [self] range in
+        forEachPanelRange(split: split, pool: pool) { [self] range in
             withOptionalPointer(bias) { b in
-                ss_nm_gemm_panels_isa(isa.cValue, values.pointer, UnsafeRawPointer(indices.pointer), Int32(n), Int32(m), b,
-                                      outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride, rows,
-                                      activation.cKind, range.lowerBound, range.upperBound)
+                let v = values.pointer, i = UnsafeRawPointer(indices.pointer)
+                if let xt = prepared {
+                    ss_nm_gemm_prepared_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
+                                                   inputStride, xt.pointer, ys.pointer, outputStride, rows, activation.cKind,
+                                                   range.lowerBound, range.upperBound)
+                } else {
+                    ss_nm_gemm_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
+                                          inputStride, ys.pointer, outputStride, rows, activation.cKind, range.lowerBound, range.upperBound)
+                }
             }
         }
+    }
+
+    /// The batched kernel's transposed input in the caller's scratch (slot 3), or nil if none is needed.
+    private func prepareInput(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, isa: InstructionSet) -> UnsafeSendablePointer? {
+        let count = ss_nm_input_floats(isa.cValue, inputFeatures, Int32(m), rows)
+        guard count > 0, let xt = ss_thread_scratch(3, count) else { return nil }
+        ss_nm_prepare_input_isa(isa.cValue, x, inputStride, rows, inputFeatures, Int32(m), xt)
+        return UnsafeSendablePointer(xt)
     }
 
     /// The weight back as a dense row-major matrix (zeros where pruned).

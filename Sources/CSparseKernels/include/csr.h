@@ -12,8 +12,8 @@
  *
  *   R <= 2 (GEMV): per row, a dot product over its non-zeros with the inputs gathered
  *     (vgatherdps, 16 or 8 at a time).
- *   R >= 3 (GEMM): the same weight-broadcast x transposed-activation kernel as N:M (tiles of 32
- *     tokens, X^T L1/L2-resident), one row at a time with four independent accumulator chains.
+ *   R >= 3 (GEMM): the same weight-broadcast x transposed-activation kernel as N:M (tiles of 64
+ *     tokens, X^T L1/L2-resident), one row at a time with independent accumulator chains.
  */
 
 /// Y = act(X W^T + bias); x is R x K (stride ldx), y is R x N (stride ldy), bias N values or NULL.
@@ -29,5 +29,13 @@ void ss_csr_gemm_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col
                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                           ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end);
+
+/// Transpose-once form for calls split across threads (see ss_nm_input_floats).
+ptrdiff_t ss_csr_input_floats(ss_isa isa, ptrdiff_t k, ptrdiff_t r);
+void ss_csr_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, float *xt);
+void ss_csr_gemm_prepared_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
+                                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                   const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                   ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end);
 
 #endif

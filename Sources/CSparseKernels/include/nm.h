@@ -22,10 +22,10 @@
  * Kernels (chosen per call):
  *   R <= 2 (GEMV): per slot, the group's inputs are broadcast into a register, each lane's input
  *     is selected in-register (vpsrlvd decode + vpermps), then one FMA per 16 outputs.
- *   R >= 3 (GEMM): a tile of up to 32 tokens of X is transposed once (K-major, L1/L2-resident);
+ *   R >= 3 (GEMM): tiles of up to 64 tokens of X are transposed once (K-major, L1/L2-resident);
  *     every kept weight is broadcast and multiplies a vector of tokens (weight-broadcast x
  *     activation-vector), four output rows interleaved, the K loop blocked to ~128 inputs, and the
- *     16 x 32 result transposed back in registers with bias and activation applied.
+ *     16 x 64 result transposed back in registers with bias and activation applied.
  */
 
 /// Floats of values and index words (uint32 for m = 4, uint64 otherwise) of an n:m pack.
@@ -55,5 +55,15 @@ void ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices,
                            const float *bias, ptrdiff_t rows, ptrdiff_t k,
                            const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                            ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
+
+/// A call split across threads can transpose its input once: the floats the batched kernel's
+/// transposed input needs for r rows on `isa` (0 when r rows need none), the transpose itself,
+/// and the kernel over output panels with that prepared input (same isa, x and r).
+ptrdiff_t ss_nm_input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r);
+void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, int m, float *xt);
+void ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                    const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                    ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
 
 #endif

@@ -1,0 +1,14 @@
+#ifndef SPARSESERVE_SCRATCH_H
+#define SPARSESERVE_SCRATCH_H
+#include <stddef.h>
+
+/// A 64-byte aligned buffer of at least `floats` floats owned by the calling thread, one per
+/// `slot` (0..3). It grows on demand, is reused by later calls on the same thread (so kernels do
+/// not hit malloc/mmap and page faults on every call) and is freed when the thread exits. NULL if
+/// out of memory. Contents are not preserved across calls that ask for more than the capacity.
+/// Slots 0-2 are used inside single kernel calls; slot 3 is for a caller that holds a buffer
+/// across one split operation (prepared GEMM inputs, BLAST intermediates) while other threads
+/// read or write it.
+float *ss_thread_scratch(int slot, size_t floats);
+
+#endif
