@@ -329,9 +329,12 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     // MARK: Forward pass
 
     /// Row-major `[sequences.count, dimension]` embeddings.
+    ///
+    /// With several kernel threads and a batch that splits into token groups of about equal cost,
+    /// each thread encodes its own group of whole sequences from start to finish (no hand-off
+    /// between layers); otherwise the batch runs as one group with every layer split across the
+    /// pool. Either way each sequence's vector is the same as when it is encoded alone.
     func forward(_ sequences: [[Int32]], isa: InstructionSet = .current) throws -> [Float] {
-        let h = config.hiddenSize, ffn = config.intermediateSize
-        var starts: [Int] = [], tokens = 0
         for (i, ids) in sequences.enumerated() {
             guard !ids.isEmpty, ids.count <= config.maxPositions else {
                 throw InvalidInputError("sequence \(i) has \(ids.count) tokens; the model takes 1...\(config.maxPositions)")
@@ -339,15 +342,64 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
             if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabularySize }) {
                 throw InvalidInputError("sequence \(i) has token id \(bad), outside 0..<\(config.vocabularySize)")
             }
-            starts.append(tokens)
+        }
+        let h = config.hiddenSize
+        var result = [Float](repeating: 0, count: sequences.count * h)
+        guard !sequences.isEmpty else { return result }
+        let groups = Self.groups(lengths: sequences.map(\.count), parts: pool.threadCount, splitThreshold: Self.groupSplitFlops)
+        result.withUnsafeMutableBufferPointer { out in
+            let output = UnsafeSendableMutablePointer(out.baseAddress!)
+            if groups.count == 1 {
+                encode(sequences[...], into: output.pointer, pool: pool, isa: isa)
+            } else {
+                pool.run(parts: groups.count) { [self] g in
+                    let range = groups[g]
+                    encode(sequences[range], into: output.pointer + range.lowerBound * h, pool: nil, isa: isa)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Work below which a batch is not split into per-thread groups (≈ 2 ms on one core).
+    static let groupSplitFlops = 200_000_000
+
+    /// Contiguous ranges of sequences, one per thread, of about equal cost (linear layers grow
+    /// with the token count, attention with its square); a single range when the batch is small
+    /// or cannot be balanced within 25 %.
+    static func groups(lengths: [Int], parts: Int, splitThreshold: Int) -> [Range<Int>] {
+        let whole = [0..<lengths.count]
+        guard parts > 1, lengths.count >= parts else { return whole }
+        let costs = lengths.map { $0 * (2300 + $0) }  // ≈ flops / 9216 for MiniLM-sized layers
+        let total = costs.reduce(0, +)
+        guard total * 9216 >= splitThreshold else { return whole }
+        var ranges: [Range<Int>] = [], start = 0, accumulated = 0
+        for part in 1...parts {
+            let target = total * part / parts
+            var end = start
+            while end < lengths.count && (part == parts || accumulated + costs[end] / 2 < target || end == start) {
+                accumulated += costs[end]
+                end += 1
+            }
+            ranges.append(start..<end)
+            start = end
+        }
+        let largest = ranges.map { costs[$0].reduce(0, +) }.max() ?? total
+        return ranges.allSatisfy { !$0.isEmpty } && largest * 4 <= total * 5 / parts ? ranges : whole
+    }
+
+    /// Encodes `sequences` packed back to back into `output` (`dimension` floats each), splitting
+    /// every layer across `pool` when given.
+    private func encode(_ sequences: ArraySlice<[Int32]>, into output: UnsafeMutablePointer<Float>, pool: KernelPool?,
+                        isa: InstructionSet) {
+        let h = config.hiddenSize, ffn = config.intermediateSize
+        var spans: [TransformerKernels.Sequence] = [], tokens = 0
+        for ids in sequences {
+            spans.append(.init(start: tokens, length: ids.count))
             tokens += ids.count
         }
-        var result = [Float](repeating: 0, count: sequences.count * h)
-        guard tokens > 0 else { return result }
-        let spans = zip(starts, sequences).map { TransformerKernels.Sequence(start: $0, length: $1.count) }
 
         // Workspace: x (hidden states), y (scratch), q/k/v, attention context, FFN activations.
-        let fusedQKV = layers.first?.qkv.count == 1
         let sizes = [tokens * h, tokens * h, tokens * 3 * h, tokens * h, tokens * ffn]
         let workspace = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
         defer { workspace.deallocate() }
@@ -380,26 +432,22 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
         let heads = config.heads, d = config.headDimension
         let scale = 1 / Float(d).squareRoot()
         for layer in layers {
-            // q, k, v: one fused [T × 3H] matrix, or three [T × H] blocks.
-            let (q, k, v, stride): (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int)
-            if fusedQKV {
-                run(layer.qkv[0], x, rows: tokens, into: qkv, activation: .none, isa: isa)
-                (q, k, v, stride) = (qkv, qkv + h, qkv + 2 * h, 3 * h)
-            } else {
-                for (j, op) in layer.qkv.enumerated() { run(op, x, rows: tokens, into: qkv + j * tokens * h, activation: .none, isa: isa) }
-                (q, k, v, stride) = (qkv, qkv + tokens * h, qkv + 2 * tokens * h, h)
+            // q, k, v side by side in one [T × 3H] matrix: one fused GEMM, or three writing their columns.
+            for (j, op) in layer.qkv.enumerated() {
+                run(op, x, rows: tokens, into: qkv + j * h, outputStride: 3 * h, activation: .none, pool: pool, isa: isa)
             }
+            let (q, k, v, stride) = (qkv, qkv + h, qkv + 2 * h, 3 * h)
             TransformerKernels.attention(query: q, queryStride: stride, key: k, keyStride: stride, value: v, valueStride: stride,
                                          output: context, outputStride: h, sequences: spans, heads: heads, headDimension: d,
                                          scale: scale, pool: pool, isa: isa)
-            run(layer.attentionOutput, context, rows: tokens, into: y, activation: .none, isa: isa)
+            run(layer.attentionOutput, context, rows: tokens, into: y, activation: .none, pool: pool, isa: isa)
             withNorm(layer.attentionNorm) { gamma, beta in
                 TransformerKernels.addLayerNorm(y, rows: tokens, columns: h, residual: x, gamma: gamma, beta: beta,
                                                 epsilon: config.layerNormEpsilon, isa: isa)
             }
             swap(&x, &y)
-            run(layer.intermediate, x, rows: tokens, into: hidden, activation: .gelu, isa: isa)
-            run(layer.output, hidden, rows: tokens, into: y, activation: .none, isa: isa)
+            run(layer.intermediate, x, rows: tokens, into: hidden, activation: .gelu, pool: pool, isa: isa)
+            run(layer.output, hidden, rows: tokens, into: y, activation: .none, pool: pool, isa: isa)
             withNorm(layer.outputNorm) { gamma, beta in
                 TransformerKernels.addLayerNorm(y, rows: tokens, columns: h, residual: x, gamma: gamma, beta: beta,
                                                 epsilon: config.layerNormEpsilon, isa: isa)
@@ -407,61 +455,26 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
             swap(&x, &y)
         }
 
-        result.withUnsafeMutableBufferPointer { out in
-            for (i, span) in spans.enumerated() {
-                let rows = options.pooling == .cls ? 1 : span.length
-                TransformerKernels.meanPool(x + span.start * h, rows: rows, columns: h, normalize: options.normalize,
-                                            into: out.baseAddress! + i * h)
-            }
+        for (i, span) in spans.enumerated() {
+            let rows = options.pooling == .cls ? 1 : span.length
+            TransformerKernels.meanPool(x + span.start * h, rows: rows, columns: h, normalize: options.normalize, into: output + i * h)
         }
-        return result
     }
 
     private func withNorm(_ norm: (gamma: [Float], beta: [Float]), _ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {
         norm.gamma.withUnsafeBufferPointer { g in norm.beta.withUnsafeBufferPointer { b in body(g.baseAddress!, b.baseAddress!) } }
     }
 
-    /// `y = activation(x · Wᵀ + b)` for `rows` rows, split across the kernel pool when it pays:
-    /// dense layers by output-panel ranges (whole 48-column register tiles), other operators by
-    /// rows (≥ 32 per part). There are several parts per thread: the threads claim them one by
-    /// one, so a worker that the OS preempts (another process on the core) holds up only a small
-    /// part while the caller takes the rest.
+    /// `y = activation(x · Wᵀ + b)` for `rows` rows (row strides `inputStride`/`outputStride`,
+    /// default dense), split across `pool` by the operator itself when the call is large enough.
     private func run(_ op: any LinearOperator, _ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>,
-                     activation: Activation, isa: InstructionSet) {
-        let k = op.inputFeatures, n = op.outputFeatures
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        let large = pool.threadCount > 1 && 2 * rows * k * n >= KernelPool.splitThresholdFlops
-        if let dense = op as? DenseWeights {
-            let panel = DenseWeights.panelWidth, tiles = (n + 3 * panel - 1) / (3 * panel)
-            let parts = min(tiles, Self.partsPerThread * pool.threadCount)
-            guard large, parts > 1 else {
-                return dense.apply(x, rows: rows, inputStride: k, into: y, outputStride: n, activation: activation, isa: isa)
-            }
-            pool.run(parts: parts) { part in
-                let c0 = tiles * part / parts * 3 * panel, c1 = min(n, tiles * (part + 1) / parts * 3 * panel)
-                dense.apply(xs.pointer, rows: rows, inputStride: k, into: ys.pointer, outputStride: n, activation: activation,
-                            outputColumns: c0..<c1, isa: isa)
-            }
-            return
-        }
-        let parts = min(rows / 32, Self.partsPerThread * pool.threadCount)
-        guard large, parts > 1 else { return op.apply(x, rows: rows, into: y, activation: activation, isa: isa) }
-        pool.run(parts: parts) { part in
-            let r0 = rows * part / parts, r1 = rows * (part + 1) / parts
-            op.apply(xs.pointer + r0 * k, rows: r1 - r0, into: ys.pointer + r0 * n, activation: activation, isa: isa)
-        }
+                     outputStride: Int? = nil, activation: Activation, pool: KernelPool?, isa: InstructionSet) {
+        op.apply(x, rows: rows, inputStride: op.inputFeatures, into: y, outputStride: outputStride ?? op.outputFeatures,
+                 activation: activation, pool: pool, isa: isa)
     }
-
-    /// Parts per kernel thread when a layer is split.
-    static let partsPerThread = 4
 }
 
-/// Pointers handed to kernel-pool workers; the caller keeps the memory alive until `run` returns.
-private struct UnsafeSendablePointer: @unchecked Sendable {
-    let pointer: UnsafePointer<Float>
-    init(_ p: UnsafePointer<Float>) { pointer = p }
-}
-
+/// The output pointer handed to the per-group workers; the caller keeps it alive until `run` returns.
 private struct UnsafeSendableMutablePointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ p: UnsafeMutablePointer<Float>) { pointer = p }

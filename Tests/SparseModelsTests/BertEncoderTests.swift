@@ -102,6 +102,12 @@ final class BertEncoderTests: XCTestCase {
             batched += try model.embed(texts: Array(texts[start..<min(texts.count, start + 16)]))
         }
         let all = try model.embed(texts: Array(texts.prefix(40)))
+        if KernelPool.shared.threadCount > 1 {
+            let lengths = cases.prefix(16).map(\.ids.count)
+            XCTAssertGreaterThan(BertEncoderModel.groups(lengths: lengths, parts: KernelPool.shared.threadCount,
+                                                         splitThreshold: BertEncoderModel.groupSplitFlops).count, 1,
+                                 "the first batch runs as per-thread groups, so that path is compared too")
+        }
         for i in texts.indices {
             for (name, vector) in [("batches of 16", batched[i])] + (i < all.count ? [("a batch of 40", all[i])] : []) {
                 let diff = zip(vector, single[i]).map { abs($0 - $1) }.max()!
@@ -167,6 +173,21 @@ final class BertEncoderTests: XCTestCase {
             XCTAssertLessThan(cos, 0.99999, "2:4 FFN changes the vectors")
             XCTAssertGreaterThan(cos, 0.5, "but keeps them related")
         }
+    }
+
+    /// Batches split into one group of whole sequences per thread only when the groups balance.
+    func testThreadGroups() {
+        let threshold = BertEncoderModel.groupSplitFlops
+        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 128, count: 8), parts: 2, splitThreshold: threshold), [0..<4, 4..<8])
+        XCTAssertEqual(BertEncoderModel.groups(lengths: [100, 30, 30, 30, 10], parts: 2, splitThreshold: 0), [0..<1, 1..<5])
+        XCTAssertEqual(BertEncoderModel.groups(lengths: [256, 5, 5, 5], parts: 2, splitThreshold: 0), [0..<4], "cannot balance")
+        XCTAssertEqual(BertEncoderModel.groups(lengths: [16, 16], parts: 2, splitThreshold: threshold), [0..<1, 1..<2])
+        XCTAssertEqual(BertEncoderModel.groups(lengths: [2, 2], parts: 2, splitThreshold: threshold), [0..<2], "too small to split")
+        XCTAssertEqual(BertEncoderModel.groups(lengths: [128], parts: 2, splitThreshold: 0), [0..<1])
+        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 64, count: 9), parts: 1, splitThreshold: 0), [0..<9])
+        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 50, count: 9), parts: 3, splitThreshold: 0), [0..<3, 3..<6, 6..<9])
+        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 50, count: 7), parts: 3, splitThreshold: 0), [0..<7],
+                       "3:2:2 is more than 25 % over the mean")
     }
 
     func testManifestEncoderBlockAndFallbacks() throws {
