@@ -127,3 +127,24 @@ void ss_pwl_apply_isa(ss_isa isa, const float *slope, const float *offset, int s
 #endif
     pwl_portable(slope, offset, segments, lo, inv_h, x, count);
 }
+
+void ss_pwl_softmax_rows_isa(ss_isa isa, const ss_pwl_table *t, float *x, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld) {
+    if (cols <= 0) return;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        float *row = x + r * ld;
+        float top = row[0];
+        for (ptrdiff_t c = 1; c < cols; c++) top = row[c] > top ? row[c] : top;
+        for (ptrdiff_t c = 0; c < cols; c++) {
+            const float d = row[c] - top;
+            row[c] = d > t->lo ? d : t->lo;
+        }
+        ss_pwl_apply_isa(isa, t->slope, t->offset, t->segments, t->lo, t->hi, row, cols);
+        float sum = 0.0f;
+        for (ptrdiff_t c = 0; c < cols; c++) {
+            row[c] = row[c] > 0.0f ? row[c] : 0.0f;
+            sum += row[c];
+        }
+        const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        for (ptrdiff_t c = 0; c < cols; c++) row[c] *= inv;
+    }
+}

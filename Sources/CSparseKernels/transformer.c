@@ -180,7 +180,7 @@ static void pack_values(const float *v, ptrdiff_t ldv, ptrdiff_t length, ptrdiff
 int ss_tf_attention_isa(ss_isa isa, const float *q, ptrdiff_t ldq, const float *k, ptrdiff_t ldk,
                         const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, ptrdiff_t length,
                         ptrdiff_t head_begin, ptrdiff_t head_end, ptrdiff_t head_dim, float scale,
-                        float *scratch) {
+                        const ss_pwl_table *exp_table, float *scratch) {
     if (length < 0 || head_dim <= 0 || head_begin < 0 || head_end < head_begin) return -1;
     if (length == 0 || head_begin == head_end) return 0;
     const ptrdiff_t last_col = head_end * head_dim;
@@ -207,7 +207,10 @@ int ss_tf_attention_isa(ss_isa isa, const float *q, ptrdiff_t ldq, const float *
             /* S = (Q_h rows) (scale K_h)^T, softmax per row, then S V_h into the output columns. */
             ss_dense_gemm_cols_isa(isa, kp, NULL, length, head_dim, q + r0 * ldq + col, ldq, s, length, rows,
                                    SS_ACT_NONE, 0, length);
-            ss_act_softmax_rows_isa(isa, s, rows, length, length);
+            if (exp_table)
+                ss_pwl_softmax_rows_isa(isa, exp_table, s, rows, length, length);
+            else
+                ss_act_softmax_rows_isa(isa, s, rows, length, length);
             ss_dense_gemm_cols_isa(isa, vp, NULL, head_dim, length, s, length, out + r0 * ldo + col, ldo, rows,
                                    SS_ACT_NONE, 0, head_dim);
         }
@@ -219,7 +222,7 @@ int ss_tf_attention_isa(ss_isa isa, const float *q, ptrdiff_t ldq, const float *
 int ss_tf_attention_batch_isa(ss_isa isa, const float *q, ptrdiff_t ldq, const float *k, ptrdiff_t ldk,
                               const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo,
                               const ptrdiff_t *starts, const ptrdiff_t *lengths, ptrdiff_t sequences,
-                              ptrdiff_t heads, ptrdiff_t head_dim, float scale) {
+                              ptrdiff_t heads, ptrdiff_t head_dim, float scale, const ss_pwl_table *exp_table) {
     ptrdiff_t longest = 0;
     for (ptrdiff_t i = 0; i < sequences; i++) {
         if (starts[i] < 0 || lengths[i] < 0) return -1;
@@ -232,7 +235,7 @@ int ss_tf_attention_batch_isa(ss_isa isa, const float *q, ptrdiff_t ldq, const f
     for (ptrdiff_t i = 0; i < sequences && status == 0; i++) {
         const ptrdiff_t r = starts[i];
         status = ss_tf_attention_isa(isa, q + r * ldq, ldq, k + r * ldk, ldk, v + r * ldv, ldv, out + r * ldo, ldo,
-                                     lengths[i], 0, heads, head_dim, scale, scratch);
+                                     lengths[i], 0, heads, head_dim, scale, exp_table, scratch);
     }
     free(scratch);
     return status;

@@ -29,13 +29,14 @@ public enum TransformerKernels {
     /// K_h, V_h the same columns of `query`, `key`, `value`. Only the sequence's own rows take part
     /// (rows between sequences, e.g. padding, are neither read nor written). With a `pool`, the
     /// (sequence, head) pairs are split across its threads by cost (length² each) when the call
-    /// is large enough to pay for the hand-off.
+    /// is large enough to pay for the hand-off. With `exp`, a piecewise-linear table for exp on
+    /// [lo, 0] replaces the exact exp of the softmax (see `ss_pwl_softmax_rows_isa`).
     public static func attention(query: UnsafePointer<Float>, queryStride: Int,
                                  key: UnsafePointer<Float>, keyStride: Int,
                                  value: UnsafePointer<Float>, valueStride: Int,
                                  output: UnsafeMutablePointer<Float>, outputStride: Int,
                                  sequences: [Sequence], heads: Int, headDimension: Int, scale: Float,
-                                 pool: KernelPool? = nil, isa: InstructionSet = .current) {
+                                 exp: PWLActivation? = nil, pool: KernelPool? = nil, isa: InstructionSet = .current) {
         precondition(heads > 0 && headDimension > 0, "attention needs heads and a head dimension")
         let width = heads * headDimension
         precondition(queryStride >= width && keyStride >= width && valueStride >= width && outputStride >= width,
@@ -63,11 +64,13 @@ public enum TransformerKernels {
                 let s = item / heads, h0 = item % heads
                 let h1 = min(heads, h0 + (last - item))
                 let seq = work[s]
-                let status = ss_tf_attention_isa(isa.cValue, q.pointer + seq.start * queryStride, queryStride,
-                                                 k.pointer + seq.start * keyStride, keyStride,
-                                                 v.pointer + seq.start * valueStride, valueStride,
-                                                 o.pointer + seq.start * outputStride, outputStride,
-                                                 seq.length, h0, h1, d, scale, scratch)
+                let status = withTable(exp) { table in
+                    ss_tf_attention_isa(isa.cValue, q.pointer + seq.start * queryStride, queryStride,
+                                        k.pointer + seq.start * keyStride, keyStride,
+                                        v.pointer + seq.start * valueStride, valueStride,
+                                        o.pointer + seq.start * outputStride, outputStride,
+                                        seq.length, h0, h1, d, scale, table, scratch)
+                }
                 precondition(status == 0, "attention kernel rejected its arguments")
                 item += h1 - h0
             }
@@ -99,5 +102,16 @@ public enum TransformerKernels {
                                 normalize: Bool, into output: UnsafeMutablePointer<Float>) {
         precondition(rows > 0, "mean pooling needs at least one row")
         ss_tf_mean_pool(x, rowStride ?? columns, rows, columns, normalize ? 1 : 0, output)
+    }
+}
+
+/// Calls `body` with the C view of `table` (nil when there is none), valid during the call.
+func withTable<R>(_ table: PWLActivation?, _ body: (UnsafePointer<ss_pwl_table>?) -> R) -> R {
+    guard let table else { return body(nil) }
+    return table.slopes.withUnsafeBufferPointer { s in
+        table.offsets.withUnsafeBufferPointer { o in
+            var t = ss_pwl_table(slope: s.baseAddress, offset: o.baseAddress, segments: Int32(table.segments), lo: table.lo, hi: table.hi)
+            return body(&t)
+        }
     }
 }

@@ -151,6 +151,9 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     private let embeddingNorm: (gamma: [Float], beta: [Float])
     private let layers: [Layer]
     private let pool: KernelPool
+    /// Piecewise-linear GELU and softmax exp (`compression.activations`), or nil for the exact ones.
+    private let geluTable: PWLActivation?
+    private let expTable: PWLActivation?
 
     /// Reads `model.json` of a bert-encoder folder, or nil when the manifest names another
     /// architecture. The manifest's `"encoder"` block (which `ModelManifest` does not know) is
@@ -207,6 +210,17 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
         let h = config.hiddenSize, ffn = config.intermediateSize
         func vector(_ name: String, _ count: Int) throws -> [Float] { try weights.tensor(named: name, shape: [count]) }
         var summaries: [ModelSummary.Layer] = []
+        let tables: (gelu: PWLActivation, exp: PWLActivation)?
+        switch compression.activations {
+        case .exact: tables = nil
+        case .pwl(let segments):
+            tables = (PWLActivation(.gelu, segments: segments, lo: -8, hi: 8),
+                      PWLActivation(function: { Foundation.exp($0) }, name: "exp", segments: segments, lo: -12, hi: 0))
+        }
+        func activationName(_ activation: Activation) -> String {
+            guard let tables, activation == .gelu else { return activation.rawValue }
+            return "gelu (pwl \(tables.gelu.segments) segments, max abs error \(String(format: "%.2g", tables.gelu.error.maxAbsolute)))"
+        }
         /// Embedding tables and LayerNorms: stored dense, never compressed.
         func recordDense(_ name: String, type: String, inputs: Int, parameters: Int) {
             var entry = ModelSummary.Layer(name: name, type: type, inputFeatures: inputs, outputFeatures: h, activation: nil,
@@ -222,7 +236,7 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
                     parameters: Int? = nil, bytes: Int? = nil) {
             var entry = ModelSummary.Layer(name: name, type: "linear", inputFeatures: op.inputFeatures,
                                            outputFeatures: parameters == nil ? op.outputFeatures : h,
-                                           activation: activation == .none ? nil : activation.rawValue,
+                                           activation: activation == .none ? nil : activationName(activation),
                                            parameterCount: parameters ?? op.parameterCount, byteCount: bytes ?? op.byteCount)
             entry.storage = op.storage
             entry.density = parameters == nil ? op.density : 1
@@ -283,6 +297,8 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
         self.tokenizer = tokenizer
         self.layers = layers
         self.pool = pool
+        geluTable = tables?.gelu
+        expTable = tables?.exp
         inputs = manifest.inputs
         outputs = manifest.outputs
         summary = ModelSummary(architecture: "bert-encoder", name: manifest.name, layers: summaries)
@@ -439,14 +455,19 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
             let (q, k, v, stride) = (qkv, qkv + h, qkv + 2 * h, 3 * h)
             TransformerKernels.attention(query: q, queryStride: stride, key: k, keyStride: stride, value: v, valueStride: stride,
                                          output: context, outputStride: h, sequences: spans, heads: heads, headDimension: d,
-                                         scale: scale, pool: pool, isa: isa)
+                                         scale: scale, exp: expTable, pool: pool, isa: isa)
             run(layer.attentionOutput, context, rows: tokens, into: y, activation: .none, pool: pool, isa: isa)
             withNorm(layer.attentionNorm) { gamma, beta in
                 TransformerKernels.addLayerNorm(y, rows: tokens, columns: h, residual: x, gamma: gamma, beta: beta,
                                                 epsilon: config.layerNormEpsilon, isa: isa)
             }
             swap(&x, &y)
-            run(layer.intermediate, x, rows: tokens, into: hidden, activation: .gelu, pool: pool, isa: isa)
+            if let geluTable {
+                run(layer.intermediate, x, rows: tokens, into: hidden, activation: .none, pool: pool, isa: isa)
+                geluTable.apply(hidden, count: tokens * ffn, isa: isa)
+            } else {
+                run(layer.intermediate, x, rows: tokens, into: hidden, activation: .gelu, pool: pool, isa: isa)
+            }
             run(layer.output, hidden, rows: tokens, into: y, activation: .none, pool: pool, isa: isa)
             withNorm(layer.outputNorm) { gamma, beta in
                 TransformerKernels.addLayerNorm(y, rows: tokens, columns: h, residual: x, gamma: gamma, beta: beta,

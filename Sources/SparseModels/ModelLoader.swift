@@ -20,6 +20,10 @@ public enum ModelLoader {
             return try BertEncoderModel(directory: directory, manifest: manifest, encoderBlock: encoder, compression: compression)
         }
         let manifest = try ModelManifest.load(path: manifestPath)
+        guard compression.activations == .exact else {
+            throw ModelLoadError(file: manifestPath, "piecewise-linear activations (compression.activations) are supported "
+                                 + "by bert-encoder models only; this model is '\(manifest.architecture)'")
+        }
         switch manifest.architecture {
         case "mlp":
             let weights = try SafeTensors(contentsOf: path(directory, weightsFileName))

@@ -93,6 +93,19 @@ public struct CompressionConfig: Sendable, Equatable {
     /// Methods the compression issue adds later; refused with a clear message until then.
     static let planned: [String] = []
 
+    /// `{"method": "exact"}` or `{"method": "pwl", "segments": 2...256}` (default 64 segments).
+    static func parseActivations(_ json: JSON, path: String) throws -> ActivationApproximation {
+        var o = try StrictObject(json, path: path)
+        let result: ActivationApproximation
+        switch try o.string("method") ?? "exact" {
+        case "exact": result = .exact
+        case "pwl": result = .pwl(segments: try o.integer("segments", in: 2...256) ?? 64)
+        case let other: throw ConfigError(field: "\(path).method", reason: "'\(other)' is not an activation method (exact, pwl)")
+        }
+        try o.finish()
+        return result
+    }
+
     static func parseMethod(_ json: JSON, path: String) throws -> (String, LayerCompression) {
         var o = try StrictObject(json, path: path)
         guard let method = try o.string("method") else { throw ConfigError(field: "\(path).method", reason: "is required") }
@@ -344,12 +357,16 @@ public struct ServiceConfig: Sendable, Equatable {
             guard c.objectValue != nil else {
                 throw ConfigError(field: "\(path).compression", reason: "must be an object, got \(c.kindName)")
             }
-            // "layers" (per-layer overrides) sits beside the method's own keys.
+            // "layers" (per-layer overrides) and "activations" sit beside the method's own keys.
             var top = c.objectValue ?? []
             let layers = top.first { $0.0 == "layers" }?.1
-            top.removeAll { $0.0 == "layers" }
+            let activations = top.first { $0.0 == "activations" }?.1
+            top.removeAll { $0.0 == "layers" || $0.0 == "activations" }
             let (method, base) = try CompressionConfig.parseMethod(.object(top), path: "\(path).compression")
             var plan = CompressionPlan(method: base)
+            if let activations {
+                plan.activations = try CompressionConfig.parseActivations(activations, path: "\(path).compression.activations")
+            }
             if let layers {
                 guard let pairs = layers.objectValue else {
                     throw ConfigError(field: "\(path).compression.layers", reason: "must be an object of layer-name patterns")

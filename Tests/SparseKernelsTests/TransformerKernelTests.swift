@@ -92,7 +92,7 @@ final class TransformerKernelTests: XCTestCase {
 
     /// Runs the attention kernel on arrays; output rows start filled with `fill`.
     func attention(q: [Float], k: [Float], v: [Float], stride: Int, sequences: [TransformerKernels.Sequence], heads: Int, d: Int,
-                   scale: Float, pool: KernelPool? = nil, isa: InstructionSet, fill: Float = 0) -> [Float] {
+                   scale: Float, exp: PWLActivation? = nil, pool: KernelPool? = nil, isa: InstructionSet, fill: Float = 0) -> [Float] {
         var out = [Float](repeating: fill, count: q.count)
         q.withUnsafeBufferPointer { qb in
             k.withUnsafeBufferPointer { kb in
@@ -100,7 +100,8 @@ final class TransformerKernelTests: XCTestCase {
                     out.withUnsafeMutableBufferPointer { ob in
                         TransformerKernels.attention(query: qb.baseAddress!, queryStride: stride, key: kb.baseAddress!, keyStride: stride,
                                                      value: vb.baseAddress!, valueStride: stride, output: ob.baseAddress!, outputStride: stride,
-                                                     sequences: sequences, heads: heads, headDimension: d, scale: scale, pool: pool, isa: isa)
+                                                     sequences: sequences, heads: heads, headDimension: d, scale: scale, exp: exp,
+                                                     pool: pool, isa: isa)
                     }
                 }
             }
@@ -156,6 +157,47 @@ final class TransformerKernelTests: XCTestCase {
                                 scale: 1, isa: isa)
             for i in 0..<length {
                 XCTAssertEqual(Array(out[i * d ..< (i + 1) * d]), Array(v[4 * d ..< 5 * d]), "\(isa) row \(i)")
+            }
+        }
+    }
+
+    /// With a piecewise-linear exp the attention stays within the table's error of the exact one:
+    /// softmax weights are off by at most the table's relative error, so each output moves by at
+    /// most ≈ 2 × that error × max |v|. Huge score gaps clamp to the table's lo (weights ≈ 0, never
+    /// negative), so the result is still the best key's value row.
+    func testAttentionWithPiecewiseLinearExp() {
+        let table = PWLActivation(function: { Foundation.exp($0) }, name: "exp", segments: 64, lo: -12, hi: 0)
+        let relative = table.error.maxAbsolute  // exp ≤ 1 on the range: absolute error bounds the relative one at 0
+        XCTAssertLessThan(relative, 0.01)
+        let pool = KernelPool(threads: 2)
+        for isa in InstructionSet.available {
+            let heads = 3, d = 16, stride = heads * d
+            let lengths = [1, 9, 40, 128]
+            var start = 0
+            let sequences = lengths.map { length -> TransformerKernels.Sequence in
+                defer { start += length }
+                return .init(start: start, length: length)
+            }
+            let q = randomValues(start * stride, seed: 11, scale: 3), k = randomValues(start * stride, seed: 12, scale: 3)
+            let v = randomValues(start * stride, seed: 13)
+            let scale = 1 / Float(d).squareRoot()
+            let exact = attention(q: q, k: k, v: v, stride: stride, sequences: sequences, heads: heads, d: d, scale: scale, isa: isa)
+            let pwl = attention(q: q, k: k, v: v, stride: stride, sequences: sequences, heads: heads, d: d, scale: scale,
+                                exp: table, pool: pool, isa: isa)
+            let worst = zip(exact, pwl).map { abs(Double($0) - Double($1)) }.max()!
+            XCTAssertGreaterThan(worst, 0, "\(isa): the table is really used")
+            XCTAssertLessThan(worst, 2.5 * table.error.maxRelative * Double(v.map(abs).max()!), "\(isa)")
+
+            // Score gaps of 10⁵: every weight but the best key's is exp(lo) ≈ 6e-6 or less, never negative.
+            let length = 5
+            var qs = [Float](repeating: 0, count: length * d), ks = qs
+            for i in 0..<length { qs[i * d] = 1000 }
+            for j in 0..<length { ks[j * d] = Float(j) * 100 }
+            let vs = randomValues(length * d, seed: 5)
+            let out = attention(q: qs, k: ks, v: vs, stride: d, sequences: [.init(start: 0, length: length)], heads: 1, d: d,
+                                scale: 1, exp: table, isa: isa)
+            for i in 0..<length {
+                for c in 0..<d { XCTAssertEqual(out[i * d + c], vs[4 * d + c], accuracy: 1e-4, "\(isa) row \(i)") }
             }
         }
     }

@@ -175,6 +175,31 @@ final class BertEncoderTests: XCTestCase {
         }
     }
 
+    /// GELU and the softmax exp as 64-segment tables (the minilm-pwl endpoint): mean cosine to the
+    /// exact model ≥ 0.999 over the reference sentences (issue 5's bar), and the summary says so.
+    func testPiecewiseLinearActivations() throws {
+        if dlsym(dlopen(nil, RTLD_NOW), "__tsan_init") != nil {
+            throw XCTSkip("numerics only (no new concurrency): skipped under ThreadSanitizer, where it takes minutes")
+        }
+        let exact = try model()
+        let cases = Array(try reference().cases.prefix(40))
+        let want = try exact.embed(texts: cases.map(\.text))
+        let pwl = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path,
+                                       compression: CompressionPlan(activations: .pwl(segments: 64)))
+        XCTAssertTrue(pwl.summary.layers.filter { $0.name.hasSuffix("intermediate.dense") }
+            .allSatisfy { $0.activation?.hasPrefix("gelu (pwl 64 segments") == true })
+        let got = try pwl.embed(texts: cases.map(\.text))
+        let cosines = zip(got, want).map { cosine($0, $1) }
+        let mean = cosines.reduce(0, +) / Double(cosines.count)
+        XCTAssertGreaterThanOrEqual(mean, 0.999, "mean cosine \(mean), min \(cosines.min()!)")
+        XCTAssertLessThan(cosines.min()!, 0.999999, "the tables really change the vectors")
+        let coarse = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path,
+                                          compression: CompressionPlan(activations: .pwl(segments: 8)))
+        let coarseMean = zip(try coarse.embed(texts: cases.prefix(10).map(\.text)), want).map { cosine($0, $1) }.reduce(0, +) / 10
+        let fineMean = cosines.prefix(10).reduce(0, +) / 10
+        XCTAssertLessThan(coarseMean, fineMean, "fewer segments, larger error")
+    }
+
     /// Batches split into one group of whole sequences per thread only when the groups balance.
     func testThreadGroups() {
         let threshold = BertEncoderModel.groupSplitFlops

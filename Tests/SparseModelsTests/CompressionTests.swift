@@ -65,4 +65,12 @@ final class CompressionTests: XCTestCase {
         let a = pinned.forward(x).values, b = timed.forward(x).values
         for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5) }
     }
+
+    /// Piecewise-linear activations are a bert-encoder option; other architectures refuse them by name.
+    func testPiecewiseLinearActivationsRefusedForMLP() {
+        XCTAssertThrowsError(try ModelLoader.load(directory: digitsDirectory, compression: CompressionPlan(activations: .pwl(segments: 32)))) {
+            let message = "\($0)"
+            XCTAssertTrue(message.contains("model.json") && message.contains("bert-encoder models only") && message.contains("'mlp'"), message)
+        }
+    }
 }

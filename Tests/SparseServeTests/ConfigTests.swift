@@ -1,5 +1,6 @@
 import XCTest
 @testable import SparseServe
+import SparseModels
 
 final class ConfigTests: XCTestCase {
     func parse(_ text: String) throws -> ServiceConfig {
@@ -76,6 +77,26 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(plan.method(forLayer: "out"), .nm(n: 2, m: 4))
         let t = try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 4, "m": 8, "mask": "transposable"}}]}"#)
         XCTAssertEqual(t.endpoints[0].compression.plan.method, .transposableNM(n: 4, m: 8))
+        XCTAssertEqual(t.endpoints[0].compression.plan.activations, .exact)
+    }
+
+    func testActivationApproximation() throws {
+        func activations(_ json: String) throws -> ActivationApproximation {
+            try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": "# + json + "}}]}").endpoints[0]
+                .compression.plan.activations
+        }
+        XCTAssertEqual(try activations(#"{"method": "pwl"}"#), .pwl(segments: 64))
+        XCTAssertEqual(try activations(#"{"method": "pwl", "segments": 32}"#), .pwl(segments: 32))
+        XCTAssertEqual(try activations(#"{"method": "exact"}"#), .exact)
+        let p = "endpoints[0].compression.activations"
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": {"method": "pwl", "segments": 1}}}]}"#,
+                          field: "\(p).segments", reasonContains: "2")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": {"method": "cubic"}}}]}"#,
+                          field: "\(p).method", reasonContains: "exact, pwl")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": {"method": "exact", "segments": 8}}}]}"#,
+                          field: "\(p).segments", reasonContains: "unknown key")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": "pwl"}}]}"#,
+                          field: p, reasonContains: "object")
     }
 
     func testKeysAndPublicRoutes() throws {

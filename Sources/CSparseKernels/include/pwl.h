@@ -16,4 +16,20 @@
 void ss_pwl_apply_isa(ss_isa isa, const float *slope, const float *offset, int segments,
                       float lo, float hi, float *x, ptrdiff_t count);
 
+/// A table as one argument (for kernels that take an optional approximation).
+typedef struct ss_pwl_table {
+    const float *slope;
+    const float *offset;
+    int segments;
+    float lo, hi;
+} ss_pwl_table;
+
+/// Softmax of each of `rows` rows (`cols` values, row stride `ld`), in place, with exp replaced by
+/// `exp_table` (built for exp on [lo, hi] with hi >= 0): each row's maximum is subtracted, the
+/// differences are clamped below at the table's lo (so the end segment's line is never
+/// extrapolated to the left), the table is applied, negative values are clamped to 0 and the row
+/// is divided by its sum.
+void ss_pwl_softmax_rows_isa(ss_isa isa, const ss_pwl_table *exp_table, float *x, ptrdiff_t rows, ptrdiff_t cols,
+                             ptrdiff_t ld);
+
 #endif

@@ -2,6 +2,7 @@
 #define SPARSESERVE_TRANSFORMER_H
 #include <stddef.h>
 #include "cpu_features.h"
+#include "pwl.h"
 
 /*
  * Transformer-encoder building blocks over row-major float matrices (one row per token).
@@ -21,21 +22,22 @@ ptrdiff_t ss_tf_attention_scratch_floats(ptrdiff_t max_length, ptrdiff_t head_di
 /// Scaled dot-product self-attention of heads [head_begin, head_end) of one sequence of `length`
 /// tokens: for each head h, out[:, h*d:(h+1)*d] = softmax(scale * Q_h K_h^T) V_h, where Q_h is
 /// columns h*d..h*d+d-1 of rows 0..length-1 of q (row stride ldq), and likewise K_h, V_h.
-/// Scores are small GEMMs on the packed dense kernel, softmax rows use the vectorised exp.
+/// Scores are small GEMMs on the packed dense kernel, softmax rows use the vectorised exp, or the
+/// piecewise-linear `exp_table` when it is not NULL (ss_pwl_softmax_rows_isa).
 /// `scratch` holds ss_tf_attention_scratch_floats(length, d) floats (NULL: allocated here).
 /// Returns 0, or -1 when the arguments are invalid or scratch cannot be allocated.
 int ss_tf_attention_isa(ss_isa isa, const float *q, ptrdiff_t ldq, const float *k, ptrdiff_t ldk,
                         const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo, ptrdiff_t length,
                         ptrdiff_t head_begin, ptrdiff_t head_end, ptrdiff_t head_dim, float scale,
-                        float *scratch);
+                        const ss_pwl_table *exp_table, float *scratch);
 
 /// Multi-head self-attention over a batch: sequence s occupies rows starts[s] .. starts[s] +
 /// lengths[s] - 1 of q, k, v and out (padding rows between sequences are not touched and never
-/// attended to). All `heads` heads of every sequence, on the calling thread.
+/// attended to). All `heads` heads of every sequence, on the calling thread; `exp_table` as above.
 int ss_tf_attention_batch_isa(ss_isa isa, const float *q, ptrdiff_t ldq, const float *k, ptrdiff_t ldk,
                               const float *v, ptrdiff_t ldv, float *out, ptrdiff_t ldo,
                               const ptrdiff_t *starts, const ptrdiff_t *lengths, ptrdiff_t sequences,
-                              ptrdiff_t heads, ptrdiff_t head_dim, float scale);
+                              ptrdiff_t heads, ptrdiff_t head_dim, float scale, const ss_pwl_table *exp_table);
 
 /// out[c] = mean over rows of x[r][c] (row stride ldx); when `normalize` is set the result is
 /// scaled to unit L2 norm (left as is when its norm is 0). rows > 0.
