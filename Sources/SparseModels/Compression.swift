@@ -80,12 +80,14 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
                                              columnBlocks: blocks, rank: r, iterations: iterations)
             let op = try fit.makeOperator(bias: bias)
             return (op, fit.relativeError, op.denseWeights())
-        case let .l1inf(groups, radius, ratio):
-            let projected = L1InfProjection.project(w, rows: outputFeatures, columns: inputFeatures, groups: groups,
-                                                    radius: radius, radiusRatio: ratio)
-            let op = CompactedDense(projected: projected, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias, groups: groups)
+        case .l1inf:
+            // A layer on its own: kept inputs gathered, dropped neurons output activation(bias).
+            // (Within a model, L1InfCompaction also shrinks the neighbouring layers.)
+            let layer = L1InfCompaction.Layer(name: "", weights: w, bias: bias, outputFeatures: outputFeatures, inputFeatures: inputFeatures,
+                                              method: self, activations: [], feedsNext: false)
+            let built = try L1InfCompaction.build([layer])[0].get()
             // Already dense and smaller: no timing against the full dense form.
-            return (op, Self.relativeError(w, projected), nil)
+            return (built.op, built.relativeError, nil)
         case let .pinned(inner):
             return try inner.build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
         }

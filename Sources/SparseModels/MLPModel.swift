@@ -2,7 +2,8 @@ import SparseKernels
 
 /// A multi-layer perceptron: the manifest's layer list (linear layers with fused activations,
 /// stand-alone activations, softmax). Linear layers run on whatever operator the compression plan
-/// picks for them (dense, N:M, CSR).
+/// picks for them (dense, N:M, CSR, BLAST, ℓ1,∞-compacted dense; see `L1InfCompaction` for how
+/// ℓ1,∞ layers shrink their neighbours).
 ///
 /// It has one FP32 input `[-1, inFeatures]`. Each declared output is either FP32 `[-1, outFeatures]`
 /// (the last layer's values) or INT64 `[-1]` (the argmax of each row of those values).
@@ -42,6 +43,9 @@ public final class MLPModel: InferenceModel {
         var features = input.shape[1]
         var steps: [Step] = []
         var layerSummaries: [ModelSummary.Layer] = []
+        // Linear layers: their step and summary index, the layer, and whether the next linear
+        // layer still reads this one's output through element-wise steps only.
+        var linear: [(step: Int, entry: Int, layer: L1InfCompaction.Layer, open: Bool)] = []
         for (i, layer) in manifest.layers.enumerated() {
             let layerName = layer.name ?? "layers[\(i)]"
             switch layer {
@@ -58,34 +62,44 @@ public final class MLPModel: InferenceModel {
                 }
                 let w = try weights.tensor(named: spec.weight)
                 let b = try spec.bias.map { try weights.tensor(named: $0, shape: [outFeatures]) }
-                let method = compression.method(forLayer: layerName)
-                let (op, error): (any LinearOperator, Double)
-                do {
-                    (op, error) = try method.makeOperator(weights: w, outputFeatures: outFeatures, inputFeatures: inFeatures, bias: b)
-                } catch {
-                    throw fail("layer '\(layerName)' cannot be compressed as \(method): \(error)")
-                }
-                steps.append(.linear(op, spec.activation))
-                var entry = ModelSummary.Layer(name: layerName, type: layer.type, inputFeatures: inFeatures, outputFeatures: outFeatures,
-                                               activation: spec.activation == .none ? nil : spec.activation.rawValue,
-                                               parameterCount: op.parameterCount, byteCount: op.byteCount)
-                entry.storage = op.storage
-                entry.density = op.density
-                entry.relativeError = error
-                layerSummaries.append(entry)
+                // Built below, once the whole chain is known (ℓ1,∞ compaction shrinks neighbours).
+                if let last = linear.indices.last, linear[last].open { linear[last].layer.feedsNext = true }
+                linear.append((steps.count, layerSummaries.count,
+                               L1InfCompaction.Layer(name: layerName, weights: w, bias: b, outputFeatures: outFeatures, inputFeatures: inFeatures,
+                                                     method: compression.method(forLayer: layerName), activations: [spec.activation],
+                                                     feedsNext: false), true))
+                steps.append(.activation(.none))
+                layerSummaries.append(ModelSummary.Layer(name: layerName, type: layer.type, inputFeatures: inFeatures, outputFeatures: outFeatures,
+                                                         activation: spec.activation == .none ? nil : spec.activation.rawValue,
+                                                         parameterCount: 0, byteCount: 0))
                 features = outFeatures
             case .activation(let spec):
+                if let last = linear.indices.last, linear[last].open { linear[last].layer.activations.append(spec.activation) }
                 steps.append(.activation(spec.activation))
                 layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: features, outputFeatures: features,
                                             activation: spec.activation.rawValue, parameterCount: 0, byteCount: 0))
             case .softmax:
+                if let last = linear.indices.last { linear[last].open = false }
                 steps.append(.softmax)
                 layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: features, outputFeatures: features,
                                             activation: nil, parameterCount: 0, byteCount: 0))
             }
         }
-        guard steps.contains(where: { if case .linear = $0 { return true } else { return false } }) else {
-            throw fail("an mlp model needs at least one linear layer")
+        guard !linear.isEmpty else { throw fail("an mlp model needs at least one linear layer") }
+        for ((step, entry, layer, _), built) in zip(linear, try L1InfCompaction.build(linear.map(\.layer))) {
+            let op: any LinearOperator, error: Double
+            do {
+                (op, error) = try built.get().pair
+            } catch {
+                throw fail("layer '\(layer.name)' cannot be compressed as \(layer.method): \(error)")
+            }
+            steps[step] = .linear(op, layer.activations[0])
+            layerSummaries[entry].parameterCount = op.parameterCount
+            layerSummaries[entry].byteCount = op.byteCount
+            layerSummaries[entry].storage = op.storage
+            // Against the layer's own dense size (a compacted operator is narrower than the layer).
+            layerSummaries[entry].density = Double(op.parameterCount) / Double(layer.outputFeatures * layer.inputFeatures + layer.outputFeatures)
+            layerSummaries[entry].relativeError = error
         }
 
         for (i, output) in manifest.outputs.enumerated() {
