@@ -21,8 +21,8 @@ public enum InstructionSet: String, Sendable, CaseIterable, Comparable {
         }
     }
 
-    /// The C enum value.
-    var cValue: ss_isa {
+    /// The C enum value (for C code outside this module, e.g. the compression solvers).
+    public var cValue: ss_isa {
         switch self {
         case .portable: return SS_ISA_PORTABLE
         case .avx2: return SS_ISA_AVX2
