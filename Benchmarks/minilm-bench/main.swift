@@ -7,7 +7,7 @@ import SparseModels
 // ONNX Runtime on the same weights and shapes.
 //
 //   minilm-bench [--model models/minilm-l6] [--threads 1,2] [--shapes 1x16,1x128,8x128]
-//                [--seconds 1.0] [--compression nm:2:4] [--json]
+//                [--seconds 1.0] [--compression nm:2:4 | nm-ffn:2:4 | pwl] [--json]
 
 /// One timed shape: batch × tokens on `threads` kernel threads, in milliseconds.
 typealias Row = (batch: Int, tokens: Int, threads: Int, median: Double, min: Double, runs: Int)
@@ -27,9 +27,13 @@ let shapes: [(batch: Int, tokens: Int)] = (option("--shapes") ?? "1x16,1x128,8x1
 let seconds = Double(option("--seconds") ?? "1.0") ?? 1.0
 let json = CommandLine.arguments.contains("--json")
 
-/// "dense", "nm:2:4" (every encoder linear layer) or "nm-ffn:2:4" (the two FFN layers only).
+/// "dense", "nm:2:4" (every encoder linear layer), "nm-ffn:2:4" (the two FFN layers only) or
+/// "pwl" / "pwl:SEGMENTS" (dense layers, GELU and softmax exp as piecewise-linear tables).
 func plan(_ spec: String) -> CompressionPlan {
     let parts = spec.split(separator: ":").map(String.init)
+    if parts.first == "pwl" {
+        return CompressionPlan(activations: .pwl(segments: parts.count > 1 ? Int(parts[1]) ?? 64 : 64))
+    }
     guard parts.count == 3, let n = Int(parts[1]), let m = Int(parts[2]) else { return .dense }
     if parts[0] == "nm-ffn" {
         return CompressionPlan(method: .dense, overrides: [("encoder.layer.*.intermediate.dense", .nm(n: n, m: m)),

@@ -327,6 +327,17 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
 
     public func infer(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         let spec = self.inputs[0]
+        if inputs[spec.name] == nil, let ids = inputs[tokenIDsInputName] {
+            guard case .int32(let flat) = ids.storage, ids.shape.count == 2, ids.shape[1] > 0 else {
+                throw InvalidInputError("input '\(tokenIDsInputName)' must be INT32 [n, length] (rows padded with -1)")
+            }
+            let width = ids.shape[1]
+            let sequences = (0..<ids.shape[0]).map { row in
+                Array(flat[(row * width)..<((row + 1) * width)].prefix { $0 >= 0 })
+            }
+            let values = try forward(sequences)
+            return [outputs[0].name: Tensor(shape: [sequences.count, dimension], storage: .fp32(values))]
+        }
         guard let tensor = inputs[spec.name] else { throw InvalidInputError("missing input '\(spec.name)'") }
         guard case .bytes(let texts) = tensor.storage else {
             throw InvalidInputError("input '\(spec.name)' must be BYTES (UTF-8 texts), got \(tensor.datatype.rawValue)")
@@ -499,4 +510,27 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
 private struct UnsafeSendableMutablePointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ p: UnsafeMutablePointer<Float>) { pointer = p }
+}
+
+extension BertEncoderModel: TextEncodingModel {
+    public var maxTokens: Int { options.maxTokens }
+
+    public func tokenize(utf8: [UInt8], limit: Int?) throws -> (ids: [Int32], fullCount: Int) {
+        let encoding = try tokenizer.encode(utf8: utf8, maxTokens: limit)
+        return (encoding.ids, encoding.untruncatedCount)
+    }
+
+    public func prepare(tokenIDs: [Int32], limit: Int?) throws -> (ids: [Int32], fullCount: Int) {
+        if let bad = tokenIDs.first(where: { $0 < 0 || Int($0) >= config.vocabularySize }) {
+            throw InvalidInputError("token id \(bad) is outside the vocabulary (0..<\(config.vocabularySize))")
+        }
+        var ids = tokenIDs
+        if ids.first != tokenizer.clsID { ids.insert(tokenizer.clsID, at: 0) }
+        if ids.count < 2 || ids.last != tokenizer.sepID { ids.append(tokenizer.sepID) }
+        let total = ids.count
+        if let limit, total > limit {
+            ids.removeSubrange((max(1, limit - 1))..<(total - 1))
+        }
+        return (ids, total)
+    }
 }

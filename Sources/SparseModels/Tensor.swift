@@ -101,7 +101,20 @@ public protocol InferenceModel: Sendable {
     func infer(_ inputs: [String: Tensor]) throws -> [String: Tensor]
 }
 
-/// A text model that can say how many tokens a text becomes (for OpenAI-style `usage`).
-public protocol TokenCountingModel {
-    func tokenCount(_ text: String) -> Int
+/// A text model whose inputs the server tokenizes itself, so that it can enforce per-input token
+/// limits (refusing, or cutting only when asked), accept pre-tokenized inputs and report token
+/// usage. Besides its declared text input, `infer` accepts `tokenIDsInput`: INT32 `[n, L]`, one
+/// complete sequence per row (`[CLS]` … `[SEP]`), padded with -1.
+public protocol TextEncodingModel: InferenceModel {
+    /// The most tokens one input may have, `[CLS]` and `[SEP]` included.
+    var maxTokens: Int { get }
+    /// Token ids of a UTF-8 text with `[CLS]`/`[SEP]`, cut to `limit` ids when given (keeping
+    /// `[SEP]`), and the count before cutting. Invalid UTF-8 is an `InvalidInputError`.
+    func tokenize(utf8: [UInt8], limit: Int?) throws -> (ids: [Int32], fullCount: Int)
+    /// A pre-tokenized input: ids must be in the vocabulary; `[CLS]`/`[SEP]` are added when missing;
+    /// cut to `limit` when given (keeping `[SEP]`). Returns the ids and the count before cutting.
+    func prepare(tokenIDs: [Int32], limit: Int?) throws -> (ids: [Int32], fullCount: Int)
 }
+
+/// Name of the INT32 `[n, L]` token-id input a `TextEncodingModel` accepts instead of texts.
+public let tokenIDsInputName = "input_ids"

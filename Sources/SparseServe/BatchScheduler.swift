@@ -26,8 +26,8 @@ public struct BatchingConfig: Sendable, Equatable {
 struct PendingInference {
     var request: InferenceRequest
     var rows: Int
-    /// Shapes of every input without the batch dimension; only equal signatures share a batch.
-    var signature: [[Int]]
+    /// Each input's shape without the batch dimension, by name; only equal signatures share a batch.
+    var signature: [String: [Int]]
     var arrived: UInt64
     var deadline: UInt64?
     var isCancelled: @Sendable () -> Bool
@@ -171,8 +171,8 @@ final class BatchScheduler: @unchecked Sendable {
         }
         do {
             var merged: [String: Tensor] = [:]
-            for spec in model.inputs {
-                merged[spec.name] = try Tensor.concatenate(batch.map { $0.request.inputs[spec.name]! })
+            for name in batch[0].request.inputs.keys {
+                merged[name] = try Tensor.concatenate(batch.map { $0.request.inputs[name]! })
             }
             let outputs = try model.infer(merged)
             var offset = 0

@@ -189,6 +189,11 @@ public struct EndpointConfig: Sendable, Equatable {
     public var compression = CompressionConfig()
     /// Per-endpoint request body cap; defaults to the server's.
     public var maxBodyBytes: Int?
+    /// Text-encoding endpoints: most inputs (texts) per request (413 above).
+    public var maxInputs = 2048
+    /// Text-encoding endpoints: most tokens per input, at most the model's own limit (422 above,
+    /// unless the request asks for truncation); nil = the model's limit.
+    public var maxTokensPerInput: Int?
     public var batching = BatchingConfig()
     /// Skip this endpoint (logged, listed as UNAVAILABLE) when its model folder does not exist.
     public var optional = false
@@ -340,6 +345,8 @@ public struct ServiceConfig: Sendable, Equatable {
             e.version = v
         }
         if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { e.maxBodyBytes = v }
+        if let v = try o.integer("maxInputs", in: 1...1_000_000) { e.maxInputs = v }
+        if let v = try o.integer("maxTokensPerInput", in: 2...1_000_000) { e.maxTokensPerInput = v }
         if let v = try o.take("optional") {
             guard let flag = v.boolValue else { throw ConfigError(field: "\(path).optional", reason: "must be true or false") }
             e.optional = flag

@@ -17,9 +17,42 @@ enum OpenAIEmbeddings {
     /// What the body asks for, validated before any model work.
     struct Request {
         var model: String
-        var texts: [String]
+        var inputs: [TextInput]
         var base64: Bool
         var dimensions: Int?
+        /// Extension: cut inputs over the token limit instead of refusing them (422).
+        var truncate: Bool
+    }
+
+    /// Reads `input`: a string, an array of strings, an array of token ids (one input) or an
+    /// array of such arrays.
+    static func inputs(_ input: JSON) throws -> [TextInput] {
+        func tokens(_ list: [JSON], _ name: String) throws -> [Int32] {
+            guard !list.isEmpty else { throw ProtocolError(400, "'\(name)' must not be an empty token array") }
+            return try list.enumerated().map { j, item in
+                guard let v = item.integerValue, v >= 0, v <= Int64(Int32.max) else {
+                    throw ProtocolError(400, "'\(name)[\(j)]' must be a non-negative integer token id")
+                }
+                return Int32(v)
+            }
+        }
+        if let one = input.stringValue {
+            guard !one.isEmpty else { throw ProtocolError(400, "'input' must not be an empty string") }
+            return [.text(Array(one.utf8))]
+        }
+        guard let list = input.arrayValue else {
+            throw ProtocolError(400, "'input' must be a string, an array of strings or an array of token-id arrays, got \(input.kindName)")
+        }
+        guard !list.isEmpty else { throw ProtocolError(400, "'input' must not be an empty array") }
+        if list.allSatisfy({ $0.integerValue != nil }) { return [.tokens(try tokens(list, "input"))] }
+        return try list.enumerated().map { i, item in
+            if let text = item.stringValue {
+                guard !text.isEmpty else { throw ProtocolError(400, "'input[\(i)]' must not be an empty string") }
+                return .text(Array(text.utf8))
+            }
+            if let ids = item.arrayValue { return .tokens(try tokens(ids, "input[\(i)]")) }
+            throw ProtocolError(400, "'input[\(i)]' must be a string or an array of token ids, got \(item.kindName)")
+        }
     }
 
     static func parse(_ body: [UInt8]) throws -> Request {
@@ -29,24 +62,10 @@ enum OpenAIEmbeddings {
         guard let model = json["model"]?.stringValue, !model.isEmpty else {
             throw ProtocolError(400, "'model' is required (the endpoint name)")
         }
-        guard let input = json["input"] else { throw ProtocolError(400, "'input' is required (a string or an array of strings)") }
-        var texts: [String]
-        if let one = input.stringValue {
-            texts = [one]
-        } else if let list = input.arrayValue {
-            guard !list.isEmpty else { throw ProtocolError(400, "'input' must not be an empty array") }
-            texts = try list.enumerated().map { i, item in
-                guard let text = item.stringValue else {
-                    throw ProtocolError(400, "'input[\(i)]' must be a string (token arrays are not supported; send text)")
-                }
-                return text
-            }
-        } else {
-            throw ProtocolError(400, "'input' must be a string or an array of strings, got \(input.kindName)")
+        guard let input = json["input"] else {
+            throw ProtocolError(400, "'input' is required (a string, an array of strings or an array of token-id arrays)")
         }
-        guard texts.count <= 2048 else { throw ProtocolError(400, "at most 2048 inputs per request, got \(texts.count)") }
-        if texts.contains(where: \.isEmpty) { throw ProtocolError(400, "'input' strings must not be empty") }
-        texts = texts.map { $0 }
+        let items = try inputs(input)
         var base64 = false
         if let format = json["encoding_format"] {
             switch format.stringValue {
@@ -60,7 +79,12 @@ enum OpenAIEmbeddings {
             guard let n = d.integerValue, n > 0 else { throw ProtocolError(400, "'dimensions' must be a positive integer") }
             dimensions = Int(n)
         }
-        return Request(model: model, texts: texts, base64: base64, dimensions: dimensions)
+        var truncate = false
+        if let t = json["truncate"] {
+            guard let v = t.boolValue else { throw ProtocolError(400, "'truncate' must be true or false") }
+            truncate = v
+        }
+        return Request(model: model, inputs: items, base64: base64, dimensions: dimensions, truncate: truncate)
     }
 
     /// The model's text input and embedding output, or a 400 naming why it is not an embedding model.
@@ -72,23 +96,41 @@ enum OpenAIEmbeddings {
         return (input.name, output.name, output.shape[1])
     }
 
-    static func codec(_ request: Request) -> InferenceService.Codec {
+    static func codec(_ request: Request, endpoint config: EndpointConfig) -> InferenceService.Codec {
         InferenceService.Codec(decode: { model in
             let sig = try signature(model, name: request.model)
             if let d = request.dimensions, d != sig.width {
                 throw ProtocolError(400, "model '\(request.model)' produces \(sig.width)-dimensional embeddings; 'dimensions' \(d) is not supported")
             }
-            let tensor = Tensor(shape: [request.texts.count], storage: .bytes(request.texts.map { Array($0.utf8) }))
-            return InferenceRequest(id: nil, inputs: [sig.input: tensor], requestedOutputs: [sig.output])
-        }, encode: { endpoint, _, results in
-            let sig = try signature(endpoint.model, name: endpoint.name)
-            guard let out = results[sig.output], case .fp32(let values) = out.storage, out.shape == [request.texts.count, sig.width] else {
-                throw ProtocolError(500, "model did not produce '\(sig.output)' as FP32 [\(request.texts.count), \(sig.width)]")
+            guard let encoder = model as? any TextEncodingModel else {
+                // A text model the server cannot tokenize for: texts go to it as they are.
+                let texts = try request.inputs.enumerated().map { i, item -> [UInt8] in
+                    guard case .text(let bytes) = item else {
+                        throw ProtocolError(400, "'input[\(i)]': model '\(request.model)' takes text, not token ids")
+                    }
+                    return bytes
+                }
+                guard texts.count <= config.maxInputs else {
+                    throw ProtocolError(413, "at most \(config.maxInputs) inputs per request for model '\(config.name)', got \(texts.count)")
+                }
+                return InferenceRequest(id: nil, inputs: [sig.input: Tensor(shape: [texts.count], storage: .bytes(texts))],
+                                        requestedOutputs: [sig.output])
             }
-            let tokens = (endpoint.model as? any TokenCountingModel).map { m in request.texts.reduce(0) { $0 + m.tokenCount($1) } } ?? 0
+            let (ids, tokens) = try TextInputs.tokenIDs(request.inputs, model: encoder, endpoint: config, truncate: request.truncate,
+                                                        parameter: "input")
+            var inference = InferenceRequest(id: nil, inputs: [tokenIDsInputName: ids], requestedOutputs: [sig.output])
+            inference.tokenCount = tokens
+            return inference
+        }, encode: { endpoint, inference, results in
+            let sig = try signature(endpoint.model, name: endpoint.name)
+            let count = request.inputs.count
+            guard let out = results[sig.output], case .fp32(let values) = out.storage, out.shape == [count, sig.width] else {
+                throw ProtocolError(500, "model did not produce '\(sig.output)' as FP32 [\(count), \(sig.width)]")
+            }
+            let tokens = inference.tokenCount ?? 0
             var w = JSONWriter(reservingCapacity: values.count * 12 + 256)
             w.raw("{\"object\":\"list\",\"data\":[")
-            for i in 0..<request.texts.count {
+            for i in 0..<count {
                 if i > 0 { w.raw(",") }
                 w.raw("{\"object\":\"embedding\",\"index\":\(i),\"embedding\":")
                 let row = Array(values[(i * sig.width)..<((i + 1) * sig.width)])

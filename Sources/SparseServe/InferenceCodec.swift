@@ -29,6 +29,10 @@ public struct InferenceRequest: Sendable {
     public var allOutputsBinary = false
     /// `parameters.timeout` in microseconds: how long the request may wait in the queue.
     public var timeoutMicroseconds: Int?
+    /// `parameters.truncate`: a text-encoding model may cut texts over its token limit (else 422).
+    public var truncate = false
+    /// Tokens the server produced for a text-encoding request (OpenAI `usage`).
+    public var tokenCount: Int?
 
     public func wantsBinary(_ output: String) -> Bool {
         allOutputsBinary || (binaryOutputs?.contains(output) ?? false)
@@ -81,6 +85,11 @@ public enum InferenceCodec {
                 throw ProtocolError(400, "parameters.timeout must be a whole number of microseconds (0...3600000000)")
             }
             timeout = Int(v)
+        }
+        var truncate = false
+        if let t = json["parameters"]?["truncate"] {
+            guard let v = t.boolValue else { throw ProtocolError(400, "parameters.truncate must be true or false") }
+            truncate = v
         }
         guard let inputList = json["inputs"] else { throw ProtocolError(400, "'inputs' is required") }
         guard let items = inputList.arrayValue else { throw ProtocolError(400, "'inputs' must be an array, got \(inputList.kindName)") }
@@ -164,7 +173,10 @@ public enum InferenceCodec {
         } else if allBinary {
             binaryOutputs = Set(outputSpecs.map(\.name))
         }
-        return InferenceRequest(id: id, inputs: tensors, requestedOutputs: requested, binaryOutputs: binaryOutputs, timeoutMicroseconds: timeout)
+        var request = InferenceRequest(id: id, inputs: tensors, requestedOutputs: requested, binaryOutputs: binaryOutputs,
+                                       timeoutMicroseconds: timeout)
+        request.truncate = truncate
+        return request
     }
 
     /// A raw binary body (`Inference-Header-Content-Length: 0`): the bytes of the model's single

@@ -175,8 +175,17 @@ public final class InferenceService: @unchecked Sendable {
             headerLength = nil
         }
         let body = http.body
+        let config = endpoint.config
         let codec = Codec(decode: { model in
-            try InferenceCodec.decodeRequest(body, headerLength: headerLength, inputs: model.inputs, outputs: model.outputs)
+            var request = try InferenceCodec.decodeRequest(body, headerLength: headerLength, inputs: model.inputs, outputs: model.outputs)
+            // Text encoders get their texts tokenized here, where the endpoint's limits apply.
+            if let encoder = model as? any TextEncodingModel, let spec = model.inputs.first, model.inputs.count == 1,
+               spec.datatype == .bytes, let texts = request.inputs[spec.name], case .bytes(let items) = texts.storage {
+                let (ids, _) = try TextInputs.tokenIDs(items.map { .text($0) }, model: encoder, endpoint: config,
+                                                       truncate: request.truncate, parameter: spec.name)
+                request.inputs = [tokenIDsInputName: ids]
+            }
+            return request
         }, encode: InferenceService.encodeV2)
         run(endpoint: endpoint, codec: codec, clientGone: http.isClientGone, respond: respond)
     }
@@ -203,7 +212,7 @@ public final class InferenceService: @unchecked Sendable {
                 return InferenceService.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec,
                                                metrics: metrics, logger: logger, respond: respond)
             }
-            let signature = model.inputs.map { Array((request.inputs[$0.name]?.shape ?? []).dropFirst()) }
+            let signature = request.inputs.mapValues { Array($0.shape.dropFirst()) }
             let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
             let item = PendingInference(request: request, rows: rows, signature: signature, arrived: arrived, deadline: deadline,
                                         isCancelled: clientGone) { result in

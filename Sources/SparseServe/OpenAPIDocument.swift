@@ -142,6 +142,7 @@ paths:
         "408": {$ref: "#/components/responses/Timeout"}
         "413": {$ref: "#/components/responses/TooLarge"}
         "415": {$ref: "#/components/responses/UnsupportedEncoding"}
+        "422": {$ref: "#/components/responses/TooManyTokens"}
         "429": {$ref: "#/components/responses/Overloaded"}
         "503": {$ref: "#/components/responses/Unavailable"}
   /v2/models/{model}/versions/{version}/infer:
@@ -281,6 +282,10 @@ paths:
         output, e.g. the MiniLM sentence encoder. Requests go through the endpoint's batcher like v2
         inference. Errors use OpenAI's shape `{"error": {"message", "type", "param", "code"}}` so
         OpenAI clients can read them. Per-endpoint API keys apply to the endpoint named in `model`.
+        For tokenizing models (the bert-encoder) the server tokenizes: an input may also be an array
+        of token ids of the model's vocabulary (`[CLS]`/`[SEP]` are added when missing); more inputs
+        than the endpoint's `maxInputs` get 413, an input over its token limit (`maxTokensPerInput`,
+        at most the model's own) gets 422 unless the request sets `truncate: true`.
       operationId: createEmbeddings
       tags: [inference]
       requestBody:
@@ -296,7 +301,17 @@ paths:
                   oneOf:
                     - {type: string, minLength: 1}
                     - {type: array, minItems: 1, maxItems: 2048, items: {type: string, minLength: 1}}
+                    - {type: array, minItems: 1, description: "One input as token ids", items: {type: integer, minimum: 0, maximum: 2147483647}}
+                    - type: array
+                      minItems: 1
+                      maxItems: 2048
+                      description: "Inputs as texts or token-id arrays"
+                      items:
+                        oneOf:
+                          - {type: string, minLength: 1}
+                          - {type: array, minItems: 1, items: {type: integer, minimum: 0, maximum: 2147483647}}
                 encoding_format: {type: string, enum: [float, base64]}
+                truncate: {type: boolean, default: false, description: "Extension: cut inputs over the token limit instead of refusing them (422)"}
                 dimensions: {type: integer, minimum: 1, description: "Must equal the model's width"}
                 user: {type: string}
       responses:
@@ -334,6 +349,7 @@ paths:
         "408": {$ref: "#/components/responses/Timeout"}
         "413": {$ref: "#/components/responses/TooLarge"}
         "415": {$ref: "#/components/responses/UnsupportedEncoding"}
+        "422": {$ref: "#/components/responses/OpenAIError"}
         "429": {$ref: "#/components/responses/OpenAIError"}
         "503": {$ref: "#/components/responses/OpenAIError"}
   /metrics:
@@ -427,6 +443,12 @@ components:
           schema: {type: object, maxProperties: 0}
     BadRequest:
       description: Malformed request (JSON, tensor names, shapes, datatypes, element counts, parameters); the message names the problem.
+      headers: {X-Request-ID: {$ref: "#/components/headers/RequestID"}}
+      content:
+        application/json:
+          schema: {$ref: "#/components/schemas/Error"}
+    TooManyTokens:
+      description: A text is longer than the endpoint's token limit and the request did not ask for truncation (`parameters.truncate`); the message names the input.
       headers: {X-Request-ID: {$ref: "#/components/headers/RequestID"}}
       content:
         application/json:
@@ -600,7 +622,7 @@ components:
           - {type: array, items: {type: [number, string, boolean]}}
     Parameters:
       type: object
-      description: "Request parameters: `binary_data_output` (bool), `timeout` (queue timeout in microseconds)."
+      description: "Request parameters: `binary_data_output` (bool), `timeout` (queue timeout in microseconds), `truncate` (bool: a text encoder may cut texts over its token limit instead of answering 422)."
       additionalProperties: true
     InferInput:
       type: object

@@ -250,7 +250,7 @@ public final class Router: @unchecked Sendable {
                 } catch let error as ProtocolError {
                     return reply(OpenAIEmbeddings.error(error.status, error.message))
                 }
-                service.run(endpoint: endpoint, codec: OpenAIEmbeddings.codec(body), clientGone: request.isClientGone, respond: reply)
+                service.run(endpoint: endpoint, codec: OpenAIEmbeddings.codec(body, endpoint: endpoint.config), clientGone: request.isClientGone, respond: reply)
             case .openAPI:
                 var response = HTTPResponse(status: 200, body: Array(OpenAPIDocument.yaml.utf8))
                 response.headers.set(name: "Content-Type", value: "application/yaml; charset=utf-8")

@@ -29,7 +29,7 @@ final class BatchSchedulerTests: XCTestCase {
                  _ done: @escaping @Sendable (Result<[String: Tensor], Error>) -> Void) -> PendingInference {
         let t = Tensor(shape: [values.count / 2, 2], storage: .fp32(values))
         return PendingInference(request: InferenceRequest(id: nil, inputs: ["x": t], requestedOutputs: nil),
-                                rows: values.count / 2, signature: [[2]], arrived: DispatchTime.now().uptimeNanoseconds,
+                                rows: values.count / 2, signature: ["x": [2]], arrived: DispatchTime.now().uptimeNanoseconds,
                                 deadline: deadline, isCancelled: { cancelled }, complete: done)
     }
 

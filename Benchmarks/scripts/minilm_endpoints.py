@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""MiniLM endpoints through the real server: fidelity of every variant and /v1/embeddings throughput.
+
+Starts the release binary with the MiniLM endpoints of Deploy/config.json (dense `minilm` and its
+compressed / approximated variants, same compression blocks; `--extra NAME=JSON` adds more, e.g. a
+BLAST variant), then
+
+1. embeds the committed reference sentences (Tests/fixtures/minilm/embeddings.json, the 237 non-empty texts)
+   through POST /v1/embeddings on every endpoint and prints, per endpoint, the cosine to the dense
+   endpoint's vectors and to the sentence-transformers reference (mean and min);
+2. drives POST /v1/embeddings (one short sentence per request) with wrk at 1, 8 and 32
+   concurrent clients per endpoint and prints requests/s and p50/p99 latency.
+
+    python3 Benchmarks/scripts/minilm_endpoints.py [--duration 5] [--clients 1,8,32] [--skip-load]
+        [--extra 'minilm-blast={"method": "dense", "layers": {...}}']
+"""
+import argparse
+import base64
+import json
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from serving_bench import BINARY, LUA, ROOT, run_wrk, start_server  # noqa: E402
+
+
+def post(url, payload):
+    req = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=300) as r:
+        return json.loads(r.read())
+
+
+def embed(url, name, texts, batch=16):
+    out = []
+    for i in range(0, len(texts), batch):
+        # The reference truncates at 256 tokens as sentence-transformers does; the server does so only when asked.
+        body = post(f"{url}/v1/embeddings", {"model": name, "input": texts[i:i + batch], "encoding_format": "base64",
+                                             "truncate": True})
+        for d in sorted(body["data"], key=lambda d: d["index"]):
+            out.append(np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4"))
+    return np.array(out, dtype=np.float64)
+
+
+def cosines(a, b):
+    return np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk cell")
+    ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--threads", type=int, default=2, help="compute threads of the server")
+    ap.add_argument("--skip-load", action="store_true", help="fidelity only")
+    ap.add_argument("--extra", action="append", default=[], help="NAME=COMPRESSION_JSON: another MiniLM endpoint")
+    args = ap.parse_args()
+    model = ROOT / "models" / "minilm-l6"
+    if not (model / "model.safetensors").exists():
+        raise SystemExit("models/minilm-l6 is absent: run scripts/fetch-minilm.sh")
+    deploy = json.loads((ROOT / "Deploy" / "config.json").read_text())
+    endpoints = [dict(e, model=str(model), optional=False) for e in deploy["endpoints"] if e["model"].endswith("minilm-l6")]
+    for extra in args.extra:
+        name, _, compression = extra.partition("=")
+        endpoints.append({"name": name, "model": str(model), "compression": json.loads(compression),
+                          "batching": endpoints[0].get("batching", {})})
+    names = [e["name"] for e in endpoints]
+    assert "minilm" in names, "Deploy/config.json has no dense 'minilm' endpoint"
+    reference = json.loads((ROOT / "Tests" / "fixtures" / "minilm" / "embeddings.json").read_text())["cases"]
+    reference = [c for c in reference if c["text"]]  # the API refuses empty strings, as OpenAI's does
+    texts = [c["text"] for c in reference]
+    ref = np.array([np.frombuffer(base64.b64decode(c["embedding"]), dtype="<f4") for c in reference], dtype=np.float64)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        config = {"server": {"threads": args.threads, "ioThreads": 2, "maxConnections": 4096}, "endpoints": endpoints}
+        (tmp / "config.json").write_text(json.dumps(config))
+        proc, url = start_server(tmp / "config.json")
+        try:
+            print(f"# binary {BINARY}; {len(texts)} reference sentences; server threads={args.threads}")
+            vectors = {n: embed(url, n, texts) for n in names}
+            print("\n| endpoint | cosine to dense: mean | min | cosine to sentence-transformers: mean | min |")
+            print("|---|---:|---:|---:|---:|")
+            for n in names:
+                d, r = cosines(vectors[n], vectors["minilm"]), cosines(vectors[n], ref)
+                print(f"| {n} | {d.mean():.6f} | {d.min():.6f} | {r.mean():.6f} | {r.min():.6f} |")
+            if args.skip_load:
+                return
+            if shutil.which("wrk") is None:
+                raise SystemExit("wrk is not installed (apt-get install wrk)")
+            print(f"\n# /v1/embeddings, one sentence per request ({texts[0]!r}), {args.duration} s per cell, "
+                  "wrk on the same machine")
+            print("| endpoint | clients | req/s | p50 ms | p99 ms |")
+            print("|---|---:|---:|---:|---:|")
+            for n in names:
+                script = tmp / f"{n}.lua"
+                script.write_text(LUA % json.dumps({"model": n, "input": texts[0]}))
+                for c in [int(x) for x in args.clients.split(",")]:
+                    r = run_wrk(f"{url}/v1/embeddings", script, c, args.duration)
+                    warn = f" ({r['errors']} errors, {r['non2xx']} non-2xx)" if r["errors"] or r["non2xx"] else ""
+                    print(f"| {n} | {c} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |{warn}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
