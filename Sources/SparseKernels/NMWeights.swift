@@ -19,11 +19,14 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
         case unsupported(n: Int, m: Int)
         case tooManyNonZeros(n: Int, m: Int)
         case shape(String)
+        /// A pack that breaks the layout: `part` is "values" or "indices".
+        case invalidPack(part: String, String)
         public var description: String {
             switch self {
             case let .unsupported(n, m): return "\(n):\(m) sparsity is not supported (m must be 4, 8 or 16 and 1 ≤ n < m)"
             case let .tooManyNonZeros(n, m): return "a group of \(m) inputs holds more than \(n) non-zero weights"
             case let .shape(message): return message
+            case let .invalidPack(part, message): return "\(part): \(message)"
             }
         }
     }
@@ -77,8 +80,14 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
 
     /// `weights` with all but the `n` largest magnitudes of each group of `m` set to zero.
     public static func magnitudeMask(_ weights: [Float], outputFeatures: Int, inputFeatures: Int, n: Int, m: Int) -> [Float] {
-        precondition(weights.count == outputFeatures * inputFeatures, "magnitudeMask: weight count does not match the shape")
-        var out = weights
+        zip(weights, magnitudeKept(weights, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)).map { $1 ? $0 : 0 }
+    }
+
+    /// Where the `n` largest magnitudes of each group of `m` inputs are (ties: lower index), as a
+    /// row-major mask; kept zeros stay kept.
+    public static func magnitudeKept(_ weights: [Float], outputFeatures: Int, inputFeatures: Int, n: Int, m: Int) -> [Bool] {
+        precondition(weights.count == outputFeatures * inputFeatures, "magnitudeKept: weight count does not match the shape")
+        var mask = [Bool](repeating: false, count: weights.count)
         for row in 0..<outputFeatures {
             var g = 0
             while g < inputFeatures {
@@ -87,11 +96,165 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
                     let a = abs(weights[row * inputFeatures + $0]), b = abs(weights[row * inputFeatures + $1])
                     return a != b ? a > b : $0 < $1
                 }
-                for col in order.dropFirst(n) { out[row * inputFeatures + col] = 0 }
+                for col in order.prefix(n) { mask[row * inputFeatures + col] = true }
                 g = end
             }
         }
-        return out
+        return mask
+    }
+
+    // MARK: The packed form (compressed artifacts)
+
+    /// Panels (16 output rows each) and groups (m inputs each) of a pack: values hold
+    /// `panels × groups × n × 16` floats, the index stream `panels × groups × n` words.
+    public static func packedShape(outputFeatures: Int, inputFeatures: Int, m: Int) -> (panels: Int, groups: Int) {
+        ((outputFeatures + 15) / 16, (inputFeatures + m - 1) / m)
+    }
+
+    /// Bit offset of lane `j`'s in-group position inside an index word (nm.h).
+    public static func laneShift(m: Int, lane j: Int) -> Int { m == 4 ? 2 * j : 32 * (j & 1) + 4 * (j >> 1) }
+
+    /// Packs exactly the positions `mask` keeps (at most `n` per group of `m` inputs of a row, in
+    /// increasing position), in the layout of `ss_nm_pack`: free slots take the lowest unused
+    /// positions with weight 0. Unlike packing the non-zeros, a kept weight that happens to be 0
+    /// keeps its position, so the index stream is the mask. Index words are widened to 64 bits
+    /// (m = 4 uses only the low 32).
+    public static func pack(weights: [Float], mask: [Bool], outputFeatures: Int, inputFeatures: Int,
+                            n: Int, m: Int) throws -> (values: [Float], indexWords: [UInt64]) {
+        guard [4, 8, 16].contains(m), n >= 1, n < m else { throw PackError.unsupported(n: n, m: m) }
+        guard outputFeatures > 0, inputFeatures > 0, weights.count == outputFeatures * inputFeatures, mask.count == weights.count else {
+            throw PackError.shape("NMWeights.pack: \(weights.count) weights and \(mask.count) mask entries for a \(outputFeatures)×\(inputFeatures) matrix")
+        }
+        let (panels, groups) = packedShape(outputFeatures: outputFeatures, inputFeatures: inputFeatures, m: m)
+        var values = [Float](repeating: 0, count: panels * groups * n * 16)
+        var words = [UInt64](repeating: 0, count: panels * groups * n)
+        for p in 0..<panels {
+            for j in 0..<16 {
+                let row = p * 16 + j
+                let shift = laneShift(m: m, lane: j)
+                for g in 0..<groups {
+                    let base = (p * groups + g) * n
+                    var used = 0, slot = 0
+                    if row < outputFeatures {
+                        for c in 0..<m where g * m + c < inputFeatures && mask[row * inputFeatures + g * m + c] {
+                            guard slot < n else { throw PackError.tooManyNonZeros(n: n, m: m) }
+                            values[(base + slot) * 16 + j] = weights[row * inputFeatures + g * m + c]
+                            words[base + slot] |= UInt64(c) << shift
+                            used |= 1 << c
+                            slot += 1
+                        }
+                    }
+                    var c = 0
+                    while slot < n {
+                        if used & (1 << c) == 0 {
+                            words[base + slot] |= UInt64(c) << shift
+                            slot += 1
+                        }
+                        c += 1
+                    }
+                }
+            }
+        }
+        return (values, words)
+    }
+
+    /// Takes a pack (values and index words as `pack` or `packedValues`/`packedIndexWords` give
+    /// them) after checking it: the counts match the shape; every lane of every group holds `n`
+    /// distinct positions below `m` (exactly n per group); weights are finite, and zero in padding
+    /// rows and past the last input. Errors say which part and where.
+    public init(packedValues: [Float], indexWords: [UInt64], outputFeatures: Int, inputFeatures: Int,
+                n: Int, m: Int, bias: [Float]? = nil) throws {
+        guard [4, 8, 16].contains(m), n >= 1, n < m else { throw PackError.unsupported(n: n, m: m) }
+        guard outputFeatures > 0, inputFeatures > 0 else { throw PackError.shape("NMWeights: empty \(outputFeatures)×\(inputFeatures) matrix") }
+        guard bias.map({ $0.count == outputFeatures }) ?? true else { throw PackError.shape("NMWeights: bias needs \(outputFeatures) values") }
+        let (panels, groups) = Self.packedShape(outputFeatures: outputFeatures, inputFeatures: inputFeatures, m: m)
+        guard packedValues.count == panels * groups * n * 16 else {
+            throw PackError.invalidPack(part: "values", "\(packedValues.count) values, a \(outputFeatures)×\(inputFeatures) \(n):\(m) pack has \(panels * groups * n * 16)")
+        }
+        guard indexWords.count == panels * groups * n else {
+            throw PackError.invalidPack(part: "indices", "\(indexWords.count) index words, a \(outputFeatures)×\(inputFeatures) \(n):\(m) pack has \(panels * groups * n)")
+        }
+        if m == 4, let bad = indexWords.firstIndex(where: { $0 > UInt64(UInt32.max) }) {
+            throw PackError.invalidPack(part: "indices", "word \(bad) does not fit the 32 bits of an m = 4 index word")
+        }
+        if let bad = packedValues.firstIndex(where: { !$0.isFinite }) {
+            throw PackError.invalidPack(part: "values", "value \(bad) is not finite")
+        }
+        let positionMask: UInt64 = m == 4 ? 3 : 15
+        for p in 0..<panels {
+            for g in 0..<groups {
+                let base = (p * groups + g) * n
+                for j in 0..<16 {
+                    let shift = Self.laneShift(m: m, lane: j)
+                    var seen = 0
+                    for s in 0..<n {
+                        let position = Int((indexWords[base + s] >> shift) & positionMask)
+                        let place = "panel \(p), group \(g), slot \(s), lane \(j) (row \(p * 16 + j), inputs \(g * m)..<\(g * m + m))"
+                        guard position < m else {
+                            throw PackError.invalidPack(part: "indices", "\(place): position \(position) is not below m = \(m)")
+                        }
+                        guard seen & (1 << position) == 0 else {
+                            throw PackError.invalidPack(part: "indices", "\(place): position \(position) is used twice; each group needs exactly \(n) distinct positions")
+                        }
+                        seen |= 1 << position
+                        if packedValues[(base + s) * 16 + j] != 0 && (p * 16 + j >= outputFeatures || g * m + position >= inputFeatures) {
+                            throw PackError.invalidPack(part: "values", "\(place): a non-zero weight lies outside the \(outputFeatures)×\(inputFeatures) matrix")
+                        }
+                    }
+                }
+            }
+        }
+        self.inputFeatures = inputFeatures
+        self.outputFeatures = outputFeatures
+        self.n = n
+        self.m = m
+        self.bias = bias
+        values = AlignedBuffer(packedValues, zero: 0)
+        if m == 4 {
+            let buffer = AlignedBuffer<UInt64>(count: (indexWords.count + 1) / 2, zeroed: 0)
+            let narrow = UnsafeMutableRawPointer(buffer.pointer).bindMemory(to: UInt32.self, capacity: indexWords.count + 1)
+            for (i, word) in indexWords.enumerated() { narrow[i] = UInt32(word) }
+            indices = buffer
+        } else {
+            indices = AlignedBuffer(indexWords, zero: 0)
+        }
+        nonZeroCount = packedValues.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
+    }
+
+    /// The packed values, `panels × groups × n × 16` floats (see `packedShape`).
+    public var packedValues: [Float] {
+        Array(UnsafeBufferPointer(start: values.pointer, count: values.count))
+    }
+
+    /// The index stream, one word per (panel, group, slot), widened to 64 bits for m = 4.
+    public var packedIndexWords: [UInt64] {
+        let count = ss_nm_index_count(outputFeatures, inputFeatures, Int32(n), Int32(m))
+        if m == 4 {
+            let narrow = UnsafeRawPointer(indices.pointer).bindMemory(to: UInt32.self, capacity: count)
+            return (0..<count).map { UInt64(narrow[$0]) }
+        }
+        return Array(UnsafeBufferPointer(start: indices.pointer, count: count))
+    }
+
+    /// The positions the index stream keeps, as a row-major mask (n per group; fewer only in a
+    /// last group shorter than n).
+    public func keptMask() -> [Bool] {
+        var mask = [Bool](repeating: false, count: outputFeatures * inputFeatures)
+        let (panels, groups) = Self.packedShape(outputFeatures: outputFeatures, inputFeatures: inputFeatures, m: m)
+        let words = packedIndexWords
+        let positionMask: UInt64 = m == 4 ? 3 : 15
+        for p in 0..<panels {
+            for j in 0..<16 where p * 16 + j < outputFeatures {
+                let row = p * 16 + j, shift = Self.laneShift(m: m, lane: j)
+                for g in 0..<groups {
+                    for s in 0..<n {
+                        let column = g * m + Int((words[(p * groups + g) * n + s] >> shift) & positionMask)
+                        if column < inputFeatures { mask[row * inputFeatures + column] = true }
+                    }
+                }
+            }
+        }
+        return mask
     }
 
     public var storage: String { "nm \(n):\(m)" }

@@ -182,11 +182,15 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
         guard let (manifest, block) = try Self.manifest(at: manifestPath) else {
             throw ModelLoadError(file: manifestPath, "not a bert-encoder manifest")
         }
-        try self.init(directory: directory, manifest: manifest, encoderBlock: block, compression: compression, pool: pool)
+        let layers = try LinearLayerBuilder(directory: directory, manifest: manifest, manifestPath: manifestPath, plan: compression)
+        try self.init(directory: directory, manifest: manifest, encoderBlock: block, layers: layers, pool: pool)
+        try layers.finish()
     }
 
+    /// Builds the encoder; its linear layers come from `builder` (compressed at load, or read
+    /// from an artifact), everything else from `builder.weights`.
     init(directory: String, manifest: ModelManifest, encoderBlock: BertEncoderOptions.Block?,
-         compression: CompressionPlan, pool: KernelPool = .shared) throws {
+         layers builder: LinearLayerBuilder, pool: KernelPool = .shared) throws {
         let manifestPath = ModelLoader.path(directory, ModelLoader.manifestFileName)
         func fail(_ message: String) -> ModelLoadError { ModelLoadError(file: manifestPath, message) }
         let config = try BertConfig(file: ModelLoader.path(directory, "config.json"))
@@ -206,12 +210,12 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
             throw fail("vocab.txt has \(tokenizer.vocabularySize) tokens, config.json says \(config.vocabularySize)")
         }
 
-        let weights = try SafeTensors(contentsOf: ModelLoader.path(directory, ModelLoader.weightsFileName))
+        let weights = builder.weights
         let h = config.hiddenSize, ffn = config.intermediateSize
         func vector(_ name: String, _ count: Int) throws -> [Float] { try weights.tensor(named: name, shape: [count]) }
         var summaries: [ModelSummary.Layer] = []
         let tables: (gelu: PWLActivation, exp: PWLActivation)?
-        switch compression.activations {
+        switch builder.activations {
         case .exact: tables = nil
         case .pwl(let segments):
             tables = (PWLActivation(.gelu, segments: segments, lo: -8, hi: 8),
@@ -232,7 +236,7 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
             recordDense(prefix, type: "layer-norm", inputs: h, parameters: 2 * h)
             return (try vector(prefix + ".weight", h), try vector(prefix + ".bias", h))
         }
-        func record(_ name: String, _ op: any LinearOperator, error: Double, activation: Activation = .none,
+        func record(_ name: String, _ op: any LinearOperator, facts: LayerCompressionFacts, activation: Activation = .none,
                     parameters: Int? = nil, bytes: Int? = nil) {
             var entry = ModelSummary.Layer(name: name, type: "linear", inputFeatures: op.inputFeatures,
                                            outputFeatures: parameters == nil ? op.outputFeatures : h,
@@ -240,19 +244,17 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
                                            parameterCount: parameters ?? op.parameterCount, byteCount: bytes ?? op.byteCount)
             entry.storage = op.storage
             entry.density = parameters == nil ? op.density : 1
-            entry.relativeError = error
+            entry.relativeError = facts.relativeError
+            entry.compression = facts
             summaries.append(entry)
         }
         func linear(_ name: String, out: Int, in inputs: Int, activation: Activation = .none) throws -> any LinearOperator {
-            let w = try weights.tensor(named: name + ".weight", shape: [out, inputs])
-            let b = try vector(name + ".bias", out)
-            let method = compression.method(forLayer: name)
             do {
-                let (op, error) = try method.makeOperator(weights: w, outputFeatures: out, inputFeatures: inputs, bias: b)
-                record(name, op, error: error, activation: activation)
-                return op
-            } catch {
-                throw fail("layer '\(name)' cannot be compressed as \(method): \(error)")
+                let built = try builder.linear(name, weight: name + ".weight", bias: name + ".bias", outputs: out, inputs: inputs)
+                record(name, built.op, facts: built.facts, activation: activation)
+                return built.op
+            } catch let error as LayerCompressionError {
+                throw fail(error.description)
             }
         }
 
@@ -269,16 +271,18 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
             let p = "encoder.layer.\(i)."
             let projections = ["query", "key", "value"].map { p + "attention.self." + $0 }
             let qkv: [any LinearOperator]
-            if projections.allSatisfy({ compression.method(forLayer: $0) == .dense }) {
+            if projections.allSatisfy({ builder.isDense($0) }) {
                 // One [3H × H] GEMM instead of three.
-                var w: [Float] = [], b: [Float] = []
+                var w: [Float] = [], b: [Float] = [], facts: [LayerCompressionFacts] = []
                 for name in projections {
-                    w += try weights.tensor(named: name + ".weight", shape: [h, h])
-                    b += try vector(name + ".bias", h)
+                    let layer = try builder.denseLayer(name, weight: name + ".weight", bias: name + ".bias", outputs: h, inputs: h)
+                    w += layer.weight
+                    b += layer.bias ?? [Float](repeating: 0, count: h)
+                    facts.append(layer.facts)
                 }
                 let fused = DenseWeights(weights: w, outputFeatures: 3 * h, inputFeatures: h, bias: b)
-                for name in projections {
-                    record(name, fused, error: 0, parameters: h * h + h, bytes: fused.byteCount / 3)
+                for (name, facts) in zip(projections, facts) {
+                    record(name, fused, facts: facts, parameters: h * h + h, bytes: fused.byteCount / 3)
                 }
                 qkv = [fused]
             } else {
@@ -301,7 +305,9 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
         expTable = tables?.exp
         inputs = manifest.inputs
         outputs = manifest.outputs
-        summary = ModelSummary(architecture: "bert-encoder", name: manifest.name, layers: summaries)
+        var summary = ModelSummary(architecture: "bert-encoder", name: manifest.name, layers: summaries)
+        summary.artifact = builder.artifact?.provenance
+        self.summary = summary
     }
 
     // MARK: Public API

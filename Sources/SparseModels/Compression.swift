@@ -36,61 +36,87 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
     /// timed against the dense form of the same (compressed) weights on its real shape at 1 and 32
     /// rows, and the faster one is used; the choice shows in the operator's `storage`.
     public func makeOperator(weights w: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]?) throws -> (any LinearOperator, Double) {
-        if case .pinned(let inner) = self {
-            let (op, error, _) = try inner.build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
-            return (op, error)
-        }
-        let (op, error, kept) = try build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
-        guard let kept else { return (op, error) }
-        let dense = DenseWeights(weights: kept, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
-        let sparseTime = LayerTiming.microseconds(op), denseTime = LayerTiming.microseconds(dense)
-        if denseTime < 0.9 * sparseTime {
-            return (ChosenDense(dense, instead: op.storage, sparseMicroseconds: sparseTime, denseMicroseconds: denseTime), error)
-        }
-        return (op, error)
+        let layer = try BuiltLinearLayer(compressing: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias, method: self)
+        return (layer.op, layer.facts.relativeError)
     }
 
-    /// The operator, its error and (for compressed methods) the dense weights it represents.
-    func build(weights w: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]?) throws -> (any LinearOperator, Double, [Float]?) {
-        switch self {
-        case .dense:
-            return (DenseWeights(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias), 0, nil)
+    /// The method without pinning, and whether it was pinned.
+    public var unpinned: (method: LayerCompression, pinned: Bool) {
+        if case .pinned(let inner) = self { return (inner.unpinned.method, true) }
+        return (self, false)
+    }
+
+    /// "dense", "nm", "csr", "blast" or "l1inf".
+    public var methodName: String {
+        switch unpinned.method {
+        case .dense, .pinned: return "dense"
+        case .nm, .transposableNM: return "nm"
+        case .csr: return "csr"
+        case .blast: return "blast"
+        case .l1inf: return "l1inf"
+        }
+    }
+
+    /// The method's parameters as reports and artifacts record them (BLAST's rank resolved for
+    /// the layer's shape).
+    public func parameters(outputFeatures: Int, inputFeatures: Int) -> [String: ParameterValue] {
+        switch unpinned.method {
+        case .dense, .pinned: return [:]
+        case let .nm(n, m): return ["n": .int(n), "m": .int(m), "mask": .string("magnitude")]
+        case let .transposableNM(n, m): return ["n": .int(n), "m": .int(m), "mask": .string("transposable")]
+        case let .csr(density): return ["density": .double(density)]
+        case let .blast(blocks, rank, ratio, iterations):
+            var p: [String: ParameterValue] = ["blocks": .int(blocks), "iterations": .int(iterations),
+                                               "rank": .int(rank ?? Self.blastRank(blocks, ratio, outputFeatures, inputFeatures))]
+            if let ratio { p["parameterRatio"] = .double(ratio) }
+            return p
+        case let .l1inf(groups, radius, ratio):
+            var p: [String: ParameterValue] = ["groups": .string(groups.rawValue)]
+            if let radius { p["radius"] = .double(radius) }
+            if let ratio { p["radiusRatio"] = .double(ratio) }
+            return p
+        }
+    }
+
+    static func blastRank(_ blocks: Int, _ ratio: Double?, _ rows: Int, _ columns: Int) -> Int {
+        BlastFactorization.rank(rows: rows, columns: columns, rowBlocks: blocks, columnBlocks: blocks, parameterRatio: ratio ?? 0.5)
+    }
+
+    /// Compresses a row-major `outputFeatures × inputFeatures` weight into the form its method
+    /// stores (what an artifact holds; the operator is built from it). The relative error comes
+    /// back when the form cannot give it (ℓ1,∞: the projection's, measured here).
+    public func pack(weights w: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]?) throws -> (packed: PackedLayer, relativeError: Double?) {
+        let form: PackedLayer.Form
+        switch unpinned.method {
+        case .dense, .pinned:
+            form = .dense(weight: w)
         case let .nm(n, m):
-            let pruned = NMWeights.magnitudeMask(w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)
-            let op = try NMWeights(prunedWeights: pruned, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m, bias: bias)
-            return (op, Self.relativeError(w, pruned), pruned)
+            let mask = NMWeights.magnitudeKept(w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)
+            let (values, words) = try NMWeights.pack(weights: w, mask: mask, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)
+            form = .nm(n: n, m: m, transposable: false, values: values, indexWords: words)
         case let .transposableNM(n, m):
             let mask = try TransposableMask.mask(w, rows: outputFeatures, columns: inputFeatures, n: n, m: m)
-            let pruned = zip(w, mask).map { $1 ? $0 : 0 }
-            let op = try NMWeights(prunedWeights: pruned, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m, bias: bias)
-            return (op, Self.relativeError(w, pruned), pruned)
+            let (values, words) = try NMWeights.pack(weights: w, mask: mask, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)
+            form = .nm(n: n, m: m, transposable: true, values: values, indexWords: words)
         case let .csr(density):
-            let op = CSRWeights(magnitudePruning: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, density: density, bias: bias)
-            var kept = [Float](repeating: 0, count: w.count)
-            for row in 0..<outputFeatures {
-                for e in Int(op.rowStart[row])..<Int(op.rowStart[row + 1]) {
-                    kept[row * inputFeatures + Int(op.columns[e])] = op.values[e]
-                }
-            }
-            return (op, Self.relativeError(w, kept), kept)
+            let op = CSRWeights(magnitudePruning: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, density: density)
+            form = .csr(rowStart: op.rowStart, columns: op.columns, values: op.values)
         case let .blast(blocks, rank, ratio, iterations):
-            let r = rank ?? BlastFactorization.rank(rows: outputFeatures, columns: inputFeatures, rowBlocks: blocks,
-                                                    columnBlocks: blocks, parameterRatio: ratio ?? 0.5)
+            let r = rank ?? Self.blastRank(blocks, ratio, outputFeatures, inputFeatures)
             let fit = try BlastFactorization(fitting: w, rows: outputFeatures, columns: inputFeatures, rowBlocks: blocks,
                                              columnBlocks: blocks, rank: r, iterations: iterations)
-            let op = try fit.makeOperator(bias: bias)
-            return (op, fit.relativeError, op.denseWeights())
+            form = .blast(rowBlocks: blocks, columnBlocks: blocks, rank: r, u: fit.u.map(Float.init), v: fit.v.map(Float.init), s: fit.s.map(Float.init))
         case .l1inf:
             // A layer on its own: kept inputs gathered, dropped neurons output activation(bias).
             // (Within a model, L1InfCompaction also shrinks the neighbouring layers.)
             let layer = L1InfCompaction.Layer(name: "", weights: w, bias: bias, outputFeatures: outputFeatures, inputFeatures: inputFeatures,
                                               method: self, activations: [], feedsNext: false)
             let built = try L1InfCompaction.build([layer])[0].get()
-            // Already dense and smaller: no timing against the full dense form.
-            return (built.op, built.relativeError, nil)
-        case let .pinned(inner):
-            return try inner.build(weights: w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
+            let packed = PackedLayer(compacted: built.op as! CompactedDense, method: "l1inf", outputFeatures: outputFeatures,
+                                     inputFeatures: inputFeatures, sourceHasBias: bias != nil)
+            return (packed, built.relativeError)
         }
+        return (PackedLayer(outputFeatures: outputFeatures, inputFeatures: inputFeatures, form: form, bias: bias), nil)
     }
 
     static func relativeError(_ a: [Float], _ b: [Float]) -> Double {

@@ -123,6 +123,10 @@ public enum L1InfCompaction {
     public struct Built {
         public var op: any LinearOperator
         public var relativeError: Double
+        public init(op: any LinearOperator, relativeError: Double) {
+            self.op = op
+            self.relativeError = relativeError
+        }
         var pair: (any LinearOperator, Double) { (op, relativeError) }
     }
 
@@ -136,12 +140,12 @@ public enum L1InfCompaction {
         }
     }
 
-    /// Builds every layer's operator; layers are compiled one by one (`LayerCompression.makeOperator`)
-    /// unless an ℓ1,∞ layer lets them shrink. Errors name the layer's method; the caller adds the
-    /// layer name.
-    public static func build(_ layers: [Layer]) throws -> [Result<Built, any Error>] {
+    /// Builds every layer's operator; layers are compiled one by one (`alone`, by default
+    /// `LayerCompression.makeOperator`) unless an ℓ1,∞ layer lets them shrink. Errors name the
+    /// layer's method; the caller adds the layer name.
+    public static func build(_ layers: [Layer], alone: (Layer) -> Result<Built, any Error> = buildAlone) throws -> [Result<Built, any Error>] {
         let roles = layers.map { role($0.method) }
-        guard roles.contains(where: \.l1inf) else { return layers.map(buildAlone) }
+        guard roles.contains(where: \.l1inf) else { return layers.map(alone) }
 
         // Effective weights: projected for ℓ1,∞ layers, as given for dense ones.
         var weights: [[Float]?] = []
@@ -191,7 +195,7 @@ public enum L1InfCompaction {
         for (i, layer) in layers.enumerated() {
             let linkedIn = i > 0 ? kept[i - 1] : nil, linkedOut = kept[i]
             guard let w = weights[i], roles[i].l1inf || linkedIn != nil || linkedOut != nil else {
-                result.append(buildAlone(layer))
+                result.append(alone(layer))
                 continue
             }
             let rows = layer.outputFeatures, columns = layer.inputFeatures
@@ -247,7 +251,7 @@ public enum L1InfCompaction {
         return result
     }
 
-    static func buildAlone(_ layer: Layer) -> Result<Built, any Error> {
+    public static func buildAlone(_ layer: Layer) -> Result<Built, any Error> {
         Result {
             let (op, error) = try layer.method.makeOperator(weights: layer.weights, outputFeatures: layer.outputFeatures,
                                                             inputFeatures: layer.inputFeatures, bias: layer.bias)

@@ -1,9 +1,9 @@
 import SparseKernels
 
 /// A multi-layer perceptron: the manifest's layer list (linear layers with fused activations,
-/// stand-alone activations, softmax). Linear layers run on whatever operator the compression plan
-/// picks for them (dense, N:M, CSR, BLAST, ℓ1,∞-compacted dense; see `L1InfCompaction` for how
-/// ℓ1,∞ layers shrink their neighbours).
+/// stand-alone activations, softmax). Linear layers run on whatever operator their compression
+/// gives them (dense, N:M, CSR, BLAST, ℓ1,∞-compacted dense; see `L1InfCompaction` for how ℓ1,∞
+/// layers shrink their neighbours), compressed at load or read from an artifact.
 ///
 /// It has one FP32 input `[-1, inFeatures]`. Each declared output is either FP32 `[-1, outFeatures]`
 /// (the last layer's values) or INT64 `[-1]` (the argmax of each row of those values).
@@ -28,8 +28,14 @@ public final class MLPModel: InferenceModel {
 
     /// Builds the model from a manifest and its weights. `manifestFile` names the manifest in errors;
     /// weight errors name the safetensors file.
-    public init(manifest: ModelManifest, weights: SafeTensors, manifestFile: String = "model.json",
-                compression: CompressionPlan = .dense) throws {
+    public convenience init(manifest: ModelManifest, weights: SafeTensors, manifestFile: String = "model.json",
+                            compression: CompressionPlan = .dense) throws {
+        try self.init(manifest: manifest, layers: LinearLayerBuilder(weights: weights, plan: compression), manifestFile: manifestFile)
+    }
+
+    /// Builds the model from a manifest, its linear layers coming from `builder` (compressed at
+    /// load, or read from an artifact).
+    public init(manifest: ModelManifest, layers builder: LinearLayerBuilder, manifestFile: String = "model.json") throws {
         func fail(_ message: String) -> ModelLoadError { ModelLoadError(file: manifestFile, message) }
 
         guard manifest.inputs.count == 1, let input = manifest.inputs.first else {
@@ -45,36 +51,28 @@ public final class MLPModel: InferenceModel {
         var layerSummaries: [ModelSummary.Layer] = []
         // Linear layers: their step and summary index, the layer, and whether the next linear
         // layer still reads this one's output through element-wise steps only.
-        var linear: [(step: Int, entry: Int, layer: L1InfCompaction.Layer, open: Bool)] = []
+        var linear: [(step: Int, entry: Int, link: LinearLayerBuilder.ChainLink, open: Bool)] = []
         for (i, layer) in manifest.layers.enumerated() {
             let layerName = layer.name ?? "layers[\(i)]"
             switch layer {
             case .linear(let spec):
-                let weightInfo = try weights.info(named: spec.weight)
-                guard weightInfo.shape.count == 2, weightInfo.shape.allSatisfy({ $0 > 0 }) else {
-                    throw SafeTensorsError(file: weights.source, tensor: spec.weight,
-                                           reason: "layer '\(layerName)' needs a 2-D [out, in] weight, the tensor has shape \(weightInfo.shape)")
-                }
-                let (outFeatures, inFeatures) = (weightInfo.shape[0], weightInfo.shape[1])
+                let (outFeatures, inFeatures) = try builder.shape(of: layerName, weight: spec.weight)
                 guard inFeatures == features else {
-                    throw SafeTensorsError(file: weights.source, tensor: spec.weight,
-                                           reason: "layer '\(layerName)' weight has shape \(weightInfo.shape): \(inFeatures) inputs, but the previous layer produces \(features) features")
+                    throw SafeTensorsError(file: builder.weights.source, tensor: spec.weight,
+                                           reason: "layer '\(layerName)' weight has shape [\(outFeatures), \(inFeatures)]: \(inFeatures) inputs, but the previous layer produces \(features) features")
                 }
-                let w = try weights.tensor(named: spec.weight)
-                let b = try spec.bias.map { try weights.tensor(named: $0, shape: [outFeatures]) }
                 // Built below, once the whole chain is known (ℓ1,∞ compaction shrinks neighbours).
-                if let last = linear.indices.last, linear[last].open { linear[last].layer.feedsNext = true }
+                if let last = linear.indices.last, linear[last].open { linear[last].link.feedsNext = true }
                 linear.append((steps.count, layerSummaries.count,
-                               L1InfCompaction.Layer(name: layerName, weights: w, bias: b, outputFeatures: outFeatures, inputFeatures: inFeatures,
-                                                     method: compression.method(forLayer: layerName), activations: [spec.activation],
-                                                     feedsNext: false), true))
+                               LinearLayerBuilder.ChainLink(name: layerName, weight: spec.weight, bias: spec.bias, outputs: outFeatures,
+                                                            inputs: inFeatures, activations: [spec.activation], feedsNext: false), true))
                 steps.append(.activation(.none))
                 layerSummaries.append(ModelSummary.Layer(name: layerName, type: layer.type, inputFeatures: inFeatures, outputFeatures: outFeatures,
                                                          activation: spec.activation == .none ? nil : spec.activation.rawValue,
                                                          parameterCount: 0, byteCount: 0))
                 features = outFeatures
             case .activation(let spec):
-                if let last = linear.indices.last, linear[last].open { linear[last].layer.activations.append(spec.activation) }
+                if let last = linear.indices.last, linear[last].open { linear[last].link.activations.append(spec.activation) }
                 steps.append(.activation(spec.activation))
                 layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: features, outputFeatures: features,
                                             activation: spec.activation.rawValue, parameterCount: 0, byteCount: 0))
@@ -86,20 +84,22 @@ public final class MLPModel: InferenceModel {
             }
         }
         guard !linear.isEmpty else { throw fail("an mlp model needs at least one linear layer") }
-        for ((step, entry, layer, _), built) in zip(linear, try L1InfCompaction.build(linear.map(\.layer))) {
-            let op: any LinearOperator, error: Double
-            do {
-                (op, error) = try built.get().pair
-            } catch {
-                throw fail("layer '\(layer.name)' cannot be compressed as \(layer.method): \(error)")
-            }
-            steps[step] = .linear(op, layer.activations[0])
+        let layers: [BuiltLinearLayer]
+        do {
+            layers = try builder.chain(linear.map(\.link))
+        } catch let error as LayerCompressionError {
+            throw fail(error.description)
+        }
+        for ((step, entry, link, _), built) in zip(linear, layers) {
+            let op = built.op
+            steps[step] = .linear(op, link.activations[0])
             layerSummaries[entry].parameterCount = op.parameterCount
             layerSummaries[entry].byteCount = op.byteCount
             layerSummaries[entry].storage = op.storage
             // Against the layer's own dense size (a compacted operator is narrower than the layer).
-            layerSummaries[entry].density = Double(op.parameterCount) / Double(layer.outputFeatures * layer.inputFeatures + layer.outputFeatures)
-            layerSummaries[entry].relativeError = error
+            layerSummaries[entry].density = Double(op.parameterCount) / Double(link.outputs * link.inputs + link.outputs)
+            layerSummaries[entry].relativeError = built.facts.relativeError
+            layerSummaries[entry].compression = built.facts
         }
 
         for (i, output) in manifest.outputs.enumerated() {
@@ -120,7 +120,9 @@ public final class MLPModel: InferenceModel {
         inputFeatures = input.shape[1]
         outputFeatures = features
         self.steps = steps
-        summary = ModelSummary(architecture: "mlp", name: manifest.name, layers: layerSummaries)
+        var summary = ModelSummary(architecture: "mlp", name: manifest.name, layers: layerSummaries)
+        summary.artifact = builder.artifact?.provenance
+        self.summary = summary
     }
 
     /// Runs every layer on a batch (`x.columns == inputFeatures`); returns the last layer's values.

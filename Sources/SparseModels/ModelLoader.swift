@@ -9,7 +9,22 @@ public enum ModelLoader {
     public static let knownArchitectures = ["mlp", "identity", "bert-encoder"]
 
     /// Loads the model in `directory`, choosing the implementation by the manifest's architecture.
+    /// A compressed artifact (manifest marked `"compressed"`) loads its packed layers as stored;
+    /// `compression` must then be dense.
     public static func load(directory: String, compression: CompressionPlan = .dense) throws -> any InferenceModel {
+        try open(directory: directory, compression: compression).model
+    }
+
+    /// Whether `directory` holds a compressed artifact (its manifest carries the marker).
+    public static func isArtifact(directory: String) -> Bool {
+        (try? CompressedArtifact.isMarked(path(directory, manifestFileName))) == true
+    }
+
+    /// Loads the model and returns the builder of its linear layers too (nil for architectures
+    /// without them): what was compressed or read, layer by layer. With `timeLayers` off,
+    /// compressed layers are not timed against dense (for `compress` and `inspect`).
+    public static func open(directory: String, compression: CompressionPlan = .dense,
+                            timeLayers: Bool = true) throws -> (model: any InferenceModel, layers: LinearLayerBuilder?) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ModelLoadError(file: directory, "model directory does not exist")
@@ -17,7 +32,11 @@ public enum ModelLoader {
         let manifestPath = path(directory, manifestFileName)
         // A bert-encoder manifest carries an "encoder" block that ModelManifest does not decode.
         if let (manifest, encoder) = try BertEncoderModel.manifest(at: manifestPath) {
-            return try BertEncoderModel(directory: directory, manifest: manifest, encoderBlock: encoder, compression: compression)
+            let layers = try LinearLayerBuilder(directory: directory, manifest: manifest, manifestPath: manifestPath,
+                                                plan: compression, timeLayers: timeLayers)
+            let model = try BertEncoderModel(directory: directory, manifest: manifest, encoderBlock: encoder, layers: layers)
+            try layers.finish()
+            return (model, layers)
         }
         let manifest = try ModelManifest.load(path: manifestPath)
         guard compression.activations == .exact else {
@@ -26,11 +45,14 @@ public enum ModelLoader {
         }
         switch manifest.architecture {
         case "mlp":
-            let weights = try SafeTensors(contentsOf: path(directory, weightsFileName))
-            return try MLPModel(manifest: manifest, weights: weights, manifestFile: manifestPath, compression: compression)
+            let layers = try LinearLayerBuilder(directory: directory, manifest: manifest, manifestPath: manifestPath,
+                                                plan: compression, timeLayers: timeLayers)
+            let model = try MLPModel(manifest: manifest, layers: layers, manifestFile: manifestPath)
+            try layers.finish()
+            return (model, layers)
         case "identity":
             do {
-                return try IdentityModel(inputs: manifest.inputs, outputs: manifest.outputs)
+                return (try IdentityModel(inputs: manifest.inputs, outputs: manifest.outputs), nil)
             } catch let error as InvalidInputError {
                 throw ModelLoadError(file: manifestPath, error.description)
             }

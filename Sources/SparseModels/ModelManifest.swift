@@ -26,6 +26,8 @@ public struct ModelManifest: Sendable, Equatable, Codable {
     public var layers: [LayerSpec]
     /// Class names, one per output feature of a classifier.
     public var labels: [String]?
+    /// Set in compressed artifacts (`sparse-serve compress`): their linear layers are stored packed.
+    public var compressed: CompressedArtifact.Marker?
 
     public init(architecture: String, name: String? = nil, description: String? = nil, inputs: [TensorSpec],
                 outputs: [TensorSpec], layers: [LayerSpec] = [], labels: [String]? = nil) {
@@ -39,7 +41,7 @@ public struct ModelManifest: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case architecture, name, description, inputs, outputs, layers, labels
+        case architecture, name, description, inputs, outputs, layers, labels, compressed
     }
 
     public init(from decoder: any Decoder) throws {
@@ -52,6 +54,7 @@ public struct ModelManifest: Sendable, Equatable, Codable {
         outputs = try c.decode([StrictTensorSpec].self, forKey: .outputs).map(\.spec)
         layers = try c.decodeIfPresent([LayerSpec].self, forKey: .layers) ?? []
         labels = try c.decodeIfPresent([String].self, forKey: .labels)
+        compressed = try c.decodeIfPresent(CompressedArtifact.Marker.self, forKey: .compressed)
     }
 
     /// Decodes a manifest; `source` names it in errors.

@@ -375,7 +375,8 @@ public struct SafeTensorsWriter: Sendable {
     }
 }
 
-private func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> Data {
+/// The values as little-endian bytes.
+func littleEndianBytes<T: FixedWidthInteger>(_ values: [T]) -> Data {
     #if _endian(little)
     return values.withUnsafeBytes { Data($0) }
     #else
