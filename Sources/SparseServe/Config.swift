@@ -75,6 +75,8 @@ public struct CompressionConfig: Sendable, Equatable {
     /// The endpoint-wide method name ("dense", "nm", "csr").
     public var method = "dense"
     public var plan = CompressionPlan.dense
+    /// Whether the endpoint config has a `"compression"` block (an artifact model must not).
+    public var isSpecified = false
     public init() {}
 
     /// Parses a `"compression"` object on its own (the `inspect` command's `--compression`).
@@ -385,6 +387,7 @@ public struct ServiceConfig: Sendable, Equatable {
             }
             e.compression.method = method
             e.compression.plan = plan
+            e.compression.isSpecified = true
         }
         try o.finish()
         return e

@@ -22,22 +22,85 @@ public final class Endpoint: @unchecked Sendable {
     /// Stored weights over dense-equivalent weights (1 for a dense model).
     public var density: Double { ModelLoader.summary(of: model)?.density ?? 1 }
 
-    /// Per-layer storage facts: operator, parameters, bytes, density, relative error.
+    /// The endpoint-wide compression method: the config's, or the one an artifact was made with.
+    public var compressionMethod: String {
+        ModelLoader.summary(of: model)?.artifact?.method ?? config.compression.method
+    }
+
+    /// What compression did, layer by layer — method and parameters, stored bytes against dense,
+    /// density, relative error, N:M mask check, the load-time timing against dense and what runs —
+    /// plus totals over the linear layers, and where the compression came from (the endpoint's
+    /// config, or an artifact).
     public func compressionJSON() -> JSON {
-        let layers = ModelLoader.summary(of: model)?.layers.filter { $0.storage != nil } ?? []
-        return .object([
-            ("method", .string(config.compression.method)),
-            ("density", .number(double: density, integer: nil)),
-            ("layers", .array(layers.map { l in
-                .object([
-                    ("name", .string(l.name)), ("storage", .string(l.storage ?? "")),
-                    ("parameters", .number(double: Double(l.parameterCount), integer: Int64(l.parameterCount))),
-                    ("bytes", .number(double: Double(l.byteCount), integer: Int64(l.byteCount))),
-                    ("density", .number(double: l.density ?? 1, integer: nil)),
-                    ("relative_error", .number(double: l.relativeError ?? 0, integer: nil)),
-                ])
-            })),
-        ])
+        func int(_ v: Int) -> JSON { .number(double: Double(v), integer: Int64(v)) }
+        func number(_ v: Double) -> JSON { .number(double: v, integer: nil) }
+        let summary = ModelLoader.summary(of: model)
+        let layers = summary?.layers.filter { $0.storage != nil } ?? []
+        var pairs: [(String, JSON)] = [
+            ("method", .string(compressionMethod)),
+            ("source", .string(summary?.artifact == nil ? "config" : "artifact")),
+            ("density", number(density)),
+        ]
+        if let artifact = summary?.artifact {
+            pairs.append(("artifact", .object([
+                ("format_version", int(artifact.formatVersion)), ("tool_version", .string(artifact.toolVersion)),
+                ("source_model", .string(artifact.sourceModel)), ("source_fingerprint", .string(artifact.sourceFingerprint)),
+                ("compression", (try? JSON.parse(artifact.compression)) ?? .string(artifact.compression)),
+            ])))
+        }
+        if let totals = summary?.compressionTotals {
+            pairs += [("dense_bytes", int(totals.denseBytes)), ("stored_bytes", int(totals.storedBytes)), ("compression_ratio", number(totals.ratio))]
+        }
+        pairs.append(("layers", .array(layers.map { l in
+            var entry: [(String, JSON)] = [
+                ("name", .string(l.name)), ("shape", .array([int(l.outputFeatures), int(l.inputFeatures)])), ("storage", .string(l.storage ?? "")),
+            ]
+            if let f = l.compression {
+                entry += [
+                    ("method", .string(f.method)),
+                    ("parameters", .object(f.parameters.keys.sorted().map { key in
+                        switch f.parameters[key]! {
+                        case .int(let v): return (key, int(v))
+                        case .double(let v): return (key, number(v))
+                        case .string(let v): return (key, .string(v))
+                        case .bool(let v): return (key, .bool(v))
+                        }
+                    })),
+                    ("pinned", .bool(f.pinned)),
+                    ("stored_parameters", int(f.storedParameters)), ("bytes", int(f.storedBytes)), ("dense_bytes", int(f.denseBytes)),
+                    ("memory_bytes", int(l.byteCount)), ("density", number(f.density)), ("relative_error", number(f.relativeError)),
+                    ("mask_check", f.maskCheck.map { .string($0) } ?? .null),
+                    ("timing", f.timing.map { t in
+                        .object([("compressed_us", number(t.compressedMicroseconds)), ("dense_us", number(t.denseMicroseconds)),
+                                 ("runs", .string(t.runsDense ? "dense" : "compressed"))])
+                    } ?? .null),
+                ]
+            } else {
+                entry += [("stored_parameters", int(l.parameterCount)), ("bytes", int(l.byteCount)), ("density", number(l.density ?? 1)),
+                          ("relative_error", number(l.relativeError ?? 0))]
+            }
+            return .object(entry)
+        })))
+        return .object(pairs)
+    }
+
+    /// The v2 metadata `parameters`: scalar compression facts (totals) and the per-layer report as
+    /// a JSON string (Open Inference Protocol parameters hold strings, numbers and booleans).
+    public func metadataParametersJSON() -> JSON {
+        func number(_ v: Double) -> JSON { .number(double: v, integer: nil) }
+        let summary = ModelLoader.summary(of: model)
+        var pairs: [(String, JSON)] = [
+            ("compression", .string(compressionMethod)),
+            ("compression_source", .string(summary?.artifact == nil ? "config" : "artifact")),
+            ("density", number(density)),
+        ]
+        if let totals = summary?.compressionTotals {
+            pairs += [("dense_bytes", .number(double: Double(totals.denseBytes), integer: Int64(totals.denseBytes))),
+                      ("stored_bytes", .number(double: Double(totals.storedBytes), integer: Int64(totals.storedBytes))),
+                      ("compression_ratio", number(totals.ratio))]
+        }
+        pairs.append(("compression_report", .string(String(decoding: JSONWriter.encode(compressionJSON()), as: UTF8.self))))
+        return .object(pairs)
     }
 
     /// Platform string reported in model metadata, e.g. `sparseserve_mlp`.
@@ -68,6 +131,7 @@ public final class Endpoint: @unchecked Sendable {
             ("platform", .string(platform)),
             ("inputs", tensors(model.inputs)),
             ("outputs", tensors(model.outputs)),
+            ("parameters", metadataParametersJSON()),
             ("compression", compressionJSON()),
         ])
     }
@@ -90,7 +154,7 @@ public final class Endpoint: @unchecked Sendable {
             ("max_batch_size", int(maxBatch)),
             ("input", tensors(model.inputs)), ("output", tensors(model.outputs)),
             ("parameters", .object([
-                ("compression", .object([("string_value", .string(config.compression.method))])),
+                ("compression", .object([("string_value", .string(compressionMethod))])),
                 ("compression_report", .object([("string_value", .string(String(decoding: JSONWriter.encode(compressionJSON()), as: UTF8.self)))])),
             ])),
         ]

@@ -149,7 +149,7 @@ public final class ModelRepository: @unchecked Sendable {
             publishMetrics(endpoint, replacing: previous)
             logger.info(previous == nil ? "loaded endpoint" : "reloaded endpoint", metadata: [
                 "endpoint": "\(config.name)", "architecture": "\(endpoint.model.architecture)",
-                "compression": "\(config.compression.method)", "path": "\(config.modelPath)",
+                "compression": "\(endpoint.compressionMethod)", "path": "\(config.modelPath)",
                 "ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
             ])
         } catch {
@@ -167,6 +167,9 @@ public final class ModelRepository: @unchecked Sendable {
 
     /// Loads the model, runs one warm-up inference and attaches a batcher when configured.
     private func build(_ config: EndpointConfig) throws -> Endpoint {
+        if config.compression.isSpecified && ModelLoader.isArtifact(directory: config.modelPath) {
+            throw InvalidInputError("the model is a compressed artifact (made by sparse-serve compress) and keeps the compression it was made with; remove the endpoint's 'compression' block")
+        }
         let model = try ModelLoader.load(directory: config.modelPath, compression: config.compression.plan)
         if config.compression.plan != .dense && ModelLoader.summary(of: model)?.layers.contains(where: { $0.storage != nil }) != true {
             throw InvalidInputError("compression '\(config.compression.method)' needs a model with linear layers; '\(model.architecture)' has none")
@@ -189,9 +192,9 @@ public final class ModelRepository: @unchecked Sendable {
 
     private func publishMetrics(_ e: Endpoint, replacing previous: Endpoint?) {
         if let previous {
-            metrics.modelInfo.remove(previous.name, previous.version, previous.model.architecture, previous.config.compression.method)
+            metrics.modelInfo.remove(previous.name, previous.version, previous.model.architecture, previous.compressionMethod)
         }
-        metrics.modelInfo.set(1, e.name, e.version, e.model.architecture, e.config.compression.method)
+        metrics.modelInfo.set(1, e.name, e.version, e.model.architecture, e.compressionMethod)
         metrics.modelLoaded.set(1, e.name)
         // Series exist from the start at 0, so rate()/increase() see the first requests.
         for outcome in ["success", "failure"] { metrics.inferenceRequests.add(0, e.name, outcome) }

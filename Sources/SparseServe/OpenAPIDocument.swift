@@ -594,23 +594,66 @@ components:
         platform: {type: string}
         inputs: {type: array, items: {$ref: "#/components/schemas/TensorMetadata"}}
         outputs: {type: array, items: {$ref: "#/components/schemas/TensorMetadata"}}
+        parameters:
+          description: >
+            Compression facts as Open Inference Protocol parameters (scalars): the method, where it
+            came from (the endpoint's config, or a compressed artifact), the density, the linear
+            layers' dense and stored bytes and their ratio, and `compression_report`, the
+            `compression` object below as a JSON string.
+          type: object
+          properties:
+            compression: {type: string}
+            compression_source: {type: string, enum: [config, artifact]}
+            density: {type: number}
+            dense_bytes: {type: integer}
+            stored_bytes: {type: integer}
+            compression_ratio: {type: number}
+            compression_report: {type: string}
+          additionalProperties: {type: [string, number, boolean]}
         compression:
           description: How the linear layers are stored, and what it costs (SparseServe extension).
           type: object
           properties:
             method: {type: string}
+            source: {type: string, enum: [config, artifact]}
             density: {type: number}
+            dense_bytes: {type: integer, description: "FP32 bytes of the linear layers' weights and biases"}
+            stored_bytes: {type: integer, description: "bytes of their stored (compressed) forms"}
+            compression_ratio: {type: number, description: "dense_bytes / stored_bytes"}
+            artifact:
+              description: Present when the model is a compressed artifact (`sparse-serve compress`).
+              type: object
+              properties:
+                format_version: {type: integer}
+                tool_version: {type: string}
+                source_model: {type: string}
+                source_fingerprint: {type: string}
+                compression: {type: object}
             layers:
               type: array
               items:
                 type: object
                 properties:
                   name: {type: string}
-                  storage: {type: string}
-                  parameters: {type: integer}
-                  bytes: {type: integer}
+                  shape: {type: array, items: {type: integer}, description: "[out, in]"}
+                  storage: {type: string, description: "the operator that runs"}
+                  method: {type: string, enum: [dense, nm, csr, blast, l1inf]}
+                  parameters: {type: object, description: "the method's parameters (n, m, mask; density; blocks, rank; groups, radiusRatio)"}
+                  pinned: {type: boolean}
+                  stored_parameters: {type: integer}
+                  bytes: {type: integer, description: "bytes of the stored form (index metadata and bias included)"}
+                  dense_bytes: {type: integer}
+                  memory_bytes: {type: integer, description: "bytes the running operator holds (kernel padding included)"}
                   density: {type: number}
                   relative_error: {type: number}
+                  mask_check: {type: [string, "null"], description: "N:M: what the index stream was checked to hold"}
+                  timing:
+                    description: The load-time timing against the dense form of the same weights (null when pinned or not timed).
+                    type: [object, "null"]
+                    properties:
+                      compressed_us: {type: number}
+                      dense_us: {type: number}
+                      runs: {type: string, enum: [compressed, dense]}
     TensorData:
       type: array
       description: >

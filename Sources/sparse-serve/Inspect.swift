@@ -3,13 +3,15 @@ import Foundation
 import SparseModels
 import SparseServe
 
-/// `sparse-serve inspect DIR [--compression JSON]`: loads a model folder (optionally compressed as
-/// an endpoint would be) and prints every layer's operator, size, density and relative error.
+/// `sparse-serve inspect PATH [--compression JSON]`: loads a model folder (optionally compressed as
+/// an endpoint would be) or a compressed artifact and prints every layer's method, size, density
+/// and relative error. For an artifact the facts come from its metadata, are checked against its
+/// tensors, and the errors are re-measured against the source model when it is still there.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print a model's layers: shapes, storage, parameters, bytes, density, relative error.")
+        abstract: "Print a model's or an artifact's layers: shapes, method, parameters, bytes, density, relative error.")
 
-    @Argument(help: "Model folder (model.json + model.safetensors).")
+    @Argument(help: "Model folder (model.json + model.safetensors) or compressed artifact folder.")
     var path: String
 
     @Option(help: #"Compression to apply first, as in an endpoint config, e.g. '{"method": "nm", "n": 2, "m": 4}'."#)
@@ -22,28 +24,65 @@ struct Inspect: ParsableCommand {
         } catch {
             throw ExitMessage("\(error)")
         }
-        let model: any InferenceModel
+        let model: any InferenceModel, layers: LinearLayerBuilder?
         do {
-            model = try ModelLoader.load(directory: path, compression: plan)
+            (model, layers) = try ModelLoader.open(directory: path, compression: plan, timeLayers: false)
         } catch {
             throw ExitMessage("\(error)")
         }
         print("\(path): architecture \(model.architecture)")
+        if let artifact = layers?.artifact {
+            let p = artifact.provenance
+            print("  compressed artifact, format version \(p.formatVersion), written by sparse-serve \(p.toolVersion)")
+            print("  source model \(p.sourceModel) (\(p.sourceFingerprint))")
+            print("  compression \(p.compression)")
+        }
         for spec in model.inputs { print("  input  \(spec.name) \(spec.datatype.rawValue) \(spec.shape)") }
         for spec in model.outputs { print("  output \(spec.name) \(spec.datatype.rawValue) \(spec.shape)") }
-        guard let summary = ModelLoader.summary(of: model) else { return }
-        func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
-            let gap = String(repeating: " ", count: max(0, width - text.count))
-            return right ? gap + text : text + gap
+        if let layers, layers.artifact != nil {
+            switch CompressedArtifact.verifyErrors(of: layers) {
+            case .success(let rows):
+                let bad = rows.filter { abs($0.recorded - $0.measured) > 1e-5 * max(1, $0.measured) }
+                print("relative errors re-measured against the source model: \(rows.count - bad.count) of \(rows.count) agree with the metadata"
+                      + (rows.count < layers.built.count ? " (compacted layers are not re-measured)" : ""))
+                if let first = bad.first {
+                    throw ExitMessage("\(path): layer '\(first.layer)': metadata says relative error \(first.recorded), the tensors give \(first.measured) against the source model")
+                }
+            case .failure(let reason):
+                print("relative errors as recorded (not re-measured: \(reason))")
+            }
         }
-        print(pad("layer", 14) + pad("type", 9) + pad("shape", 10) + pad("storage", 10)
-              + pad("params", 10, right: true) + pad("bytes", 11, right: true) + pad("density", 9, right: true) + pad("rel.err", 9, right: true))
-        for l in summary.layers {
-            print(pad(l.name, 14) + pad(l.type, 9) + pad("\(l.outputFeatures)x\(l.inputFeatures)", 10) + pad(l.storage ?? "-", 10)
-                  + pad("\(l.parameterCount)", 10, right: true) + pad("\(l.byteCount)", 11, right: true)
-                  + pad(l.density.map { String(format: "%.3f", $0) } ?? "-", 9, right: true)
-                  + pad(l.relativeError.map { String(format: "%.4f", $0) } ?? "-", 9, right: true))
-        }
-        print(String(format: "total: %d parameters, %d bytes, density %.3f", summary.parameterCount, summary.byteCount, summary.density))
+        printSummary(ModelLoader.summary(of: model), model: model)
     }
+}
+
+/// Prints the layer table, N:M mask checks, the linear layers' dense vs stored bytes, and a last
+/// line `total: N parameters, B bytes, density D`.
+func printSummary(_ summary: ModelSummary?, model: any InferenceModel) {
+    guard let summary else { return }
+    func pad(_ text: String, _ width: Int, right: Bool = false) -> String {
+        let gap = String(repeating: " ", count: max(0, width - text.count))
+        return right ? gap + text : text + gap
+    }
+    let nameWidth = max(14, (summary.layers.map(\.name.count).max() ?? 0) + 2)
+    print(pad("layer", nameWidth) + pad("type", 11) + pad("shape", 11) + pad("method", 7) + pad("stored", 10, right: true)
+          + pad("bytes", 11, right: true) + pad("density", 9, right: true) + pad("rel.err", 9, right: true) + "  settings; runs as")
+    for l in summary.layers {
+        let facts = l.compression
+        let settings = facts.map { f in
+            (f.parameters.keys.sorted().map { "\($0)=\(f.parameters[$0]!)" } + (f.pinned ? ["pinned"] : [])).joined(separator: " ")
+        } ?? ""
+        let runs = l.storage.map { settings.isEmpty ? $0 : "\(settings); \($0)" } ?? "-"
+        print(pad(l.name, nameWidth) + pad(l.type, 11) + pad("\(l.outputFeatures)x\(l.inputFeatures)", 11) + pad(facts?.method ?? "-", 7)
+              + pad("\(facts?.storedParameters ?? l.parameterCount)", 10, right: true) + pad("\(facts?.storedBytes ?? l.byteCount)", 11, right: true)
+              + pad((facts?.density ?? l.density).map { String(format: "%.3f", $0) } ?? "-", 9, right: true)
+              + pad(l.relativeError.map { String(format: "%.4f", $0) } ?? "-", 9, right: true) + "  " + runs)
+    }
+    for l in summary.layers {
+        if let check = l.compression?.maskCheck { print("mask check \(l.name): \(check)") }
+    }
+    if let totals = summary.compressionTotals {
+        print("linear layers: \(totals.denseBytes) bytes dense, \(totals.storedBytes) bytes stored, compression ratio \(String(format: "%.2f", totals.ratio))x")
+    }
+    print(String(format: "total: %d parameters, %d bytes, density %.3f", summary.parameterCount, summary.byteCount, summary.density))
 }

@@ -9,7 +9,7 @@ struct SparseServeCommand: ParsableCommand {
         commandName: "sparse-serve",
         abstract: "Serve compressed neural networks over the Open Inference Protocol (v2).",
         version: InferenceService.version,
-        subcommands: [Serve.self, Probe.self, Inspect.self],
+        subcommands: [Serve.self, Probe.self, Inspect.self, Compress.self],
         defaultSubcommand: Serve.self
     )
 }
