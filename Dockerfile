@@ -32,6 +32,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /out/sparse-serve /usr/local/bin/sparse-serve
 COPY models/digits-mlp /app/models/digits-mlp
+COPY models/timeseries/model.json models/timeseries/model.safetensors /app/models/timeseries/
 COPY Deploy/config.json /app/Deploy/config.json
 # Mount another config or model folder over these paths (or set SPARSESERVE_CONFIG) to serve your own.
 ENV SPARSESERVE_CONFIG=/app/Deploy/config.json \

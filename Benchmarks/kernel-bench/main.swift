@@ -7,6 +7,7 @@ import SparseKernels
 // Benchmarks/scripts/kernel_bench.py, which adds numpy/OpenBLAS timings from the same run.
 //
 //   swift run -c release kernel-bench [--json] [--quick] [--shapes 384x1536,...] [--rows 1,128]
+//   swift run -c release kernel-bench --conv [--quick]   # conv1d: banded operator vs im2col + GEMM (ConvBench.swift)
 
 struct Row: Codable {
     var op: String
@@ -81,6 +82,10 @@ func blastRank(k: Int, n: Int, blocks: Int, fraction: Double) -> Int {
 }
 
 let pools = [1: KernelPool(threads: 1), 2: KernelPool(threads: 2)]
+if arguments.contains("--conv") {
+    try runConvBench()
+    exit(0)
+}
 var rows: [Row] = []
 let loadBefore = loadAverage()
 

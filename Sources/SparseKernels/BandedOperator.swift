@@ -66,24 +66,54 @@ public final class BandedOperator: LinearOperator, @unchecked Sendable {
     public static func conv1d(weight: [Float], bias: [Float]?, inChannels: Int, outChannels: Int, kernelSize: Int,
                               inputLength: Int, stride: Int = 1, padding: (left: Int, right: Int) = (0, 0),
                               dilation: Int = 1) throws -> BandedOperator {
-        guard inChannels > 0, outChannels > 0, kernelSize > 0, stride > 0, dilation > 0, padding.left >= 0, padding.right >= 0,
+        guard inChannels > 0, outChannels > 0, kernelSize > 0,
               weight.count == outChannels * inChannels * kernelSize, bias.map({ $0.count == outChannels }) ?? true else {
             throw ShapeError(description: "conv1d: weight/bias sizes or geometry are invalid")
         }
-        let span = dilation * (kernelSize - 1) + 1
+        let w = windowWeights(weight, inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize)
+        let inner = DenseWeights(weights: w, outputFeatures: outChannels, inputFeatures: kernelSize * inChannels, bias: bias)
+        return try conv1d(inner: inner, inChannels: inChannels, kernelSize: kernelSize, inputLength: inputLength,
+                          stride: stride, padding: padding, dilation: dilation)
+    }
+
+    /// A Conv1d whose window weights (`outChannels × kernelSize·inChannels`, the layout of
+    /// `windowWeights`, with the bias) are already an operator — dense, N:M, CSR, ….
+    public static func conv1d(inner: any LinearOperator, inChannels: Int, kernelSize: Int, inputLength: Int,
+                              stride: Int = 1, padding: (left: Int, right: Int) = (0, 0), dilation: Int = 1) throws -> BandedOperator {
+        guard inChannels > 0, kernelSize > 0, stride > 0, dilation > 0, padding.left >= 0, padding.right >= 0, inputLength > 0 else {
+            throw ShapeError(description: "conv1d: geometry is invalid (channels \(inChannels), kernel \(kernelSize), length \(inputLength), stride \(stride), dilation \(dilation), padding \(padding))")
+        }
         let padded = inputLength + padding.left + padding.right
-        guard padded >= span else { throw ShapeError(description: "conv1d: input of \(inputLength) steps is shorter than the kernel span \(span)") }
-        let outputLength = (padded - span) / stride + 1
-        var w = [Float](repeating: 0, count: outChannels * kernelSize * inChannels)
+        let covered = span(kernelSize: kernelSize, dilation: dilation)
+        guard padded >= covered else {
+            throw ShapeError(description: "conv1d: the kernel spans \(covered) steps but the padded input has \(padded)")
+        }
+        let outputLength = (padded - covered) / stride + 1
+        return try BandedOperator(inner: inner, inputFeatures: inputLength * inChannels, blocks: outputLength,
+                                  blockStep: stride * inChannels, firstColumn: -padding.left * inChannels,
+                                  taps: kernelSize, tapStride: dilation * inChannels, tapWidth: inChannels)
+    }
+
+    /// PyTorch's Conv1d weight `[out][in][k]` reordered to the window layout `[out][k·in + c]`.
+    public static func windowWeights(_ weight: [Float], inChannels: Int, outChannels: Int, kernelSize: Int) -> [Float] {
+        precondition(weight.count == outChannels * inChannels * kernelSize, "windowWeights: \(weight.count) values")
+        var w = [Float](repeating: 0, count: weight.count)
         for o in 0..<outChannels {
             for c in 0..<inChannels {
                 for k in 0..<kernelSize { w[o * kernelSize * inChannels + k * inChannels + c] = weight[(o * inChannels + c) * kernelSize + k] }
             }
         }
-        let inner = DenseWeights(weights: w, outputFeatures: outChannels, inputFeatures: kernelSize * inChannels, bias: bias)
-        return try BandedOperator(inner: inner, inputFeatures: inputLength * inChannels, blocks: outputLength,
-                                  blockStep: stride * inChannels, firstColumn: -padding.left * inChannels,
-                                  taps: kernelSize, tapStride: dilation * inChannels, tapWidth: inChannels)
+        return w
+    }
+
+    /// Time steps one output of a kernel covers: dilation·(kernelSize − 1) + 1.
+    public static func span(kernelSize: Int, dilation: Int) -> Int { dilation * (kernelSize - 1) + 1 }
+
+    /// Output steps of a convolution (0 when the kernel does not fit the padded input).
+    public static func outputLength(inputLength: Int, kernelSize: Int, stride: Int, padding: (left: Int, right: Int),
+                                    dilation: Int) -> Int {
+        let padded = inputLength + padding.left + padding.right, covered = span(kernelSize: kernelSize, dilation: dilation)
+        return padded < covered ? 0 : (padded - covered) / stride + 1
     }
 
     /// Left and right padding (time steps) of a "same"-length stride-1 convolution and of a causal one.

@@ -81,6 +81,8 @@ public final class MLPModel: InferenceModel {
                 steps.append(.softmax)
                 layerSummaries.append(.init(name: layerName, type: layer.type, inputFeatures: features, outputFeatures: features,
                                             activation: nil, parameterCount: 0, byteCount: 0))
+            case .conv1d, .recurrence, .pool, .flatten:
+                throw fail("layer '\(layerName)' of type '\(layer.type)' needs the 'sequential' architecture (an mlp has linear, activation and softmax layers)")
             }
         }
         guard !linear.isEmpty else { throw fail("an mlp model needs at least one linear layer") }
@@ -141,10 +143,7 @@ public final class MLPModel: InferenceModel {
 
     public func infer(_ inputs: [String: Tensor]) throws -> [String: Tensor] {
         let spec = self.inputs[0]
-        guard let tensor = inputs[spec.name] else { throw InvalidInputError("missing input '\(spec.name)'") }
-        guard case .fp32(let values) = tensor.storage else {
-            throw InvalidInputError("input '\(spec.name)' must be FP32, got \(tensor.datatype.rawValue)")
-        }
+        let (tensor, values) = try Self.fp32Input(inputs, spec)
         guard tensor.shape.count == 2, tensor.shape[1] == inputFeatures else {
             throw InvalidInputError("input '\(spec.name)' must have shape [batch, \(inputFeatures)], got \(tensor.shape)")
         }
@@ -159,6 +158,15 @@ public final class MLPModel: InferenceModel {
             }
         }
         return out
+    }
+
+    /// The FP32 input `spec` names, and its values.
+    static func fp32Input(_ inputs: [String: Tensor], _ spec: TensorSpec) throws -> (Tensor, [Float]) {
+        guard let tensor = inputs[spec.name] else { throw InvalidInputError("missing input '\(spec.name)'") }
+        guard case .fp32(let values) = tensor.storage else {
+            throw InvalidInputError("input '\(spec.name)' must be FP32, got \(tensor.datatype.rawValue)")
+        }
+        return (tensor, values)
     }
 
     /// Index of the largest value of each row (the first one on ties; NaN never wins).

@@ -6,7 +6,7 @@ public enum ModelLoader {
     public static let manifestFileName = "model.json"
     public static let weightsFileName = "model.safetensors"
     /// Architectures `load(directory:)` can build.
-    public static let knownArchitectures = ["mlp", "identity", "bert-encoder"]
+    public static let knownArchitectures = ["mlp", "sequential", "identity", "bert-encoder"]
 
     /// Loads the model in `directory`, choosing the implementation by the manifest's architecture.
     /// A compressed artifact (manifest marked `"compressed"`) loads its packed layers as stored;
@@ -50,6 +50,13 @@ public enum ModelLoader {
             let model = try MLPModel(manifest: manifest, layers: layers, manifestFile: manifestPath)
             try layers.finish()
             return (model, layers)
+        case "sequential":
+            guard manifest.compressed == nil else {
+                throw ModelLoadError(file: manifestPath, "compressed artifacts of sequential models are not supported; compress at load with the endpoint's compression block")
+            }
+            let weights = try SafeTensors(contentsOf: path(directory, weightsFileName))
+            let model = try SequentialModel(manifest: manifest, weights: weights, manifestFile: manifestPath, compression: compression)
+            return (model, nil)
         case "identity":
             do {
                 return (try IdentityModel(inputs: manifest.inputs, outputs: manifest.outputs), nil)

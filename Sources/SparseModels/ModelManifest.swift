@@ -130,9 +130,18 @@ public enum LayerSpec: Sendable, Equatable, Codable {
     case activation(ActivationLayerSpec)
     /// `{"type": "softmax", "name"?}`: softmax over the features of each row.
     case softmax(SoftmaxLayerSpec)
+    /// `{"type": "conv1d", …}`: a 1-D convolution over time (`sequential` models).
+    case conv1d(Conv1dLayerSpec)
+    /// `{"type": "recurrence", …}`: a linear recurrence over time (`sequential` models).
+    case recurrence(RecurrenceLayerSpec)
+    /// `{"type": "maxpool1d" | "avgpool1d" | "globalmaxpool1d" | "globalavgpool1d", …}` (`sequential` models).
+    case pool(PoolLayerSpec)
+    /// `{"type": "flatten", "name"?}` (`sequential` models).
+    case flatten(FlattenLayerSpec)
 
     /// The layer types this build understands.
-    public static let knownTypes = ["linear", "activation", "softmax"]
+    public static let knownTypes = ["linear", "activation", "softmax", "conv1d", "recurrence", "maxpool1d", "avgpool1d",
+                                    "globalmaxpool1d", "globalavgpool1d", "flatten"]
 
     enum TypeKey: String, CodingKey { case type }
 
@@ -143,6 +152,10 @@ public enum LayerSpec: Sendable, Equatable, Codable {
         case "linear": self = .linear(try LinearLayerSpec(from: decoder))
         case "activation": self = .activation(try ActivationLayerSpec(from: decoder))
         case "softmax": self = .softmax(try SoftmaxLayerSpec(from: decoder))
+        case "conv1d": self = .conv1d(try Conv1dLayerSpec(from: decoder))
+        case "recurrence": self = .recurrence(try RecurrenceLayerSpec(from: decoder))
+        case "maxpool1d", "avgpool1d", "globalmaxpool1d", "globalavgpool1d": self = .pool(try PoolLayerSpec(from: decoder))
+        case "flatten": self = .flatten(try FlattenLayerSpec(from: decoder))
         default:
             throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription:
                 "unknown layer type '\(type)' (known: \(Self.knownTypes.joined(separator: ", ")))")
@@ -156,6 +169,10 @@ public enum LayerSpec: Sendable, Equatable, Codable {
         case .linear(let spec): try spec.encode(to: encoder)
         case .activation(let spec): try spec.encode(to: encoder)
         case .softmax(let spec): try spec.encode(to: encoder)
+        case .conv1d(let spec): try spec.encode(to: encoder)
+        case .recurrence(let spec): try spec.encode(to: encoder)
+        case .pool(let spec): try spec.encode(to: encoder)
+        case .flatten(let spec): try spec.encode(to: encoder)
         }
     }
 
@@ -165,6 +182,10 @@ public enum LayerSpec: Sendable, Equatable, Codable {
         case .linear: return "linear"
         case .activation: return "activation"
         case .softmax: return "softmax"
+        case .conv1d: return "conv1d"
+        case .recurrence: return "recurrence"
+        case .pool(let spec): return spec.type
+        case .flatten: return "flatten"
         }
     }
 
@@ -174,6 +195,10 @@ public enum LayerSpec: Sendable, Equatable, Codable {
         case .linear(let spec): return spec.name
         case .activation(let spec): return spec.name
         case .softmax(let spec): return spec.name
+        case .conv1d(let spec): return spec.name
+        case .recurrence(let spec): return spec.name
+        case .pool(let spec): return spec.name
+        case .flatten(let spec): return spec.name
         }
     }
 }

@@ -74,11 +74,24 @@ public struct TensorSpec: Sendable, Equatable, Codable {
     public var name: String
     public var datatype: DataType
     public var shape: [Int]
+    /// Other shapes the model takes for this input, batch first, each holding the same elements as
+    /// `shape` (e.g. `[-1, 150]` for `[-1, 1, 150]`); requests in them are reshaped to `shape`.
+    /// Only for inputs whose declared shape is fixed past the batch dimension.
+    public var alternativeShapes: [[Int]]
 
-    public init(name: String, datatype: DataType, shape: [Int]) {
+    public init(name: String, datatype: DataType, shape: [Int], alternativeShapes: [[Int]] = []) {
         self.name = name
         self.datatype = datatype
         self.shape = shape
+        self.alternativeShapes = alternativeShapes
+    }
+
+    enum CodingKeys: String, CodingKey { case name, datatype, shape }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), datatype: try c.decode(DataType.self, forKey: .datatype),
+                  shape: try c.decode([Int].self, forKey: .shape))
     }
 }
 

@@ -112,8 +112,7 @@ public enum InferenceCodec {
             guard dtype == spec.datatype else {
                 throw ProtocolError(400, "input '\(name)': datatype \(dtypeName) does not match the model's \(spec.datatype.rawValue)")
             }
-            let shape = try decodeShape(item["shape"], input: name)
-            try check(shape: shape, against: spec)
+            let shape = try check(shape: try decodeShape(item["shape"], input: name), against: spec)
             let count = try elementCount(shape, input: name)
             if let p = item["parameters"], p.objectValue == nil {
                 throw ProtocolError(400, "input '\(name)': 'parameters' must be an object")
@@ -272,16 +271,25 @@ public enum InferenceCodec {
         }
     }
 
-    static func check(shape: [Int], against spec: TensorSpec) throws {
+    /// Checks a request's shape against the declared one and returns it, or the declared shape
+    /// with this batch size when it matches one of the spec's alternative shapes.
+    @discardableResult
+    static func check(shape: [Int], against spec: TensorSpec) throws -> [Int] {
+        func fits(_ want: [Int]) -> Bool { want.count == shape.count && zip(shape, want).allSatisfy { $1 < 0 || $0 == $1 } }
+        if !fits(spec.shape), let first = shape.first, spec.alternativeShapes.contains(where: fits) {
+            return try check(shape: [first] + spec.shape.dropFirst(), against: spec)
+        }
+        let also = spec.alternativeShapes.map { " or \($0)" }.joined()
         guard shape.count == spec.shape.count else {
-            throw ProtocolError(400, "input '\(spec.name)': shape \(shape) has \(shape.count) dimensions, the model expects \(spec.shape.count) (\(spec.shape))")
+            throw ProtocolError(400, "input '\(spec.name)': shape \(shape) has \(shape.count) dimensions, the model expects \(spec.shape.count) (\(spec.shape))\(also)")
         }
         for (i, (got, want)) in zip(shape, spec.shape).enumerated() where want >= 0 && got != want {
-            throw ProtocolError(400, "input '\(spec.name)': shape \(shape) does not match the model's \(spec.shape) at dimension \(i)")
+            throw ProtocolError(400, "input '\(spec.name)': shape \(shape) does not match the model's \(spec.shape)\(also) at dimension \(i)")
         }
         if let first = shape.first, first == 0 {
             throw ProtocolError(400, "input '\(spec.name)': batch dimension must be at least 1")
         }
+        return shape
     }
 
     static func elementCount(_ shape: [Int], input: String) throws -> Int {

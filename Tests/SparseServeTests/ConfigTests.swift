@@ -129,9 +129,13 @@ final class ConfigTests: XCTestCase {
             dir.deleteLastPathComponent()
         }
         let c = try ServiceConfig.load(path: dir.appendingPathComponent("Deploy/config.json").path)
-        XCTAssertEqual(c.endpoints.map(\.name), ["digits", "minilm"])
-        XCTAssertTrue(FileManager.default.fileExists(atPath: c.endpoints[0].modelPath + "/model.json"))
-        XCTAssertFalse(c.endpoints[0].optional)
-        XCTAssertTrue(c.endpoints[1].optional, "MiniLM weights are fetched, not committed: the endpoint must be optional")
+        XCTAssertEqual(c.endpoints.map(\.name), ["digits", "timeseries", "minilm", "minilm-2of4", "minilm-pwl"])
+        for endpoint in c.endpoints.prefix(2) {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: endpoint.modelPath + "/model.json"), endpoint.name)
+            XCTAssertFalse(endpoint.optional, endpoint.name)
+        }
+        for endpoint in c.endpoints.dropFirst(2) {
+            XCTAssertTrue(endpoint.optional, "MiniLM weights are fetched, not committed: \(endpoint.name) must be optional")
+        }
     }
 }

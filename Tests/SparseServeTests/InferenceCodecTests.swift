@@ -52,6 +52,25 @@ final class InferenceCodecTests: XCTestCase {
         assertRejected("", "empty")
     }
 
+    /// An input with an alternative shape: requests in it are reshaped to the declared shape;
+    /// anything else is rejected naming both.
+    func testAlternativeInputShapes() throws {
+        let spec = [TensorSpec(name: "x", datatype: .fp32, shape: [-1, 1, 3], alternativeShapes: [[-1, 3]])]
+        let two = try InferenceCodec.decodeRequest(Array(#"{"inputs": [{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}]}"#.utf8),
+                                                   inputs: spec, outputs: outputs)
+        let three = try InferenceCodec.decodeRequest(Array(#"{"inputs": [{"name": "x", "shape": [2, 1, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}]}"#.utf8),
+                                                     inputs: spec, outputs: outputs)
+        XCTAssertEqual(two.inputs["x"], Tensor(shape: [2, 1, 3], storage: .fp32([1, 2, 3, 4, 5, 6])))
+        XCTAssertEqual(two.inputs, three.inputs)
+        for (shape, fragment) in [("[2, 2, 3]", "[-1, 1, 3] or [-1, 3] at dimension 1"), ("[2, 4]", "the model expects 3 ([-1, 1, 3]) or [-1, 3]"),
+                                  ("[0, 3]", "batch dimension must be at least 1")] {
+            XCTAssertThrowsError(try InferenceCodec.decodeRequest(Array(#"{"inputs": [{"name": "x", "shape": \#(shape), "datatype": "FP32", "data": []}]}"#.utf8),
+                                                                  inputs: spec, outputs: outputs)) { e in
+                XCTAssertTrue("\((e as? ProtocolError)?.message ?? "")".contains(fragment), "\(e)")
+            }
+        }
+    }
+
     func binaryBody(_ json: String, _ blob: [UInt8]) -> ([UInt8], Int) {
         let header = Array(json.utf8)
         return (header + blob, header.count)

@@ -49,14 +49,19 @@ def test_release_binary_needs_only_the_runtime_stage_libraries():
 
 
 def test_binary_starts_with_the_baked_in_config_layout(tmp_path):
-    # Reproduce the image layout: /app/Deploy/config.json with ../models/digits-mlp beside it.
+    # Reproduce the image layout: /app/Deploy/config.json with ../models/digits-mlp and the
+    # time-series model's manifest and weights beside it.
     app = tmp_path / "app"
     (app / "Deploy").mkdir(parents=True)
     shutil.copytree(ROOT / "models" / "digits-mlp", app / "models" / "digits-mlp")
+    (app / "models" / "timeseries").mkdir()
+    for name in ["model.json", "model.safetensors"]:
+        shutil.copy(ROOT / "models" / "timeseries" / name, app / "models" / "timeseries" / name)
     shutil.copy(DEPLOY / "config.json", app / "Deploy" / "config.json")
     s = ServerProcess(app / "Deploy" / "config.json")
     try:
         assert requests.get(f"http://{s.authority}/v2/health/ready", timeout=5).status_code == 200
+        assert requests.get(f"http://{s.authority}/v2/models/timeseries/ready", timeout=5).status_code == 200
         probe = subprocess.run([BINARY, "probe", "--url", f"http://127.0.0.1:{s.port}/v2/health/live"],
                                capture_output=True, text=True, timeout=10)
         assert probe.returncode == 0, probe.stdout + probe.stderr
