@@ -22,9 +22,12 @@
 /// Execution: the band's indices are implicit. When the taps are contiguous (`tapStride ==
 /// tapWidth`), every window that lies inside the input is a row of a virtual matrix whose row
 /// stride is `blockStep` (rows overlap), so all interior windows of an input row run as one GEMM
-/// on `inner` without copying (im2col-free); windows that touch the padding, and all windows of a
-/// dilated operator, are first copied into a zero-padded buffer. The work equals direct
-/// convolution's: `blocks · inner.flopsPerRow` per input row.
+/// on `inner` without copying (im2col-free). A dilated stride-1 convolution (taps d·tapWidth
+/// apart, `blockStep == tapWidth`) first splits the input row into its d phases (steps ≡ φ mod d,
+/// one copy of the input, not of every window); in a phase an interior window is contiguous, so
+/// the windows of each phase run as one GEMM with output stride d blocks. Windows that touch the
+/// padding, and the interior of other dilated bands, are copied into a zero-padded buffer. The
+/// work equals direct convolution's: `blocks · inner.flopsPerRow` per input row.
 public final class BandedOperator: LinearOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let blocks: Int
@@ -133,12 +136,18 @@ public final class BandedOperator: LinearOperator, @unchecked Sendable {
 
     private var window: Int { taps * tapWidth }
     private var contiguous: Bool { tapStride == tapWidth }
+    /// Dilated with stride one block column: runs phase by phase (see the type's description).
+    private var phased: Bool {
+        !contiguous && tapStride % tapWidth == 0 && blockStep == tapWidth && firstColumn % tapWidth == 0
+            && inputFeatures % tapWidth == 0
+    }
 
-    /// Windows [lo, hi) of one input row lie inside the input (only meaningful when contiguous).
+    /// Windows [lo, hi) of one input row lie inside the input.
     private var interior: Range<Int> {
-        // start(t) >= 0 and start(t) + window <= inputFeatures
+        // start(t) >= 0 and start(t) + span <= inputFeatures
+        let span = (taps - 1) * tapStride + tapWidth
         let lo = firstColumn >= 0 ? 0 : blockStep == 0 ? blocks : (-firstColumn + blockStep - 1) / blockStep
-        let room = inputFeatures - window - firstColumn
+        let room = inputFeatures - span - firstColumn
         let hi = room < 0 ? 0 : blockStep == 0 ? blocks : min(blocks, room / blockStep + 1)
         return min(lo, blocks)..<max(min(lo, blocks), hi)
     }
@@ -166,11 +175,13 @@ public final class BandedOperator: LinearOperator, @unchecked Sendable {
     /// Windows `windows` of one input row.
     private func run(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, windows: Range<Int>,
                      activation: Activation, isa: InstructionSet) {
-        var direct = contiguous ? interior.clamped(to: windows) : windows.lowerBound..<windows.lowerBound
+        var direct = contiguous || phased ? interior.clamped(to: windows) : windows.lowerBound..<windows.lowerBound
         if direct.isEmpty { direct = windows.lowerBound..<windows.lowerBound }
-        if !direct.isEmpty {
+        if !direct.isEmpty && contiguous {
             inner.apply(x + direct.lowerBound * blockStep + firstColumn, rows: direct.count, inputStride: blockStep,
                         into: y + direct.lowerBound * blockRows, outputStride: blockRows, activation: activation, pool: nil, isa: isa)
+        } else if !direct.isEmpty {
+            runPhases(x, into: y, windows: direct, activation: activation, isa: isa)
         }
         // The rest through a zero-padded copy, up to 64 windows at a time.
         let rest = [windows.lowerBound..<direct.lowerBound, direct.upperBound..<windows.upperBound]
@@ -186,6 +197,31 @@ public final class BandedOperator: LinearOperator, @unchecked Sendable {
                             activation: activation, pool: nil, isa: isa)
                 t0 = t1
             }
+        }
+    }
+
+    /// Interior windows of a phased band: the input row's steps regrouped by phase (step mod d),
+    /// then per phase one GEMM whose rows are consecutive windows of that phase.
+    private func runPhases(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, windows: Range<Int>,
+                           activation: Activation, isa: InstructionSet) {
+        let c = tapWidth, d = tapStride / tapWidth, steps = inputFeatures / tapWidth, firstStep = firstColumn / tapWidth
+        let phases = UnsafeMutablePointer<Float>.allocate(capacity: inputFeatures)
+        defer { phases.deallocate() }
+        var offsets = [Int](repeating: 0, count: d)
+        var filled = 0
+        for phase in 0..<d {
+            offsets[phase] = filled
+            for step in stride(from: phase, to: steps, by: d) {
+                (phases + filled).update(from: x + step * c, count: c)
+                filled += c
+            }
+        }
+        // Window t starts at step t + firstStep (≥ 0 inside the interior): phase (t + firstStep) mod d,
+        // index (t + firstStep) / d in it; window t + d is the next row of the same phase.
+        for t0 in windows.lowerBound..<min(windows.lowerBound + d, windows.upperBound) {
+            let step = t0 + firstStep, rows = (windows.upperBound - 1 - t0) / d + 1
+            inner.apply(phases + offsets[step % d] + (step / d) * c, rows: rows, inputStride: c,
+                        into: y + t0 * blockRows, outputStride: d * blockRows, activation: activation, pool: nil, isa: isa)
         }
     }
 

@@ -43,7 +43,13 @@ final class BandedOperatorTests: XCTestCase {
             (5, 16, 7, 40, 3, (3, 3), 1),
             (8, 4, 2, 9, 4, (0, 5), 3),
             (16, 32, 3, 64, 1, (1, 1), 1),
+            // dilated at stride 1: interior windows run phase by phase
+            (4, 8, 5, 60, 1, BandedOperator.causalPadding(kernelSize: 5, dilation: 3), 3),
+            (1, 4, 3, 40, 1, (0, 0), 4),
+            (16, 32, 3, 37, 1, (4, 0), 2),
+            (3, 5, 2, 12, 1, (1, 0), 7),
         ]
+        let pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
         for c in cases {
             let weight = random.array(c.cout * c.cin * c.ks), bias = random.array(c.cout)
             let op = try BandedOperator.conv1d(weight: weight, bias: bias, inChannels: c.cin, outChannels: c.cout, kernelSize: c.ks,
@@ -65,6 +71,10 @@ final class BandedOperatorTests: XCTestCase {
                         OperatorChecker.assertClose(got, (values, scale), activation: activation,
                                                     "conv cin=\(c.cin) cout=\(c.cout) ks=\(c.ks) L=\(c.length) s=\(c.stride) pad=\(c.pad) d=\(c.dilation) batch=\(batch) \(isa)")
                     }
+                    // split across a pool: parts start and end inside rows and phases
+                    let split = OperatorChecker.run(op, x: x, rows: batch, activation: .none, isa: isa, pool: pool)
+                    OperatorChecker.assertClose(split, (values, scale), activation: .none,
+                                                "conv split cin=\(c.cin) ks=\(c.ks) L=\(c.length) d=\(c.dilation) batch=\(batch) \(isa)")
                 }
             }
         }
