@@ -184,6 +184,7 @@ public final class BandedOperator: LinearOperator, @unchecked Sendable {
             runPhases(x, into: y, windows: direct, activation: activation, isa: isa)
         }
         // The rest through a zero-padded copy, up to 64 windows at a time.
+        guard direct.count < windows.count else { return }
         let rest = [windows.lowerBound..<direct.lowerBound, direct.upperBound..<windows.upperBound]
         let chunk = 64
         let buffer = UnsafeMutablePointer<Float>.allocate(capacity: min(chunk, windows.count) * window)

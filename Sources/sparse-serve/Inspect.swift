@@ -64,8 +64,11 @@ func printSummary(_ summary: ModelSummary?, model: any InferenceModel) {
         let gap = String(repeating: " ", count: max(0, width - text.count))
         return right ? gap + text : text + gap
     }
-    let nameWidth = max(14, (summary.layers.map(\.name.count).max() ?? 0) + 2)
-    print(pad("layer", nameWidth) + pad("type", 11) + pad("shape", 11) + pad("method", 7) + pad("stored", 10, right: true)
+    // Text columns as wide as their longest entry (sequence layer types like "globalavgpool1d" are long).
+    func width(_ minimum: Int, _ texts: [String]) -> Int { max(minimum, (texts.map(\.count).max() ?? 0) + 2) }
+    let nameWidth = width(14, summary.layers.map(\.name)), typeWidth = width(11, summary.layers.map(\.type))
+    let shapeWidth = width(11, summary.layers.map { "\($0.outputFeatures)x\($0.inputFeatures)" })
+    print(pad("layer", nameWidth) + pad("type", typeWidth) + pad("shape", shapeWidth) + pad("method", 7) + pad("stored", 10, right: true)
           + pad("bytes", 11, right: true) + pad("density", 9, right: true) + pad("rel.err", 9, right: true) + "  settings; runs as")
     for l in summary.layers {
         let facts = l.compression
@@ -73,7 +76,7 @@ func printSummary(_ summary: ModelSummary?, model: any InferenceModel) {
             (f.parameters.keys.sorted().map { "\($0)=\(f.parameters[$0]!)" } + (f.pinned ? ["pinned"] : [])).joined(separator: " ")
         } ?? ""
         let runs = l.storage.map { settings.isEmpty ? $0 : "\(settings); \($0)" } ?? "-"
-        print(pad(l.name, nameWidth) + pad(l.type, 11) + pad("\(l.outputFeatures)x\(l.inputFeatures)", 11) + pad(facts?.method ?? "-", 7)
+        print(pad(l.name, nameWidth) + pad(l.type, typeWidth) + pad("\(l.outputFeatures)x\(l.inputFeatures)", shapeWidth) + pad(facts?.method ?? "-", 7)
               + pad("\(facts?.storedParameters ?? l.parameterCount)", 10, right: true) + pad("\(facts?.storedBytes ?? l.byteCount)", 11, right: true)
               + pad((facts?.density ?? l.density).map { String(format: "%.3f", $0) } ?? "-", 9, right: true)
               + pad(l.relativeError.map { String(format: "%.4f", $0) } ?? "-", 9, right: true) + "  " + runs)

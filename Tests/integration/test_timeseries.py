@@ -131,3 +131,13 @@ def test_curl_fixture_request(ts_server, reference):
     assert outputs["probabilities"]["shape"] == [1, 2]
     assert np.max(np.abs(np.array(outputs["probabilities"]["data"]) - reference[2][0])) <= 1e-5
     assert outputs["label"]["data"] == [int(reference[2][0].argmax())]
+
+
+def test_inspect_lists_the_lowered_layers():
+    from conftest import BINARY
+    r = subprocess.run([BINARY, "inspect", str(MODEL)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split()[0]: line.split() for line in r.stdout.splitlines()[5:] if line and not line.startswith("total")}
+    assert rows["conv1"][1:3] == ["conv1d", "1200x150"] and rows["conv1"][-2:] == ["banded", "150x[dense]"]
+    assert rows["gap"][1:3] == ["globalavgpool1d", "32x1184"]
+    assert "total: 2354 parameters" in r.stdout
