@@ -141,3 +141,56 @@ def test_inspect_lists_the_lowered_layers():
     assert rows["conv1"][1:3] == ["conv1d", "1200x150"] and rows["conv1"][-2:] == ["banded", "150x[dense]"]
     assert rows["gap"][1:3] == ["globalavgpool1d", "32x1184"]
     assert "total: 2354 parameters" in r.stdout
+
+
+def test_recurrence_model_served_in_both_forms(tmp_path):
+    """A causal conv feeding a linear recurrence (T = 128) and a classifier, written here with
+    random weights: the server's matrix and scan forms both match a float64 numpy scan."""
+    from safetensors.numpy import save_file
+    rng = np.random.default_rng(8)
+    steps, cin, hidden, state = 128, 2, 6, 8
+    tensors = {"conv.weight": rng.normal(0, 0.5, (hidden, cin, 3)), "conv.bias": rng.normal(0, 0.1, hidden),
+               "rec.weight": rng.normal(0, 0.5, (state, hidden)), "rec.decay": rng.uniform(-0.95, 0.95, state),
+               "rec.bias": rng.normal(0, 0.1, state), "fc.weight": rng.normal(0, 0.5, (3, state)), "fc.bias": np.zeros(3)}
+    tensors = {k: v.astype(np.float32) for k, v in tensors.items()}
+    endpoints = []
+    for form in ["matrix", "scan"]:
+        folder = tmp_path / form
+        folder.mkdir()
+        save_file(tensors, str(folder / "model.safetensors"))
+        (folder / "model.json").write_text(json.dumps({
+            "architecture": "sequential",
+            "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, cin, steps]}],
+            "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 3]}],
+            "layers": [{"name": "conv", "type": "conv1d", "bias": "conv.bias", "padding": "causal", "activation": "tanh"},
+                       {"name": "rec", "type": "recurrence", "bias": "rec.bias", "output": "last", "form": form},
+                       {"name": "fc", "type": "linear", "bias": "fc.bias"}, {"type": "softmax"}]}))
+        endpoints.append({"name": form, "model": str(folder)})
+    x = rng.normal(0, 1, (5, cin, steps)).astype(np.float32)
+
+    # float64 reference: causal conv + tanh, the recurrence as a loop, linear, softmax
+    t = {k: v.astype(np.float64) for k, v in tensors.items()}
+    padded = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (2, 0)))
+    conv = np.tanh(np.einsum("ock,nckt->not", t["conv.weight"],
+                             np.stack([padded[:, :, k:k + steps] for k in range(3)], axis=2)) + t["conv.bias"][None, :, None])
+    h = np.zeros((5, state))
+    for step in range(steps):
+        h = t["rec.decay"] * h + conv[:, :, step] @ t["rec.weight"].T + t["rec.bias"]
+    logits = h @ t["fc.weight"].T + t["fc.bias"]
+    expected = np.exp(logits - logits.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+
+    s = ServerProcess(write_config(tmp_path, endpoints))
+    try:
+        c = httpclient.InferenceServerClient(s.authority)
+        meta = {form: requests.get(f"http://{s.authority}/v2/models/{form}", timeout=5).json() for form in ["matrix", "scan"]}
+        for form in ["matrix", "scan"]:
+            rec = next(layer for layer in meta[form]["compression"]["layers"] if layer["name"] == "rec")
+            assert rec["storage"].startswith(f"recurrence {form}"), rec
+            inp = httpclient.InferInput("input", list(x.shape), "FP32")
+            inp.set_data_from_numpy(x)
+            got = c.infer(form, [inp]).as_numpy("probabilities")
+            assert np.max(np.abs(got - expected)) <= 1e-5, form
+        c.close()
+    finally:
+        assert s.stop() == 0
