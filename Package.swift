@@ -43,7 +43,7 @@ let package = Package(
         // MiniLM forward-pass timing (`swift run -c release minilm-bench`); Benchmarks/scripts/minilm_vs_onnxruntime.py.
         .executableTarget(name: "minilm-bench", dependencies: ["SparseModels", "SparseKernels"], path: "Benchmarks/minilm-bench"),
         // Compression algorithms (TSENOR masks, l1,inf projections, BLAST fits) vs same-run baselines
-        // (`swift run -c release compression-bench`); Benchmarks/scripts/compression_bench.py adds numpy.
+        // (`swift run -c release compression-bench`); see Benchmarks/README.md.
         .executableTarget(name: "compression-bench", dependencies: ["SparseModels", "SparseKernels"], path: "Benchmarks/compression-bench"),
         // Fuzz targets (HTTP parser, v2 decoder, safetensors, config, JSON). A normal build replays
         // Fuzz/corpus; built with -sanitize=fuzzer -DFUZZING it is a libFuzzer binary (see Fuzz/README.md).

@@ -9,8 +9,7 @@ import SparseModels
 //           1 and 2 threads, vs the exact Euclidean projection (sort + Newton) on the same input
 //   blast   factorisation per layer (digits fc1/fc2/fc3, MiniLM-sized 384×1536 at b=4, 50 %)
 //           on 1 and 2 threads, with its error; the planted-recovery error vs iterations
-// `--json` prints machine-readable rows (Benchmarks/scripts/compression_bench.py adds numpy
-// baselines from the same run).
+// `--json` prints machine-readable rows.
 //
 //   swift run -c release compression-bench [--json] [--quick] [--section tsenor,l1inf,blast,blast-delta]
 

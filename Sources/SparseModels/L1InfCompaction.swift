@@ -175,6 +175,7 @@ public enum L1InfCompaction {
             let unused = roles[j].l1inf ? zeroColumns(wj, rows: layers[j].outputFeatures, columns: inputs) : []
             var keep = (0..<width).filter { !dead.contains($0) && !unused.contains($0) }
             if keep.isEmpty { keep = [0] }  // a layer keeps at least one neuron (unfolded, so still exact)
+            guard keep.count < width else { continue }  // nothing vanished here: both layers stay as they are
             let keptSet = Set(keep)
             // Dropped neurons that still reach layer j: their constant output moves into j's bias.
             let toFold = (0..<width).filter { !keptSet.contains($0) && dead.contains($0) && !unused.contains($0) }

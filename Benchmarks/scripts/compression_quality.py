@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Compression quality on the digits MLP through the real server.
+
+Starts the release binary with one endpoint per compression method over models/digits-mlp (dense,
+2:4 magnitude, 4:8 magnitude, 2:4 and 4:8 transposable, BLAST at ~50 % of the parameters, l1,inf
+on the input columns at the radius that keeps ~50 % of them and at radiusRatio 0.95, CSR 50 %), sends the test split
+(models/digits-mlp/test.safetensors, 450 samples) to each as one v2 request, and prints a markdown
+table: density, accuracy, its difference to the dense endpoint (same run), agreement with the dense
+endpoint's predictions, and each layer's relative weight error and storage as the server reports
+them (GET /v2/models/{name}).
+
+The l1,inf radius is found by bisection on radiusRatio with `sparse-serve inspect`, which reports
+the compacted shape of fc1 ("dense 256xK of 256x64").
+
+    python3 Benchmarks/scripts/compression_quality.py [--keep 0.5]
+"""
+import argparse
+import json
+import pathlib
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+import numpy as np
+from safetensors.numpy import load_file
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from serving_bench import BINARY, ROOT, start_server  # noqa: E402
+
+MODEL = ROOT / "models" / "digits-mlp"
+FC3_DENSE = {"fc3": {"method": "dense"}}  # 10 outputs: not divisible by 4 (transposable blocks, BLAST b=4)
+
+
+def l1inf_plan(ratio):
+    return {"method": "dense", "layers": {"fc1": {"method": "l1inf", "groups": "columns", "radiusRatio": ratio}}}
+
+
+def kept_inputs(ratio):
+    out = subprocess.run([BINARY, "inspect", str(MODEL), "--compression", json.dumps(l1inf_plan(ratio))],
+                         capture_output=True, text=True, check=True).stdout
+    m = re.search(r"dense 256x(\d+) of 256x64", out)
+    if not m:
+        raise SystemExit(f"inspect did not report fc1's compacted shape:\n{out}")
+    return int(m.group(1))
+
+
+def radius_keeping(fraction, inputs=64):
+    """Smallest radiusRatio (to 1e-4) whose projection keeps at least fraction x inputs columns."""
+    want = round(fraction * inputs)
+    lo, hi = 0.0, 1.0
+    while hi - lo > 1e-4:
+        mid = (lo + hi) / 2
+        if kept_inputs(mid) >= want:
+            hi = mid
+        else:
+            lo = mid
+    return round(hi, 4), kept_inputs(round(hi, 4))
+
+
+def get(url):
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return json.loads(r.read())
+
+
+def infer(url, name, x):
+    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}],
+            "outputs": [{"name": "probabilities"}]}
+    req = urllib.request.Request(f"{url}/v2/models/{name}/infer", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        out = json.loads(r.read())["outputs"][0]
+    return np.array(out["data"], dtype=np.float32).reshape(out["shape"])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keep", type=float, default=0.5, help="fraction of fc1's 64 input columns l1,inf keeps")
+    args = ap.parse_args()
+    ratio, kept = radius_keeping(args.keep)
+    endpoints = [
+        ("dense", "dense", {"method": "dense"}),
+        ("nm-2of4", "nm 2:4 magnitude", {"method": "nm", "n": 2, "m": 4, "mask": "magnitude", "pin": True}),
+        ("nm-4of8", "nm 4:8 magnitude", {"method": "nm", "n": 4, "m": 8, "mask": "magnitude", "pin": True}),
+        ("nm-2of4-t", "nm 2:4 transposable, fc3 dense",
+         {"method": "nm", "n": 2, "m": 4, "mask": "transposable", "pin": True, "layers": FC3_DENSE}),
+        ("nm-4of8-t", "nm 4:8 transposable, fc3 dense",
+         {"method": "nm", "n": 4, "m": 8, "mask": "transposable", "pin": True, "layers": FC3_DENSE}),
+        ("blast", "BLAST b=4, 50 % params, fc3 dense",
+         {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "pin": True, "layers": FC3_DENSE}),
+        ("l1inf", f"l1,inf columns on fc1, ρ = {ratio} ({kept}/64 inputs kept)", l1inf_plan(ratio)),
+        ("l1inf-95", f"l1,inf columns on fc1, ρ = 0.95 ({kept_inputs(0.95)}/64 inputs kept)", l1inf_plan(0.95)),
+        ("csr-50", "CSR 50 % (magnitude)", {"method": "csr", "density": 0.5, "pin": True}),
+    ]
+    split = load_file(str(MODEL / "test.safetensors"))
+    x, labels = split["inputs"], split["labels"]
+    with tempfile.TemporaryDirectory() as tmp:
+        config = pathlib.Path(tmp) / "config.json"
+        config.write_text(json.dumps({"server": {"threads": 2},
+                                      "endpoints": [{"name": n, "model": str(MODEL), "compression": c} for n, _, c in endpoints]}))
+        proc, url = start_server(config)
+        try:
+            results = []
+            for name, label, _ in endpoints:
+                predicted = infer(url, name, x).argmax(axis=1)
+                meta = get(f"{url}/v2/models/{name}")["compression"]
+                results.append((name, label, predicted, meta))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    dense_predicted = results[0][2]
+    dense_accuracy = float((dense_predicted == labels).mean())
+    print(f"digits MLP test split: {len(labels)} samples; l1,inf radiusRatio {ratio} keeps {kept} of fc1's 64 inputs\n")
+    print("| compression | density | accuracy | vs dense | agrees with dense | rel. error fc1 / fc2 / fc3 | storage fc1 / fc2 / fc3 |")
+    print("|---|---:|---:|---:|---:|---|---|")
+    for name, label, predicted, meta in results:
+        accuracy = float((predicted == labels).mean())
+        agreement = float((predicted == dense_predicted).mean())
+        layers = {l["name"]: l for l in meta["layers"]}
+        errors = " / ".join(f"{layers[n]['relative_error']:.3f}" for n in ("fc1", "fc2", "fc3"))
+        storage = " / ".join(layers[n]["storage"] for n in ("fc1", "fc2", "fc3"))
+        print(f"| {label} | {meta['density']:.2f} | {accuracy:.3f} | {100 * (accuracy - dense_accuracy):+.1f} pts "
+              f"| {agreement:.3f} | {errors} | {storage} |")
+
+
+if __name__ == "__main__":
+    main()
