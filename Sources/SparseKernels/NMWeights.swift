@@ -189,16 +189,16 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
                     var seen = 0
                     for s in 0..<n {
                         let position = Int((indexWords[base + s] >> shift) & positionMask)
-                        let place = "panel \(p), group \(g), slot \(s), lane \(j) (row \(p * 16 + j), inputs \(g * m)..<\(g * m + m))"
+                        func place() -> String { "panel \(p), group \(g), slot \(s), lane \(j) (row \(p * 16 + j), inputs \(g * m)..<\(g * m + m))" }
                         guard position < m else {
-                            throw PackError.invalidPack(part: "indices", "\(place): position \(position) is not below m = \(m)")
+                            throw PackError.invalidPack(part: "indices", "\(place()): position \(position) is not below m = \(m)")
                         }
                         guard seen & (1 << position) == 0 else {
-                            throw PackError.invalidPack(part: "indices", "\(place): position \(position) is used twice; each group needs exactly \(n) distinct positions")
+                            throw PackError.invalidPack(part: "indices", "\(place()): position \(position) is used twice; each group needs exactly \(n) distinct positions")
                         }
                         seen |= 1 << position
                         if packedValues[(base + s) * 16 + j] != 0 && (p * 16 + j >= outputFeatures || g * m + position >= inputFeatures) {
-                            throw PackError.invalidPack(part: "values", "\(place): a non-zero weight lies outside the \(outputFeatures)×\(inputFeatures) matrix")
+                            throw PackError.invalidPack(part: "values", "\(place()): a non-zero weight lies outside the \(outputFeatures)×\(inputFeatures) matrix")
                         }
                     }
                 }

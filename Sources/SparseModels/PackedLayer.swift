@@ -395,8 +395,11 @@ public struct PackedLayer: Sendable {
         for bi in 0..<(rows / m) {
             for bj in 0..<(columns / m) {
                 for x in 0..<m {
-                    let inRow = (0..<m).filter { mask[(bi * m + x) * columns + bj * m + $0] }.count
-                    let inColumn = (0..<m).filter { mask[(bi * m + $0) * columns + bj * m + x] }.count
+                    var inRow = 0, inColumn = 0
+                    for y in 0..<m {
+                        if mask[(bi * m + x) * columns + bj * m + y] { inRow += 1 }
+                        if mask[(bi * m + y) * columns + bj * m + x] { inColumn += 1 }
+                    }
                     if inRow != n || inColumn != n {
                         return "block (\(bi), \(bj)) keeps \(inRow) in its row \(x) and \(inColumn) in its column \(x); a transposable \(n):\(m) mask keeps exactly \(n) in each"
                     }
