@@ -30,6 +30,8 @@ CASES = [
     ("digits nm 2:4 transposable", DIGITS, {"method": "nm", "n": 2, "m": 4, "mask": "transposable", "layers": {"fc3": {"method": "dense"}}}),
     ("digits blast b=4 50%", DIGITS, {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "layers": {"fc3": {"method": "dense"}}}),
     ("minilm nm 2:4 transposable", MINILM, {"method": "nm", "n": 2, "m": 4, "mask": "transposable"}),
+    ("minilm blast b=4 50% intermediate", MINILM, {"method": "dense", "layers": {"*.intermediate.dense": {"method": "blast", "blocks": 4,
+                                                                                                      "parameterRatio": 0.5}}}),
     ("minilm csr 0.3 FFN", MINILM, {"method": "dense", "layers": {"*.intermediate.dense": {"method": "csr", "density": 0.3},
                                                                   "*.output.dense": {"method": "csr", "density": 0.3}}}),
 ]
