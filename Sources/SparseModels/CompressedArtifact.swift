@@ -331,9 +331,9 @@ public enum CompressedArtifact {
         guard !(try isMarked(manifestPath)) else {
             throw ModelLoadError(file: manifestPath, "the source is already a compressed artifact; compress its dense source model instead")
         }
-        let (_, builder) = try ModelLoader.open(directory: sourceURL.path, compression: plan, timeLayers: false)
+        let (model, builder) = try ModelLoader.open(directory: sourceURL.path, compression: plan, timeLayers: false)
         guard let builder, !builder.built.isEmpty else {
-            throw ModelLoadError(file: manifestPath, "the model has no linear layers to compress")
+            throw ModelLoadError(file: manifestPath, "a '\(model.architecture)' model has no layers an artifact stores (artifacts hold mlp and bert-encoder models)")
         }
 
         // Tensors: the source's own, minus the dense weights and biases the layers replace, then the packed layers.
