@@ -7,7 +7,7 @@ import SparseModels
 // ONNX Runtime on the same weights and shapes.
 //
 //   minilm-bench [--model models/minilm-l6] [--threads 1,2] [--shapes 1x16,1x128,8x128]
-//                [--seconds 1.0] [--compression nm:2:4 | nm-ffn:2:4 | pwl] [--json]
+//                [--seconds 1.0] [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5] [--json]
 
 /// One timed shape: batch × tokens on `threads` kernel threads, in milliseconds.
 typealias Row = (batch: Int, tokens: Int, threads: Int, median: Double, min: Double, runs: Int)
@@ -28,9 +28,17 @@ let seconds = Double(option("--seconds") ?? "1.0") ?? 1.0
 let json = CommandLine.arguments.contains("--json")
 
 /// "dense", "nm:2:4" (every encoder linear layer), "nm-ffn:2:4" (the two FFN layers only) or
-/// "pwl" / "pwl:SEGMENTS" (dense layers, GELU and softmax exp as piecewise-linear tables).
+/// "pwl" / "pwl:SEGMENTS" (dense layers, GELU and softmax exp as piecewise-linear tables) or
+/// "blast-ffn:RATIO" (the two FFN layers BLAST b=4 at RATIO of their parameters, 30 iterations).
 func plan(_ spec: String) -> CompressionPlan {
     let parts = spec.split(separator: ":").map(String.init)
+    if parts.first == "blast-ffn" {
+        let blast = LayerCompression.blast(blocks: 4, rank: nil, parameterRatio: parts.count > 1 ? Double(parts[1]) ?? 0.5 : 0.5,
+                                           iterations: 30)
+        return CompressionPlan(method: .dense, overrides: [("encoder.layer.*.attention.output.dense", .dense),
+                                                           ("encoder.layer.*.intermediate.dense", blast),
+                                                           ("encoder.layer.*.output.dense", blast)])
+    }
     if parts.first == "pwl" {
         return CompressionPlan(activations: .pwl(segments: parts.count > 1 ? Int(parts[1]) ?? 64 : 64))
     }

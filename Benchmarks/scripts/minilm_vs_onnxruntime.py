@@ -12,7 +12,7 @@ plain and the fused graph with intra_op_num_threads = 1 and 2. Then it runs `min
     scripts/fetch-minilm.sh
     swift build -c release --product minilm-bench
     python3 Benchmarks/scripts/minilm_vs_onnxruntime.py [--seconds 1.0] [--rounds 3] [--bench PATH]
-        [--compression nm:2:4 | nm-ffn:2:4 | pwl]
+        [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5]
 
 Runs in its own venv (.build/minilm-bench-venv: onnx, onnxruntime, numpy, safetensors, sympy for the
 optimizer's shape inference), made on
@@ -193,7 +193,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per cell and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating ORT / ours rounds")
     parser.add_argument("--bench", default=str(ROOT / ".build" / "release" / "minilm-bench"))
-    parser.add_argument("--compression", default="dense", help="our side: dense, nm:2:4 (all encoder layers), nm-ffn:2:4 or pwl (GELU/exp tables)")
+    parser.add_argument("--compression", default="dense", help="our side: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables) or blast-ffn:0.5")
     args = parser.parse_args()
     ensure_packages()
     import onnx

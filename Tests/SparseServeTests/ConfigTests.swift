@@ -129,7 +129,7 @@ final class ConfigTests: XCTestCase {
             dir.deleteLastPathComponent()
         }
         let c = try ServiceConfig.load(path: dir.appendingPathComponent("Deploy/config.json").path)
-        XCTAssertEqual(c.endpoints.map(\.name), ["digits", "timeseries", "minilm", "minilm-2of4", "minilm-pwl"])
+        XCTAssertEqual(c.endpoints.map(\.name), ["digits", "timeseries", "minilm", "minilm-2of4", "minilm-blast", "minilm-pwl"])
         for endpoint in c.endpoints.prefix(2) {
             XCTAssertTrue(FileManager.default.fileExists(atPath: endpoint.modelPath + "/model.json"), endpoint.name)
             XCTAssertFalse(endpoint.optional, endpoint.name)
