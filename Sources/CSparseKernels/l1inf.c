@@ -63,51 +63,33 @@ SS_T256 static float row_max256(const float *r, ptrdiff_t cols) {
     return t;
 }
 
+/* Column maxima over a column range: row after row, the range's running maxima (out[begin..end),
+ * L1-resident) take the max with the row's contiguous slice, so memory is read sequentially. */
 SS_T512 static void col_max512(const float *w, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t begin, ptrdiff_t end, float *out) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
-    for (ptrdiff_t c = begin; c < end; c += 64) {
-        const ptrdiff_t width = ss_min(64, end - c);
-        __mmask16 m[4];
-        for (int v = 0; v < 4; v++) {
-            const ptrdiff_t left = width - 16 * v;
-            m[v] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1u);
+    for (ptrdiff_t c = begin; c < end; c++) out[c] = 0.0f;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *p = w + r * ld;
+        ptrdiff_t c = begin;
+        for (; c + 16 <= end; c += 16)
+            _mm512_storeu_ps(out + c, _mm512_max_ps(_mm512_loadu_ps(out + c), _mm512_andnot_ps(sign, _mm512_loadu_ps(p + c))));
+        if (c < end) {
+            const __mmask16 m = (__mmask16)((1u << (end - c)) - 1u);
+            _mm512_mask_storeu_ps(out + c, m, _mm512_max_ps(_mm512_maskz_loadu_ps(m, out + c),
+                                                            _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m, p + c))));
         }
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            const float *p = w + r * ld + c;
-            a0 = _mm512_max_ps(a0, _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m[0], p)));
-            a1 = _mm512_max_ps(a1, _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m[1], p + 16)));
-            a2 = _mm512_max_ps(a2, _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m[2], p + 32)));
-            a3 = _mm512_max_ps(a3, _mm512_andnot_ps(sign, _mm512_maskz_loadu_ps(m[3], p + 48)));
-        }
-        _mm512_mask_storeu_ps(out + c, m[0], a0);
-        _mm512_mask_storeu_ps(out + c + 16, m[1], a1);
-        _mm512_mask_storeu_ps(out + c + 32, m[2], a2);
-        _mm512_mask_storeu_ps(out + c + 48, m[3], a3);
     }
 }
 
 SS_T256 static void col_max256(const float *w, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t begin, ptrdiff_t end, float *out) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
-    ptrdiff_t c = begin;
-    for (; c + 32 <= end; c += 32) {
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        for (ptrdiff_t r = 0; r < rows; r++) {
-            const float *p = w + r * ld + c;
-            a0 = _mm256_max_ps(a0, _mm256_andnot_ps(sign, _mm256_loadu_ps(p)));
-            a1 = _mm256_max_ps(a1, _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 8)));
-            a2 = _mm256_max_ps(a2, _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 16)));
-            a3 = _mm256_max_ps(a3, _mm256_andnot_ps(sign, _mm256_loadu_ps(p + 24)));
-        }
-        _mm256_storeu_ps(out + c, a0);
-        _mm256_storeu_ps(out + c + 8, a1);
-        _mm256_storeu_ps(out + c + 16, a2);
-        _mm256_storeu_ps(out + c + 24, a3);
-    }
-    for (; c < end; c++) {
-        float t = 0.0f;
-        for (ptrdiff_t r = 0; r < rows; r++) { const float v = fabsf(w[r * ld + c]); t = v > t ? v : t; }
-        out[c] = t;
+    for (ptrdiff_t c = begin; c < end; c++) out[c] = 0.0f;
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *p = w + r * ld;
+        ptrdiff_t c = begin;
+        for (; c + 8 <= end; c += 8)
+            _mm256_storeu_ps(out + c, _mm256_max_ps(_mm256_loadu_ps(out + c), _mm256_andnot_ps(sign, _mm256_loadu_ps(p + c))));
+        for (; c < end; c++) { const float v = fabsf(p[c]); out[c] = v > out[c] ? v : out[c]; }
     }
 }
 #endif
@@ -144,9 +126,23 @@ void ss_l1inf_col_max(ss_isa isa, const float *w, ptrdiff_t rows, ptrdiff_t ld, 
 static inline float clip1(float v, float u) { return v > u ? u : (v < -u ? -u : v); }
 
 #ifdef SS_X86
-SS_T512 static void clip_row512(const float *r, ptrdiff_t cols, float u, float *x) {
+/* Streaming (non-temporal) stores skip reading the destination into the cache first: for outputs
+ * far larger than the cache that is a third of the memory traffic. The destination is peeled to a
+ * 64-byte boundary with ordinary stores. */
+static inline ptrdiff_t peel_to_64(const float *x, ptrdiff_t n) {
+    const ptrdiff_t misaligned = (ptrdiff_t)(((uintptr_t)x & 63u) / sizeof(float));
+    const ptrdiff_t peel = misaligned ? 16 - misaligned : 0;
+    return peel < n ? peel : n;
+}
+
+SS_T512 static void clip_row512(const float *r, ptrdiff_t cols, float u, float *x, int streaming) {
     const __m512 hi = _mm512_set1_ps(u), lo = _mm512_set1_ps(-u);
     ptrdiff_t c = 0;
+    if (streaming && ((uintptr_t)x & 3u) == 0) {
+        for (const ptrdiff_t peel = peel_to_64(x, cols); c < peel; c++) x[c] = clip1(r[c], u);
+        for (; c + 16 <= cols; c += 16)
+            _mm512_stream_ps(x + c, _mm512_min_ps(_mm512_max_ps(_mm512_loadu_ps(r + c), lo), hi));
+    }
     for (; c + 32 <= cols; c += 32) {
         _mm512_storeu_ps(x + c, _mm512_min_ps(_mm512_max_ps(_mm512_loadu_ps(r + c), lo), hi));
         _mm512_storeu_ps(x + c + 16, _mm512_min_ps(_mm512_max_ps(_mm512_loadu_ps(r + c + 16), lo), hi));
@@ -158,9 +154,14 @@ SS_T512 static void clip_row512(const float *r, ptrdiff_t cols, float u, float *
     }
 }
 
-SS_T256 static void clip_row256(const float *r, ptrdiff_t cols, float u, float *x) {
+SS_T256 static void clip_row256(const float *r, ptrdiff_t cols, float u, float *x, int streaming) {
     const __m256 hi = _mm256_set1_ps(u), lo = _mm256_set1_ps(-u);
     ptrdiff_t c = 0;
+    if (streaming && ((uintptr_t)x & 3u) == 0) {
+        for (const ptrdiff_t peel = peel_to_64(x, cols); c < peel; c++) x[c] = clip1(r[c], u);
+        for (; c + 8 <= cols; c += 8)
+            _mm256_stream_ps(x + c, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(r + c), lo), hi));
+    }
     for (; c + 16 <= cols; c += 16) {
         _mm256_storeu_ps(x + c, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(r + c), lo), hi));
         _mm256_storeu_ps(x + c + 8, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(r + c + 8), lo), hi));
@@ -168,9 +169,17 @@ SS_T256 static void clip_row256(const float *r, ptrdiff_t cols, float u, float *
     for (; c < cols; c++) x[c] = clip1(r[c], u);
 }
 
-SS_T512 static void clip_cols512(const float *r, const float *bound, ptrdiff_t begin, ptrdiff_t end, float *x) {
+SS_T512 static void clip_cols512(const float *r, const float *bound, ptrdiff_t begin, ptrdiff_t end, float *x, int streaming) {
     const __m512 sign = _mm512_set1_ps(-0.0f);
-    for (ptrdiff_t c = begin; c < end; c += 16) {
+    ptrdiff_t c = begin;
+    if (streaming && ((uintptr_t)x & 3u) == 0) {
+        for (const ptrdiff_t peel = begin + peel_to_64(x + begin, end - begin); c < peel; c++) x[c] = clip1(r[c], bound[c]);
+        for (; c + 16 <= end; c += 16) {
+            const __m512 hi = _mm512_loadu_ps(bound + c), lo = _mm512_xor_ps(hi, sign);
+            _mm512_stream_ps(x + c, _mm512_min_ps(_mm512_max_ps(_mm512_loadu_ps(r + c), lo), hi));
+        }
+    }
+    for (; c < end; c += 16) {
         const ptrdiff_t left = end - c;
         const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         const __m512 hi = _mm512_maskz_loadu_ps(m, bound + c), lo = _mm512_xor_ps(hi, sign);
@@ -178,9 +187,16 @@ SS_T512 static void clip_cols512(const float *r, const float *bound, ptrdiff_t b
     }
 }
 
-SS_T256 static void clip_cols256(const float *r, const float *bound, ptrdiff_t begin, ptrdiff_t end, float *x) {
+SS_T256 static void clip_cols256(const float *r, const float *bound, ptrdiff_t begin, ptrdiff_t end, float *x, int streaming) {
     const __m256 sign = _mm256_set1_ps(-0.0f);
     ptrdiff_t c = begin;
+    if (streaming && ((uintptr_t)x & 3u) == 0) {
+        for (const ptrdiff_t peel = begin + peel_to_64(x + begin, end - begin); c < peel; c++) x[c] = clip1(r[c], bound[c]);
+        for (; c + 8 <= end; c += 8) {
+            const __m256 hi = _mm256_loadu_ps(bound + c), lo = _mm256_xor_ps(hi, sign);
+            _mm256_stream_ps(x + c, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(r + c), lo), hi));
+        }
+    }
     for (; c + 8 <= end; c += 8) {
         const __m256 hi = _mm256_loadu_ps(bound + c), lo = _mm256_xor_ps(hi, sign);
         _mm256_storeu_ps(x + c, _mm256_min_ps(_mm256_max_ps(_mm256_loadu_ps(r + c), lo), hi));
@@ -190,31 +206,39 @@ SS_T256 static void clip_cols256(const float *r, const float *bound, ptrdiff_t b
 #endif
 
 void ss_l1inf_clip_rows(ss_isa isa, const float *w, ptrdiff_t cols, ptrdiff_t ld, const float *bound,
-                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx) {
+                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx, int streaming) {
     isa = ss_clamp_isa(isa);
     for (ptrdiff_t r = begin; r < end; r++) {
         const float *src = w + r * ld;
         float *dst = x + r * ldx;
 #ifdef SS_X86
-        if (isa == SS_ISA_AVX512) { clip_row512(src, cols, bound[r], dst); continue; }
-        if (isa == SS_ISA_AVX2) { clip_row256(src, cols, bound[r], dst); continue; }
+        if (isa == SS_ISA_AVX512) { clip_row512(src, cols, bound[r], dst, streaming); continue; }
+        if (isa == SS_ISA_AVX2) { clip_row256(src, cols, bound[r], dst, streaming); continue; }
 #endif
         for (ptrdiff_t c = 0; c < cols; c++) dst[c] = clip1(src[c], bound[r]);
     }
+#ifdef SS_X86
+    if (streaming && isa >= SS_ISA_AVX2) _mm_sfence();
+#endif
+    (void)streaming;
 }
 
 void ss_l1inf_clip_cols(ss_isa isa, const float *w, ptrdiff_t rows, ptrdiff_t ld, const float *bound,
-                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx) {
+                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx, int streaming) {
     isa = ss_clamp_isa(isa);
     for (ptrdiff_t r = 0; r < rows; r++) {
         const float *src = w + r * ld;
         float *dst = x + r * ldx;
 #ifdef SS_X86
-        if (isa == SS_ISA_AVX512) { clip_cols512(src, bound, begin, end, dst); continue; }
-        if (isa == SS_ISA_AVX2) { clip_cols256(src, bound, begin, end, dst); continue; }
+        if (isa == SS_ISA_AVX512) { clip_cols512(src, bound, begin, end, dst, streaming); continue; }
+        if (isa == SS_ISA_AVX2) { clip_cols256(src, bound, begin, end, dst, streaming); continue; }
 #endif
         for (ptrdiff_t c = begin; c < end; c++) dst[c] = clip1(src[c], bound[c]);
     }
+#ifdef SS_X86
+    if (streaming && isa >= SS_ISA_AVX2) _mm_sfence();
+#endif
+    (void)streaming;
 }
 
 /* ------------------------------------------------------------------------------------------ */

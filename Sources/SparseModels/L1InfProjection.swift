@@ -33,11 +33,12 @@ public enum L1InfProjection {
     }
 
     /// The bi-level projection of `w` into `x` (both row-major rows × columns, may be the same
-    /// buffer); returns the group bounds u_g.
+    /// buffer); returns the group bounds u_g. `streaming` (default: when the output exceeds 16 MiB)
+    /// writes `x` with non-temporal stores.
     @discardableResult
     public static func project(_ w: UnsafePointer<Float>, rows: Int, columns: Int, groups: Groups, into x: UnsafeMutablePointer<Float>,
                                radius: Double?, radiusRatio: Double?, pool: KernelPool? = .shared,
-                               isa: InstructionSet = .current) -> [Float] {
+                               isa: InstructionSet = .current, streaming: Bool? = nil) -> [Float] {
         var bounds = groupMaxima(w, rows: rows, columns: columns, groups: groups, pool: pool, isa: isa)
         let norm = bounds.reduce(0.0) { $0 + Double($1) }
         let eta = radius ?? (radiusRatio ?? 0.5) * norm
@@ -46,7 +47,7 @@ public enum L1InfProjection {
             let theta = ss_l1_ball_threshold(bounds, bounds.count, eta, &scratch)
             bounds = bounds.map { max(0, Float(Double($0) - theta)) }
         }
-        clip(w, rows: rows, columns: columns, groups: groups, bounds: bounds, into: x, pool: pool, isa: isa)
+        clip(w, rows: rows, columns: columns, groups: groups, bounds: bounds, into: x, pool: pool, isa: isa, streaming: streaming)
         return bounds
     }
 
@@ -99,14 +100,18 @@ public enum L1InfProjection {
 
     /// x = clip(w, −bound_g, bound_g) group by group.
     static func clip(_ w: UnsafePointer<Float>, rows: Int, columns: Int, groups: Groups, bounds: [Float],
-                     into x: UnsafeMutablePointer<Float>, pool: KernelPool?, isa: InstructionSet) {
+                     into x: UnsafeMutablePointer<Float>, pool: KernelPool?, isa: InstructionSet, streaming: Bool? = nil) {
+        // Outputs far beyond the caches are written with non-temporal stores.
+        let streaming = streaming ?? (rows * columns * MemoryLayout<Float>.size > 16 << 20)
         bounds.withUnsafeBufferPointer { b in
             let ws = SendablePointer(w), bs = SendablePointer(b.baseAddress!), xs = SendablePointer(x)
             forEachRange(groups == .columns ? columns : rows, work: rows * columns, pool: pool) { range in
                 if groups == .rows {
-                    ss_l1inf_clip_rows(isa.cValue, ws.pointer, columns, columns, bs.pointer, range.lowerBound, range.upperBound, xs.pointer, columns)
+                    ss_l1inf_clip_rows(isa.cValue, ws.pointer, columns, columns, bs.pointer, range.lowerBound, range.upperBound, xs.pointer, columns,
+                                       streaming ? 1 : 0)
                 } else {
-                    ss_l1inf_clip_cols(isa.cValue, ws.pointer, rows, columns, bs.pointer, range.lowerBound, range.upperBound, xs.pointer, columns)
+                    ss_l1inf_clip_cols(isa.cValue, ws.pointer, rows, columns, bs.pointer, range.lowerBound, range.upperBound, xs.pointer, columns,
+                                       streaming ? 1 : 0)
                 }
             }
         }

@@ -43,7 +43,7 @@ public enum TransposableMask {
             throw MaskError.shape("transposable \(n):\(m) masks need both dimensions divisible by \(m); the weight is \(rows)×\(columns)")
         }
         precondition(weights.count == rows * columns, "TransposableMask: \(weights.count) weights for \(rows)×\(columns)")
-        var params = ss_tsenor_params(n: Int32(n), m: Int32(m), tau: Float(options.tau),
+        let params = ss_tsenor_params(n: Int32(n), m: Int32(m), tau: Float(options.tau),
                                       iterations: Int32(options.iterations), two_opt_rounds: Int32(options.twoOptRounds),
                                       isa: options.isa.cValue)
         let blocks = (rows / m) * (columns / m)
@@ -52,13 +52,12 @@ public enum TransposableMask {
             result.withUnsafeMutableBufferPointer { out in
                 out.withMemoryRebound(to: UInt8.self) { bytes in
                     let ws = UnsafeSendable(w.baseAddress!), mask = UnsafeSendable(bytes.baseAddress!)
-                    let p = withUnsafePointer(to: &params) { $0.pointee }
                     // Many more parts than threads: parts are claimed dynamically, so a thread that
                     // is descheduled on a shared machine holds up only a small part.
                     let threads = pool?.threadCount ?? 1
                     let parts = threads > 1 ? min(blocks, 64 * threads) : 1
                     let run: @Sendable (Int) -> Void = { part in
-                        var local = p
+                        var local = params
                         ss_tsenor_blocks(&local, ws.pointer, rows, columns, columns,
                                          blocks * part / parts, blocks * (part + 1) / parts, mask.pointer)
                     }

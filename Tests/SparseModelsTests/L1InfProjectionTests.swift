@@ -84,6 +84,32 @@ final class L1InfProjectionTests: XCTestCase {
         }
     }
 
+    /// Non-temporal stores (used for outputs beyond the caches) write the same values, whatever
+    /// the destination's alignment (the first elements up to a 64-byte boundary use plain stores).
+    func testStreamingStoresWriteTheSameValues() {
+        let rows = 13, columns = 301
+        let y = randomMatrix(rows, columns, seed: 3)
+        for groups in [L1InfProjection.Groups.rows, .columns] {
+            for isa in InstructionSet.available {
+                for offset in [0, 1, 5, 15] {
+                    var plain = [Float](repeating: 0, count: rows * columns + 16), streamed = plain
+                    y.withUnsafeBufferPointer { yp in
+                        plain.withUnsafeMutableBufferPointer { xp in
+                            _ = L1InfProjection.project(yp.baseAddress!, rows: rows, columns: columns, groups: groups, into: xp.baseAddress! + offset,
+                                                        radius: nil, radiusRatio: 0.3, pool: nil, isa: isa, streaming: false)
+                        }
+                        streamed.withUnsafeMutableBufferPointer { xp in
+                            _ = L1InfProjection.project(yp.baseAddress!, rows: rows, columns: columns, groups: groups, into: xp.baseAddress! + offset,
+                                                        radius: nil, radiusRatio: 0.3, pool: KernelPool(threads: 2, minimumSplitSeconds: 0),
+                                                        isa: isa, streaming: true)
+                        }
+                    }
+                    XCTAssertEqual(plain, streamed, "\(groups) \(isa) offset \(offset)")
+                }
+            }
+        }
+    }
+
     /// The exact projection against an independent oracle (bisection on θ, each μ_g(θ) by
     /// bisection): same bounds; it is feasible with ‖X‖₁,∞ = η, at least as close to Y as the
     /// bi-level one, which zeroes at least as many groups.

@@ -20,11 +20,12 @@ void ss_l1inf_row_max(ss_isa isa, const float *w, ptrdiff_t cols, ptrdiff_t ld, 
 /// Column groups: out[c] = max_r |w[r][c]| for c in [begin, end).
 void ss_l1inf_col_max(ss_isa isa, const float *w, ptrdiff_t rows, ptrdiff_t ld, ptrdiff_t begin, ptrdiff_t end, float *out);
 /// Row groups: x[r][c] = clip(w[r][c], -bound[r], bound[r]) for r in [begin, end) (x has stride ldx).
+/// `streaming` writes x with non-temporal stores (for outputs much larger than the cache).
 void ss_l1inf_clip_rows(ss_isa isa, const float *w, ptrdiff_t cols, ptrdiff_t ld, const float *bound,
-                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx);
+                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx, int streaming);
 /// Column groups: x[r][c] = clip(w[r][c], -bound[c], bound[c]) for c in [begin, end), every row.
 void ss_l1inf_clip_cols(ss_isa isa, const float *w, ptrdiff_t rows, ptrdiff_t ld, const float *bound,
-                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx);
+                        ptrdiff_t begin, ptrdiff_t end, float *x, ptrdiff_t ldx, int streaming);
 
 /// The threshold theta of the Euclidean projection of a non-negative vector v (n values) onto
 /// {u >= 0, sum u <= radius}: u = max(v - theta, 0); theta = 0 when sum v <= radius. Condat's
