@@ -9,7 +9,7 @@ import SparseServe
 /// corpus folder name in replay mode.
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
-        "http": http, "infer": infer, "safetensors": safetensors, "config": config, "json": json,
+        "http": http, "infer": infer, "safetensors": safetensors, "config": config, "json": json, "artifact": artifact,
     ]
 
     /// The HTTP/1.1 request parser, fed in two pieces (split point from the first byte) so that
@@ -79,6 +79,23 @@ enum FuzzTargets {
             _ = try? file.rawBytes(named: name)
             _ = try? file.tensor(named: name)
             _ = try? file.int64Tensor(named: name)
+        }
+    }
+
+    /// A compressed artifact's `model.safetensors`: metadata, every listed layer's packed tensors
+    /// and their checks. What it accepts must run: on a zero input every output is the (finite)
+    /// bias or constant.
+    static func artifact(_ data: [UInt8]) {
+        guard let file = try? SafeTensors(data: Data(data), source: "fuzz"),
+              let layers = try? CompressedArtifact.readLayers(file) else { return }
+        for layer in layers {
+            let op = layer.op
+            let x = [Float](repeating: 0, count: 2 * op.inputFeatures)
+            var y = [Float](repeating: .nan, count: 2 * op.outputFeatures)
+            x.withUnsafeBufferPointer { xs in
+                y.withUnsafeMutableBufferPointer { ys in op.apply(xs.baseAddress!, rows: 2, into: ys.baseAddress!, activation: .none) }
+            }
+            precondition(y.allSatisfy(\.isFinite), "an accepted layer computed a non-finite output from a zero input")
         }
     }
 

@@ -218,12 +218,13 @@ public enum CompressedArtifact {
             var index: [String: Int] = [:]
             for (i, record) in layers.enumerated() {
                 guard index.updateValue(i, forKey: record.name) == nil else { throw fail("layer '\(record.name)' is listed twice") }
-                guard record.shape.count == 2, record.shape.allSatisfy({ $0 > 0 }) else {
-                    throw fail("layers[\(i)] '\(record.name)': shape \(record.shape) is not [out, in] with positive sizes")
+                guard record.shape.count == 2, record.shape.allSatisfy({ $0 > 0 && $0 < 1 << 31 }), record.shape[0] * record.shape[1] < 1 << 40 else {
+                    throw fail("layers[\(i)] '\(record.name)': shape \(record.shape) is not [out, in] with positive sizes of a real layer")
                 }
             }
             self.index = index
-            let dense = layers.reduce(0) { $0 + $1.denseBytes }, stored = layers.reduce(0) { $0 + $1.bytes }
+            // (Wrapping sums: each layer's own numbers are checked against its tensors when it is built.)
+            let dense = layers.reduce(0) { $0 &+ $1.denseBytes }, stored = layers.reduce(0) { $0 &+ $1.bytes }
             guard totals.denseBytes == dense, totals.storedBytes == stored else {
                 throw fail("totals say \(totals.denseBytes) dense and \(totals.storedBytes) stored bytes, the layers add up to \(dense) and \(stored)")
             }
@@ -295,6 +296,16 @@ public enum CompressedArtifact {
                 throw mismatch(expected[min(1, expected.count - 1)], "maskCheck '\(record.maskCheck ?? "-")', the index stream holds '\(facts.maskCheck ?? "-")'")
             }
             return built
+        }
+    }
+
+    /// Reads and checks every layer an artifact's metadata lists, on its own (no model, not timed):
+    /// for fuzzing and tests. Errors name the file and the tensor as a load's would.
+    public static func readLayers(_ file: SafeTensors) throws -> [BuiltLinearLayer] {
+        let metadata = try Metadata(file)
+        return try metadata.layers.map { record in
+            try metadata.build(record.name, weight: record.sourceWeight, bias: record.sourceBias, outputs: record.shape[0],
+                               inputs: record.shape[1], file: file, time: false)
         }
     }
 
