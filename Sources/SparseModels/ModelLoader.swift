@@ -25,6 +25,25 @@ public enum ModelLoader {
     /// compressed layers are not timed against dense (for `compress` and `inspect`).
     public static func open(directory: String, compression: CompressionPlan = .dense,
                             timeLayers: Bool = true) throws -> (model: any InferenceModel, layers: LinearLayerBuilder?) {
+        let opened = try openModel(directory: directory, compression: compression, timeLayers: timeLayers)
+        try checkPatterns(compression, model: opened.model, manifestPath: path(directory, manifestFileName))
+        return opened
+    }
+
+    /// A `compression.layers` pattern that names no layer with weights is a configuration mistake
+    /// (a typo would otherwise leave the intended layers uncompressed without a word).
+    static func checkPatterns(_ plan: CompressionPlan, model: any InferenceModel, manifestPath: String) throws {
+        guard !plan.overrides.isEmpty else { return }
+        let names = summary(of: model)?.layers.filter { $0.storage != nil || $0.parameterCount > 0 }.map(\.name) ?? []
+        for (pattern, _) in plan.overrides where !names.contains(where: { CompressionPlan.matches($0, pattern: pattern) }) {
+            let known = names.isEmpty ? "the model has no layers with weights"
+                : "its layers: " + names.prefix(6).joined(separator: ", ") + (names.count > 6 ? ", …" : "")
+            throw ModelLoadError(file: manifestPath, "compression.layers.\(pattern): the pattern matches no layer of this model (\(known))")
+        }
+    }
+
+    private static func openModel(directory: String, compression: CompressionPlan,
+                                  timeLayers: Bool) throws -> (model: any InferenceModel, layers: LinearLayerBuilder?) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ModelLoadError(file: directory, "model directory does not exist")

@@ -66,6 +66,18 @@ final class CompressionTests: XCTestCase {
         for (u, v) in zip(a, b) { XCTAssertEqual(u, v, accuracy: 1e-5) }
     }
 
+    /// A per-layer pattern that matches no layer fails the load, naming the pattern and the layers.
+    func testPatternMatchingNoLayerIsAnError() throws {
+        let typo = CompressionPlan(method: .dense, overrides: [("fc*", .nm(n: 2, m: 4)), ("classifier", .dense)])
+        XCTAssertThrowsError(try ModelLoader.load(directory: digitsDirectory, compression: typo)) {
+            let message = "\($0)"
+            XCTAssertTrue(message.contains("compression.layers.classifier") && message.contains("matches no layer")
+                          && message.contains("fc1, fc2, fc3"), message)
+        }
+        XCTAssertNoThrow(try ModelLoader.load(directory: digitsDirectory,
+                                              compression: CompressionPlan(method: .dense, overrides: [("fc3", .dense)])))
+    }
+
     /// Piecewise-linear activations are a bert-encoder option; other architectures refuse them by name.
     func testPiecewiseLinearActivationsRefusedForMLP() {
         XCTAssertThrowsError(try ModelLoader.load(directory: digitsDirectory, compression: CompressionPlan(activations: .pwl(segments: 32)))) {
