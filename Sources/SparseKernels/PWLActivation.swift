@@ -107,6 +107,17 @@ public struct PWLActivation: Sendable {
         values.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { apply(base, count: n, isa: isa) } }
     }
 
+    /// Calls `body` with the C view of `table` (nil when there is none), valid during the call.
+    static func withCTable<R>(_ table: PWLActivation?, _ body: (UnsafePointer<ss_pwl_table>?) -> R) -> R {
+        guard let table else { return body(nil) }
+        return table.slopes.withUnsafeBufferPointer { s in
+            table.offsets.withUnsafeBufferPointer { o in
+                var t = ss_pwl_table(slope: s.baseAddress, offset: o.baseAddress, segments: Int32(table.segments), lo: table.lo, hi: table.hi)
+                return body(&t)
+            }
+        }
+    }
+
     /// Largest absolute difference from the exact function over [lo, hi] (`error.maxAbsolute`).
     public func maxAbsoluteError() -> Float { Float(error.maxAbsolute) }
 }

@@ -64,7 +64,7 @@ public enum TransformerKernels {
                 let s = item / heads, h0 = item % heads
                 let h1 = min(heads, h0 + (last - item))
                 let seq = work[s]
-                let status = withTable(exp) { table in
+                let status = PWLActivation.withCTable(exp) { table in
                     ss_tf_attention_isa(isa.cValue, q.pointer + seq.start * queryStride, queryStride,
                                         k.pointer + seq.start * keyStride, keyStride,
                                         v.pointer + seq.start * valueStride, valueStride,
@@ -102,16 +102,5 @@ public enum TransformerKernels {
                                 normalize: Bool, into output: UnsafeMutablePointer<Float>) {
         precondition(rows > 0, "mean pooling needs at least one row")
         ss_tf_mean_pool(x, rowStride ?? columns, rows, columns, normalize ? 1 : 0, output)
-    }
-}
-
-/// Calls `body` with the C view of `table` (nil when there is none), valid during the call.
-func withTable<R>(_ table: PWLActivation?, _ body: (UnsafePointer<ss_pwl_table>?) -> R) -> R {
-    guard let table else { return body(nil) }
-    return table.slopes.withUnsafeBufferPointer { s in
-        table.offsets.withUnsafeBufferPointer { o in
-            var t = ss_pwl_table(slope: s.baseAddress, offset: o.baseAddress, segments: Int32(table.segments), lo: table.lo, hi: table.hi)
-            return body(&t)
-        }
     }
 }

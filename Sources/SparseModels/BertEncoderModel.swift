@@ -534,9 +534,7 @@ extension BertEncoderModel: TextEncodingModel {
         if ids.first != tokenizer.clsID { ids.insert(tokenizer.clsID, at: 0) }
         if ids.count < 2 || ids.last != tokenizer.sepID { ids.append(tokenizer.sepID) }
         let total = ids.count
-        if let limit, total > limit {
-            ids.removeSubrange((max(1, limit - 1))..<(total - 1))
-        }
+        if let limit { WordPieceTokenizer.truncate(&ids, to: limit) }
         return (ids, total)
     }
 }

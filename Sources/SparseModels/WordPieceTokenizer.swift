@@ -93,11 +93,17 @@ public struct WordPieceTokenizer: Sendable {
         appendPieces(of: text, to: &ids)
         ids.append(sepID)
         let total = ids.count
-        if let maxTokens, total > maxTokens {
+        if let maxTokens {
             precondition(maxTokens >= 2, "maxTokens must leave room for [CLS] and [SEP]")
-            ids.removeSubrange((maxTokens - 1)..<(total - 1))
+            Self.truncate(&ids, to: maxTokens)
         }
         return Encoding(ids: ids, untruncatedCount: total)
+    }
+
+    /// Cuts a complete sequence (`[CLS]` … `[SEP]`) to `maxTokens` ids, keeping its last id (`[SEP]`).
+    public static func truncate(_ ids: inout [Int32], to maxTokens: Int) {
+        guard ids.count > maxTokens else { return }
+        ids.removeSubrange(max(1, maxTokens - 1)..<(ids.count - 1))
     }
 
     /// As `encode(_:maxTokens:)` for UTF-8 bytes; invalid UTF-8 is an `InvalidInputError`.

@@ -110,9 +110,7 @@ enum OpenAIEmbeddings {
                     }
                     return bytes
                 }
-                guard texts.count <= config.maxInputs else {
-                    throw ProtocolError(413, "at most \(config.maxInputs) inputs per request for model '\(config.name)', got \(texts.count)")
-                }
+                try TextInputs.checkCount(texts.count, config)
                 return InferenceRequest(id: nil, inputs: [sig.input: Tensor(shape: [texts.count], storage: .bytes(texts))],
                                         requestedOutputs: [sig.output])
             }

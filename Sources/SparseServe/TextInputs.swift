@@ -11,6 +11,13 @@ enum TextInput {
 /// (422, unless the request asks to `truncate`), and hands the model its INT32 token-id input,
 /// padded with -1 to the limit so that every request of the endpoint can share a batch.
 enum TextInputs {
+    /// The endpoint's `maxInputs` (413 above it).
+    static func checkCount(_ count: Int, _ config: EndpointConfig) throws {
+        guard count <= config.maxInputs else {
+            throw ProtocolError(413, "at most \(config.maxInputs) inputs per request for model '\(config.name)', got \(count)")
+        }
+    }
+
     /// The per-input token limit: the endpoint's `maxTokensPerInput`, never above the model's own.
     static func tokenLimit(_ model: any TextEncodingModel, _ config: EndpointConfig) -> Int {
         min(config.maxTokensPerInput ?? model.maxTokens, model.maxTokens)
@@ -20,9 +27,7 @@ enum TextInputs {
     /// names the inputs in errors (e.g. "input" → "input[3]").
     static func tokenIDs(_ items: [TextInput], model: any TextEncodingModel, endpoint config: EndpointConfig,
                          truncate: Bool, parameter: String) throws -> (tensor: Tensor, tokens: Int) {
-        guard items.count <= config.maxInputs else {
-            throw ProtocolError(413, "at most \(config.maxInputs) inputs per request for model '\(config.name)', got \(items.count)")
-        }
+        try checkCount(items.count, config)
         let limit = tokenLimit(model, config)
         var flat = [Int32](repeating: -1, count: items.count * limit)
         var tokens = 0
