@@ -3,6 +3,7 @@
  * GEMM kernels use to move a row-major X tile into K-major form and their K-major results back.
  */
 #include "internal.h"
+#include "status.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,26 @@ static void scratch_destroy(void *value) {
 
 static void scratch_make_key(void) { pthread_key_create(&scratch_key, scratch_destroy); }
 
+static int scratch_failures;  /* ss_scratch_fail_next */
+
+void ss_scratch_fail_next(int calls) { __atomic_store_n(&scratch_failures, calls > 0 ? calls : 0, __ATOMIC_SEQ_CST); }
+
+static int scratch_should_fail(void) {
+    int left = __atomic_load_n(&scratch_failures, __ATOMIC_SEQ_CST);
+    while (left > 0)
+        if (__atomic_compare_exchange_n(&scratch_failures, &left, left - 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return 1;
+    return 0;
+}
+
+const char *ss_status_message(int status) {
+    switch (status) {
+    case SS_OK: return "ok";
+    case SS_ERR_ARGUMENT: return "invalid argument";
+    case SS_ERR_NO_MEMORY: return "out of memory (kernel scratch buffer)";
+    default: return "unknown kernel status";
+    }
+}
+
 float *ss_thread_scratch(int slot, size_t floats) {
     if (slot < 0 || slot >= SCRATCH_SLOTS) return NULL;
     pthread_once(&scratch_once, scratch_make_key);
@@ -46,6 +67,7 @@ float *ss_thread_scratch(int slot, size_t floats) {
         set->capacity[slot] = 0;
         const size_t capacity = floats + floats / 4 + 64;
         void *p = NULL;
+        if (scratch_should_fail()) return NULL;
         if (posix_memalign(&p, 64, capacity * sizeof(float)) != 0) return NULL;
         set->buffer[slot] = p;
         set->capacity[slot] = capacity;

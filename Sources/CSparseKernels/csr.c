@@ -4,6 +4,7 @@
  */
 #include "csr.h"
 #include "internal.h"
+#include "status.h"
 #include "weight_broadcast.h"
 #include <string.h>
 
@@ -116,11 +117,11 @@ CSR_PANEL(256, 4)
 #endif
 
 /* Rows [r0, r1) of the batched kernel over prepared token tiles xt_all (K rows each). */
-static void csr_gemm(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val, const float *bias,
+static int csr_gemm(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val, const float *bias,
                      ptrdiff_t k, const float *xt_all, float *y, ptrdiff_t ldy,
                      ptrdiff_t r, ss_act_kind act, ptrdiff_t r0, ptrdiff_t r1) {
     float *yt = ss_thread_scratch(SS_SCRATCH_PANEL, (size_t)(SS_PANEL * TILE));
-    if (!yt) return;
+    if (!yt) return SS_ERR_NO_MEMORY;
     for (ptrdiff_t t0 = 0; t0 < r; t0 += TILE) {
         const ptrdiff_t tokens = ss_min(TILE, r - t0);
         const ptrdiff_t ldt = ss_tile_ldt(isa, tokens);
@@ -143,6 +144,7 @@ static void csr_gemm(ss_isa isa, const int32_t *row_ptr, const int32_t *col, con
             ss_panel_store(isa, act, yt, ldt, tokens, cols, y + t0 * ldy + c0, ldy);
         }
     }
+    return SS_OK;
 }
 
 ptrdiff_t ss_csr_input_floats(ss_isa isa, ptrdiff_t k, ptrdiff_t r) {
@@ -155,13 +157,14 @@ void ss_csr_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff
     ss_tiles_transpose(ss_clamp_isa(isa), x, ldx, r, k, k, xt);
 }
 
-void ss_csr_gemm_prepared_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
-                                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                                   const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                                   ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end) {
+int ss_csr_gemm_prepared_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
+                                  const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                  const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                  ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end) {
+    if (rows < 0 || k < 0 || r < 0) return SS_ERR_ARGUMENT;
     row_begin = ss_max(0, row_begin);
     row_end = ss_min(rows, row_end);
-    if (row_begin >= row_end || k <= 0 || r <= 0) return;
+    if (row_begin >= row_end || k == 0 || r == 0) return SS_OK;
     isa = ss_clamp_isa(isa);
     if (r <= 2) {
         for (ptrdiff_t i = 0; i < r; i++) {
@@ -175,29 +178,29 @@ void ss_csr_gemm_prepared_rows_isa(ss_isa isa, const int32_t *row_ptr, const int
                 gemv_portable(row_ptr, col, val, bias, row_begin, row_end, xi, out);
             if (act != SS_ACT_NONE) ss_act_apply_isa(isa, act, out + row_begin, row_end - row_begin);
         }
-        return;
+        return SS_OK;
     }
-    csr_gemm(isa, row_ptr, col, val, bias, k, xt, y, ldy, r, act, row_begin, row_end);
+    if (!xt) return SS_ERR_ARGUMENT;
+    return csr_gemm(isa, row_ptr, col, val, bias, k, xt, y, ldy, r, act, row_begin, row_end);
 }
 
-void ss_csr_gemm_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
-                          const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                          const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                          ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end) {
+int ss_csr_gemm_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
+                         const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                         const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                         ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end) {
     const ptrdiff_t floats = ss_csr_input_floats(isa, k, r);
     float *xt = NULL;
     if (floats > 0) {
         xt = ss_thread_scratch(SS_SCRATCH_TILES, (size_t)floats);
-        if (!xt) return;
+        if (!xt) return SS_ERR_NO_MEMORY;
         ss_csr_prepare_input_isa(isa, x, ldx, r, k, xt);
     }
-    ss_csr_gemm_prepared_rows_isa(isa, row_ptr, col, val, bias, rows, k, x, ldx, xt, y, ldy, r, act, row_begin, row_end);
+    return ss_csr_gemm_prepared_rows_isa(isa, row_ptr, col, val, bias, rows, k, x, ldx, xt, y, ldy, r, act, row_begin, row_end);
 }
 
-void ss_csr_gemm_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
-                     const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                     const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                     ss_act_kind act, float *scratch) {
-    (void)scratch;
-    ss_csr_gemm_rows_isa(isa, row_ptr, col, val, bias, rows, k, x, ldx, y, ldy, r, act, 0, rows);
+int ss_csr_gemm_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,
+                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                    const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                    ss_act_kind act) {
+    return ss_csr_gemm_rows_isa(isa, row_ptr, col, val, bias, rows, k, x, ldx, y, ldy, r, act, 0, rows);
 }

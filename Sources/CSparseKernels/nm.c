@@ -5,6 +5,7 @@
  */
 #include "nm.h"
 #include "internal.h"
+#include "status.h"
 #include "weight_broadcast.h"
 #include <stdlib.h>
 #include <string.h>
@@ -268,14 +269,14 @@ GEMV256(4) GEMV256(8) GEMV256(16)
 
 /* In-register-selection kernel for r token rows over panels [p0, p1); AVX-512 shares each slot's
  * decode across up to 8 rows. */
-static void nm_gemv(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
+static int nm_gemv(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
                     ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
                     ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
     const ptrdiff_t G = groups_of(k, m);
     const ptrdiff_t padded = G * m + 16;
     enum { CHUNK = 8 };
     float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(CHUNK * padded));
-    if (!xp) return;
+    if (!xp) return SS_ERR_NO_MEMORY;
     for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
         const ptrdiff_t count = ss_min(CHUNK, r - i0);
         for (ptrdiff_t i = 0; i < count; i++) {
@@ -315,6 +316,7 @@ static void nm_gemv(ss_isa isa, const float *values, const void *indices, int n,
         const ptrdiff_t c0 = p0 * SS_PANEL, c1 = ss_min(p1 * SS_PANEL, rows);
         for (ptrdiff_t i = 0; i < r; i++) ss_act_apply_isa(isa, act, y + i * ldy + c0, c1 - c0);
     }
+    return SS_OK;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -381,13 +383,13 @@ static ptrdiff_t gemm_rows_of(ss_isa isa, ptrdiff_t r) {
 }
 
 /* Panels [p0, p1) of the batched kernel over prepared token tiles xt. */
-static void nm_gemm(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
+static int nm_gemm(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
                     ptrdiff_t rows, ptrdiff_t k, const float *xt_all, float *y, ptrdiff_t ldy,
                     ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
     const ptrdiff_t G = groups_of(k, m), kpad = G * m;
     const size_t index_bytes = m == 4 ? 4 : 8;
     float *yt = ss_thread_scratch(SS_SCRATCH_PANEL, (size_t)(SS_PANEL * TILE));
-    if (!yt) return;
+    if (!yt) return SS_ERR_NO_MEMORY;
     const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
     for (ptrdiff_t t0 = 0; t0 < r; t0 += TILE) {
         const ptrdiff_t tokens = ss_min(TILE, r - t0);
@@ -435,6 +437,7 @@ static void nm_gemm(ss_isa isa, const float *values, const void *indices, int n,
             ss_panel_store(isa, act, yt, ldt, tokens, cols, ys + p * SS_PANEL, ldy);
         }
     }
+    return SS_OK;
 }
 
 ptrdiff_t ss_nm_input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r) {
@@ -448,41 +451,45 @@ void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_
     ss_tiles_transpose(isa, x, ldx, gemm_rows_of(isa, r), k, groups_of(k, m) * m, xt);
 }
 
-void ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                                    const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                                    ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
-    if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r <= 0) return;
+int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                   const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                   ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+    if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r < 0) return SS_ERR_ARGUMENT;
     panel_begin = ss_max(0, panel_begin);
     panel_end = ss_min(panels_of(rows), panel_end);
-    if (panel_begin >= panel_end) return;
+    if (panel_begin >= panel_end || r == 0) return SS_OK;
     isa = ss_clamp_isa(isa);
     const ptrdiff_t gemm_rows = gemm_rows_of(isa, r);
-    if (gemm_rows > 0) nm_gemm(isa, values, indices, n, m, bias, rows, k, xt, y, ldy, gemm_rows, act, panel_begin, panel_end);
+    if (gemm_rows > 0) {
+        if (!xt) return SS_ERR_ARGUMENT;
+        const int status = nm_gemm(isa, values, indices, n, m, bias, rows, k, xt, y, ldy, gemm_rows, act, panel_begin, panel_end);
+        if (status != SS_OK) return status;
+    }
     if (r > gemm_rows)
-        nm_gemv(isa, values, indices, n, m, bias, rows, k, x + gemm_rows * ldx, ldx, y + gemm_rows * ldy, ldy,
-                r - gemm_rows, act, panel_begin, panel_end);
+        return nm_gemv(isa, values, indices, n, m, bias, rows, k, x + gemm_rows * ldx, ldx, y + gemm_rows * ldy, ldy,
+                       r - gemm_rows, act, panel_begin, panel_end);
+    return SS_OK;
 }
 
-void ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
-    if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r <= 0) return;
+int ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                          const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                          const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                          ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+    if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r < 0) return SS_ERR_ARGUMENT;
     const ptrdiff_t floats = ss_nm_input_floats(isa, k, m, r);
     float *xt = NULL;
     if (floats > 0) {
         xt = ss_thread_scratch(SS_SCRATCH_TILES, (size_t)floats);
-        if (!xt) return;
+        if (!xt) return SS_ERR_NO_MEMORY;
         ss_nm_prepare_input_isa(isa, x, ldx, r, k, m, xt);
     }
-    ss_nm_gemm_prepared_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, xt, y, ldy, r, act, panel_begin, panel_end);
+    return ss_nm_gemm_prepared_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, xt, y, ldy, r, act, panel_begin, panel_end);
 }
 
-void ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                    const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                    ss_act_kind act, float *scratch) {
-    (void)scratch;
-    ss_nm_gemm_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, 0, panels_of(rows));
+int ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                   const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                   ss_act_kind act) {
+    return ss_nm_gemm_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, 0, panels_of(rows));
 }

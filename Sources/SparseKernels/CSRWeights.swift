@@ -94,7 +94,7 @@ public final class CSRWeights: LinearOperator, @unchecked Sendable {
                     values.withUnsafeBufferPointer { vals in
                         withOptionalPointer(bias) { b in
                             let r0 = range.lowerBound * 16, r1 = range.upperBound * 16
-                            if let xt = prepared {
+                            let status = if let xt = prepared {
                                 ss_csr_gemm_prepared_rows_isa(isa.cValue, starts.baseAddress, cols.baseAddress, vals.baseAddress, b,
                                                               outputFeatures, inputFeatures, xs.pointer, inputStride, xt.pointer,
                                                               ys.pointer, outputStride, rows, activation.cKind, r0, r1)
@@ -103,6 +103,7 @@ public final class CSRWeights: LinearOperator, @unchecked Sendable {
                                                      outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride,
                                                      rows, activation.cKind, r0, r1)
                             }
+                            KernelError.require(status, "csr \(inputFeatures)→\(outputFeatures), \(rows) rows")
                         }
                     }
                 }

@@ -280,7 +280,7 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
         forEachPanelRange(split: split, pool: pool) { [self] range in
             withOptionalPointer(bias) { b in
                 let v = values.pointer, i = UnsafeRawPointer(indices.pointer)
-                if let xt = prepared {
+                let status = if let xt = prepared {
                     ss_nm_gemm_prepared_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
                                                    inputStride, xt.pointer, ys.pointer, outputStride, rows, activation.cKind,
                                                    range.lowerBound, range.upperBound)
@@ -288,6 +288,7 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
                     ss_nm_gemm_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
                                           inputStride, ys.pointer, outputStride, rows, activation.cKind, range.lowerBound, range.upperBound)
                 }
+                KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(rows) rows")
             }
         }
     }

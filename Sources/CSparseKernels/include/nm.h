@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include "cpu_features.h"
 #include "activations.h"
+#include "status.h"
 
 /*
  * N:M-sparse linear layer Y[R][N] = act(X[R][K] * W^T + bias): in every group of m consecutive
@@ -42,28 +43,30 @@ void ss_nm_unpack(const float *values, const void *indices, ptrdiff_t rows, ptrd
                   float *w, ptrdiff_t ldw);
 
 /// Y = act(X W^T + bias); x is R x K (stride ldx), y is R x N (stride ldy), bias N values or
-/// NULL. Any R, N, K; no alignment needed. `scratch` is ignored (per-thread buffers are used);
-/// kept for source compatibility, pass NULL.
-void ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                    const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                    ss_act_kind act, float *scratch);
+/// NULL. Any R, N, K; no alignment needed. Returns SS_OK, SS_ERR_ARGUMENT (unsupported n:m or
+/// sizes) or SS_ERR_NO_MEMORY (a per-thread scratch buffer could not be allocated; y is then
+/// unspecified). status.h.
+int ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                   const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                   ss_act_kind act);
 
 /// As ss_nm_gemm_isa, but only output panels [panel_begin, panel_end) (columns 16*panel_begin ..
 /// min(16*panel_end, N)), so threads can split one call by output panels.
-void ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
+int ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                          const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                          const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                          ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
 
 /// A call split across threads can transpose its input once: the floats the batched kernel's
 /// transposed input needs for r rows on `isa` (0 when r rows need none), the transpose itself,
-/// and the kernel over output panels with that prepared input (same isa, x and r).
+/// and the kernel over output panels with that prepared input (same isa, x and r; xt may be NULL
+/// only when ss_nm_input_floats is 0). Same status values.
 ptrdiff_t ss_nm_input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r);
 void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, int m, float *xt);
-void ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                                    const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                                    ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
+int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
+                                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                   const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                   ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
 
 #endif

@@ -11,4 +11,8 @@
 /// read or write it.
 float *ss_thread_scratch(int slot, size_t floats);
 
+/// Test hook: the next `calls` requests to ss_thread_scratch that need a new buffer (on any
+/// thread) fail with NULL, so tests can check that kernels report out-of-memory.
+void ss_scratch_fail_next(int calls);
+
 #endif
