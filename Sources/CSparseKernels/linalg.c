@@ -25,6 +25,37 @@ static double dot_portable(ptrdiff_t n, const double *x, const double *y) {
 }
 
 #ifdef SS_X86
+SS_T512 static void axpy512(ptrdiff_t n, double a, const double *x, double *y) {
+    const __m512d av = _mm512_set1_pd(a);
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        _mm512_storeu_pd(y + i, _mm512_fmadd_pd(av, _mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i)));
+        _mm512_storeu_pd(y + i + 8, _mm512_fmadd_pd(av, _mm512_loadu_pd(x + i + 8), _mm512_loadu_pd(y + i + 8)));
+    }
+    if (i < n) {
+        const __mmask8 m0 = n - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_pd(y + i, m0, _mm512_fmadd_pd(av, _mm512_maskz_loadu_pd(m0, x + i), _mm512_maskz_loadu_pd(m0, y + i)));
+        if (n - i > 8) {
+            const __mmask8 m1 = (__mmask8)((1u << (n - i - 8)) - 1u);
+            _mm512_mask_storeu_pd(y + i + 8, m1, _mm512_fmadd_pd(av, _mm512_maskz_loadu_pd(m1, x + i + 8), _mm512_maskz_loadu_pd(m1, y + i + 8)));
+        }
+    }
+}
+
+SS_T512 static double dot512(ptrdiff_t n, const double *x, const double *y) {
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i), _mm512_loadu_pd(y + i), s0);
+        s1 = _mm512_fmadd_pd(_mm512_loadu_pd(x + i + 8), _mm512_loadu_pd(y + i + 8), s1);
+    }
+    for (; i < n; i += 8) {
+        const __mmask8 m = n - i >= 8 ? (__mmask8)0xFF : (__mmask8)((1u << (n - i)) - 1u);
+        s0 = _mm512_fmadd_pd(_mm512_maskz_loadu_pd(m, x + i), _mm512_maskz_loadu_pd(m, y + i), s0);
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+}
+
 SS_T256 static void axpy256(ptrdiff_t n, double a, const double *x, double *y) {
     const __m256d av = _mm256_set1_pd(a);
     ptrdiff_t i = 0;
@@ -50,21 +81,35 @@ SS_T256 static double dot256(ptrdiff_t n, const double *x, const double *y) {
 }
 #endif
 
+/* The fits below keep the AVX2 forms (their results are pinned by tests); callers of the public
+ * forms choose the level. */
 static int use_avx2(void) { return ss_detect_isa() >= SS_ISA_AVX2; }
 
 static void axpy(int avx2, ptrdiff_t n, double a, const double *x, double *y) {
-#ifdef SS_X86
-    if (avx2) { axpy256(n, a, x, y); return; }
-#endif
-    (void)avx2;
-    axpy_portable(n, a, x, y);
+    ss_daxpy(avx2 ? SS_ISA_AVX2 : SS_ISA_PORTABLE, n, a, x, y);
 }
 
 static double dot(int avx2, ptrdiff_t n, const double *x, const double *y) {
+    return ss_ddot(avx2 ? SS_ISA_AVX2 : SS_ISA_PORTABLE, n, x, y);
+}
+
+void ss_daxpy(ss_isa isa, ptrdiff_t n, double a, const double *x, double *y) {
 #ifdef SS_X86
-    if (avx2) return dot256(n, x, y);
+    isa = ss_clamp_isa(isa);
+    if (isa == SS_ISA_AVX512) { axpy512(n, a, x, y); return; }
+    if (isa == SS_ISA_AVX2) { axpy256(n, a, x, y); return; }
 #endif
-    (void)avx2;
+    (void)isa;
+    axpy_portable(n, a, x, y);
+}
+
+double ss_ddot(ss_isa isa, ptrdiff_t n, const double *x, const double *y) {
+#ifdef SS_X86
+    isa = ss_clamp_isa(isa);
+    if (isa == SS_ISA_AVX512) return dot512(n, x, y);
+    if (isa == SS_ISA_AVX2) return dot256(n, x, y);
+#endif
+    (void)isa;
     return dot_portable(n, x, y);
 }
 
@@ -110,20 +155,25 @@ void ss_dcholesky_solve_rows(const double *l, ptrdiff_t r, double *b, ptrdiff_t 
     }
 }
 
-void ss_dcholesky_inverse(const double *l, ptrdiff_t r, double *inv) {
+void ss_dlower_inverse(const double *l, ptrdiff_t r, double *inv) {
     const int avx2 = use_avx2();
-    /* M = L^-1 (lower), in inv, row by row: row_i = (e_i - sum_{k<i} L_ik row_k) / L_ii */
-    double *m = inv;
-    memset(m, 0, (size_t)(r * r) * sizeof(double));
+    /* row_i of M = L^-1 (lower) = (e_i - sum_{k<i} L_ik row_k) / L_ii */
+    memset(inv, 0, (size_t)(r * r) * sizeof(double));
     for (ptrdiff_t i = 0; i < r; i++) {
-        double *mi = m + i * r;
+        double *mi = inv + i * r;
         const double *li = l + i * r;
         mi[i] = 1.0;
         for (ptrdiff_t k = 0; k < i; k++)
-            if (li[k] != 0.0) axpy(avx2, k + 1, -li[k], m + k * r, mi);
+            if (li[k] != 0.0) axpy(avx2, k + 1, -li[k], inv + k * r, mi);
         const double d = 1.0 / li[i];
         for (ptrdiff_t k = 0; k <= i; k++) mi[k] *= d;
     }
+}
+
+void ss_dcholesky_inverse(const double *l, ptrdiff_t r, double *inv) {
+    const int avx2 = use_avx2();
+    double *m = inv;
+    ss_dlower_inverse(l, r, m);
     /* (L L^T)^-1 = M^T M. Upper row i: sum over rows k >= i of M_ki * M_k[i..k] (contiguous), then
      * stored over row i of M, which no later row needs (they only read rows below themselves). */
     double *row = malloc((size_t)(r > 0 ? r : 1) * sizeof(double));
