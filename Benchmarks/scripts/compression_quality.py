@@ -12,16 +12,22 @@ them (GET /v2/models/{name}).
 The l1,inf radius is found by bisection on radiusRatio with `sparse-serve inspect`, which reports
 the compacted shape of fc1 ("dense 256xK of 256x64").
 
-    python3 Benchmarks/scripts/compression_quality.py [--keep 0.5]
+    python3 Benchmarks/scripts/compression_quality.py [--keep 0.5] [--json OUT [--rounds 3]]
+
+--json OUT also measures each endpoint's throughput (test-split requests per second, one client, the
+endpoints taken in turn for --rounds rounds of 1 s, best round kept) and writes every row as JSON
+with the load average (read by plot.py).
 """
 import argparse
 import json
+import os
 import pathlib
 import re
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 
 import numpy as np
@@ -75,9 +81,33 @@ def infer(url, name, x):
     return np.array(out["data"], dtype=np.float32).reshape(out["shape"])
 
 
+def throughputs(url, names, x, rounds):
+    """Samples per second of back-to-back whole-split requests, per endpoint: best of rounds of 1 s."""
+    best = {n: 0.0 for n in names}
+    for _ in range(rounds):
+        for name in names:
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < 1.0:
+                infer(url, name, x)
+                count += 1
+            best[name] = max(best[name], count * len(x) / (time.perf_counter() - start))
+    return best
+
+
+def write_json(path, results, labels, dense_predicted, speeds, loads):
+    rows = [{"endpoint": name, "label": label, "density": meta["density"],
+             "accuracy": float((predicted == labels).mean()),
+             "agreement_with_dense": float((predicted == dense_predicted).mean()),
+             "samples_per_second": speeds[name]} for name, label, predicted, meta in results]
+    path.write_text(json.dumps({"benchmark": "compression_quality", "model": "digits-mlp", "samples": len(labels),
+                                "load_average": loads, "rows": rows}, indent=1) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--keep", type=float, default=0.5, help="fraction of fc1's 64 input columns l1,inf keeps")
+    ap.add_argument("--json", type=pathlib.Path, help="also measure throughput and write the results to this file")
+    ap.add_argument("--rounds", type=int, default=3, help="throughput rounds (with --json)")
     args = ap.parse_args()
     ratio, kept = radius_keeping(args.keep)
     endpoints = [
@@ -107,6 +137,10 @@ def main():
                 predicted = infer(url, name, x).argmax(axis=1)
                 meta = get(f"{url}/v2/models/{name}")["compression"]
                 results.append((name, label, predicted, meta))
+            if args.json:
+                loads = [list(os.getloadavg())]
+                speeds = throughputs(url, [n for n, _, _ in endpoints], x, args.rounds)
+                loads.append(list(os.getloadavg()))
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=30)
@@ -123,6 +157,8 @@ def main():
         storage = " / ".join(layers[n]["storage"] for n in ("fc1", "fc2", "fc3"))
         print(f"| {label} | {meta['density']:.2f} | {accuracy:.3f} | {100 * (accuracy - dense_accuracy):+.1f} pts "
               f"| {agreement:.3f} | {errors} | {storage} |")
+    if args.json:
+        write_json(args.json, results, labels, dense_predicted, speeds, loads)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ alternating ours and OpenBLAS, and each cell keeps its fastest round (both sides
 
     swift build -c release --scratch-path .build-kernels --product kernel-bench
     .venv/bin/python Benchmarks/scripts/kernel_bench.py [--bench PATH] [--rounds 2] [--quick] [--markdown]
+        [--rows 1,8,32,128] [--json OUT]
+
+--json OUT also writes every row with its speed-ups and the load averages as JSON (read by plot.py).
 """
 import argparse
 import json
@@ -54,13 +57,19 @@ def numpy_times(shapes, threads, quick):
     return json.loads(r.stdout)
 
 
-def ours(bench, quick):
-    args = [str(bench), "--json"] + (["--quick"] if quick else [])
+def ours(bench, quick, batch_rows=None):
+    args = [str(bench), "--json"] + (["--quick"] if quick else []) + (["--rows", batch_rows] if batch_rows else [])
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
 
 
 def key(r):
     return (r["op"], r["k"], r["n"], r["m"], r["threads"])
+
+
+def write_json(path, isa, loads, args, rows, acts, vs_dense, vs_blas):
+    out = [dict(r, vs_dense=vs_dense(r), vs_blas=vs_blas(r)) for r in rows]
+    path.write_text(json.dumps({"benchmark": "kernel_bench", "isa": isa, "load_average": loads, "rounds": args.rounds,
+                                "quick": args.quick, "rows": out, "activations": list(acts.values())}, indent=1) + "\n")
 
 
 def main():
@@ -69,6 +78,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="also print the README tables")
+    parser.add_argument("--rows", help="batch sizes M, e.g. 1,2,4,8 (kernel-bench's default: 1,8,32,128)")
+    parser.add_argument("--json", type=pathlib.Path, help="write the results to this file")
     a = parser.parse_args()
     bench = a.bench or next((c for c in CANDIDATES if c.exists()), None)
     if bench is None:
@@ -76,7 +87,7 @@ def main():
 
     best, blas, acts, loads, isa = {}, {1: {}, 2: {}}, {}, [], "?"
     for _ in range(a.rounds):
-        report = ours(bench, a.quick)
+        report = ours(bench, a.quick, a.rows)
         isa = report["isa"]
         loads.append(report["loadAverage"])
         for r in report["rows"]:
@@ -145,6 +156,9 @@ def main():
     for name, value, target in checks:
         shown = -value if value < 0 else value
         print(f"{'met ' if value >= target else 'MISS'} {name:<52} {shown:8.2f}")
+
+    if a.json:
+        write_json(a.json, isa, loads, a, rows, acts, vs_dense, vs_blas)
 
     if a.markdown:
         print("\n| op (K×N) | M | threads | µs | GFLOP/s | vs our dense | vs OpenBLAS |")

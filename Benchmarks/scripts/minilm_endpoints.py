@@ -12,11 +12,15 @@ BLAST variant), then
    concurrent clients per endpoint and prints requests/s and p50/p99 latency.
 
     python3 Benchmarks/scripts/minilm_endpoints.py [--duration 5] [--clients 1,8,32] [--skip-load]
-        [--extra 'minilm-blast={"method": "dense", "layers": {...}}']
+        [--extra 'minilm-blast={"method": "dense", "layers": {...}}'] [--json OUT]
+
+--json OUT also writes every endpoint's fidelity and throughput cells with the load average as JSON
+(read by plot.py).
 """
 import argparse
 import base64
 import json
+import os
 import pathlib
 import shutil
 import signal
@@ -59,6 +63,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2, help="compute threads of the server")
     ap.add_argument("--skip-load", action="store_true", help="fidelity only")
     ap.add_argument("--extra", action="append", default=[], help="NAME=COMPRESSION_JSON: another MiniLM endpoint")
+    ap.add_argument("--json", type=pathlib.Path, help="also write the results to this file")
     args = ap.parse_args()
     model = ROOT / "models" / "minilm-l6"
     if not (model / "model.safetensors").exists():
@@ -86,10 +91,17 @@ def main():
             vectors = {n: embed(url, n, texts) for n in names}
             print("\n| endpoint | cosine to dense: mean | min | cosine to sentence-transformers: mean | min |")
             print("|---|---:|---:|---:|---:|")
+            report = {"benchmark": "minilm_endpoints", "model": "minilm-l6", "sentences": len(texts),
+                      "load_average": [list(os.getloadavg())], "endpoints": {}}
             for n in names:
                 d, r = cosines(vectors[n], vectors["minilm"]), cosines(vectors[n], ref)
                 print(f"| {n} | {d.mean():.6f} | {d.min():.6f} | {r.mean():.6f} | {r.min():.6f} |")
+                report["endpoints"][n] = {"compression": next(e.get("compression") for e in endpoints if e["name"] == n),
+                                          "cosine_to_dense": [d.mean(), d.min()], "cosine_to_reference": [r.mean(), r.min()],
+                                          "load": []}
             if args.skip_load:
+                if args.json:
+                    args.json.write_text(json.dumps(report, indent=1) + "\n")
                 return
             if shutil.which("wrk") is None:
                 raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -104,6 +116,10 @@ def main():
                     r = run_wrk(f"{url}/v1/embeddings", script, c, args.duration)
                     warn = f" ({r['errors']} errors, {r['non2xx']} non-2xx)" if r["errors"] or r["non2xx"] else ""
                     print(f"| {n} | {c} | {r['rps']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |{warn}")
+                    report["endpoints"][n]["load"].append(dict(r, clients=c))
+            report["load_average"].append(list(os.getloadavg()))
+            if args.json:
+                args.json.write_text(json.dumps(report, indent=1) + "\n")
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
