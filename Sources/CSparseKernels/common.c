@@ -234,3 +234,36 @@ void ss_panel_store(ss_isa isa, ss_act_kind act, float *yt, ptrdiff_t ldt, ptrdi
 #endif
     ss_xpose_out_c(yt, ldt, tokens, cols, y, ldy);
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Panel-tiled loop nest                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+int ss_check_columns(ptrdiff_t n, ptrdiff_t k, ptrdiff_t m, ptrdiff_t n_begin, ptrdiff_t n_end) {
+    if (n <= 0 || k <= 0 || m < 0 || n_begin < 0 || n_end > n || n_begin > n_end) return SS_ERR_ARGUMENT;
+    if (n_begin % SS_PANEL != 0 || (n_end % SS_PANEL != 0 && n_end != n)) return SS_ERR_ARGUMENT;
+    return SS_OK;
+}
+
+void ss_panel_tiles(ss_tile_shape shape, ptrdiff_t m, ptrdiff_t chunk, ptrdiff_t n_begin, ptrdiff_t n_end,
+                    ss_isa act_isa, ss_act_kind act, float *y, ptrdiff_t ldy, const ss_tile_visitor *visitor) {
+    const int step = m <= 2 ? shape.gemv_panels : shape.panels;
+    const ptrdiff_t p_begin = n_begin / SS_PANEL, p_end = ss_ceil_div(n_end, SS_PANEL);
+    chunk = ss_max(shape.max_rows, chunk / shape.max_rows * shape.max_rows);
+    for (ptrdiff_t r0 = 0; r0 < m; r0 += chunk) {
+        const ptrdiff_t rows = ss_min(chunk, m - r0), tiles = ss_ceil_div(rows, shape.max_rows);
+        if (visitor->chunk_begin) visitor->chunk_begin(visitor->ctx, r0, rows);
+        for (ptrdiff_t p = p_begin; p < p_end; p += step) {
+            const int np = (int)ss_min(p_end - p, step);
+            const ptrdiff_t col0 = p * SS_PANEL, cols = ss_min((p + np) * SS_PANEL, n_end) - col0;
+            ptrdiff_t r = r0;
+            for (ptrdiff_t tix = 0; tix < tiles; tix++) {
+                const int mr = (int)(rows / tiles + (tix < rows % tiles ? 1 : 0));
+                visitor->tile(visitor->ctx, r, mr, p, np, col0, cols);
+                if (act != SS_ACT_NONE && act != SS_ACT_RELU)
+                    for (int i = 0; i < mr; i++) ss_act_apply_isa(act_isa, act, y + (r + i) * ldy + col0, cols);
+                r += mr;
+            }
+        }
+    }
+}

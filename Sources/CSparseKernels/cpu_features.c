@@ -49,3 +49,51 @@ ss_isa ss_clamp_isa(ss_isa requested) {
     if ((int)requested < (int)SS_ISA_PORTABLE) return SS_ISA_PORTABLE;
     return requested > hw ? hw : requested;
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Quantized-kernel levels                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+static ss_isa qisa_hardware_uncached(void) {
+    ss_isa best = ss_hardware_isa();
+#if defined(__x86_64__) || defined(__i386__)
+    if (best == SS_ISA_AVX512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16"))
+        return (ss_isa)SS_QISA_AVX512_DOT;
+    if (best == SS_ISA_AVX512 && !__builtin_cpu_supports("avx512bw")) return SS_ISA_AVX2;
+#endif
+    return best;
+}
+
+static ss_isa qisa_detect_uncached(void) {
+    ss_qisa best = ss_hardware_qisa();
+    const char *cap = getenv("SPARSESERVE_ISA");
+    if (cap) {
+        ss_qisa limit = best;
+        if (strcmp(cap, "portable") == 0) limit = SS_QISA_PORTABLE;
+        else if (strcmp(cap, "avx2") == 0) limit = SS_QISA_AVX2;
+        else if (strcmp(cap, "avx512") == 0) limit = SS_QISA_AVX512;
+        if (limit < best) best = limit;
+    }
+    return (ss_isa)best;
+}
+
+ss_qisa ss_hardware_qisa(void) {
+    static int cached = -1;
+    return (ss_qisa)cached_value(&cached, qisa_hardware_uncached);
+}
+
+ss_qisa ss_detect_qisa(void) {
+    static int cached = -1;
+    return (ss_qisa)cached_value(&cached, qisa_detect_uncached);
+}
+
+ss_qisa ss_clamp_qisa(ss_qisa requested) {
+    ss_qisa hw = ss_hardware_qisa();
+    if ((int)requested < (int)SS_QISA_PORTABLE) return SS_QISA_PORTABLE;
+    return requested > hw ? hw : requested;
+}
+
+ss_isa ss_qisa_base(ss_qisa level) {
+    return level >= SS_QISA_AVX512 ? SS_ISA_AVX512 : (ss_isa)level;
+}

@@ -54,6 +54,34 @@ void ss_xpose_out_256(const float *yt, ptrdiff_t ldt, ptrdiff_t rows, ptrdiff_t 
 /// written back row-major: y[t * ldy + j] = yt[j * ldt + t] for t < tokens, j < cols.
 void ss_panel_store(ss_isa isa, ss_act_kind act, float *yt, ptrdiff_t ldt, ptrdiff_t tokens, ptrdiff_t cols,
                     float *y, ptrdiff_t ldy);
+/// The loop nest of the panel-tiled kernels (int8, int8_weights, bf16; as in dense.c): rows in
+/// chunks of `chunk` (so a chunk of X stays in L2), then groups of `panels` output panels (or
+/// `gemv_panels` when M <= 2) within columns [n_begin, n_end), then balanced row tiles of at most
+/// `max_rows` rows. `chunk_begin` (may be NULL) runs before each chunk, `tile` computes one
+/// register tile; activations other than ReLU (which tiles fuse) are applied to y afterwards.
+typedef struct { int max_rows, panels, gemv_panels; } ss_tile_shape;
+typedef struct {
+    void *ctx;
+    void (*chunk_begin)(void *ctx, ptrdiff_t r0, ptrdiff_t rows);
+    void (*tile)(void *ctx, ptrdiff_t row, int mr, ptrdiff_t panel, int np, ptrdiff_t col0, ptrdiff_t cols);
+} ss_tile_visitor;
+void ss_panel_tiles(ss_tile_shape shape, ptrdiff_t m, ptrdiff_t chunk, ptrdiff_t n_begin, ptrdiff_t n_end,
+                    ss_isa act_isa, ss_act_kind act, float *y, ptrdiff_t ldy, const ss_tile_visitor *visitor);
+/* Register-tile kernel sets of the AVX-512 panel kernels: rows 1..8 for 1..3 panels, rows 1..2
+ * for 4..8 panels (GEMV). SS_TILES_8X3(DEF) expands DEF(MR, NP) for each; SS_TILE_TABLE_8X3(P)
+ * is the initializer of a [9][9] table [np][mr] of the functions P##_MR_NP (NULL elsewhere). */
+#define SS_TILES_ROWS_(DEF, NP) DEF(1, NP) DEF(2, NP) DEF(3, NP) DEF(4, NP) DEF(5, NP) DEF(6, NP) DEF(7, NP) DEF(8, NP)
+#define SS_TILES_8X3(DEF) SS_TILES_ROWS_(DEF, 1) SS_TILES_ROWS_(DEF, 2) SS_TILES_ROWS_(DEF, 3) \
+    DEF(1, 4) DEF(1, 5) DEF(1, 6) DEF(1, 7) DEF(1, 8) DEF(2, 4) DEF(2, 5) DEF(2, 6) DEF(2, 7) DEF(2, 8)
+#define SS_TILE_ROWS_(P, NP) { NULL, P##_1_##NP, P##_2_##NP, P##_3_##NP, P##_4_##NP, P##_5_##NP, P##_6_##NP, P##_7_##NP, P##_8_##NP }
+#define SS_TILE_GEMV_(P, NP) { NULL, P##_1_##NP, P##_2_##NP, NULL, NULL, NULL, NULL, NULL, NULL }
+#define SS_TILE_TABLE_8X3(P) { { NULL }, SS_TILE_ROWS_(P, 1), SS_TILE_ROWS_(P, 2), SS_TILE_ROWS_(P, 3), \
+    SS_TILE_GEMV_(P, 4), SS_TILE_GEMV_(P, 5), SS_TILE_GEMV_(P, 6), SS_TILE_GEMV_(P, 7), SS_TILE_GEMV_(P, 8) }
+
+/// 0 when [n_begin, n_end) is a valid panel-aligned column range of N (n_begin a multiple of 16,
+/// n_end one or N) and the sizes are positive (m >= 0), else SS_ERR_ARGUMENT (-1).
+int ss_check_columns(ptrdiff_t n, ptrdiff_t k, ptrdiff_t m, ptrdiff_t n_begin, ptrdiff_t n_end);
+
 /// Portable forms of the transposes.
 void ss_xpose_in_c(const float *x, ptrdiff_t ldx, ptrdiff_t rows, ptrdiff_t k, ptrdiff_t k_pad,
                    float *xt, ptrdiff_t ldt, ptrdiff_t cols_pad);

@@ -85,3 +85,44 @@ struct OperatorChecker {
         }
     }
 }
+
+/// An operator pinned to one quantized level whatever `InstructionSet` it is given, so the
+/// shared checker runs the int8/bf16 kernels on each level, including AVX-512 without the dot
+/// products.
+final class PinnedLevel: LinearOperator, @unchecked Sendable {
+    typealias Body = (UnsafePointer<Float>, Int, Int, UnsafeMutablePointer<Float>, Int, Activation, KernelPool?) -> Void
+    let base: any LinearOperator
+    let body: Body
+    init(_ base: any LinearOperator, _ body: @escaping Body) {
+        self.base = base
+        self.body = body
+    }
+    var inputFeatures: Int { base.inputFeatures }
+    var outputFeatures: Int { base.outputFeatures }
+    var storage: String { base.storage }
+    var parameterCount: Int { base.parameterCount }
+    var byteCount: Int { base.byteCount }
+    func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+               activation: Activation, pool: KernelPool?, isa: InstructionSet) {
+        body(x, rows, inputStride, y, outputStride, activation, pool)
+    }
+}
+
+extension OperatorChecker {
+    /// Checks `op` (already pinned to a level) against the fp64 reference of weight `w` applied to
+    /// `transform(x)` (the inputs as the kernel sees them, e.g. quantized), for each row count.
+    static func checkTransformed(_ op: any LinearOperator, dense w: [Float], bias: [Float]?, rowCounts: [Int],
+                                 random: inout TestRandom, tolerance: Double = 1e-5, pool: KernelPool? = nil,
+                                 transform: ([Float], Int) -> [Float], _ what: String,
+                                 file: StaticString = #filePath, line: UInt = #line) {
+        let k = op.inputFeatures, n = op.outputFeatures
+        for (index, rows) in rowCounts.enumerated() {
+            let x = random.array(rows * k)
+            let ref = reference(x: transform(x, k), rows: rows, weights: w, outputs: n, inputs: k, bias: bias)
+            let activation = Activation.allCases[index % Activation.allCases.count]
+            let got = run(op, x: x, rows: rows, activation: activation, isa: .current, pool: pool, file: file, line: line)
+            assertClose(got, ref, activation: activation, tolerance: tolerance, "\(what) rows=\(rows) \(activation)",
+                        file: file, line: line)
+        }
+    }
+}

@@ -8,4 +8,17 @@ ss_isa ss_detect_isa(void);
 ss_isa ss_hardware_isa(void);
 /// `requested` lowered to what the hardware supports, so an explicit-ISA kernel call can never fault.
 ss_isa ss_clamp_isa(ss_isa requested);
+
+/// Levels of the quantized (int8 / bf16) kernels: the fp32 levels plus one for AVX-512 with the
+/// dot-product extensions VNNI (`vpdpbusd`) and BF16 (`vdpbf16ps`), which must both be present.
+typedef enum { SS_QISA_PORTABLE = 0, SS_QISA_AVX2 = 1, SS_QISA_AVX512 = 2, SS_QISA_AVX512_DOT = 3 } ss_qisa;
+/// Best quantized level (cached); SPARSESERVE_ISA caps it as for ss_detect_isa ("avx512" keeps
+/// the plain AVX-512 paths, "avx512dot" or unset allows the dot-product one).
+ss_qisa ss_detect_qisa(void);
+/// Best level the hardware supports, ignoring SPARSESERVE_ISA.
+ss_qisa ss_hardware_qisa(void);
+/// `requested` lowered to what the hardware supports.
+ss_qisa ss_clamp_qisa(ss_qisa requested);
+/// The fp32 level a quantized level runs its fp32 helpers (activations) on.
+ss_isa ss_qisa_base(ss_qisa level);
 #endif

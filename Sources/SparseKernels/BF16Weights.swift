@@ -1,0 +1,56 @@
+import CSparseKernels
+
+/// A linear layer with bf16 weights and fp32 activations: `vdpbf16ps` (inputs rounded to bf16)
+/// where the CPU has AVX512-BF16, else the weights widened to fp32 in registers (`bf16.h`).
+public final class BF16Weights: QuantizedLevelOperator, @unchecked Sendable {
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+    public let bias: [Float]?
+    /// Row-major bf16 bit patterns, `outputFeatures × inputFeatures` (what artifacts store).
+    public let bits: [UInt16]
+    private let packed: AlignedBuffer<UInt16>
+
+    /// Rounds fp32 weights to bf16 (nearest even).
+    public convenience init(weights: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) throws {
+        if let bad = weights.firstIndex(where: { !$0.isFinite }) { throw QuantizationError.nonFiniteWeight(index: bad) }
+        try self.init(bits: weights.map { ss_bf16_from_float($0) }, outputFeatures: outputFeatures,
+                      inputFeatures: inputFeatures, bias: bias)
+    }
+
+    /// Takes stored bf16 bit patterns after checking them (count; every value finite).
+    public init(bits: [UInt16], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) throws {
+        guard outputFeatures > 0, inputFeatures > 0, bits.count == outputFeatures * inputFeatures else {
+            throw QuantizationError.shape("bf16: \(bits.count) values for a \(outputFeatures)×\(inputFeatures) matrix")
+        }
+        if let bad = bits.firstIndex(where: { $0 & 0x7F80 == 0x7F80 }) { throw QuantizationError.nonFiniteWeight(index: bad) }
+        if let bias, bias.count != outputFeatures { throw QuantizationError.shape("bf16: bias has \(bias.count) values, expected \(outputFeatures)") }
+        self.inputFeatures = inputFeatures
+        self.outputFeatures = outputFeatures
+        self.bias = bias
+        self.bits = bits
+        packed = AlignedBuffer(count: ss_bf16_packed_count(outputFeatures, inputFeatures), zeroed: 0)
+        try KernelError.check(ss_bf16_pack_bits(bits, outputFeatures, inputFeatures, inputFeatures, packed.pointer), "bf16 pack")
+    }
+
+    public var storage: String { "bf16" }
+    public var parameterCount: Int { bits.count + (bias?.count ?? 0) }
+    public var byteCount: Int { packed.byteCount + (bias?.count ?? 0) * 4 }
+    /// `vdpbf16ps` runs about twice the fp32 FMA rate: its work counts half for splitting.
+    public var flopsPerRow: Int { inputFeatures * outputFeatures }
+
+    /// The weight as fp32, row-major.
+    public func denseWeights() -> [Float] { bits.map { Float(bitPattern: UInt32($0) << 16) } }
+
+    /// As `apply`, on an explicit quantized level (tests run each one).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
+                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
+        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { [self] begin, end in
+            withOptionalPointer(bias) { b in
+                ss_bf16_gemm_cols_isa(level.cValue, packed.pointer, b, outputFeatures, inputFeatures, xs.pointer, inputStride,
+                                      ys.pointer, outputStride, rows, activation.cKind, begin, end)
+            }
+        }
+    }
+}

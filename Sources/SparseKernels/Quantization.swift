@@ -1,0 +1,122 @@
+import CSparseKernels
+
+/// How int8 weight scales are shared: one per output row, or one per row and group of inputs.
+public enum Int8Granularity: Sendable, Equatable, CustomStringConvertible {
+    case channel
+    case group(Int)
+
+    /// The C kernels' encoding: 0 for per-row scales, else the group width.
+    var cGroup: Int {
+        if case .group(let width) = self { return width }
+        return 0
+    }
+
+    /// Scales per output row for `inputFeatures` inputs.
+    public func scalesPerRow(inputFeatures: Int) -> Int {
+        if case .group(let width) = self { return (inputFeatures + width - 1) / width }
+        return 1
+    }
+
+    public var description: String {
+        if case .group(let width) = self { return "group \(width)" }
+        return "channel"
+    }
+}
+
+/// Why quantized weights were refused (at quantization or when loading stored ones).
+public enum QuantizationError: Error, Equatable, CustomStringConvertible {
+    /// Counts or dimensions that do not match.
+    case shape(String)
+    /// A scale that is not finite and positive: index into the row-major scales.
+    case invalidScale(index: Int, value: Float)
+    /// A weight (or bf16 value) that is not finite: its row-major index.
+    case nonFiniteWeight(index: Int)
+    /// A group width that is not positive.
+    case invalidGroup(Int)
+
+    public var description: String {
+        switch self {
+        case .shape(let message): return message
+        case let .invalidScale(index, value): return "scale \(index) is \(value); scales must be finite and positive"
+        case .nonFiniteWeight(let index): return "weight \(index) is not finite"
+        case .invalidGroup(let width): return "group width \(width) must be positive"
+        }
+    }
+
+    /// Checks a scale array: `expected` entries, each finite and > 0.
+    static func checkScales(_ scales: [Float], expected: Int, what: String) throws {
+        guard scales.count == expected else { throw QuantizationError.shape("\(what): \(scales.count) scales, expected \(expected)") }
+        if let bad = scales.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
+            throw QuantizationError.invalidScale(index: bad, value: scales[bad])
+        }
+    }
+}
+
+/// Instruction-set levels of the int8 and bf16 kernels: the fp32 levels plus AVX-512 with the
+/// VNNI and BF16 dot-product instructions (`vpdpbusd`, `vdpbf16ps`).
+public enum QuantizedInstructionSet: Int32, Sendable, CaseIterable, Comparable {
+    case portable = 0, avx2 = 1, avx512 = 2, avx512Dot = 3
+
+    /// What the hardware supports, ignoring SPARSESERVE_ISA (tests run every level up to it).
+    public static var hardware: QuantizedInstructionSet { QuantizedInstructionSet(rawValue: Int32(ss_hardware_qisa().rawValue)) ?? .portable }
+    public static var available: [QuantizedInstructionSet] { allCases.filter { $0 <= hardware } }
+
+    /// The level an fp32 `InstructionSet` request runs quantized kernels on: AVX-512 means the
+    /// best AVX-512 level this process allows (the dot-product one unless SPARSESERVE_ISA caps it).
+    public init(_ isa: InstructionSet) {
+        switch isa {
+        case .portable: self = .portable
+        case .avx2: self = .avx2
+        case .avx512: self = QuantizedInstructionSet(rawValue: Int32(ss_detect_qisa().rawValue)).map { max($0, .avx512) } ?? .avx512
+        }
+    }
+
+    var cValue: ss_qisa { ss_qisa(rawValue: UInt32(rawValue)) }
+
+    public static func < (a: QuantizedInstructionSet, b: QuantizedInstructionSet) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Symmetric int8 quantization of a row-major `rows × columns` matrix: scale = absmax / 127 per
+/// row or per row and group (1 for an all-zero group), q = round(w / scale).
+public func quantizeInt8(_ weights: [Float], rows: Int, columns: Int, granularity: Int8Granularity) throws -> (values: [Int8], scales: [Float]) {
+    guard rows > 0, columns > 0, weights.count == rows * columns else {
+        throw QuantizationError.shape("\(weights.count) weights for a \(rows)×\(columns) matrix")
+    }
+    if case .group(let width) = granularity, width <= 0 { throw QuantizationError.invalidGroup(width) }
+    if let bad = weights.firstIndex(where: { !$0.isFinite }) { throw QuantizationError.nonFiniteWeight(index: bad) }
+    var values = [Int8](repeating: 0, count: rows * columns)
+    var scales = [Float](repeating: 0, count: rows * granularity.scalesPerRow(inputFeatures: columns))
+    let status = ss_int8_quantize_weights(weights, rows, columns, columns, granularity.cGroup, &values, &scales)
+    try KernelError.check(status, "int8 quantization")
+    return (values, scales)
+}
+
+extension LinearOperator {
+    /// Runs a kernel that computes any panel-aligned range of output columns: `kernel(begin, end)`
+    /// returns an `ss_status`; the call is split by output panels across `pool` when it pays, and
+    /// a failed status stops with its message (`KernelError.require`).
+    func applyByColumns(rows: Int, inputStride: Int, outputStride: Int, pool: KernelPool?,
+                        _ kernel: @escaping @Sendable (Int, Int) -> Int32) {
+        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
+        guard rows > 0 else { return }
+        forEachPanelRange(split: splits(rows: rows, pool: pool), pool: pool) { [self] panels in
+            let status = kernel(panels.lowerBound * 16, min(outputFeatures, panels.upperBound * 16))
+            KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(rows) rows")
+        }
+    }
+}
+
+/// Operators whose kernels run on an explicit `QuantizedInstructionSet`; the `InstructionSet`
+/// form of `apply` maps onto one (tests pin each level through the explicit form).
+public protocol QuantizedLevelOperator: LinearOperator {
+    func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+               activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet)
+}
+
+extension QuantizedLevelOperator {
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>,
+                      outputStride: Int, activation: Activation, pool: KernelPool?, isa: InstructionSet) {
+        apply(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation,
+              pool: pool, level: QuantizedInstructionSet(isa))
+    }
+}
