@@ -1,9 +1,12 @@
+import CSparseKernels
 import Foundation
 import SparseKernels
 
-// Kernel micro-benchmarks: dense, N:M, BLAST and CSR layers on the issue's shapes (K×N: 384×384,
-// 384×1536, 1536×384, 2048×2048), M ∈ {1, 8, 32, 128} rows, 1 and 2 threads, plus the activation
-// kernels. Times are wall-clock medians. `--json` prints machine-readable rows for
+// Kernel micro-benchmarks: dense, N:M, BLAST and CSR layers and the int8 / bf16 formats on the
+// issue's shapes (K×N: 384×384, 384×1536, 1536×384, 2048×2048), M ∈ {1, 2, 4, 8, 16, 32, 64, 128}
+// rows, 1 and 2 threads, plus the activation kernels. Times are wall-clock medians. At M = 1 each
+// row also gets its weight bandwidth (byteCount / time) beside a STREAM-like read of a buffer of
+// the same size measured in the same run (the physical limit of a GEMV). `--json` prints machine-readable rows for
 // Benchmarks/scripts/kernel_bench.py, which adds numpy/OpenBLAS timings from the same run.
 //
 //   swift run -c release kernel-bench [--json] [--quick] [--shapes 384x1536,...] [--rows 1,128]
@@ -19,6 +22,12 @@ struct Row: Codable {
     /// Dense-equivalent: 2·M·K·N / time.
     var gflops: Double
     var density: Double
+    /// Bytes the operator holds (weights, scales, indices, bias).
+    var weightBytes: Int
+    /// M = 1 only: weightBytes / time, GB/s.
+    var weightGBs: Double?
+    /// M = 1 only: read bandwidth of a buffer of weightBytes, same run, GB/s.
+    var readGBs: Double?
 }
 
 struct ActivationRow: Codable {
@@ -45,7 +54,7 @@ let quick = arguments.contains("--quick")
 let shapes: [(Int, Int)] = option("--shapes").map { list in
     list.split(separator: ",").map { s in let p = s.split(separator: "x").map { Int($0)! }; return (p[0], p[1]) }
 } ?? [(384, 384), (384, 1536), (1536, 384), (2048, 2048)]
-let batches: [Int] = option("--rows").map { $0.split(separator: ",").map { Int($0)! } } ?? [1, 8, 32, 128]
+let batches: [Int] = option("--rows").map { $0.split(separator: ",").map { Int($0)! } } ?? [1, 2, 4, 8, 16, 32, 64, 128]
 
 func loadAverage() -> [Double] {
     guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return [] }
@@ -81,6 +90,15 @@ func blastRank(k: Int, n: Int, blocks: Int, fraction: Double) -> Int {
     max(1, Int(fraction * Double(k * n) / Double(k + n + blocks * blocks)))
 }
 
+/// GB/s of a STREAM-like read (ss_read_sum) over a warm buffer of `bytes`, repeated like a GEMV.
+func readBandwidth(bytes: Int) -> Double {
+    let buffer = randomArray(max(16, bytes / 4))
+    var sink: Float = 0
+    let t = buffer.withUnsafeBufferPointer { b in measure { sink += ss_read_sum(b.baseAddress!, b.count) } }
+    if sink == .infinity { print("") }  // keeps the sum alive
+    return Double(buffer.count * 4) / t / 1e3
+}
+
 let pools = [1: KernelPool(threads: 1), 2: KernelPool(threads: 2)]
 if arguments.contains("--conv") {
     try runConvBench()
@@ -103,6 +121,10 @@ for (k, n) in shapes {
         operators.append(("blast \(Int(fraction * 100))% r=\(r)", op))
     }
     operators.append(("csr 10%", CSRWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, density: 0.1, bias: bias)))
+    operators.append(("int8 dynamic", try! Int8DynamicWeights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))
+    operators.append(("int8 w-only ch", try! Int8Weights(weights: w, outputFeatures: n, inputFeatures: k, granularity: .channel, bias: bias)))
+    operators.append(("int8 w-only g64", try! Int8Weights(weights: w, outputFeatures: n, inputFeatures: k, granularity: .group(64), bias: bias)))
+    operators.append(("bf16", try! BF16Weights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))
     for m in batches {
         let x = randomArray(m * k)
         var y = [Float](repeating: 0, count: m * n)
@@ -115,8 +137,11 @@ for (k, n) in shapes {
                             op.apply(xs.baseAddress!, rows: m, inputStride: k, into: ys.baseAddress!, outputStride: n,
                                      activation: .relu, pool: pool, isa: .current)
                         }
+                        let single = m == 1 && threads == 1
                         rows.append(Row(op: name, k: k, n: n, m: m, threads: threads, microseconds: t,
-                                        gflops: 2 * Double(m * k * n) / t / 1e3, density: op.density))
+                                        gflops: 2 * Double(m * k * n) / t / 1e3, density: op.density, weightBytes: op.byteCount,
+                                        weightGBs: single ? Double(op.byteCount) / t / 1e3 : nil,
+                                        readGBs: single ? readBandwidth(bytes: op.byteCount) : nil))
                     }
                 }
             }
@@ -152,12 +177,14 @@ if json {
 } else {
     print("# \(report.isa), \(report.cpus) CPUs, load average before/after: \(report.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))")
     print("# wall-clock µs per call (median), dense-equivalent GFLOP/s = 2·M·K·N/t, speed-up vs our dense at the same M and threads; ReLU epilogue")
-    print("op".padding(toLength: 18, withPad: " ", startingAt: 0) + "     K     N    M thr         µs  GFLOP/s  vs dense  density")
+    print("# M = 1, 1 thread: weight GB/s = bytes held / time, read GB/s = ss_read_sum over a buffer of those bytes")
+    print("op".padding(toLength: 18, withPad: " ", startingAt: 0) + "     K     N    M thr         µs  GFLOP/s  vs dense  density  weight GB/s  read GB/s")
     for row in rows {
         let base = rows.first { $0.op == "dense" && $0.k == row.k && $0.n == row.n && $0.m == row.m && $0.threads == row.threads }!
         print(row.op.padding(toLength: 18, withPad: " ", startingAt: 0)
               + String(format: " %5d %5d %4d %3d %10.1f %8.1f %9.2f %8.3f", row.k, row.n, row.m, row.threads,
-                       row.microseconds, row.gflops, base.microseconds / row.microseconds, row.density))
+                       row.microseconds, row.gflops, base.microseconds / row.microseconds, row.density)
+              + (row.weightGBs.map { String(format: " %12.1f %10.1f", $0, row.readGBs ?? 0) } ?? ""))
     }
     print("# activations over \(values.count) floats")
     for a in activationRows {

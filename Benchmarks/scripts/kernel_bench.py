@@ -72,13 +72,32 @@ def write_json(path, isa, loads, args, rows, acts, vs_dense, vs_blas):
                                 "quick": args.quick, "rows": out, "activations": list(acts.values())}, indent=1) + "\n")
 
 
+def quantized_targets(find, vs_dense, checks, shapes_kn):
+    """Issue 17's kernel targets: int8 / bf16 vs our fp32 dense, GEMV bandwidth, sparse at M = 4..64."""
+    for k, n in shapes_kn:
+        r = find("int8 dynamic", k, n, 128)
+        if r: checks.append((f"int8 M=128 {k}x{n} vs our fp32 dense >= 2.5", vs_dense(r), 2.5))
+        r = find("bf16", k, n, 128)
+        if r: checks.append((f"bf16 M=128 {k}x{n} vs our fp32 dense >= 1.6", vs_dense(r), 1.6))
+        r = find("int8 dynamic", k, n, 1)
+        if r and k * n * 1 > 1 << 20:  # weights larger than the 1 MB L2
+            checks.append((f"int8 M=1 {k}x{n} vs our fp32 GEMV >= 3", vs_dense(r), 3.0))
+            checks.append((f"int8 M=1 {k}x{n} % of read bandwidth >= 80", 100 * r["weightGBs"] / r["readGBs"], 80))
+        for m in (4, 8, 16, 32, 64):
+            if (k, n) not in ((384, 384), (384, 1536), (1536, 384)):
+                continue
+            for op in ("nm 2:4", "blast 50%"):
+                r = find(op, k, n, m)
+                if r: checks.append((f"{op} M={m} {k}x{n} vs our dense >= 1.6", vs_dense(r), 1.6))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bench", type=pathlib.Path)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="also print the README tables")
-    parser.add_argument("--rows", help="batch sizes M, e.g. 1,2,4,8 (kernel-bench's default: 1,8,32,128)")
+    parser.add_argument("--rows", help="batch sizes M, e.g. 1,2,4,8 (kernel-bench's default: 1,2,4,8,16,32,64,128)")
     parser.add_argument("--json", type=pathlib.Path, help="write the results to this file")
     a = parser.parse_args()
     bench = a.bench or next((c for c in CANDIDATES if c.exists()), None)
@@ -113,11 +132,16 @@ def main():
     print(f"# {isa}; load average (1/5/15 min) before/after each round: {loads}")
     print("# wall-clock µs per call (median of samples, best of rounds); GFLOP/s dense-equivalent (2·M·K·N/t);")
     print("# 'vs dense' = our dense time / this time, 'vs BLAS' = OpenBLAS sgemm time / this time, same thread count")
-    print(f"{'op':<18} {'K':>5} {'N':>5} {'M':>4} {'thr':>3} {'µs':>10} {'GFLOP/s':>8} {'vs dense':>8} {'vs BLAS':>8} {'BLAS µs':>9}")
+    print("# M = 1, 1 thread: 'wt GB/s' = bytes the operator holds / time, 'read GB/s' = STREAM-like read of a buffer")
+    print("# of those bytes in the same run (the GEMV limit), '% read' their ratio")
+    print(f"{'op':<18} {'K':>5} {'N':>5} {'M':>4} {'thr':>3} {'µs':>10} {'GFLOP/s':>8} {'vs dense':>8} {'vs BLAS':>8} {'BLAS µs':>9}"
+          f" {'wt GB/s':>8} {'read GB/s':>9} {'% read':>6}")
     for r in rows:
         b = blas[r["threads"]][f"{r['k']}x{r['n']}x{r['m']}"]
+        bw = (f" {r['weightGBs']:>8.1f} {r['readGBs']:>9.1f} {100 * r['weightGBs'] / r['readGBs']:>6.0f}"
+              if r.get("weightGBs") else "")
         print(f"{r['op']:<18} {r['k']:>5} {r['n']:>5} {r['m']:>4} {r['threads']:>3} {r['microseconds']:>10.1f} "
-              f"{r['gflops']:>8.1f} {vs_dense(r):>8.2f} {vs_blas(r):>8.2f} {b:>9.1f}")
+              f"{r['gflops']:>8.1f} {vs_dense(r):>8.2f} {vs_blas(r):>8.2f} {b:>9.1f}{bw}")
     for name, act in acts.items():
         err = f" (max abs error {act['maxAbsoluteError']:.2g})" if act.get("maxAbsoluteError") is not None else ""
         print(f"{name:<24} {act['nanosecondsPerElement']:.3f} ns/element{err}")
@@ -143,6 +167,7 @@ def main():
         for op in ("dense", "nm 2:4", "blast 50%"):
             r1, r2 = find(op, k, n, 128, 1), find(op, k, n, 128, 2)
             if r1 and r2: checks.append((f"{op} M=128 {k}x{n} 2 threads vs 1 >= 1.7", r1["microseconds"] / r2["microseconds"], 1.7))
+    quantized_targets(find, vs_dense, checks, shapes_kn)
     for m, target in ((128, 1.3), (1, 1.8)):
         r = find("blast 50%", 384, 1536, m)
         if r: checks.append((f"blast 50% 384->1536 b=4 M={m} vs dense >= {target}", vs_dense(r), target))
