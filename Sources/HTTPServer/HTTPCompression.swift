@@ -78,6 +78,8 @@ public enum CompressionError: Error, Equatable, Sendable {
     case tooLarge(limit: Int)
     /// The coding is not implemented, or too many codings are stacked (→ 415).
     case unsupported(String)
+    /// The global request-body memory budget has no room for more decoded bytes (→ 503).
+    case overBudget
 }
 
 /// zlib-backed gzip/deflate for request and response bodies.
@@ -95,22 +97,32 @@ public enum HTTPCompression {
     /// Throws `CompressionError.tooLarge` past the limit, `.corrupt` for invalid, truncated or
     /// trailing data. Concatenated gzip members are decoded one after the other (RFC 1952 §2.2).
     public static func decompress(_ data: [UInt8], coding: ContentCoding, limit: Int) throws -> [UInt8] {
+        try decompress(data, coding: coding, limit: limit, account: nil)
+    }
+
+    /// As above, reserving each inflated 64 KiB chunk from `account` before keeping it
+    /// (throws `.overBudget` when the budget has no room).
+    static func decompress(_ data: [UInt8], coding: ContentCoding, limit: Int, account: HTTPBodyAccount?) throws -> [UInt8] {
+        let inflater = Inflater(limit: limit, account: account)
         switch coding {
         case .identity:
             guard data.count <= limit else { throw CompressionError.tooLarge(limit: limit) }
             return data
         case .gzip:
-            return try inflate(data, windowBits: 31, name: "gzip", limit: limit, multiMember: true)
+            return try inflater.inflate(data, windowBits: 31, name: "gzip", multiMember: true)
         case .deflate:
             let zlibHeader = data.count >= 2 && data[0] & 0x0F == 8 && data[0] >> 4 <= 7
                 && (UInt16(data[0]) << 8 | UInt16(data[1])) % 31 == 0
-            return try inflate(data, windowBits: zlibHeader ? 15 : -15, name: "deflate", limit: limit, multiMember: false)
+            return try inflater.inflate(data, windowBits: zlibHeader ? 15 : -15, name: "deflate", multiMember: false)
         }
     }
 
     /// Decodes a request body sent with the given `Content-Encoding` field values (a list of codings
     /// in the order they were applied; decoded last-first). Every step is capped by `limit`.
-    public static func decodeBody(_ body: [UInt8], contentEncoding: [String], limit: Int) throws -> [UInt8] {
+    /// With an `account`, inflated bytes are reserved from its budget chunk by chunk, and each
+    /// step's input is released once its output exists (the raw body first).
+    public static func decodeBody(_ body: [UInt8], contentEncoding: [String], limit: Int,
+                                  account: HTTPBodyAccount? = nil) throws -> [UInt8] {
         var codings: [ContentCoding] = []
         for field in contentEncoding {
             for name in field.split(separator: ",", omittingEmptySubsequences: false) {
@@ -126,13 +138,22 @@ public enum HTTPCompression {
         }
         var result = body
         for coding in codings.reversed() {
-            result = try decompress(result, coding: coding, limit: limit)
+            let input = result.count
+            result = try decompress(result, coding: coding, limit: limit, account: account)
+            account?.release(input)
         }
         if codings.isEmpty, result.count > limit { throw CompressionError.tooLarge(limit: limit) }
         return result
     }
+}
 
-    private static func inflate(_ data: [UInt8], windowBits: Int32, name: String, limit: Int, multiMember: Bool) throws -> [UInt8] {
+/// Inflates one zlib/gzip/raw-deflate stream in 64 KiB steps, checking the decoded-size limit and
+/// (optionally) reserving each step from a memory budget before the bytes are kept.
+private struct Inflater {
+    let limit: Int
+    let account: HTTPBodyAccount?
+
+    func inflate(_ data: [UInt8], windowBits: Int32, name: String, multiMember: Bool) throws -> [UInt8] {
         var stream = z_stream()
         guard czlib_inflate_init(&stream, windowBits) == Z_OK else { throw CompressionError.corrupt("zlib could not start") }
         defer { inflateEnd(&stream) }
@@ -151,6 +172,7 @@ public enum HTTPCompression {
                 let status = CZlib.inflate(&stream, Z_NO_FLUSH)
                 let produced = chunkSize - Int(stream.avail_out)
                 if produced > limit - out.count { throw CompressionError.tooLarge(limit: limit) }
+                if let account, !account.reserve(produced) { throw CompressionError.overBudget }
                 out.append(contentsOf: UnsafeBufferPointer(start: chunk, count: produced))
                 switch status {
                 case Z_STREAM_END:

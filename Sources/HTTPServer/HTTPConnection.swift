@@ -51,7 +51,8 @@ final class HTTPConnection: @unchecked Sendable {
     private let handler: HTTPHandler
     private let onClose: @Sendable (HTTPConnection) -> Void
     private let pauseThreshold: Int
-    private let bodyLimit: @Sendable (String, String) -> Int
+    /// The current request's share of the body memory budget (a fresh one per request).
+    private let accounts: BodyAccountSlot
 
     private var parser: HTTPRequestParser
     private var phase = Phase.idle
@@ -82,8 +83,8 @@ final class HTTPConnection: @unchecked Sendable {
     private var writeWaitsForReadable = false
 
     init(id: Int, loop: IOLoop, transport: ConnectionTransport, remoteAddress: String,
-         configuration: HTTPServerConfiguration, logger: Logger,
-         bodyLimit: @escaping @Sendable (String, String) -> Int, handler: @escaping HTTPHandler,
+         configuration: HTTPServerConfiguration, logger: Logger, budget: HTTPMemoryBudget,
+         headPolicy: @escaping HTTPHeadPolicy, handler: @escaping HTTPHandler,
          isRejection: Bool, onClose: @escaping @Sendable (HTTPConnection) -> Void) {
         self.id = id
         self.loop = loop
@@ -96,8 +97,15 @@ final class HTTPConnection: @unchecked Sendable {
         self.handler = handler
         self.isRejection = isRejection
         self.onClose = onClose
-        self.parser = HTTPRequestParser(limits: HTTPParserLimits(configuration), bodyLimit: bodyLimit)
-        self.bodyLimit = bodyLimit
+        let accounts = BodyAccountSlot(budget: budget)
+        self.accounts = accounts
+        self.parser = HTTPRequestParser(limits: HTTPParserLimits(configuration), headPolicy: { head in
+            var head = head
+            head.remoteAddress = remoteAddress
+            let decision = headPolicy(head)
+            if case .accept(let limit) = decision { accounts.bodyLimit = limit }
+            return decision
+        }, reserveBody: { accounts.current.reserve($0) })
         self.pauseThreshold = max(64 * 1024, configuration.maxRequestLineBytes + configuration.maxHeaderBytes)
     }
 
@@ -144,8 +152,14 @@ final class HTTPConnection: @unchecked Sendable {
             awaitingHandshake = true
             arm(.handshake, configuration.headerReadTimeout)
         } else {
-            arm(.idle, configuration.idleTimeout)
+            arm(.idle, idleTimeout)
         }
+    }
+
+    /// Before the first request: the shorter of `firstRequestTimeout` and `idleTimeout`; between
+    /// requests: `idleTimeout`.
+    private var idleTimeout: Double {
+        requestToken == 0 ? min(configuration.firstRequestTimeout, configuration.idleTimeout) : configuration.idleTimeout
     }
 
     // MARK: - Reading
@@ -196,7 +210,7 @@ final class HTTPConnection: @unchecked Sendable {
         }
         if awaitingHandshake && transport.handshakeComplete {
             awaitingHandshake = false
-            if timerKind == .handshake { arm(.idle, configuration.idleTimeout) }
+            if timerKind == .handshake { arm(.idle, idleTimeout) }
         }
         if peerClosed { clientState?.markClientGone() }
         updateReading()
@@ -283,7 +297,11 @@ final class HTTPConnection: @unchecked Sendable {
                 dispatch(request)
                 return
             case .failure(let error):
-                respondWithServerError(error.status, error.message)
+                let retry = error.status == 503 ? [("Retry-After", "1")] : []
+                respondWithServerError(error.status, error.message, extraHeaders: retry)
+                return
+            case .rejected(let response):
+                respondAndClose(response, reason: "refused from its headers")
                 return
             }
         }
@@ -302,6 +320,7 @@ final class HTTPConnection: @unchecked Sendable {
         var request = request
         request.connectionState = state
         request.isClientGone = { state.isClientGone }
+        request.bodyAccount = accounts.current
         inFlight = InFlight(method: request.method, target: request.target, versionMinor: request.versionMinor,
                             keepAlive: request.wantsKeepAlive, started: DispatchTime.now().uptimeNanoseconds, token: token,
                             acceptEncoding: request.headers.values(for: "Accept-Encoding"))
@@ -310,11 +329,12 @@ final class HTTPConnection: @unchecked Sendable {
         guard configuration.decodeRequestBodies, !request.body.isEmpty, request.headers.contains("Content-Encoding") else {
             return callHandler(request, token: token)
         }
-        let limit = bodyLimit(request.method, request.path)
+        let limit = accounts.bodyLimit
         let encodings = request.headers.values(for: "Content-Encoding")
         let received = request
+        let account = accounts.current
         let decode: @Sendable () -> Result<[UInt8], any Error> = {
-            Result { try HTTPCompression.decodeBody(received.body, contentEncoding: encodings, limit: limit) }
+            Result { try HTTPCompression.decodeBody(received.body, contentEncoding: encodings, limit: limit, account: account) }
         }
         if received.body.count <= Self.inlineDecodingBytes {
             return bodyDecoded(received, decode(), token: token)
@@ -342,6 +362,8 @@ final class HTTPConnection: @unchecked Sendable {
             respondWithServerError(413, "request body exceeds the limit of \(limit) bytes once decompressed")
         case .failure(CompressionError.unsupported(let message)):
             respondWithServerError(415, message, extraHeaders: [("Accept-Encoding", "gzip, deflate, identity")])
+        case .failure(CompressionError.overBudget):
+            respondWithServerError(503, HTTPRequestParser.overBudgetMessage, extraHeaders: [("Retry-After", "1")])
         case .failure(CompressionError.corrupt(let message)):
             respondWithServerError(400, "cannot decode the request body: \(message)")
         case .failure(let error):
@@ -367,6 +389,7 @@ final class HTTPConnection: @unchecked Sendable {
         inFlight = nil
         clientState?.finish()
         clientState = nil
+        accounts.finishRequest()
         if timerKind == .probe { disarm() }
         var response = response
         guard let coding = prepareCompression(&response, acceptEncoding: request.acceptEncoding) else {
@@ -440,14 +463,21 @@ final class HTTPConnection: @unchecked Sendable {
     private func respondWithServerError(_ status: Int, _ message: String, extraHeaders: [(String, String)] = []) {
         var response = HTTPResponse.error(status: status, message)
         for (name, value) in extraHeaders { response.headers.add(name: name, value: value) }
+        respondAndClose(response, reason: message)
+    }
+
+    /// Writes `response` (from the server or the head policy) and closes afterwards; body bytes
+    /// still arriving are discarded while lingering, never parsed.
+    private func respondAndClose(_ response: HTTPResponse, reason: String) {
         let bytes = response.serialized(omitBody: false, connection: "close",
                                         date: HTTPDate.shared.now(), serverName: configuration.serverName)
         let started = headStarted == 0 ? DispatchTime.now().uptimeNanoseconds : headStarted
-        logRequest(method: "-", target: "-", status: status, bytes: response.body.count, started: started,
-                   reason: message)
+        logRequest(method: "-", target: "-", status: response.status, bytes: response.body.count, started: started,
+                   reason: reason)
         inFlight = nil
         clientState?.finish()
         clientState = nil
+        accounts.finishRequest()
         phase = .writing
         closeAfterWrite = true
         enqueue(bytes)
@@ -634,6 +664,7 @@ final class HTTPConnection: @unchecked Sendable {
         inFlight = nil
         clientState?.markClientGone() // closed before the response was written
         clientState = nil
+        accounts.finishRequest()
         timer?.cancel()
         if let source = readSource {
             source.cancel()
@@ -659,5 +690,25 @@ final class HTTPConnection: @unchecked Sendable {
         writeSource = nil
         timer = nil
         onClose(self)
+    }
+}
+
+/// The budget account of a connection's current request, and the body limit its head was given.
+/// Touched on the connection's queue (the parser's callbacks run there); a decoding thread holds
+/// on to the account object itself, which stops taking reservations once the request is over.
+private final class BodyAccountSlot: @unchecked Sendable {
+    private let budget: HTTPMemoryBudget
+    private(set) var current: HTTPBodyAccount
+    var bodyLimit = 0
+
+    init(budget: HTTPMemoryBudget) {
+        self.budget = budget
+        self.current = HTTPBodyAccount(budget: budget)
+    }
+
+    /// Releases what the finished (or abandoned) request held; the next request gets a new account.
+    func finishRequest() {
+        current.finish()
+        current = HTTPBodyAccount(budget: budget)
     }
 }

@@ -29,6 +29,10 @@ public struct HTTPRequest: Sendable {
     /// The same information with a callback (`onClientGone`), set by the server for every request it
     /// hands to a handler; nil for requests built by hand.
     public var connectionState: HTTPConnectionState?
+    /// This request's share of the server's body memory budget (raw and decoded body already
+    /// reserved); a handler may charge what it builds from the body to it. Released when the
+    /// handler completes. nil for requests built by hand.
+    public var bodyAccount: HTTPBodyAccount?
 
     /// Builds a request; `path` and `query` are derived from `target`.
     public init(method: String = "GET", target: String = "/", versionMinor: Int = 1,

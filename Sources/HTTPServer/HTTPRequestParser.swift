@@ -44,12 +44,15 @@ struct HTTPRequestParser {
         case request(HTTPRequest)
         /// Fatal protocol error; the parser stays failed.
         case failure(HTTPParseError)
+        /// The head policy refused the request before its body was read: send this and close.
+        case rejected(HTTPResponse)
 
         static func == (a: Event, b: Event) -> Bool {
             switch (a, b) {
             case (.needMore, .needMore): return true
             case let (.headComplete(x), .headComplete(y)): return x == y
             case let (.failure(x), .failure(y)): return x == y
+            case let (.rejected(x), .rejected(y)): return x.status == y.status && x.body == y.body
             case let (.request(x), .request(y)): return x.method == y.method && x.target == y.target && x.body == y.body
             default: return false
             }
@@ -71,9 +74,11 @@ struct HTTPRequestParser {
     private static let cr: UInt8 = 0x0D
     private static let lf: UInt8 = 0x0A
     private static let maxSkippedEmptyLines = 8
+    static let overBudgetMessage = "the server is holding too many request bodies in memory; retry later"
 
     let limits: HTTPParserLimits
-    private let bodyLimit: @Sendable (String, String) -> Int
+    private let headPolicy: HTTPHeadPolicy
+    private let reserveBody: (Int) -> Bool
 
     private var state = State.requestLine
     private var buffer: [UInt8] = []
@@ -86,8 +91,18 @@ struct HTTPRequestParser {
     private var bodyCap = 0
 
     init(limits: HTTPParserLimits, bodyLimit: @escaping @Sendable (_ method: String, _ path: String) -> Int) {
+        self.init(limits: limits, headPolicy: { .accept(maxBodyBytes: bodyLimit($0.method, $0.path)) })
+    }
+
+    /// - Parameters:
+    ///   - headPolicy: decides from each complete head whether its body is read, and up to what size.
+    ///   - reserveBody: called with each declared body size (Content-Length, or each chunk) before
+    ///     those bytes are read; false → 503 (the body memory budget is exhausted).
+    init(limits: HTTPParserLimits, headPolicy: @escaping HTTPHeadPolicy,
+         reserveBody: @escaping (Int) -> Bool = { _ in true }) {
         self.limits = limits
-        self.bodyLimit = bodyLimit
+        self.headPolicy = headPolicy
+        self.reserveBody = reserveBody
     }
 
     /// Bytes received but not yet consumed by a request.
@@ -197,6 +212,7 @@ struct HTTPRequestParser {
                 if size > bodyCap - request.body.count {
                     return fail(413, "request body exceeds the limit of \(bodyCap) bytes")
                 }
+                if !reserveBody(size) { return fail(503, Self.overBudgetMessage) }
                 if size == 0 {
                     headerBytes = 0
                     headerCount = 0
@@ -421,10 +437,17 @@ struct HTTPRequestParser {
             contentLength = length
         }
 
-        bodyCap = bodyLimit(request.method, request.path)
+        switch headPolicy(request) {
+        case .reject(let response):
+            state = .failed(HTTPParseError(status: response.status, message: "request refused from its headers"))
+            return .event(.rejected(response))
+        case .accept(let maxBodyBytes):
+            bodyCap = maxBodyBytes
+        }
         if contentLength > bodyCap {
             return fail(413, "request body of \(contentLength) bytes exceeds the limit of \(bodyCap) bytes")
         }
+        if !reserveBody(contentLength) { return fail(503, Self.overBudgetMessage) }
 
         var expectsContinue = false
         if request.versionMinor >= 1 {

@@ -26,8 +26,9 @@ public final class HTTPServer: @unchecked Sendable {
 
     private let configuration: HTTPServerConfiguration
     private let logger: Logger
-    private let bodyLimit: @Sendable (String, String) -> Int
+    private let headPolicy: HTTPHeadPolicy
     private let handler: HTTPHandler
+    private let budget: HTTPMemoryBudget
 
     /// Guards everything below; also signalled whenever a connection closes.
     private let condition = NSCondition()
@@ -37,6 +38,8 @@ public final class HTTPServer: @unchecked Sendable {
     private var nextConnectionID = 0
     private var connections: [Int: HTTPConnection] = [:]
     private var servingCount = 0
+    /// Open serving connections per client IP (port dropped).
+    private var perClient: [String: Int] = [:]
     private var rejectingCount = 0
     private var listenSource: DispatchSourceRead?
     private var listenDescriptor: Int32 = -1
@@ -49,16 +52,24 @@ public final class HTTPServer: @unchecked Sendable {
 
     /// - Parameters:
     ///   - bodyLimit: per-request body cap by method and path; defaults to `configuration.maxBodyBytes`.
+    ///   - headPolicy: decides from each request head, before the body is read, whether to read it
+    ///     (and its cap) or to answer and close (e.g. 401); when given, `bodyLimit` is not used.
     ///   - handler: called for every complete request.
     public init(configuration: HTTPServerConfiguration, logger: Logger,
                 bodyLimit: (@Sendable (_ method: String, _ path: String) -> Int)? = nil,
+                headPolicy: HTTPHeadPolicy? = nil,
                 handler: @escaping HTTPHandler) {
         self.configuration = configuration
         self.logger = logger
         let defaultLimit = configuration.maxBodyBytes
-        self.bodyLimit = bodyLimit ?? { _, _ in defaultLimit }
+        let limit = bodyLimit ?? { _, _ in defaultLimit }
+        self.headPolicy = headPolicy ?? { .accept(maxBodyBytes: limit($0.method, $0.path)) }
+        self.budget = configuration.bodyMemoryBudget ?? HTTPMemoryBudget(limit: configuration.maxTotalBodyBytes)
         self.handler = handler
     }
+
+    /// Bytes of request bodies currently held against the body memory budget.
+    public var reservedBodyBytes: Int { budget.reservedBytes }
 
     /// Loads the TLS files (if any), binds and listens. Throws `HTTPServerError` for an invalid address,
     /// an address in use, or a second start, and `TLSError` (naming the file) for a missing, unreadable or
@@ -86,6 +97,19 @@ public final class HTTPServer: @unchecked Sendable {
         state = .running
         source.resume()
         logger.info("HTTP server listening", metadata: ["address": "\(boundAddress)", "port": "\(boundPort)"])
+    }
+
+    /// Re-reads the TLS certificate chain, private key and client CA from the configured paths (on
+    /// SIGHUP, after a certificate renewal): connections accepted afterwards use them, open ones
+    /// keep theirs. Throws `TLSError` naming the file, and keeps serving the current ones, when the
+    /// new files do not load or do not match. Does nothing for a plaintext server.
+    public func reloadTLS() throws {
+        guard let tls = configuration.tls else { return }
+        let fresh = try TLSContext(tls)
+        condition.lock()
+        tlsContext = fresh
+        condition.unlock()
+        logger.info("TLS certificate reloaded", metadata: ["certificate": "\(tls.certificatePath)"])
     }
 
     /// The bound port (useful when configured with port 0); 0 before `start()`.
@@ -206,7 +230,9 @@ public final class HTTPServer: @unchecked Sendable {
             Socket.closeDescriptor(fd)
             return
         }
+        let client = Self.clientAddress(remote)
         let rejecting = servingCount >= configuration.maxConnections
+            || perClient[client, default: 0] >= configuration.maxConnectionsPerClient
         if rejecting {
             guard rejectingCount < Self.maxRejectingConnections else {
                 Socket.closeDescriptor(fd)
@@ -214,9 +240,11 @@ public final class HTTPServer: @unchecked Sendable {
             }
             rejectingCount += 1
             logger.warning("connection limit reached; refusing connection",
-                           metadata: ["limit": "\(configuration.maxConnections)", "remote": "\(remote)"])
+                           metadata: ["limit": "\(configuration.maxConnections)",
+                                      "perClientLimit": "\(configuration.maxConnectionsPerClient)", "remote": "\(remote)"])
         } else {
             servingCount += 1
+            perClient[client, default: 0] += 1
         }
         let loop = loops[nextLoop % loops.count]
         nextLoop &+= 1
@@ -225,7 +253,7 @@ public final class HTTPServer: @unchecked Sendable {
         if let tlsContext {
             guard let secure = try? TLSTransport(fileDescriptor: fd, context: tlsContext) else {
                 logger.warning("cannot create a TLS session; closing connection", metadata: ["remote": "\(remote)"])
-                if rejecting { rejectingCount -= 1 } else { servingCount -= 1 }
+                if rejecting { rejectingCount -= 1 } else { releaseSlot(client) }
                 Socket.closeDescriptor(fd) // the failed transport's deinit does not close it
                 return
             }
@@ -235,7 +263,7 @@ public final class HTTPServer: @unchecked Sendable {
         }
         let connection = HTTPConnection(
             id: nextConnectionID, loop: loop, transport: transport, remoteAddress: remote,
-            configuration: configuration, logger: logger, bodyLimit: bodyLimit, handler: handler,
+            configuration: configuration, logger: logger, budget: budget, headPolicy: headPolicy, handler: handler,
             isRejection: rejecting, onClose: { [weak self] in self?.connectionClosed($0) })
         connections[connection.id] = connection
         connection.start()
@@ -245,7 +273,20 @@ public final class HTTPServer: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard connections.removeValue(forKey: connection.id) != nil else { return }
-        if connection.isRejection { rejectingCount -= 1 } else { servingCount -= 1 }
+        if connection.isRejection { rejectingCount -= 1 } else { releaseSlot(Self.clientAddress(connection.remoteAddress)) }
         condition.broadcast()
+    }
+
+    /// A serving connection from `client` ended (call with the lock held).
+    private func releaseSlot(_ client: String) {
+        servingCount -= 1
+        let left = perClient[client, default: 1] - 1
+        perClient[client] = left > 0 ? left : nil
+    }
+
+    /// The peer's IP from "1.2.3.4:port" or "[::1]:port" (the port differs per connection).
+    static func clientAddress(_ remote: String) -> String {
+        guard let colon = remote.lastIndex(of: ":") else { return remote }
+        return String(remote[..<colon])
     }
 }

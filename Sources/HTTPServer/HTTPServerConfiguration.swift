@@ -10,6 +10,11 @@ public struct HTTPServerConfiguration: Sendable {
     public var backlog: Int32 = 256
     /// Open connections beyond this get a 503 JSON error with `Retry-After: 1` and are closed.
     public var maxConnections: Int = 1024
+    /// Open connections from one client address (the peer IP, port ignored) beyond this get the same
+    /// 503 as over `maxConnections`, so one client cannot hold every slot. Unlimited at this layer by
+    /// default (a test harness or a proxy in front legitimately uses one address); SparseServe sets it
+    /// from its `server.maxConnectionsPerClient`.
+    public var maxConnectionsPerClient: Int = .max
     /// Longest request line (without CRLF); longer → 414 and close.
     public var maxRequestLineBytes: Int = 8192
     /// Largest header section (field lines with their CRLFs); larger → 431 and close.
@@ -24,6 +29,17 @@ public struct HTTPServerConfiguration: Sendable {
     public var bodyReadTimeout: Double = 60
     /// Seconds a connection may sit with no request in progress (or a response write may stall) before it is closed silently.
     public var idleTimeout: Double = 60
+    /// Seconds a new connection may wait before starting its first request (after the TLS handshake,
+    /// if any) before it is closed silently: idle sockets that never send anything are dropped early.
+    /// (`idleTimeout` applies instead when it is shorter.)
+    public var firstRequestTimeout: Double = 5
+    /// Total bytes of request bodies held at once, raw and decoded, from each request's head until
+    /// its handler completes; a request that would exceed it → 503 with `Retry-After: 1` and close.
+    /// Ignored when `bodyMemoryBudget` is set.
+    public var maxTotalBodyBytes: Int = 512 << 20
+    /// A budget shared with other servers (e.g. plaintext and TLS listeners of one process);
+    /// nil = each server makes its own from `maxTotalBodyBytes`.
+    public var bodyMemoryBudget: HTTPMemoryBudget?
     /// Value of the `Server` header.
     public var serverName: String = "SparseServe"
     /// Decode request bodies sent with `Content-Encoding: gzip | deflate | identity` (also stacked,

@@ -21,6 +21,7 @@ final class HTTPRequestParserTests: XCTestCase {
             case .headComplete(let expects): outcome.heads.append(expects)
             case .request(let request): outcome.requests.append(request)
             case .failure(let error): outcome.error = error
+            case .rejected(let response): outcome.error = HTTPParseError(status: response.status, message: "rejected")
             }
         }
     }

@@ -22,9 +22,20 @@ class TestClient {
     private(set) var fd: Int32
     private var buffer: [UInt8] = []
 
-    init(port: Int, timeout: Double = 3) throws {
+    /// - Parameter source: local IPv4 address to connect from (another loopback address such as
+    ///   127.0.0.2 stands for a second client); nil = chosen by the kernel.
+    init(port: Int, timeout: Double = 3, source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HTTPServerError("socket failed") }
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, source, &local.sin_addr)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { Glibc.close(fd); throw HTTPServerError("bind to \(source) failed") }
+        }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -198,12 +209,14 @@ extension XCTestCase {
     func startServer(configure: (inout HTTPServerConfiguration) -> Void = { _ in },
                      logger: Logger = Logger(label: "http-test", factory: { _ in SwiftLogNoOpLogHandler() }),
                      bodyLimit: (@Sendable (String, String) -> Int)? = nil,
+                     headPolicy: HTTPHeadPolicy? = nil,
                      handler: @escaping HTTPHandler = echoHandler) throws -> HTTPServer {
         var configuration = HTTPServerConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configure(&configuration)
-        let server = HTTPServer(configuration: configuration, logger: logger, bodyLimit: bodyLimit, handler: handler)
+        let server = HTTPServer(configuration: configuration, logger: logger, bodyLimit: bodyLimit,
+                                headPolicy: headPolicy, handler: handler)
         try server.start()
         return server
     }
