@@ -83,6 +83,8 @@ def quantized_targets(find, vs_dense, checks, shapes_kn):
         if r and k * n * 1 > 1 << 20:  # weights larger than the 1 MB L2
             checks.append((f"int8 M=1 {k}x{n} vs our fp32 GEMV >= 3", vs_dense(r), 3.0))
             checks.append((f"int8 M=1 {k}x{n} % of read bandwidth >= 80", 100 * r["weightGBs"] / r["readGBs"], 80))
+        r, d = find("nm 2:4 int8", k, n, 1), find("int8 dynamic", k, n, 1)
+        if r and d: checks.append((f"2:4 int8 M=1 {k}x{n} vs our int8 dense GEMV >= 1.5", d["microseconds"] / r["microseconds"], 1.5))
         for m in (4, 8, 16, 32, 64):
             if (k, n) not in ((384, 384), (384, 1536), (1536, 384)):
                 continue

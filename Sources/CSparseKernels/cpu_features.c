@@ -58,7 +58,8 @@ static ss_isa qisa_hardware_uncached(void) {
     ss_isa best = ss_hardware_isa();
 #if defined(__x86_64__) || defined(__i386__)
     if (best == SS_ISA_AVX512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16"))
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") &&
+        __builtin_cpu_supports("avx512vbmi"))
         return (ss_isa)SS_QISA_AVX512_DOT;
     if (best == SS_ISA_AVX512 && !__builtin_cpu_supports("avx512bw")) return SS_ISA_AVX2;
 #endif

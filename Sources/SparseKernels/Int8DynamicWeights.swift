@@ -23,11 +23,8 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, @unchecked Sendab
 
     /// Takes stored int8 values and scales after checking them (counts; scales finite and > 0).
     public init(values: [Int8], scales: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) throws {
-        guard outputFeatures > 0, inputFeatures > 0, inputFeatures <= 65536, values.count == outputFeatures * inputFeatures else {
-            throw QuantizationError.shape("int8: \(values.count) values for a \(outputFeatures)×\(inputFeatures) matrix (at most 65536 inputs)")
-        }
-        try QuantizationError.checkScales(scales, expected: outputFeatures, what: "int8")
-        if let bias, bias.count != outputFeatures { throw QuantizationError.shape("int8: bias has \(bias.count) values, expected \(outputFeatures)") }
+        try QuantizationError.checkRowScaled(values: values.count, scales: scales, bias: bias, outputs: outputFeatures,
+                                             inputs: inputFeatures, what: "int8")
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
         self.bias = bias
@@ -36,8 +33,7 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, @unchecked Sendab
         let rows = ss_q8_padded_rows(outputFeatures)
         packed = AlignedBuffer(count: ss_q8_packed_bytes(outputFeatures, inputFeatures), zeroed: 0)
         correction = AlignedBuffer(count: rows, zeroed: 0)
-        paddedScales = AlignedBuffer(count: rows, zeroed: 0)
-        paddedScales.pointer.update(from: scales, count: outputFeatures)
+        paddedScales = .paddedRows(scales, outputs: outputFeatures)
         let status = ss_q8_pack(values, outputFeatures, inputFeatures, inputFeatures, packed.pointer, correction.pointer)
         try KernelError.check(status, "int8 pack")
     }

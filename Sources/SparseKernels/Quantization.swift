@@ -43,6 +43,16 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Checks stored W8A8 tensors: `values` of an `outputs × inputs` matrix (inputs ≤ 65536, so
+    /// int32 sums cannot overflow), one finite positive scale per output row, an optional bias.
+    static func checkRowScaled(values: Int, scales: [Float], bias: [Float]?, outputs: Int, inputs: Int, what: String) throws {
+        guard outputs > 0, inputs > 0, inputs <= 65536, values == outputs * inputs else {
+            throw QuantizationError.shape("\(what): \(values) values for a \(outputs)×\(inputs) matrix (at most 65536 inputs)")
+        }
+        try checkScales(scales, expected: outputs, what: what)
+        if let bias, bias.count != outputs { throw QuantizationError.shape("\(what): bias has \(bias.count) values, expected \(outputs)") }
+    }
+
     /// Checks a scale array: `expected` entries, each finite and > 0.
     static func checkScales(_ scales: [Float], expected: Int, what: String) throws {
         guard scales.count == expected else { throw QuantizationError.shape("\(what): \(scales.count) scales, expected \(expected)") }
@@ -118,5 +128,14 @@ extension QuantizedLevelOperator {
                       outputStride: Int, activation: Activation, pool: KernelPool?, isa: InstructionSet) {
         apply(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation,
               pool: pool, level: QuantizedInstructionSet(isa))
+    }
+}
+
+extension AlignedBuffer where Element == Float {
+    /// Per-row values padded with zeros to whole 16-row panels (the kernels read whole panels).
+    static func paddedRows(_ values: [Float], outputs: Int) -> AlignedBuffer<Float> {
+        let buffer = AlignedBuffer<Float>(count: ss_q8_padded_rows(outputs), zeroed: 0)
+        buffer.pointer.update(from: values, count: outputs)
+        return buffer
     }
 }

@@ -10,7 +10,8 @@ ss_isa ss_hardware_isa(void);
 ss_isa ss_clamp_isa(ss_isa requested);
 
 /// Levels of the quantized (int8 / bf16) kernels: the fp32 levels plus one for AVX-512 with the
-/// dot-product extensions VNNI (`vpdpbusd`) and BF16 (`vdpbf16ps`), which must both be present.
+/// dot-product extensions VNNI (`vpdpbusd`) and BF16 (`vdpbf16ps`), and VBMI (byte permutes for
+/// the sparse int8 decode), which must all be present (Ice Lake / Zen 4 and later).
 typedef enum { SS_QISA_PORTABLE = 0, SS_QISA_AVX2 = 1, SS_QISA_AVX512 = 2, SS_QISA_AVX512_DOT = 3 } ss_qisa;
 /// Best quantized level (cached); SPARSESERVE_ISA caps it as for ss_detect_isa ("avx512" keeps
 /// the plain AVX-512 paths, "avx512dot" or unset allows the dot-product one).

@@ -1,0 +1,39 @@
+#ifndef SPARSESERVE_NM_INT8_H
+#define SPARSESERVE_NM_INT8_H
+#include <stddef.h>
+#include <stdint.h>
+#include "cpu_features.h"
+#include "activations.h"
+#include "status.h"
+
+/*
+ * 2:4-sparse W8A8 linear layers: int8 weights (one scale per output row) of which every group of
+ * 4 inputs keeps at most 2, times per-token dynamically quantized int8 activations (as int8.h).
+ *
+ * Pack, 16-row panels of blocks of 8 inputs (two groups), B = ceil(K / 8):
+ *   values  [p][B][16][4] int8: row j's kept weights, two from each group (zero in unused slots);
+ *   codes   [p][B][16] uint8: bits 2q..2q+1 = position (0..3) of value q inside its group;
+ *   correction [ceil(N/16)*16] int32 = 128 * (sum of the row's weights), as in int8.h.
+ * 0.625 bytes per dense weight (int8 dense: 1).
+ *
+ * Kernel (per token row): AVX-512 dot level (VNNI + VBMI) broadcasts the block's 8 input bytes,
+ * decodes each lane's 4 positions in-register (vpmultishiftqb + vpternlogd), gathers the inputs
+ * with vpshufb and multiplies with one vpdpbusd per 16 rows x 8 inputs; other levels run the
+ * portable C loop (same int32 sums). Rows are processed one at a time (no batched kernel yet).
+ */
+
+ptrdiff_t ss_nm8_value_bytes(ptrdiff_t n, ptrdiff_t k);
+ptrdiff_t ss_nm8_code_bytes(ptrdiff_t n, ptrdiff_t k);
+/// Packs int8 weights q (N x K, stride ldq) whose groups of 4 hold at most 2 non-zeros; returns
+/// SS_ERR_ARGUMENT (naming nothing) when a group holds more.
+int ss_nm8_pack(const int8_t *q, ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldq, int8_t *values, uint8_t *codes,
+                int32_t *correction);
+/// Checks a stored pack: every lane's two positions per group distinct. 0 or SS_ERR_ARGUMENT.
+int ss_nm8_check_codes(const uint8_t *codes, ptrdiff_t n, ptrdiff_t k);
+/// Y = act(xscale * wscale * (Xq . W) + bias) over output columns [n_begin, n_end) (alignment as
+/// for dense); x fp32 is quantized per row here. wscale: ceil(N/16)*16 floats.
+int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const int32_t *correction,
+                         const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k, const float *x, ptrdiff_t ldx,
+                         ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end);
+
+#endif

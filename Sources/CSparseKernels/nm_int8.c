@@ -1,0 +1,151 @@
+/*
+ * 2:4-sparse W8A8 GEMV (layout and kernel in include/nm_int8.h).
+ */
+#include "nm_int8.h"
+#include "int8.h"
+#include "internal.h"
+#include <string.h>
+
+#define SS_T512VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx512vbmi")))
+
+enum { BLOCK = 8, LANE_BYTES = 4 };
+
+static ptrdiff_t blocks_of(ptrdiff_t k) { return ss_ceil_div(k, BLOCK); }
+ptrdiff_t ss_nm8_value_bytes(ptrdiff_t n, ptrdiff_t k) { return n <= 0 || k <= 0 ? 0 : ss_q8_padded_rows(n) * blocks_of(k) * LANE_BYTES; }
+ptrdiff_t ss_nm8_code_bytes(ptrdiff_t n, ptrdiff_t k) { return n <= 0 || k <= 0 ? 0 : ss_q8_padded_rows(n) * blocks_of(k); }
+
+/* Row `row`'s group g (4 inputs from 4g): its two slots' values and positions. */
+static int pack_group(const int8_t *w, ptrdiff_t k, ptrdiff_t g, int8_t value[2], int position[2]) {
+    int used = 0, taken = 0;
+    for (int c = 0; c < 4 && 4 * g + c < k; c++) {
+        if (w[4 * g + c] == 0) continue;
+        if (used == 2) return SS_ERR_ARGUMENT;
+        value[used] = w[4 * g + c];
+        position[used++] = c;
+        taken |= 1 << c;
+    }
+    for (int c = 0; used < 2; c++)
+        if (!(taken & (1 << c))) { value[used] = 0; position[used++] = c; taken |= 1 << c; }
+    return SS_OK;
+}
+
+int ss_nm8_pack(const int8_t *q, ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldq, int8_t *values, uint8_t *codes,
+                int32_t *correction) {
+    if (n <= 0 || k <= 0 || ldq < k || k > 65536) return SS_ERR_ARGUMENT;
+    const ptrdiff_t B = blocks_of(k), rows = ss_q8_padded_rows(n);
+    memset(values, 0, (size_t)ss_nm8_value_bytes(n, k));
+    memset(codes, 0, (size_t)ss_nm8_code_bytes(n, k));
+    for (ptrdiff_t row = 0; row < rows; row++) {
+        const ptrdiff_t p = row / SS_PANEL, j = row % SS_PANEL;
+        int32_t sum = 0;
+        for (ptrdiff_t b = 0; b < B; b++) {
+            const ptrdiff_t lane = (p * B + b) * SS_PANEL + j;
+            uint8_t code = 0;
+            for (int half = 0; half < 2; half++) {
+                int8_t v[2] = { 0, 0 };
+                int pos[2] = { 0, 1 };
+                if (row < n && pack_group(q + row * ldq, k, 2 * b + half, v, pos) != SS_OK) return SS_ERR_ARGUMENT;
+                for (int s = 0; s < 2; s++) {
+                    values[lane * LANE_BYTES + 2 * half + s] = v[s];
+                    code |= (uint8_t)(pos[s] << (2 * (2 * half + s)));
+                    sum += v[s];
+                }
+            }
+            codes[lane] = code;
+        }
+        correction[row] = 128 * sum;
+    }
+    return SS_OK;
+}
+
+int ss_nm8_check_codes(const uint8_t *codes, ptrdiff_t n, ptrdiff_t k) {
+    const ptrdiff_t count = ss_nm8_code_bytes(n, k);
+    for (ptrdiff_t i = 0; i < count; i++)
+        if ((codes[i] & 3) == ((codes[i] >> 2) & 3) || ((codes[i] >> 4) & 3) == ((codes[i] >> 6) & 3)) return SS_ERR_ARGUMENT;
+    return SS_OK;
+}
+
+/* One token row (xq: K8 bytes, +128 offset) over panels [p0, p1): int32 sums into acc_out. */
+static void row_portable(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq,
+                         ptrdiff_t p0, ptrdiff_t p1, int32_t *sums) {
+    for (ptrdiff_t p = p0; p < p1; p++)
+        for (int j = 0; j < SS_PANEL; j++) {
+            int32_t acc = 0;
+            for (ptrdiff_t b = 0; b < B; b++) {
+                const ptrdiff_t lane = (p * B + b) * SS_PANEL + j;
+                const uint8_t code = codes[lane];
+                for (int q = 0; q < 4; q++)
+                    acc += xq[BLOCK * b + 4 * (q >> 1) + ((code >> (2 * q)) & 3)] * values[lane * LANE_BYTES + q];
+            }
+            sums[(p - p0) * SS_PANEL + j] = acc;
+        }
+}
+
+#ifdef SS_X86
+/* Lane positions of block b of one panel as vpshufb indices: byte q of lane j = 4*(q>>1) + pos_q. */
+SS_T512VBMI SS_AI __m512i decode(const uint8_t *codes) {
+    const __m512i spread = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)codes));
+    const __m512i shifts = _mm512_set1_epi64(0x2624222006040200LL);  /* bit offsets 0,2,4,6 | 32,34,36,38 */
+    const __m512i fields = _mm512_multishift_epi64_epi8(shifts, spread);
+    /* (fields & 3) | (0, 0, 4, 4) per lane */
+    return _mm512_ternarylogic_epi32(fields, _mm512_set1_epi32(0x03030303), _mm512_set1_epi32(0x04040000), 0xEA);
+}
+
+SS_T512VBMI static void row512(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq,
+                               ptrdiff_t p0, ptrdiff_t p1, int32_t *sums) {
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const int8_t *vp = values + p * B * SS_PANEL * LANE_BYTES;
+        const uint8_t *cp = codes + p * B * SS_PANEL;
+        __m512i acc[4] = { _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512() };
+        ptrdiff_t b = 0;
+        for (; b + 4 <= B; b += 4)
+            for (int u = 0; u < 4; u++) {
+                long long xb;
+                memcpy(&xb, xq + BLOCK * (b + u), 8);
+                const __m512i xs = _mm512_shuffle_epi8(_mm512_set1_epi64(xb), decode(cp + (b + u) * SS_PANEL));
+                acc[u] = _mm512_dpbusd_epi32(acc[u], xs, _mm512_loadu_si512(vp + (b + u) * SS_PANEL * LANE_BYTES));
+            }
+        for (; b < B; b++) {
+            long long xb;
+            memcpy(&xb, xq + BLOCK * b, 8);
+            const __m512i xs = _mm512_shuffle_epi8(_mm512_set1_epi64(xb), decode(cp + b * SS_PANEL));
+            acc[0] = _mm512_dpbusd_epi32(acc[0], xs, _mm512_loadu_si512(vp + b * SS_PANEL * LANE_BYTES));
+        }
+        const __m512i total = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
+        _mm512_storeu_si512(sums + (p - p0) * SS_PANEL, total);
+    }
+}
+#endif
+
+int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const int32_t *correction,
+                         const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k, const float *x, ptrdiff_t ldx,
+                         ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end) {
+    if (ss_check_columns(n, k, m, n_begin, n_end) != SS_OK || ldx < k || k > 65536) return SS_ERR_ARGUMENT;
+    if (m == 0 || n_begin == n_end) return SS_OK;
+    isa = ss_clamp_qisa(isa);
+    const ptrdiff_t B = blocks_of(k), k8 = B * BLOCK, p0 = n_begin / SS_PANEL, p1 = ss_ceil_div(n_end, SS_PANEL);
+    /* one quantized row (K8 bytes, padding = 128 i.e. zero) and the panels' int32 sums */
+    float *scratch = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(k8 / 4 + 1 + (p1 - p0) * SS_PANEL));
+    if (!scratch) return SS_ERR_NO_MEMORY;
+    int32_t *sums = (int32_t *)scratch;
+    uint8_t *xq = (uint8_t *)(sums + (p1 - p0) * SS_PANEL);
+    for (ptrdiff_t i = 0; i < m; i++) {
+        float xs;
+        memset(xq, 128, (size_t)k8);
+        ss_q8_quantize_rows_isa(isa, x + i * ldx, ldx, 1, k, xq, &xs);
+#ifdef SS_X86
+        if (isa == SS_QISA_AVX512_DOT) row512(values, codes, B, xq, p0, p1, sums);
+        else
+#endif
+            row_portable(values, codes, B, xq, p0, p1, sums);
+        float *yi = y + i * ldy;
+        for (ptrdiff_t c = n_begin; c < n_end; c++) {
+            const float s = xs * wscale[c];
+            float v = (float)(sums[c - p0 * SS_PANEL] - correction[c]) * s;
+            if (bias) v = v + bias[c];
+            yi[c] = act == SS_ACT_RELU && v < 0.0f ? 0.0f : v;
+        }
+        if (act != SS_ACT_NONE && act != SS_ACT_RELU) ss_act_apply_isa(ss_qisa_base(isa), act, yi + n_begin, n_end - n_begin);
+    }
+    return SS_OK;
+}

@@ -1,0 +1,72 @@
+import CSparseKernels
+
+/// A 2:4-sparse linear layer with int8 weights (one scale per output row) and per-token dynamic
+/// int8 activations: values with 2-bit in-group positions, 0.625 bytes per dense weight
+/// (`nm_int8.h`). The kernel is a GEMV run once per token row (no batched kernel yet).
+public final class NMInt8Weights: QuantizedLevelOperator, @unchecked Sendable {
+    public let inputFeatures: Int
+    public let outputFeatures: Int
+    public let bias: [Float]?
+    /// Row-major int8 weights with the pruned ones zero (what artifacts store), and row scales.
+    public let values: [Int8]
+    public let scales: [Float]
+    private let packedValues: AlignedBuffer<Int8>
+    private let codes: AlignedBuffer<UInt8>
+    private let correction: AlignedBuffer<Int32>
+    private let paddedScales: AlignedBuffer<Float>
+
+    /// Keeps the 2 largest magnitudes of every group of 4 inputs, then quantizes per output row.
+    public convenience init(magnitudePruning weights: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) throws {
+        guard weights.count == outputFeatures * inputFeatures else {
+            throw QuantizationError.shape("2:4 int8: \(weights.count) weights for a \(outputFeatures)×\(inputFeatures) matrix")
+        }
+        let pruned = NMWeights.magnitudeMask(weights, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: 2, m: 4)
+        let (q, s) = try quantizeInt8(pruned, rows: outputFeatures, columns: inputFeatures, granularity: .channel)
+        try self.init(values: q, scales: s, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
+    }
+
+    /// Takes int8 values that are already 2:4 (at most 2 non-zeros per group of 4) and row scales.
+    public init(values: [Int8], scales: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) throws {
+        try QuantizationError.checkRowScaled(values: values.count, scales: scales, bias: bias, outputs: outputFeatures,
+                                             inputs: inputFeatures, what: "2:4 int8")
+        self.inputFeatures = inputFeatures
+        self.outputFeatures = outputFeatures
+        self.bias = bias
+        self.values = values
+        self.scales = scales
+        let rows = ss_q8_padded_rows(outputFeatures)
+        packedValues = AlignedBuffer(count: ss_nm8_value_bytes(outputFeatures, inputFeatures), zeroed: 0)
+        codes = AlignedBuffer(count: ss_nm8_code_bytes(outputFeatures, inputFeatures), zeroed: 0)
+        correction = AlignedBuffer(count: rows, zeroed: 0)
+        paddedScales = .paddedRows(scales, outputs: outputFeatures)
+        let status = ss_nm8_pack(values, outputFeatures, inputFeatures, inputFeatures, packedValues.pointer, codes.pointer,
+                                 correction.pointer)
+        if status != 0 { throw QuantizationError.shape("2:4 int8: a group of 4 inputs holds more than 2 non-zero weights") }
+    }
+
+    public var storage: String { "nm 2:4 int8 dynamic" }
+    public var parameterCount: Int { values.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } + scales.count + (bias?.count ?? 0) }
+    /// Packed values and 2-bit positions, row corrections and scales, bias.
+    public var byteCount: Int {
+        packedValues.byteCount + codes.byteCount + correction.byteCount + paddedScales.byteCount + (bias?.count ?? 0) * 4
+    }
+    public var flopsPerRow: Int { inputFeatures * outputFeatures / 3 }
+
+    /// The dequantised weight (zeros where pruned), row-major.
+    public func denseWeights() -> [Float] {
+        (0..<values.count).map { Float(values[$0]) * scales[$0 / inputFeatures] }
+    }
+
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
+                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
+        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { [self] begin, end in
+            withOptionalPointer(bias) { b in
+                ss_nm8_gemm_cols_isa(level.cValue, packedValues.pointer, codes.pointer, correction.pointer, paddedScales.pointer, b,
+                                     outputFeatures, inputFeatures, xs.pointer, inputStride, rows, ys.pointer, outputStride,
+                                     activation.cKind, begin, end)
+            }
+        }
+    }
+}
