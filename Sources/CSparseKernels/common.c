@@ -13,6 +13,9 @@
 /* ------------------------------------------------------------------------------------------ */
 
 enum { SCRATCH_SLOTS = 4 };
+/* Capacity (floats) kept however small later requests are; above it a buffer more than four
+   times what a call asks for is replaced by one of the asked size. */
+enum { SCRATCH_KEEP_FLOATS = 1 << 20 };
 typedef struct {
     float *buffer[SCRATCH_SLOTS];
     size_t capacity[SCRATCH_SLOTS];
@@ -40,6 +43,13 @@ static int scratch_should_fail(void) {
     return 0;
 }
 
+size_t ss_thread_scratch_capacity(int slot) {
+    if (slot < 0 || slot >= SCRATCH_SLOTS) return 0;
+    pthread_once(&scratch_once, scratch_make_key);
+    const scratch_set *set = pthread_getspecific(scratch_key);
+    return set ? set->capacity[slot] : 0;
+}
+
 const char *ss_status_message(int status) {
     switch (status) {
     case SS_OK: return "ok";
@@ -61,7 +71,9 @@ float *ss_thread_scratch(int slot, size_t floats) {
             return NULL;
         }
     }
-    if (set->capacity[slot] < floats || !set->buffer[slot]) {
+    /* A buffer far larger than this call needs (left by one huge batch) is given back. */
+    const int oversized = set->capacity[slot] > SCRATCH_KEEP_FLOATS && set->capacity[slot] / 4 > floats;
+    if (set->capacity[slot] < floats || !set->buffer[slot] || oversized) {
         free(set->buffer[slot]);
         set->buffer[slot] = NULL;
         set->capacity[slot] = 0;
