@@ -102,6 +102,8 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
         guard rows > 0 else { return }
         let b1 = rowBlocks, b2 = columnBlocks, r = rank
         let split = pool?.shouldSplit(flops: Double(rows * flopsPerRow), rows: rows) ?? false
+        if split && applySplitByTokens(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride,
+                                       activation: activation, pool: pool, isa: isa) { return }
         let pool = pool ?? KernelPool.serial
         // Step 1: z_j = x_j V_j for every input block j; z is rows × (b2·r). Units: (block, r-panel).
         // z lives in the caller's scratch (slot 3) for the whole call; parts write and read it.

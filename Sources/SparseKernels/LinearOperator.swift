@@ -117,6 +117,24 @@ extension LinearOperator {
         pool.forEachRange(units: panels, split: true, body)
     }
 
+    /// Splits a call of `rows` rows across `pool` by token rows instead of output panels when every
+    /// thread gets at least one whole 64-token tile and the rows divide into 16-row multiples
+    /// (each part then runs the unsplit kernel on its rows, so its input transpose is split too and
+    /// every row takes the same kernel path as unsplit). Returns false (doing nothing) otherwise.
+    func applySplitByTokens(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
+                            into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                            activation: Activation, pool: KernelPool?, isa: InstructionSet) -> Bool {
+        guard let pool, pool.threadCount > 1, rows % 16 == 0, rows >= 64 * pool.threadCount else { return false }
+        let parts = pool.threadCount, blocks = rows / 16
+        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        pool.run(parts: parts) { [self] part in
+            let r0 = 16 * (blocks * part / parts), r1 = 16 * (blocks * (part + 1) / parts)
+            apply(xs.pointer + r0 * inputStride, rows: r1 - r0, inputStride: inputStride, into: ys.pointer + r0 * outputStride,
+                  outputStride: outputStride, activation: activation, pool: nil, isa: isa)
+        }
+        return true
+    }
+
     /// Checks the shared `apply` preconditions.
     func checkApply(rows: Int, inputStride: Int, outputStride: Int) {
         precondition(rows >= 0 && inputStride >= 0 && outputStride >= outputFeatures,

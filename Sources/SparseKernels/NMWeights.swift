@@ -274,6 +274,8 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
         checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
         guard rows > 0 else { return }
         let split = splits(rows: rows, pool: pool)
+        if split && applySplitByTokens(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride,
+                                       activation: activation, pool: pool, isa: isa) { return }
         // A split batched call transposes its input once, on the caller, for all parts.
         let prepared: UnsafeSendablePointer? = split ? prepareInput(x, rows: rows, inputStride: inputStride, isa: isa) : nil
         let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)

@@ -45,7 +45,7 @@ final class KernelPoolTests: XCTestCase {
         for threads in [1, 2, 3] {
             let pool = KernelPool(threads: threads, minimumSplitSeconds: 0)
             for op in operators {
-                for rows in [1, 2, 5, 40] {
+                for rows in [1, 2, 5, 40, 128, 192] {  // 128, 192: split by token rows
                     let x = random.array(rows * op.inputFeatures)
                     for isa in InstructionSet.available {
                         let single = OperatorChecker.run(op, x: x, rows: rows, activation: .gelu, isa: isa)
