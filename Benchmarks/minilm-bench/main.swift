@@ -8,6 +8,8 @@ import SparseModels
 //
 //   minilm-bench [--model models/minilm-l6] [--threads 1,2] [--shapes 1x16,1x128,8x128]
 //                [--seconds 1.0] [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5] [--json]
+//   minilm-bench --cosine [--compression …]   # lowest and mean cosine to the committed dense
+//                                             # reference embeddings (Tests/fixtures/minilm), as JSON
 
 /// One timed shape: batch × tokens on `threads` kernel threads, in milliseconds.
 typealias Row = (batch: Int, tokens: Int, threads: Int, median: Double, min: Double, runs: Int)
@@ -57,6 +59,36 @@ func sequence(_ tokens: Int, _ index: Int) -> [Int32] {
     for i in 0..<max(0, tokens - 2) { ids.append(Int32(1000 + (i * 37 + index * 101) % 20000)) }
     ids.append(102)
     return ids
+}
+
+/// Lowest and mean cosine of our embeddings to the reference ones (sentence-transformers, dense)
+/// on the first 40 fixture sentences: what a compression costs in fidelity.
+func cosineToReference(_ model: BertEncoderModel) throws -> (lowest: Double, mean: Double) {
+    let url = URL(fileURLWithPath: "Tests/fixtures/minilm/embeddings.json")
+    guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any],
+          let cases = root["cases"] as? [[String: Any]] else { throw CocoaError(.fileReadCorruptFile) }
+    var cosines: [Double] = []
+    for c in cases.prefix(40) {
+        guard let ids = c["ids"] as? [Int], let b64 = c["embedding"] as? String, let data = Data(base64Encoded: b64) else { continue }
+        let reference = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let ours = try model.embed(tokenSequences: [ids.map { Int32($0) }])[0]
+        var dot = 0.0, a = 0.0, b = 0.0
+        for (x, y) in zip(ours, reference) { dot += Double(x) * Double(y); a += Double(x) * Double(x); b += Double(y) * Double(y) }
+        cosines.append(dot / (a.squareRoot() * b.squareRoot()))
+    }
+    return (cosines.min() ?? 0, cosines.reduce(0, +) / Double(max(1, cosines.count)))
+}
+
+if CommandLine.arguments.contains("--cosine") {
+    do {
+        let model = try BertEncoderModel(directory: modelDirectory, compression: plan(compression), pool: KernelPool(threads: 1))
+        let (lowest, mean) = try cosineToReference(model)
+        print("{\"compression\": \"\(compression)\", \"lowestCosine\": \(lowest), \"meanCosine\": \(mean)}")
+    } catch {
+        FileHandle.standardError.write("minilm-bench: \(error)\n".data(using: .utf8)!)
+        exit(1)
+    }
+    exit(0)
 }
 
 var rows: [Row] = []

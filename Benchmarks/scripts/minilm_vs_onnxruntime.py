@@ -6,13 +6,19 @@ Builds an ONNX graph of all-MiniLM-L6-v2 straight from models/minilm-l6/model.sa
 masked softmax attention, erf GELU, Add + LayerNorm), masked mean pooling, L2 normalisation.
 It checks the graph against the committed reference embeddings, lets ONNX Runtime's transformer
 optimizer fuse it (Attention, SkipLayerNormalization, BiasGelu) when it can, and times both the
-plain and the fused graph with intra_op_num_threads = 1 and 2. Then it runs `minilm-bench --json`
-(our forward pass, the same token ids) and prints the table side by side.
+plain and the fused graph with intra_op_num_threads = 1 and 2. With --ort-int8 it also quantizes
+the plain graph with onnxruntime.quantization.quantize_dynamic (int8 weights per channel, dynamic
+per-tensor uint8 activations: ONNX Runtime's int8 recipe) and times it in the same rounds. Then it
+runs `minilm-bench --json` (our forward pass, the same token ids) and prints the table side by
+side, with every side's lowest cosine to the dense reference embeddings (ours via
+`minilm-bench --cosine`).
 
     scripts/fetch-minilm.sh
     swift build -c release --product minilm-bench
     python3 Benchmarks/scripts/minilm_vs_onnxruntime.py [--seconds 1.0] [--rounds 3] [--bench PATH]
-        [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5]
+        [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5 | int8-dynamic | ...] [--ort-int8]
+    # issue 17: ours int8 beside ORT int8, 1 and 2 threads, 1x16 / 1x128 / 8x128, alternating rounds
+    python3 Benchmarks/scripts/minilm_vs_onnxruntime.py --ort-int8 --compression int8-dynamic
 
 Runs in its own venv (.build/minilm-bench-venv: onnx, onnxruntime, numpy, safetensors, sympy for the
 optimizer's shape inference), made on
@@ -142,6 +148,21 @@ def fuse(path, heads, hidden):
         return None, {}
 
 
+def quantize_int8(plain):
+    """ORT dynamic quantization of the plain graph: int8 weights per channel (per-tensor loses far
+    more: peers.md), activations quantized per call."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    out = plain.with_name("minilm-int8.onnx")
+    quantize_dynamic(str(plain), str(out), weight_type=QuantType.QInt8, per_channel=True)
+    return out
+
+
+def our_cosine(bench, compression):
+    out = subprocess.run([str(bench), "--cosine", "--model", str(MODEL), "--compression", compression],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    return json.loads(out)["lowestCosine"]
+
+
 def session(path, threads):
     import onnxruntime as ort
     so = ort.SessionOptions()
@@ -193,7 +214,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per cell and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating ORT / ours rounds")
     parser.add_argument("--bench", default=str(ROOT / ".build" / "release" / "minilm-bench"))
-    parser.add_argument("--compression", default="dense", help="our side: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables) or blast-ffn:0.5")
+    parser.add_argument("--compression", default="dense", help="our side: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables), blast-ffn:0.5, or a quantized plan (minilm-bench --help)")
+    parser.add_argument("--ort-int8", action="store_true", help="also time ORT's quantize_dynamic int8 graph")
     args = parser.parse_args()
     ensure_packages()
     import onnx
@@ -212,10 +234,13 @@ def main():
     onnx.save(model, str(plain))
     fused, counts = fuse(plain, heads, hidden)
     graphs = [("ORT", plain)] + ([("ORT fused", fused)] if fused else [])
+    if args.ort_int8:
+        graphs.append(("ORT int8", quantize_int8(plain)))
     fused_ops = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
     print(f"onnxruntime {ort.__version__}, graph {plain.stat().st_size / 1e6:.1f} MB; fused operators: {fused_ops}")
     for name, path in graphs:
         print(f"{name}: lowest cosine to the reference on 40 sentences {check_against_reference(session(path, 1)):.7f}")
+    print(f"ours ({args.compression}): lowest cosine to the reference on 40 sentences {our_cosine(bench, args.compression):.7f}")
 
     # Rounds alternate ORT and ours, so load from other processes hits both sides alike; each cell
     # keeps its best round (the median of that round's runs).
@@ -240,7 +265,7 @@ def main():
     for threads in THREADS:
         for b, t in SHAPES:
             cells = [best[(n, threads, (b, t))] for n in names + ["ours"]]
-            ort_best = min(c[0] for c in cells[:-1])
+            ort_best = min(c[0] for c in cells[:-1])  # with --ort-int8 this is usually ORT int8
             print(f"{b:>6} x {t:<6} {threads:>7} " + " ".join(f"{c[0]:8.2f} ({c[1]:7.2f})" for c in cells)
                   + f" {cells[-1][0] / ort_best:6.2f}")
 
