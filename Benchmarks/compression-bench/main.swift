@@ -1,5 +1,6 @@
 import Foundation
 import SparseKernels
+import SparseCompression
 import SparseModels
 
 // Compression algorithm timings, each next to a baseline measured in the same run:

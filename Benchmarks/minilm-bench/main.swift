@@ -1,5 +1,6 @@
 import Foundation
 import SparseKernels
+import SparseCompression
 import SparseModels
 
 // Forward-pass timing of the MiniLM (bert-encoder) model: batches of equal-length token sequences,
@@ -81,7 +82,8 @@ func cosineToReference(_ model: BertEncoderModel) throws -> (lowest: Double, mea
 
 if CommandLine.arguments.contains("--cosine") {
     do {
-        let model = try BertEncoderModel(directory: modelDirectory, compression: plan(compression), pool: KernelPool(threads: 1))
+        let model = try BertEncoderLoader.load(directory: modelDirectory, compression: plan(compression), compressor: WeightCompressor(),
+                                               pool: KernelPool(threads: 1))
         let (lowest, mean) = try cosineToReference(model)
         print("{\"compression\": \"\(compression)\", \"lowestCosine\": \(lowest), \"meanCosine\": \(mean)}")
     } catch {
@@ -96,7 +98,7 @@ for threads in threadCounts {
     let pool = KernelPool(threads: threads)
     let model: BertEncoderModel
     do {
-        model = try BertEncoderModel(directory: modelDirectory, compression: plan(compression), pool: pool)
+        model = try BertEncoderLoader.load(directory: modelDirectory, compression: plan(compression), compressor: WeightCompressor(), pool: pool)
     } catch {
         FileHandle.standardError.write("minilm-bench: \(error)\n".data(using: .utf8)!)
         exit(1)

@@ -1,7 +1,8 @@
 import Foundation
-@testable import HTTPServer
+import HTTPServer
 import SparseModels
 import SparseServe
+import SparseJSON
 
 /// The inputs SparseServe parses from the outside world, as fuzz targets. Each must return
 /// normally (a thrown error is a correct answer) for every byte string: a crash, trap, hang or

@@ -1,19 +1,19 @@
 /// A protocol violation found by `HTTPRequestParser`. The connection answers with `status`
 /// (a JSON error carrying `message`) and closes.
-struct HTTPParseError: Error, Equatable, Sendable {
-    let status: Int
-    let message: String
+package struct HTTPParseError: Error, Equatable, Sendable {
+    package let status: Int
+    package let message: String
 }
 
 /// Limits the parser enforces.
-struct HTTPParserLimits: Sendable {
-    var maxRequestLineBytes = 8192
-    var maxHeaderBytes = 65536
-    var maxHeaderCount = 100
+package struct HTTPParserLimits: Sendable {
+    package var maxRequestLineBytes = 8192
+    package var maxHeaderBytes = 65536
+    package var maxHeaderCount = 100
     /// Longest chunk-size line (size, extensions) accepted.
     var maxChunkLineBytes = 4096
 
-    init() {}
+    package init() {}
 
     init(_ configuration: HTTPServerConfiguration) {
         maxRequestLineBytes = configuration.maxRequestLineBytes
@@ -33,9 +33,9 @@ struct HTTPParserLimits: Sendable {
 ///   a final `chunked` → 501; any `Transfer-Encoding` with `Content-Length`, or in HTTP/1.0 → 400;
 /// - more than one `Content-Length` field (even equal), comma lists, or anything but 1-18 digits → 400;
 /// - `Expect` other than `100-continue` on HTTP/1.1 → 417 (HTTP/1.0 expectations are ignored).
-struct HTTPRequestParser {
+package struct HTTPRequestParser {
     /// What `next()` found.
-    enum Event: Equatable {
+    package enum Event: Equatable {
         /// The buffered bytes do not complete the current step.
         case needMore
         /// The head is valid and accepted; the body (if any) follows. `expectsContinue` asks for `100 Continue`.
@@ -47,7 +47,7 @@ struct HTTPRequestParser {
         /// The head policy refused the request before its body was read: send this and close.
         case rejected(HTTPResponse)
 
-        static func == (a: Event, b: Event) -> Bool {
+        package static func == (a: Event, b: Event) -> Bool {
             switch (a, b) {
             case (.needMore, .needMore): return true
             case let (.headComplete(x), .headComplete(y)): return x == y
@@ -90,7 +90,7 @@ struct HTTPRequestParser {
     private var request = HTTPRequest()
     private var bodyCap = 0
 
-    init(limits: HTTPParserLimits, bodyLimit: @escaping @Sendable (_ method: String, _ path: String) -> Int) {
+    package init(limits: HTTPParserLimits, bodyLimit: @escaping @Sendable (_ method: String, _ path: String) -> Int) {
         self.init(limits: limits, headPolicy: { .accept(maxBodyBytes: bodyLimit($0.method, $0.path)) })
     }
 
@@ -115,7 +115,7 @@ struct HTTPRequestParser {
     }
 
     /// Adds received bytes.
-    mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
+    package mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         compactIfUseful()
         buffer.append(contentsOf: bytes)
     }
@@ -127,7 +127,7 @@ struct HTTPRequestParser {
     }
 
     /// Advances as far as the buffered bytes allow.
-    mutating func next() -> Event {
+    package mutating func next() -> Event {
         while true {
             switch step() {
             case .continue: continue

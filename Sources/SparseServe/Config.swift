@@ -1,5 +1,6 @@
 import Foundation
 import SparseModels
+import SparseJSON
 
 /// A configuration problem, naming the offending field (e.g. `endpoints[1].compression.method`) and why.
 public struct ConfigError: Error, CustomStringConvertible, Sendable {
@@ -151,7 +152,7 @@ public struct CompressionConfig: Sendable, Equatable {
             result = .blast(blocks: b, rank: rank, parameterRatio: ratio, iterations: iterations)
         case "l1inf":
             let groups = try o.string("groups") ?? "columns"
-            guard let g = L1InfProjection.Groups(rawValue: groups) else {
+            guard let g = L1InfGroups(rawValue: groups) else {
                 throw ConfigError(field: "\(path).groups", reason: "'\(groups)' must be 'columns' or 'rows'")
             }
             var radius: Double?, ratio: Double?

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import SparseModels
+import SparseJSON
 
 /// The OpenAI-compatible `POST /v1/embeddings` route for text-embedding endpoints (a BYTES text
 /// input `[-1]` and an FP32 output `[-1, d]`). Errors use OpenAI's shape,

@@ -1,5 +1,6 @@
 import Foundation
 import SparseModels
+import SparseJSON
 
 /// A served model: its config, the loaded model and simple counters.
 public final class Endpoint: @unchecked Sendable {

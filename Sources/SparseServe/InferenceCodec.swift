@@ -1,4 +1,5 @@
 import SparseModels
+import SparseJSON
 
 /// A protocol-level failure with the HTTP status it maps to (400 for bad input, 404 for unknown
 /// models, ...). The message is what the client sees in `{"error": ...}`.

@@ -3,6 +3,7 @@ import HTTPServer
 import Logging
 import SparseKernels
 import SparseModels
+import SparseJSON
 
 /// The running application: the model repository, the compute queue and the HTTP server, with a
 /// lifecycle of `start` (listen) → `loadEndpoints` (ready) → `drain`.

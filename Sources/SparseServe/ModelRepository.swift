@@ -1,7 +1,9 @@
 import Dispatch
 import Foundation
 import Logging
+import SparseCompression
 import SparseModels
+import SparseJSON
 
 /// Where an endpoint stands in the model repository (the names the v2 repository extension uses).
 public enum ModelState: String, Sendable {
@@ -170,7 +172,7 @@ public final class ModelRepository: @unchecked Sendable {
         if config.compression.isSpecified && ModelLoader.isArtifact(directory: config.modelPath) {
             throw InvalidInputError("the model is a compressed artifact (made by sparse-serve compress) and keeps the compression it was made with; remove the endpoint's 'compression' block")
         }
-        let model = try ModelLoader.load(directory: config.modelPath, compression: config.compression.plan)
+        let model = try ModelLoader.load(directory: config.modelPath, compression: config.compression.plan, compressor: WeightCompressor())
         if config.compression.plan != .dense && ModelLoader.summary(of: model)?.layers.contains(where: { $0.storage != nil }) != true {
             throw InvalidInputError("compression '\(config.compression.method)' needs a model with linear layers; '\(model.architecture)' has none")
         }

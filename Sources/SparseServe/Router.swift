@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import SparseModels
+import SparseJSON
 
 /// Maps HTTP requests to the v2 protocol's actions. Health, metadata and errors are answered on the
 /// calling I/O queue; inference (decode, forward pass, encode) runs on the compute queue.

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import SparseCompression
 import SparseModels
 import SparseServe
+import SparseJSON
 
 /// `sparse-serve compress --model DIR --compression JSON --out DIR`: compresses a dense model once
 /// and writes a compressed artifact (packed tensors + metadata) that endpoints load directly.
@@ -42,9 +44,9 @@ struct Compress: ParsableCommand {
             throw ExitMessage("\(error)")
         }
         let started = Date()
-        let written: CompressedArtifact.Written
+        let written: ArtifactWriter.Written
         do {
-            written = try CompressedArtifact.write(source: model, plan: config.plan, compressionJSON: normalized,
+            written = try ArtifactWriter.write(source: model, plan: config.plan, compressionJSON: normalized,
                                                    toolVersion: InferenceService.version, output: out)
         } catch {
             throw ExitMessage("\(error)")

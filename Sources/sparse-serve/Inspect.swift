@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SparseCompression
 import SparseModels
 import SparseServe
 
@@ -26,7 +27,7 @@ struct Inspect: ParsableCommand {
         }
         let model: any InferenceModel, layers: LinearLayerBuilder?
         do {
-            (model, layers) = try ModelLoader.open(directory: path, compression: plan, timeLayers: false)
+            (model, layers) = try ModelLoader.open(directory: path, compression: plan, compressor: WeightCompressor(), timeLayers: false)
         } catch {
             throw ExitMessage("\(error)")
         }

@@ -1,7 +1,9 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 import SparseKernels
 @testable import SparseModels
+import SparseCompression
 
 /// all-MiniLM-L6-v2 against the committed numpy reference (which reproduces sentence-transformers
 /// to ~1.5e-7). Needs models/minilm-l6 (scripts/fetch-minilm.sh, run by the test command first).
@@ -104,8 +106,8 @@ final class BertEncoderTests: XCTestCase {
         let all = try model.embed(texts: Array(texts.prefix(40)))
         if KernelPool.shared.threadCount > 1 {
             let lengths = cases.prefix(16).map(\.ids.count)
-            XCTAssertGreaterThan(BertEncoderModel.groups(lengths: lengths, parts: KernelPool.shared.threadCount,
-                                                         splitThreshold: BertEncoderModel.groupSplitFlops).count, 1,
+            XCTAssertGreaterThan(BertBatchSplit.groups(lengths: lengths, parts: KernelPool.shared.threadCount,
+                                                         splitThreshold: BertBatchSplit.splitThresholdFlops).count, 1,
                                  "the first batch runs as per-thread groups, so that path is compared too")
         }
         for i in texts.indices {
@@ -158,13 +160,13 @@ final class BertEncoderTests: XCTestCase {
         let texts = ["hello world", "Sparse matrices store only their non-zero entries.", "今日はいい天気ですね。"]
         let want = try dense.embed(texts: texts)
         let exact = CompressionPlan(method: .dense, overrides: [("encoder.layer.*.attention.self.*", .pinned(.csr(density: 1)))])
-        let unfused = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path, compression: exact)
+        let unfused = try BertEncoderLoader.load(directory: MiniLMFiles.modelDirectory.path, compression: exact, compressor: WeightCompressor())
         XCTAssertEqual(unfused.summary.layers.first { $0.name == "encoder.layer.3.attention.self.key" }?.storage, "csr")
         for (a, b) in zip(try unfused.embed(texts: texts), want) {
             XCTAssertLessThanOrEqual(zip(a, b).map { abs($0 - $1) }.max()!, 2e-5)
         }
         let nm = CompressionPlan(method: .dense, overrides: [("encoder.layer.*.intermediate.dense", .pinned(.nm(n: 2, m: 4)))])
-        let sparse = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path, compression: nm)
+        let sparse = try BertEncoderLoader.load(directory: MiniLMFiles.modelDirectory.path, compression: nm, compressor: WeightCompressor())
         let ffn = sparse.summary.layers.filter { $0.name.hasSuffix("intermediate.dense") }
         XCTAssertEqual(ffn.count, 6)
         XCTAssertTrue(ffn.allSatisfy { $0.storage == "nm 2:4" && abs(($0.density ?? 1) - 0.5) < 0.01 }, "\(ffn)")
@@ -184,8 +186,8 @@ final class BertEncoderTests: XCTestCase {
         let exact = try model()
         let cases = Array(try reference().cases.prefix(40))
         let want = try exact.embed(texts: cases.map(\.text))
-        let pwl = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path,
-                                       compression: CompressionPlan(activations: .pwl(segments: 64)))
+        let pwl = try BertEncoderLoader.load(directory: MiniLMFiles.modelDirectory.path,
+                                       compression: CompressionPlan(activations: .pwl(segments: 64)), compressor: WeightCompressor())
         XCTAssertTrue(pwl.summary.layers.filter { $0.name.hasSuffix("intermediate.dense") }
             .allSatisfy { $0.activation?.hasPrefix("gelu (pwl 64 segments") == true })
         let got = try pwl.embed(texts: cases.map(\.text))
@@ -193,8 +195,8 @@ final class BertEncoderTests: XCTestCase {
         let mean = cosines.reduce(0, +) / Double(cosines.count)
         XCTAssertGreaterThanOrEqual(mean, 0.999, "mean cosine \(mean), min \(cosines.min()!)")
         XCTAssertLessThan(cosines.min()!, 0.999999, "the tables really change the vectors")
-        let coarse = try BertEncoderModel(directory: MiniLMFiles.modelDirectory.path,
-                                          compression: CompressionPlan(activations: .pwl(segments: 8)))
+        let coarse = try BertEncoderLoader.load(directory: MiniLMFiles.modelDirectory.path,
+                                          compression: CompressionPlan(activations: .pwl(segments: 8)), compressor: WeightCompressor())
         let coarseMean = zip(try coarse.embed(texts: cases.prefix(10).map(\.text)), want).map { cosine($0, $1) }.reduce(0, +) / 10
         let fineMean = cosines.prefix(10).reduce(0, +) / 10
         XCTAssertLessThan(coarseMean, fineMean, "fewer segments, larger error")
@@ -202,16 +204,16 @@ final class BertEncoderTests: XCTestCase {
 
     /// Batches split into one group of whole sequences per thread only when the groups balance.
     func testThreadGroups() {
-        let threshold = BertEncoderModel.groupSplitFlops
-        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 128, count: 8), parts: 2, splitThreshold: threshold), [0..<4, 4..<8])
-        XCTAssertEqual(BertEncoderModel.groups(lengths: [100, 30, 30, 30, 10], parts: 2, splitThreshold: 0), [0..<1, 1..<5])
-        XCTAssertEqual(BertEncoderModel.groups(lengths: [256, 5, 5, 5], parts: 2, splitThreshold: 0), [0..<4], "cannot balance")
-        XCTAssertEqual(BertEncoderModel.groups(lengths: [16, 16], parts: 2, splitThreshold: threshold), [0..<1, 1..<2])
-        XCTAssertEqual(BertEncoderModel.groups(lengths: [2, 2], parts: 2, splitThreshold: threshold), [0..<2], "too small to split")
-        XCTAssertEqual(BertEncoderModel.groups(lengths: [128], parts: 2, splitThreshold: 0), [0..<1])
-        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 64, count: 9), parts: 1, splitThreshold: 0), [0..<9])
-        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 50, count: 9), parts: 3, splitThreshold: 0), [0..<3, 3..<6, 6..<9])
-        XCTAssertEqual(BertEncoderModel.groups(lengths: Array(repeating: 50, count: 7), parts: 3, splitThreshold: 0), [0..<7],
+        let threshold = BertBatchSplit.splitThresholdFlops
+        XCTAssertEqual(BertBatchSplit.groups(lengths: Array(repeating: 128, count: 8), parts: 2, splitThreshold: threshold), [0..<4, 4..<8])
+        XCTAssertEqual(BertBatchSplit.groups(lengths: [100, 30, 30, 30, 10], parts: 2, splitThreshold: 0), [0..<1, 1..<5])
+        XCTAssertEqual(BertBatchSplit.groups(lengths: [256, 5, 5, 5], parts: 2, splitThreshold: 0), [0..<4], "cannot balance")
+        XCTAssertEqual(BertBatchSplit.groups(lengths: [16, 16], parts: 2, splitThreshold: threshold), [0..<1, 1..<2])
+        XCTAssertEqual(BertBatchSplit.groups(lengths: [2, 2], parts: 2, splitThreshold: threshold), [0..<2], "too small to split")
+        XCTAssertEqual(BertBatchSplit.groups(lengths: [128], parts: 2, splitThreshold: 0), [0..<1])
+        XCTAssertEqual(BertBatchSplit.groups(lengths: Array(repeating: 64, count: 9), parts: 1, splitThreshold: 0), [0..<9])
+        XCTAssertEqual(BertBatchSplit.groups(lengths: Array(repeating: 50, count: 9), parts: 3, splitThreshold: 0), [0..<3, 3..<6, 6..<9])
+        XCTAssertEqual(BertBatchSplit.groups(lengths: Array(repeating: 50, count: 7), parts: 3, splitThreshold: 0), [0..<7],
                        "3:2:2 is more than 25 % over the mean")
     }
 
@@ -235,9 +237,9 @@ final class BertEncoderTests: XCTestCase {
         }
         // No block: the sentence-transformers files give the same options.
         try write("")
-        XCTAssertEqual(try BertEncoderModel(directory: directory.path).options, try model().options)
+        XCTAssertEqual(try BertEncoderLoader.load(directory: directory.path).options, try model().options)
         try write(#", "encoder": {"pooling": "cls", "normalize": false, "maxTokens": 8}"#)
-        let cls = try BertEncoderModel(directory: directory.path)
+        let cls = try BertEncoderLoader.load(directory: directory.path)
         XCTAssertEqual(cls.options, BertEncoderOptions(pooling: .cls, normalize: false, maxTokens: 8, lowercase: true))
         XCTAssertEqual(cls.encode(texts: ["one two three four five six seven"])[0].ids.count, 8)
         for (block, needle) in [(#", "encoder": {"pooling": "max"}"#, "pooling"), (#", "encoder": {"poolin": "mean"}"#, "poolin"),

@@ -1,4 +1,5 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 import SparseKernels
 import SparseModels

@@ -1,4 +1,5 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 import SparseKernels
 import SparseModels
@@ -17,7 +18,7 @@ final class ModelManifestTests: XCTestCase {
 
     func testDecodesLayers() throws {
         let manifest = try ModelManifest.decode(Data(valid.utf8), source: "model.json")
-        XCTAssertEqual(manifest.architecture, "mlp")
+        XCTAssertEqual(manifest.architecture, .mlp)
         XCTAssertEqual(manifest.inputs, [TensorSpec(name: "input", datatype: .fp32, shape: [-1, 4])])
         XCTAssertEqual(manifest.outputs.map(\.name), ["probabilities", "label"])
         XCTAssertEqual(manifest.layers, [
@@ -66,7 +67,7 @@ final class ModelManifestTests: XCTestCase {
         let digits = try ModelManifest.load(path: root.appendingPathComponent("models/digits-mlp/model.json").path)
         XCTAssertEqual(digits.layers.count, 4)
         let identity = try ModelManifest.load(path: root.appendingPathComponent("Tests/fixtures/models/identity/model.json").path)
-        XCTAssertEqual(identity.architecture, "identity")
+        XCTAssertEqual(identity.architecture, .identity)
         XCTAssertTrue(identity.layers.isEmpty)
     }
 }

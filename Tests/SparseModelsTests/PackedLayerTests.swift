@@ -1,7 +1,9 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 import SparseKernels
 @testable import SparseModels
+import SparseCompression
 
 /// Stored forms of every method: pack → tensors → file → read → operator gives the same operator,
 /// and broken forms are refused naming the part.

@@ -1,4 +1,5 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 import SparseModels
 
@@ -130,18 +131,5 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(try file.info(named: "fc1.weight").shape, [256, 64])
         XCTAssertEqual(try file.info(named: "fc3.bias").shape, [10])
         XCTAssertNotNil(file.metadata["test_accuracy"])
-    }
-}
-
-func assertError<T>(_ expression: @autoclosure () throws -> T, contains fragments: [String],
-                    file: StaticString = #filePath, line: UInt = #line) {
-    do {
-        _ = try expression()
-        XCTFail("expected an error", file: file, line: line)
-    } catch {
-        let message = "\(error)"
-        for fragment in fragments {
-            XCTAssertTrue(message.contains(fragment), "'\(fragment)' not in: \(message)", file: file, line: line)
-        }
     }
 }

@@ -1,7 +1,9 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 import SparseKernels
 @testable import SparseModels
+import SparseCompression
 
 /// The `sequential` architecture: the GunPoint CNN reproduces its training script's reference;
 /// conv1d layers equal direct convolution and recurrences their unrolled matrix in float64 (matrix
@@ -149,7 +151,7 @@ final class SequentialModelTests: XCTestCase {
         for form in ["matrix", "scan"] {
             let dir = try writeModel(layers: [["name": "rec", "type": "recurrence", "output": "last", "form": form]], tensors: tensors,
                                      input: [-1, c, steps], outputs: [("h", "FP32", [-1, d])])
-            let model = try XCTUnwrap(try ModelLoader.load(directory: dir, compression: plan) as? SequentialModel)
+            let model = try XCTUnwrap(try ModelLoader.load(directory: dir, compression: plan, compressor: WeightCompressor()) as? SequentialModel)
             XCTAssertEqual(model.summary.layers[0].density ?? 0, Double(d * c / 2) / Double(d * c + d), accuracy: 1e-9)
             XCTAssertTrue(model.summary.layers[0].storage?.contains("nm 2:4") ?? false, model.summary.layers[0].storage ?? "")
             guard case .fp32(let h)? = try model.infer(["input": Tensor(shape: [2, c, steps], storage: .fp32(x))])["h"]?.storage else {
@@ -246,7 +248,7 @@ final class SequentialModelTests: XCTestCase {
     /// summary shows the banded operator over the N:M inner one.
     func testConvLayersCompressByGlob() throws {
         let plan = CompressionPlan(method: .dense, overrides: [("conv*", .pinned(.nm(n: 2, m: 4)))])
-        let compressed = try XCTUnwrap(try ModelLoader.load(directory: timeseriesDirectory, compression: plan) as? SequentialModel)
+        let compressed = try XCTUnwrap(try ModelLoader.load(directory: timeseriesDirectory, compression: plan, compressor: WeightCompressor()) as? SequentialModel)
         let layers = compressed.summary.layers
         XCTAssertEqual(layers.filter { $0.storage?.contains("nm 2:4") ?? false }.map(\.name), ["conv1", "conv2", "conv3"])
         XCTAssertEqual(layers.first { $0.name == "fc" }?.storage, "dense")

@@ -1,25 +1,7 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 @testable import SparseModels
-
-/// The MiniLM model folder (scripts/fetch-minilm.sh) and the committed fixtures.
-enum MiniLMFiles {
-    static var modelDirectory: URL { repositoryRoot().appendingPathComponent("models/minilm-l6") }
-    static var vocabulary: URL { modelDirectory.appendingPathComponent("vocab.txt") }
-    static var fixtures: URL { repositoryRoot().appendingPathComponent("Tests/fixtures/minilm") }
-
-    static func requireVocabulary() throws -> URL {
-        guard FileManager.default.fileExists(atPath: vocabulary.path) else {
-            throw XCTSkip("models/minilm-l6/vocab.txt is absent: run scripts/fetch-minilm.sh to test the tokenizer against Hugging Face")
-        }
-        return vocabulary
-    }
-
-    static func fixture<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
-        let data = try Data(contentsOf: fixtures.appendingPathComponent(name))
-        return try JSONDecoder().decode(T.self, from: data)
-    }
-}
 
 final class WordPieceTokenizerTests: XCTestCase {
     struct Cases: Decodable {

@@ -1,6 +1,7 @@
 import SparseModels
 import XCTest
 @testable import SparseServe
+import SparseJSON
 
 final class InferenceCodecTests: XCTestCase {
     let inputs = [TensorSpec(name: "x", datatype: .fp32, shape: [-1, 3])]

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SparseServe
+import SparseJSON
 
 final class JSONTests: XCTestCase {
     func testParsesScalarsAndStructures() throws {
