@@ -119,6 +119,13 @@ for (k, n) in shapes {
         let op = try! BlastWeights(u: randomArray(n * r), v: randomArray(k * r), s: randomArray(16 * r), outputFeatures: n,
                                    inputFeatures: k, rowBlocks: 4, columnBlocks: 4, rank: r, bias: bias)
         operators.append(("blast \(Int(fraction * 100))% r=\(r)", op))
+        if fraction == 0.5 {
+            for storage in [BlastFactorStorage.bf16, .int8] {
+                operators.append(("blast-\(storage.rawValue) 50%", try! BlastWeights(
+                    u: randomArray(n * r), v: randomArray(k * r), s: randomArray(16 * r), outputFeatures: n, inputFeatures: k,
+                    rowBlocks: 4, columnBlocks: 4, rank: r, bias: bias, factorStorage: storage)))
+            }
+        }
     }
     operators.append(("csr 10%", CSRWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, density: 0.1, bias: bias)))
     operators.append(("int8 dynamic", try! Int8DynamicWeights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))

@@ -257,7 +257,7 @@ int ss_bf16_gemm_cols_isa(ss_qisa isa, const uint16_t *wp, const float *bias, pt
     const ptrdiff_t chunk = ss_max(shape.max_rows, (65536 / k) / shape.max_rows * shape.max_rows);
     uint16_t *xb = NULL;
     if (isa == SS_QISA_AVX512_DOT) {
-        xb = (uint16_t *)ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(ss_min(chunk, m) * ldb + 1) / 2 + 16);
+        xb = (uint16_t *)ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(ss_min(chunk, m) * ldb + 1) / 2 + 16);
         if (!xb) return SS_ERR_NO_MEMORY;
     }
     bf_job job = {

@@ -12,7 +12,7 @@
 /* Per-thread scratch                                                                          */
 /* ------------------------------------------------------------------------------------------ */
 
-enum { SCRATCH_SLOTS = 4 };
+enum { SCRATCH_SLOTS = 5 };
 /* Capacity (floats) kept however small later requests are; above it a buffer more than four
    times what a call asks for is replaced by one of the asked size. */
 enum { SCRATCH_KEEP_FLOATS = 1 << 20 };

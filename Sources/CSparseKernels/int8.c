@@ -347,7 +347,7 @@ int ss_q8_gemm_cols_isa(ss_qisa isa, const int8_t *wp, const int32_t *correction
     const ptrdiff_t rows = ss_min(m, chunk);
     /* bytes for the rows, then (16-byte aligned) their scales */
     const size_t bytes = (size_t)(rows * k4 + 16) / 16 * 16 + (size_t)rows * sizeof(float);
-    float *scratch = ss_thread_scratch(SS_SCRATCH_ROWS, (bytes + 3) / 4);
+    float *scratch = ss_thread_scratch(SS_SCRATCH_QUANT, (bytes + 3) / 4);
     if (!scratch && m > 0) return SS_ERR_NO_MEMORY;
     uint8_t *xq = (uint8_t *)scratch;
     float *xs = (float *)(xq + (size_t)(rows * k4 + 16) / 16 * 16);

@@ -25,7 +25,10 @@ static inline ptrdiff_t ss_max(ptrdiff_t a, ptrdiff_t b) { return a > b ? a : b;
 static inline ptrdiff_t ss_ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
 
 /* Per-thread scratch (scratch.h) slots used inside the kernels. */
-enum { SS_SCRATCH_TILES = 0, SS_SCRATCH_PANEL = 1, SS_SCRATCH_ROWS = 2 };
+enum { SS_SCRATCH_TILES = 0, SS_SCRATCH_PANEL = 1, SS_SCRATCH_ROWS = 2,
+       /* quantized or rounded activations of the int8 / bf16 kernels: their input may itself live
+        * in slot 2 or 3 (a caller's scratch, e.g. BLAST's mixed h) */
+       SS_SCRATCH_QUANT = 4 };
 
 /* Token tiles of the weight-broadcast GEMMs: X^T of up to SS_TILE tokens per tile, tile t at
  * xt + t * k_pad * SS_TILE, K-major with row stride ss_tile_ldt(isa, tokens in the tile). */

@@ -125,7 +125,7 @@ int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes
     isa = ss_clamp_qisa(isa);
     const ptrdiff_t B = blocks_of(k), k8 = B * BLOCK, p0 = n_begin / SS_PANEL, p1 = ss_ceil_div(n_end, SS_PANEL);
     /* one quantized row (K8 bytes, padding = 128 i.e. zero) and the panels' int32 sums */
-    float *scratch = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(k8 / 4 + 1 + (p1 - p0) * SS_PANEL));
+    float *scratch = ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(k8 / 4 + 1 + (p1 - p0) * SS_PANEL));
     if (!scratch) return SS_ERR_NO_MEMORY;
     int32_t *sums = (int32_t *)scratch;
     uint8_t *xq = (uint8_t *)(sums + (p1 - p0) * SS_PANEL);

@@ -2,7 +2,7 @@ import CSparseKernels
 
 /// A linear layer with bf16 weights and fp32 activations: `vdpbf16ps` (inputs rounded to bf16)
 /// where the CPU has AVX512-BF16, else the weights widened to fp32 in registers (`bf16.h`).
-public final class BF16Weights: QuantizedLevelOperator, @unchecked Sendable {
+public final class BF16Weights: QuantizedLevelOperator, ColumnRangeOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let bias: [Float]?
@@ -53,4 +53,19 @@ public final class BF16Weights: QuantizedLevelOperator, @unchecked Sendable {
             }
         }
     }
+
+    /// Output columns `outputColumns` only, on the calling thread (`ColumnRangeOperator`).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet) {
+        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
+        guard rows > 0 else { return }
+        let columns = outputColumns ?? 0..<outputFeatures
+        let status = withOptionalPointer(bias) { b in
+            ss_bf16_gemm_cols_isa(QuantizedInstructionSet(isa).cValue, packed.pointer, b, outputFeatures, inputFeatures, x, inputStride,
+                                  y, outputStride, rows, activation.cKind, columns.lowerBound, columns.upperBound)
+        }
+        KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), columns \(columns)")
+    }
+
+    public func unpackedWeights() -> [Float] { denseWeights() }
 }

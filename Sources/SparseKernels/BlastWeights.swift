@@ -17,9 +17,11 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
     public let columnBlocks: Int
     public let rank: Int
     public let bias: [Float]?
-    /// b2 packed `V_jᵀ` (r × q_j) and b1 packed `U_i` (p_i × r), each a dense kernel.
-    private let v: [DenseWeights]
-    private let u: [DenseWeights]
+    /// How U and V are stored (fp32, bf16 or int8 with dynamic activations).
+    public let factorStorage: BlastFactorStorage
+    /// b2 packed `V_jᵀ` (r × q_j) and b1 packed `U_i` (p_i × r), each a dense (or quantized) kernel.
+    private let v: [any ColumnRangeOperator]
+    private let u: [any ColumnRangeOperator]
     /// s[(i·b2 + j)·r + t].
     public let diagonals: [Float]
 
@@ -36,8 +38,16 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
     ///   - u: the b1 matrices U_i (p_i × r, row-major), concatenated (N·r values).
     ///   - v: the b2 matrices V_j (q_j × r, row-major), concatenated (K·r values).
     ///   - s: b1·b2·r diagonal entries, block (i, j) at (i·b2 + j)·r.
+    public convenience init(u: [Float], v: [Float], s: [Float], outputFeatures: Int, inputFeatures: Int,
+                            rowBlocks b1: Int, columnBlocks b2: Int, rank r: Int, bias: [Float]? = nil) throws {
+        try self.init(u: u, v: v, s: s, outputFeatures: outputFeatures, inputFeatures: inputFeatures, rowBlocks: b1,
+                      columnBlocks: b2, rank: r, bias: bias, factorStorage: .fp32)
+    }
+
+    /// As above with U and V stored as `factorStorage`: fp32, bf16, or int8 with dynamic activations.
     public init(u: [Float], v: [Float], s: [Float], outputFeatures: Int, inputFeatures: Int,
-                rowBlocks b1: Int, columnBlocks b2: Int, rank r: Int, bias: [Float]? = nil) throws {
+                rowBlocks b1: Int, columnBlocks b2: Int, rank r: Int, bias: [Float]?,
+                factorStorage: BlastFactorStorage) throws {
         guard b1 >= 1, b2 >= 1, r >= 1, outputFeatures >= b1, inputFeatures >= b2 else {
             throw ShapeError.indivisible("BLAST needs 1 ≤ b1 = \(b1) ≤ \(outputFeatures) outputs, 1 ≤ b2 = \(b2) ≤ \(inputFeatures) inputs and rank ≥ 1")
         }
@@ -53,23 +63,24 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
         columnBlocks = b2
         rank = r
         self.bias = bias
+        self.factorStorage = factorStorage
         diagonals = s
         let colStart = (0...b2).map { $0 * inputFeatures / b2 }
         let rowStart = (0...b1).map { $0 * outputFeatures / b1 }
-        self.v = (0..<b2).map { j in
+        self.v = try (0..<b2).map { j in
             // V_jᵀ as an r × q_j weight (row t = column t of V_j).
             let q = colStart[j + 1] - colStart[j]
             var vt = [Float](repeating: 0, count: r * q)
             for a in 0..<q { for t in 0..<r { vt[t * q + a] = v[(colStart[j] + a) * r + t] } }
-            return DenseWeights(weights: vt, outputFeatures: r, inputFeatures: q)
+            return try factorStorage.makeOperator(weights: vt, outputs: r, inputs: q, bias: nil)
         }
-        self.u = (0..<b1).map { i in
-            DenseWeights(weights: Array(u[(rowStart[i] * r)..<(rowStart[i + 1] * r)]), outputFeatures: rowStart[i + 1] - rowStart[i],
-                         inputFeatures: r, bias: bias.map { Array($0[rowStart[i]..<rowStart[i + 1]]) })
+        self.u = try (0..<b1).map { i in
+            try factorStorage.makeOperator(weights: Array(u[(rowStart[i] * r)..<(rowStart[i + 1] * r)]), outputs: rowStart[i + 1] - rowStart[i],
+                                           inputs: r, bias: bias.map { Array($0[rowStart[i]..<rowStart[i + 1]]) })
         }
     }
 
-    public var storage: String { "blast b=\(rowBlocks)x\(columnBlocks) r=\(rank)" }
+    public var storage: String { "blast b=\(rowBlocks)x\(columnBlocks) r=\(rank)" + (factorStorage == .fp32 ? "" : " \(factorStorage.rawValue)") }
     public var parameterCount: Int { rank * (outputFeatures + inputFeatures + rowBlocks * columnBlocks) + (bias?.count ?? 0) }
     public var byteCount: Int { v.reduce(0) { $0 + $1.byteCount } + u.reduce(0) { $0 + $1.byteCount } + diagonals.count * 4 }
     public var flopsPerRow: Int { 2 * rank * (outputFeatures + inputFeatures + rowBlocks * columnBlocks) }

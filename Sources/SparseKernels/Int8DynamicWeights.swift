@@ -3,7 +3,7 @@ import CSparseKernels
 /// A linear layer with int8 weights (one scale per output row) that quantizes each input row to
 /// int8 at call time (its own scale, absmax / 127) and multiplies in int32: VNNI `vpdpbusd` where
 /// the CPU has it (layout and exactness in `int8.h`). ONNX Runtime's dynamic quantization.
-public final class Int8DynamicWeights: QuantizedLevelOperator, @unchecked Sendable {
+public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnRangeOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let bias: [Float]?
@@ -63,4 +63,20 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, @unchecked Sendab
             }
         }
     }
+
+    /// Output columns `outputColumns` only, on the calling thread (`ColumnRangeOperator`).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet) {
+        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
+        guard rows > 0 else { return }
+        let columns = outputColumns ?? 0..<outputFeatures
+        let status = withOptionalPointer(bias) { b in
+            ss_q8_gemm_cols_isa(QuantizedInstructionSet(isa).cValue, packed.pointer, correction.pointer, paddedScales.pointer, b,
+                                outputFeatures, inputFeatures, x, inputStride, rows, y, outputStride, activation.cKind,
+                                columns.lowerBound, columns.upperBound)
+        }
+        KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), columns \(columns)")
+    }
+
+    public func unpackedWeights() -> [Float] { denseWeights() }
 }

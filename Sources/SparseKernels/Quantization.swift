@@ -139,3 +139,30 @@ extension AlignedBuffer where Element == Float {
         return buffer
     }
 }
+
+/// Operators that compute any panel-aligned range of output columns (so BLAST can split its
+/// factor GEMMs by output panels): fp32 `DenseWeights`, `BF16Weights`, `Int8DynamicWeights`.
+public protocol ColumnRangeOperator: LinearOperator {
+    /// `apply` on output columns `outputColumns` only (bounds multiples of 16, or the upper one
+    /// `outputFeatures`; nil: all).
+    func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+               activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet)
+    /// The weight the kernel multiplies by (dequantised), row-major.
+    func unpackedWeights() -> [Float]
+}
+
+extension DenseWeights: ColumnRangeOperator {}
+
+/// How BLAST stores its factors U and V: fp32, bf16, or int8 with dynamic activations.
+public enum BlastFactorStorage: String, Sendable, CaseIterable {
+    case fp32, bf16, int8
+
+    /// The factor operator for a row-major `outputs × inputs` weight.
+    func makeOperator(weights: [Float], outputs: Int, inputs: Int, bias: [Float]?) throws -> any ColumnRangeOperator {
+        switch self {
+        case .fp32: return DenseWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: bias)
+        case .bf16: return try BF16Weights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: bias)
+        case .int8: return try Int8DynamicWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: bias)
+        }
+    }
+}
