@@ -30,6 +30,7 @@ FAMILIES = [  # (pattern on the endpoint or operator name, legend label, colour,
     (r"csr", "CSR", "tab:gray", "s"),
     (r"pwl", "PWL activations", "tab:olive", "P"),
     (r"int8", "int8", "tab:cyan", "X"),
+    (r"bf16", "bf16", "tab:pink", "h"),
     (r"(of|:)\d+.*-t$|transposable", "N:M transposable", "tab:orange", "^"),
     (r"\d+(of|:)\d+", "N:M", "tab:blue", "o"),
     (r"dense|^minilm$", "dense", "black", "*"),
@@ -115,13 +116,15 @@ def speedup_figure(kernels, out, threads=1):
     rows = [dict(r, op=operator_name(r["op"])) for r in kernels["rows"] if r["threads"] == threads]
     shapes = sorted({(r["k"], r["n"]) for r in rows})
     ops = sorted({r["op"] for r in rows if r["op"] != "dense"})
-    colours = dict(zip(ops, plt.get_cmap("tab10").colors))
+    palette = plt.get_cmap("tab10").colors  # past ten operators the colours repeat with dashed lines
+    styles = {op: (palette[i % 10], "-" if i < 10 else "--") for i, op in enumerate(ops)}
     fig, axes = plt.subplots((len(shapes) + 1) // 2, 2, figsize=(11, 3.6 * ((len(shapes) + 1) // 2) + 1),
                              squeeze=False)
     for ax, (k, n) in zip(axes.flat, shapes):
         for op in ops:
             cells = sorted((r["m"], r["vs_dense"]) for r in rows if (r["k"], r["n"], r["op"]) == (k, n, op))
-            ax.plot([m for m, _ in cells], [s for _, s in cells], marker=family(op)[2], color=colours[op], label=op)
+            colour, line = styles[op]
+            ax.plot([m for m, _ in cells], [s for _, s in cells], marker=family(op)[2], color=colour, ls=line, label=op)
         ax.axhline(1.0, color="black", lw=1, label="our dense kernel")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log", base=2)
@@ -132,10 +135,10 @@ def speedup_figure(kernels, out, threads=1):
     for ax in list(axes.flat)[len(shapes):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=8)
     fig.suptitle(f"Kernel speed-up over our dense kernel against batch size, {threads} thread, {kernels['isa']}\n"
                  f"(transposable N:M runs the N:M kernel on the same pack; {load_note(kernels)})", fontsize=10)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.03 * ((len(labels) + 5) // 6), 1, 1))
     save(fig, out)
 
 
