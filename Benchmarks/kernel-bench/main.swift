@@ -133,6 +133,7 @@ for (k, n) in shapes {
     operators.append(("int8 w-only g64", try! Int8Weights(weights: w, outputFeatures: n, inputFeatures: k, granularity: .group(64), bias: bias)))
     operators.append(("bf16", try! BF16Weights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))
     operators.append(("nm 2:4 int8", try! NMInt8Weights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, bias: bias)))
+    operators.append(("nm 2:4 bf16", try! NMBF16Weights(NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: 2, m: 4, bias: bias))))
     for m in batches {
         let x = randomArray(m * k)
         var y = [Float](repeating: 0, count: m * n)

@@ -97,7 +97,16 @@ void ss_nm_unpack(const float *values, const void *indices, ptrdiff_t rows, ptrd
 
 /* y[0..cols) (+ bias) for panels [p0, p1) of token rows xp (and xq when two), inputs padded with
  * zeros to G*m + 16 floats. */
-static void gemv_portable(const float *values, const void *indices, int n, int m, ptrdiff_t G,
+/* Value e*16 + j of a pack, fp32 or bf16 bits (bf16 != 0). */
+static inline float value_at(const void *values, int bf16, ptrdiff_t i) {
+    if (!bf16) return ((const float *)values)[i];
+    const uint32_t u = (uint32_t)((const uint16_t *)values)[i] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void gemv_portable(const void *values, int bf16, const void *indices, int n, int m, ptrdiff_t G,
                           const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,
                           const float *xp, float *y) {
     for (ptrdiff_t p = p0; p < p1; p++) {
@@ -106,7 +115,8 @@ static void gemv_portable(const float *values, const void *indices, int n, int m
             const float *xg = xp + g * m;
             for (int s = 0; s < n; s++) {
                 const ptrdiff_t word = (p * G + g) * n + s;
-                const float *v = values + word * SS_PANEL;
+                float v[SS_PANEL];
+                for (int j = 0; j < SS_PANEL; j++) v[j] = value_at(values, bf16, word * SS_PANEL + j);
                 if (m == 4) {
                     const uint32_t w = ((const uint32_t *)indices)[word];
                     for (int j = 0; j < SS_PANEL; j++) acc[j] += v[j] * xg[(w >> (2 * j)) & 3u];
@@ -138,17 +148,25 @@ SS_T512 SS_AI __m512i decode512(const void *ip, ptrdiff_t e, const int MC, __m51
     return _mm512_srlv_epi32(_mm512_set1_epi64((long long)((const uint64_t *)ip)[e]), shifts);
 }
 
+/* 16 values of slot e of a panel's values vp: fp32, or bf16 bits widened in registers. */
+SS_T512 SS_AI __m512 values512(const char *vp, ptrdiff_t e, const int BF16) {
+    if (!BF16) return _mm512_loadu_ps((const float *)vp + e * SS_PANEL);
+    const __m256i bits = _mm256_loadu_si256((const __m256i *)((const uint16_t *)vp + e * SS_PANEL));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
 /* T token rows (1, 2, 4 or 8) sharing each slot's decode; U groups in flight so that T * U >= 4
  * accumulator chains hide the FMA latency. Inputs of token i at x + i * ldxp (zero padded). */
-SS_T512 SS_AI void gemv512_body(const float *values, const void *indices, int n, ptrdiff_t G,
+SS_T512 SS_AI void gemv512_body(const void *values, const void *indices, int n, ptrdiff_t G,
                                 const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,
-                                const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy, const int MC, const int T) {
+                                const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy, const int MC, const int T,
+                                const int BF16) {
     enum { UMAX = 4 };
     const int U = T == 1 ? 4 : T == 2 ? 2 : 1;
     const __m512i shifts = MC == 4 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
                                    : _mm512_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12, 16, 16, 20, 20, 24, 24, 28, 28);
     for (ptrdiff_t p = p0; p < p1; p++) {
-        const float *vp = values + p * G * n * SS_PANEL;
+        const char *vp = (const char *)values + p * G * n * SS_PANEL * (BF16 ? 2 : 4);
         const char *ip = (const char *)indices + p * G * n * (MC == 4 ? 4 : 8);
         __m512 a[8][UMAX];
         for (int i = 0; i < T; i++)
@@ -162,7 +180,7 @@ SS_T512 SS_AI void gemv512_body(const float *values, const void *indices, int n,
                 for (int u = 0; u < U; u++) {
                     const ptrdiff_t e = (g + u) * n + s;
                     const __m512i iv = decode512(ip, e, MC, shifts);
-                    const __m512 w = _mm512_loadu_ps(vp + e * SS_PANEL);
+                    const __m512 w = values512(vp, e, BF16);
                     for (int i = 0; i < T; i++) a[i][u] = _mm512_fmadd_ps(w, _mm512_permutexvar_ps(iv, xg[i][u]), a[i][u]);
                 }
         }
@@ -172,7 +190,7 @@ SS_T512 SS_AI void gemv512_body(const float *values, const void *indices, int n,
             for (int s = 0; s < n; s++) {
                 const ptrdiff_t e = g * n + s;
                 const __m512i iv = decode512(ip, e, MC, shifts);
-                const __m512 w = _mm512_loadu_ps(vp + e * SS_PANEL);
+                const __m512 w = values512(vp, e, BF16);
                 for (int i = 0; i < T; i++) a[i][0] = _mm512_fmadd_ps(w, _mm512_permutexvar_ps(iv, xg[i]), a[i][0]);
             }
         }
@@ -188,10 +206,15 @@ SS_T512 SS_AI void gemv512_body(const float *values, const void *indices, int n,
 }
 
 #define GEMV512(MC, T)                                                                                  \
-    SS_T512 static void gemv512_##MC##_##T(const float *values, const void *indices, int n, ptrdiff_t G, \
+    SS_T512 static void gemv512_##MC##_##T(const void *values, const void *indices, int n, ptrdiff_t G,  \
                                             const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1, \
                                             const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy) {  \
-        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T);               \
+        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T, 0);            \
+    }                                                                                                   \
+    SS_T512 static void gemv512b_##MC##_##T(const void *values, const void *indices, int n, ptrdiff_t G, \
+                                             const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1, \
+                                             const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy) { \
+        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T, 1);            \
     }
 GEMV512(4, 1) GEMV512(4, 2) GEMV512(4, 4) GEMV512(4, 8)
 GEMV512(8, 1) GEMV512(8, 2) GEMV512(8, 4) GEMV512(8, 8)
@@ -224,11 +247,18 @@ SS_T256 SS_AI void select256(const void *ip, ptrdiff_t e, const float *x, ptrdif
     }
 }
 
-SS_T256 SS_AI void gemv256_body(const float *values, const void *indices, int n, ptrdiff_t G,
+/* Values h*8 .. h*8+7 of slot e: fp32, or bf16 bits widened. */
+SS_T256 SS_AI __m256 values256(const char *vp, ptrdiff_t e, int h, const int BF16) {
+    if (!BF16) return _mm256_loadu_ps((const float *)vp + e * SS_PANEL + 8 * h);
+    const __m128i bits = _mm_loadu_si128((const __m128i *)((const uint16_t *)vp + e * SS_PANEL + 8 * h));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+}
+
+SS_T256 SS_AI void gemv256_body(const void *values, const void *indices, int n, ptrdiff_t G,
                                 const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,
-                                const float *x0, float *y0, const int MC) {
+                                const float *x0, float *y0, const int MC, const int BF16) {
     for (ptrdiff_t p = p0; p < p1; p++) {
-        const float *vp = values + p * G * n * SS_PANEL;
+        const char *vp = (const char *)values + p * G * n * SS_PANEL * (BF16 ? 2 : 4);
         const char *ip = (const char *)indices + p * G * n * (MC == 4 ? 4 : 8);
         __m256 lo[2], hi[2];
         lo[0] = lo[1] = hi[0] = hi[1] = _mm256_setzero_ps();
@@ -239,16 +269,16 @@ SS_T256 SS_AI void gemv256_body(const float *values, const void *indices, int n,
                     const ptrdiff_t e = (g + u) * n + s;
                     __m256 sl, sh;
                     select256(ip, e, x0, g + u, MC, &sl, &sh);
-                    lo[u] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL), sl, lo[u]);
-                    hi[u] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL + 8), sh, hi[u]);
+                    lo[u] = _mm256_fmadd_ps(values256(vp, e, 0, BF16), sl, lo[u]);
+                    hi[u] = _mm256_fmadd_ps(values256(vp, e, 1, BF16), sh, hi[u]);
                 }
         for (; g < G; g++)
             for (int s = 0; s < n; s++) {
                 const ptrdiff_t e = g * n + s;
                 __m256 sl, sh;
                 select256(ip, e, x0, g, MC, &sl, &sh);
-                lo[0] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL), sl, lo[0]);
-                hi[0] = _mm256_fmadd_ps(_mm256_loadu_ps(vp + e * SS_PANEL + 8), sh, hi[0]);
+                lo[0] = _mm256_fmadd_ps(values256(vp, e, 0, BF16), sl, lo[0]);
+                hi[0] = _mm256_fmadd_ps(values256(vp, e, 1, BF16), sh, hi[0]);
             }
         float out[SS_PANEL];
         _mm256_storeu_ps(out, _mm256_add_ps(lo[0], lo[1]));
@@ -259,24 +289,30 @@ SS_T256 SS_AI void gemv256_body(const float *values, const void *indices, int n,
 }
 
 #define GEMV256(MC)                                                                                    \
-    SS_T256 static void gemv256_##MC(const float *values, const void *indices, int n, ptrdiff_t G,      \
+    SS_T256 static void gemv256_##MC(const void *values, const void *indices, int n, ptrdiff_t G,       \
                                      const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,     \
                                      const float *x0, float *y0) {                                      \
-        gemv256_body(values, indices, n, G, bias, rows, p0, p1, x0, y0, MC);                           \
+        gemv256_body(values, indices, n, G, bias, rows, p0, p1, x0, y0, MC, 0);                        \
+    }                                                                                                  \
+    SS_T256 static void gemv256b_##MC(const void *values, const void *indices, int n, ptrdiff_t G,      \
+                                      const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,    \
+                                      const float *x0, float *y0) {                                     \
+        gemv256_body(values, indices, n, G, bias, rows, p0, p1, x0, y0, MC, 1);                        \
     }
 GEMV256(4) GEMV256(8) GEMV256(16)
 #endif
 
 /* In-register-selection kernel for r token rows over panels [p0, p1); AVX-512 shares each slot's
  * decode across up to 8 rows. */
-static int nm_gemv(ss_isa isa, const float *values, const void *indices, int n, int m, const float *bias,
-                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
-                    ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
+static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices, int n, int m, const float *bias,
+                   ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
+                   ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
     const ptrdiff_t G = groups_of(k, m);
     const ptrdiff_t padded = G * m + 16;
     enum { CHUNK = 8 };
     float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(CHUNK * padded));
     if (!xp) return SS_ERR_NO_MEMORY;
+    const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
     for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
         const ptrdiff_t count = ss_min(CHUNK, r - i0);
         for (ptrdiff_t i = 0; i < count; i++) {
@@ -286,30 +322,31 @@ static int nm_gemv(ss_isa isa, const float *values, const void *indices, int n, 
         float *yc = y + i0 * ldy;
 #ifdef SS_X86
         if (isa == SS_ISA_AVX512) {
-            typedef void (*fn)(const float *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+            typedef void (*fn)(const void *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                const float *, ptrdiff_t, float *, ptrdiff_t);
-            static const fn table[3][4] = { { gemv512_4_1, gemv512_4_2, gemv512_4_4, gemv512_4_8 },
-                                            { gemv512_8_1, gemv512_8_2, gemv512_8_4, gemv512_8_8 },
-                                            { gemv512_16_1, gemv512_16_2, gemv512_16_4, gemv512_16_8 } };
-            const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
+            static const fn table[2][3][4] = {
+                { { gemv512_4_1, gemv512_4_2, gemv512_4_4, gemv512_4_8 }, { gemv512_8_1, gemv512_8_2, gemv512_8_4, gemv512_8_8 },
+                  { gemv512_16_1, gemv512_16_2, gemv512_16_4, gemv512_16_8 } },
+                { { gemv512b_4_1, gemv512b_4_2, gemv512b_4_4, gemv512b_4_8 }, { gemv512b_8_1, gemv512b_8_2, gemv512b_8_4, gemv512b_8_8 },
+                  { gemv512b_16_1, gemv512b_16_2, gemv512b_16_4, gemv512b_16_8 } } };
             ptrdiff_t done = 0;
             while (done < count) {
                 const ptrdiff_t left = count - done;
                 const int ti = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
-                table[mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, yc + done * ldy, ldy);
+                table[bf16 != 0][mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, yc + done * ldy, ldy);
                 done += (ptrdiff_t)1 << ti;
             }
         } else if (isa == SS_ISA_AVX2) {
-            for (ptrdiff_t i = 0; i < count; i++) {
-                if (m == 4) gemv256_4(values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
-                else if (m == 8) gemv256_8(values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
-                else gemv256_16(values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
-            }
+            typedef void (*fn)(const void *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                               const float *, float *);
+            static const fn table[2][3] = { { gemv256_4, gemv256_8, gemv256_16 }, { gemv256b_4, gemv256b_8, gemv256b_16 } };
+            for (ptrdiff_t i = 0; i < count; i++)
+                table[bf16 != 0][mi](values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
         } else
 #endif
         {
             for (ptrdiff_t i = 0; i < count; i++)
-                gemv_portable(values, indices, n, m, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
+                gemv_portable(values, bf16, indices, n, m, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
         }
     }
     if (act != SS_ACT_NONE) {
@@ -467,7 +504,7 @@ int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *
         if (status != SS_OK) return status;
     }
     if (r > gemm_rows)
-        return nm_gemv(isa, values, indices, n, m, bias, rows, k, x + gemm_rows * ldx, ldx, y + gemm_rows * ldy, ldy,
+        return nm_gemv(isa, values, 0, indices, n, m, bias, rows, k, x + gemm_rows * ldx, ldx, y + gemm_rows * ldy, ldy,
                        r - gemm_rows, act, panel_begin, panel_end);
     return SS_OK;
 }
@@ -492,4 +529,15 @@ int ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, 
                    const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                    ss_act_kind act) {
     return ss_nm_gemm_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, 0, panels_of(rows));
+}
+
+int ss_nm_bf16_gemv_panels_isa(ss_isa isa, const uint16_t *values, const void *indices, int n, int m,
+                               const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                               const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                               ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+    if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r < 0) return SS_ERR_ARGUMENT;
+    panel_begin = ss_max(0, panel_begin);
+    panel_end = ss_min(panels_of(rows), panel_end);
+    if (panel_begin >= panel_end || r == 0) return SS_OK;
+    return nm_gemv(ss_clamp_isa(isa), values, 1, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, panel_begin, panel_end);
 }

@@ -69,4 +69,13 @@ int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *
                                    const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
                                    ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
 
+/// N:M with bf16 values: the pack of ss_nm_pack with every value rounded to bf16 (same layout,
+/// uint16 bit patterns), run on the in-register-selection kernel for every row (values widened
+/// to fp32 in registers; up to 8 rows share each decode on AVX-512; no weight-broadcast GEMM
+/// for bf16 yet). Same status values.
+int ss_nm_bf16_gemv_panels_isa(ss_isa isa, const uint16_t *values, const void *indices, int n, int m,
+                               const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                               const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                               ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end);
+
 #endif
