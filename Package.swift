@@ -35,11 +35,12 @@ let package = Package(
         .target(name: "HTTPServer", dependencies: [
             "CZlib", "COpenSSL", .product(name: "Logging", package: "swift-log"),
         ]),
-        // Config, endpoints, scheduler, v2 protocol routes.
+        // The server by pipeline stage: App/ (lifecycle, config), HTTP/ (routes, middleware),
+        // Protocols/ (V2, OpenAI, OpenAPI), Scheduling/, Repository/, Metrics/.
         .target(name: "SparseServe", dependencies: [
             "HTTPServer", "SparseModels", "SparseKernels", "SparseCompression", "SparseJSON",
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], resources: [.embedInCode("Protocols/OpenAPI/openapi.yaml")]),
         .executableTarget(name: "sparse-serve", dependencies: [
             "SparseServe", "SparseModels", "SparseCompression", "SparseJSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -62,6 +63,7 @@ let package = Package(
         .testTarget(name: "SparseModelsTests", dependencies: ["SparseModels", "SparseCompression", "SparseKernels", "SparseTestSupport"]),
         .testTarget(name: "SparseCompressionTests", dependencies: ["SparseCompression", "SparseModels", "SparseKernels", "SparseTestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "SparseJSONTests", dependencies: ["SparseJSON"]),
         .testTarget(name: "SparseServeTests", dependencies: ["SparseServe", "SparseJSON", "SparseModels", "HTTPServer"]),
     ]
 )

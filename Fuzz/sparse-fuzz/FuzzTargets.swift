@@ -65,7 +65,7 @@ enum FuzzTargets {
             body = Array(data.dropFirst(2))
             if headerLength! > body.count { headerLength = body.count }
         }
-        guard let request = try? InferenceCodec.decodeRequest(body, headerLength: headerLength, inputs: inferInputs, outputs: inferOutputs) else { return }
+        guard let request = try? V2Codec.decodeRequest(body, headerLength: headerLength, inputs: inferInputs, outputs: inferOutputs) else { return }
         for (name, tensor) in request.inputs {
             let spec = inferInputs.first { $0.name == name }!
             precondition(tensor.datatype == spec.datatype, "datatype of \(name)")

@@ -1,0 +1,112 @@
+import Foundation
+import SparseJSON
+import SparseModels
+
+/// How an endpoint's linear layers are stored and run (`"compression"`): `dense`, magnitude
+/// `nm` (n, m) or `csr` (density), with per-layer overrides by name pattern (`"layers"`).
+public struct CompressionConfig: Sendable, Equatable {
+    /// The endpoint-wide method name ("dense", "nm", "csr").
+    public var method = "dense"
+    public var plan = CompressionPlan.dense
+    /// Whether the endpoint config has a `"compression"` block (an artifact model must not).
+    public var isSpecified = false
+    public init() {}
+
+    /// Parses a `"compression"` object on its own (the `inspect` command's `--compression`).
+    public static func parse(_ text: String) throws -> CompressionConfig {
+        let json: JSON
+        do { json = try JSON.parse(text) } catch { throw ConfigError(field: "compression", reason: "\(error)") }
+        let wrapped = JSON.object([("name", .string("inspect")), ("model", .string("/")), ("compression", json)])
+        do {
+            return try ServiceConfig.parseEndpoint(wrapped, path: "", baseDirectory: "/").compression
+        } catch var error as ConfigError {
+            if error.field.hasPrefix(".") { error.field.removeFirst() }
+            throw error
+        }
+    }
+
+    /// Methods the compression issue adds later; refused with a clear message until then.
+
+    /// `{"method": "exact"}` or `{"method": "pwl", "segments": 2...256}` (default 64 segments).
+    static func parseActivations(_ json: JSON, path: String) throws -> ActivationApproximation {
+        var o = try StrictObject(json, path: path)
+        let result: ActivationApproximation
+        switch try o.string("method") ?? "exact" {
+        case "exact": result = .exact
+        case "pwl": result = .pwl(segments: try o.integer("segments", in: 2...256) ?? 64)
+        case let other: throw ConfigError(field: "\(path).method", reason: "'\(other)' is not an activation method (exact, pwl)")
+        }
+        try o.finish()
+        return result
+    }
+
+    static func parseMethod(_ json: JSON, path: String) throws -> (String, LayerCompression) {
+        var o = try StrictObject(json, path: path)
+        guard let method = try o.string("method") else { throw ConfigError(field: "\(path).method", reason: "is required") }
+        var result: LayerCompression
+        switch method {
+        case "dense":
+            result = .dense
+        case "nm":
+            guard let n = try o.integer("n", in: 1...15), let m = try o.integer("m", in: 4...16) else {
+                throw ConfigError(field: path, reason: "method 'nm' needs integers 'n' and 'm'")
+            }
+            guard [4, 8, 16].contains(m), n < m else {
+                throw ConfigError(field: "\(path).m", reason: "\(n):\(m) is not supported: m must be 4, 8 or 16 and n < m")
+            }
+            switch try o.string("mask") ?? "magnitude" {
+            case "magnitude": result = .nm(n: n, m: m)
+            case "transposable": result = .transposableNM(n: n, m: m)
+            case let other: throw ConfigError(field: "\(path).mask", reason: "'\(other)' is not a mask kind (magnitude, transposable)")
+            }
+        case "csr":
+            guard let d = try o.take("density"), let density = d.doubleValue, density > 0, density <= 1 else {
+                throw ConfigError(field: "\(path).density", reason: "method 'csr' needs a 'density' in (0, 1]")
+            }
+            result = .csr(density: density)
+        case "blast":
+            guard let b = try o.integer("blocks", in: 1...64) else {
+                throw ConfigError(field: "\(path).blocks", reason: "method 'blast' needs 'blocks' (1...64)")
+            }
+            let rank = try o.integer("rank", in: 1...65536)
+            var ratio: Double?
+            if let v = try o.take("parameterRatio") {
+                guard let d = v.doubleValue, d > 0, d < 1 else {
+                    throw ConfigError(field: "\(path).parameterRatio", reason: "must be a number in (0, 1)")
+                }
+                ratio = d
+            }
+            guard (rank == nil) != (ratio == nil) else {
+                throw ConfigError(field: path, reason: "method 'blast' needs exactly one of 'rank' and 'parameterRatio'")
+            }
+            let iterations = try o.integer("iterations", in: 1...10_000) ?? 100
+            result = .blast(blocks: b, rank: rank, parameterRatio: ratio, iterations: iterations)
+        case "l1inf":
+            let groups = try o.string("groups") ?? "columns"
+            guard let g = L1InfGroups(rawValue: groups) else {
+                throw ConfigError(field: "\(path).groups", reason: "'\(groups)' must be 'columns' or 'rows'")
+            }
+            var radius: Double?, ratio: Double?
+            if let v = try o.take("radius") {
+                guard let d = v.doubleValue, d >= 0, d.isFinite else { throw ConfigError(field: "\(path).radius", reason: "must be a number ≥ 0") }
+                radius = d
+            }
+            if let v = try o.take("radiusRatio") {
+                guard let d = v.doubleValue, d > 0, d <= 1 else { throw ConfigError(field: "\(path).radiusRatio", reason: "must be a number in (0, 1]") }
+                ratio = d
+            }
+            guard (radius == nil) != (ratio == nil) else {
+                throw ConfigError(field: path, reason: "method 'l1inf' needs exactly one of 'radius' and 'radiusRatio'")
+            }
+            result = .l1inf(groups: g, radius: radius, radiusRatio: ratio)
+        default:
+            throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr, blast, l1inf)")
+        }
+        if let pin = try o.take("pin") {
+            guard let flag = pin.boolValue else { throw ConfigError(field: "\(path).pin", reason: "must be true or false") }
+            if flag, result != .dense { result = .pinned(result) }
+        }
+        try o.finish()
+        return (method, result)
+    }
+}

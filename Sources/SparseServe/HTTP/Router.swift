@@ -1,0 +1,58 @@
+import HTTPServer
+
+/// Maps HTTP requests to handlers: the route table (`Route`), then the middleware steps (request
+/// IDs, metrics, CORS, method check, API keys), then the protocol handler of the route. Health,
+/// metadata and errors are answered on the calling I/O queue; inference runs on the compute queue.
+public final class Router: Sendable {
+    private let service: InferenceService
+    private let middleware: [any Middleware]
+    private let v2: V2Routes
+    private let embeddings: OpenAIEmbeddingsRoute
+
+    public init(service: InferenceService) {
+        let server = service.config.server, repository = service.repository
+        let auth = APIKeyAuth(serverKeys: server.apiKeys, publicGroups: server.publicRoutes,
+                              endpointKeys: { repository.entry($0)?.config.apiKeys ?? [] })
+        self.service = service
+        middleware = [RequestIDs(), RequestMetrics(metrics: service.metrics), CORS(config: server.cors), MethodCheck(), auth]
+        v2 = V2Routes(service: service)
+        embeddings = OpenAIEmbeddingsRoute(service: service, auth: auth)
+    }
+
+    /// Handles one request; `respond` is called exactly once, from any thread.
+    public func handle(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let parsed = Result { try Route(path: request.path) }
+        let (reply, answer) = middleware.run(request, route: (try? parsed.get()) ?? nil, respond: respond)
+        if let answer { return reply(answer) }
+        do {
+            guard let route = try parsed.get() else {
+                return reply(.error(status: 404, "no route for \(request.method) \(request.path)"))
+            }
+            try dispatch(route, request, reply)
+        } catch {
+            reply(ResponseErrors.response(error))
+        }
+    }
+
+    private func dispatch(_ route: Route, _ request: HTTPRequest, _ reply: @escaping Responder) throws {
+        switch route {
+        case .serverMetadata: reply(v2.serverMetadata())
+        case .live: reply(v2.live())
+        case .ready: reply(v2.ready())
+        case let .modelMetadata(model, version): reply(try v2.modelMetadata(model, version))
+        case let .modelReady(model, version): reply(try v2.modelReady(model, version))
+        case let .infer(model, version): try v2.infer(model, version, request, reply)
+        case let .modelStatistics(model, version): reply(try v2.statistics(model, version))
+        case let .modelConfig(model, version): reply(try v2.modelConfig(model, version))
+        case .repositoryIndex: reply(try v2.repositoryIndex(request.body))
+        case .repositoryLoad(let model): try v2.repositoryLoad(model, request.body, reply)
+        case .repositoryUnload(let model): reply(try v2.repositoryUnload(model))
+        case .embeddings: embeddings.handle(request, reply)
+        case .openAPI: reply(OpenAPIDocument.response())
+        case .metrics:
+            var response = HTTPResponse(status: 200, body: Array(service.metrics.registry.render().utf8))
+            response.headers.set(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+            reply(response)
+        }
+    }
+}

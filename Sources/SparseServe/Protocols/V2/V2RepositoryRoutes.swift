@@ -1,0 +1,56 @@
+import HTTPServer
+import SparseJSON
+
+/// The v2 model repository extension: index, load (with an optional new endpoint config) and unload.
+extension V2Routes {
+    func repositoryIndex(_ body: [UInt8]) throws -> HTTPResponse {
+        let request = body.isEmpty ? JSON.object([]) : try JSON.parse(body)
+        var index = repository.indexJSON()
+        if let readyOnly = request["ready"]?.boolValue, readyOnly, let list = index.arrayValue {
+            index = .array(list.filter { $0["state"]?.stringValue == ModelState.ready.rawValue })
+        }
+        return json(index)
+    }
+
+    func repositoryLoad(_ model: String, _ body: [UInt8], _ reply: @escaping Responder) throws {
+        let config = try endpointConfig(forLoad: model, body: body)
+        repository.load(model, config: config) { error in
+            if let error = error as? ProtocolError {
+                reply(.error(status: error.status, error.message))
+            } else if let error {
+                reply(.error(status: 400, "failed to load '\(model)': \(error)"))
+            } else {
+                reply(.json(status: 200, Array("{}".utf8)))
+            }
+        }
+    }
+
+    func repositoryUnload(_ model: String) throws -> HTTPResponse {
+        try repository.unload(model)
+        return .json(status: 200, Array("{}".utf8))
+    }
+
+    /// The endpoint config for a repository `load` request: `parameters.config` (an endpoint object,
+    /// or that object as a JSON string, as Triton clients send it) replaces the current config; without
+    /// it the current config is reloaded. Relative model paths resolve against the config file's folder.
+    func endpointConfig(forLoad name: String, body: [UInt8]) throws -> EndpointConfig? {
+        guard !body.isEmpty else { return nil }
+        let json = try JSON.parse(body)
+        guard json.objectValue != nil else { throw ProtocolError(400, "load request body must be a JSON object") }
+        guard var given = json["parameters"]?["config"] else { return nil }
+        if let text = given.stringValue { given = try JSON.parse(text) }
+        guard given.objectValue != nil else {
+            throw ProtocolError(400, "parameters.config must be an endpoint config object (or that object as a JSON string)")
+        }
+        var merged = given.objectValue ?? []
+        if !merged.contains(where: { $0.0 == "name" }) { merged.append(("name", .string(name))) }
+        if !merged.contains(where: { $0.0 == "model" }), let current = repository.entry(name)?.config.modelPath {
+            merged.append(("model", .string(current)))
+        }
+        let config = try ServiceConfig.parseEndpoint(.object(merged), path: "parameters.config", baseDirectory: service.config.baseDirectory)
+        guard config.name == name else {
+            throw ProtocolError(400, "parameters.config.name '\(config.name)' does not match the model in the URL '\(name)'")
+        }
+        return config
+    }
+}

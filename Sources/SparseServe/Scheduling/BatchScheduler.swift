@@ -1,0 +1,238 @@
+import Foundation
+import SparseModels
+
+/// Dynamic batching settings of one endpoint (`"batching"` in its config).
+public struct BatchingConfig: Sendable, Equatable {
+    /// Rows (first input dimension) one forward pass may hold; 1 turns batching off.
+    public var maxBatchSize = 32
+    /// How long the oldest waiting request may be held to let a batch fill. 0 = never wait: a batch
+    /// is whatever queued up while the compute threads were busy ("natural" batching).
+    public var maxQueueDelayMicroseconds = 0
+    /// Requests waiting in this endpoint's queue before new ones are refused.
+    public var maxQueueSize = 256
+    /// When one of these row counts is reachable, the batch is cut there (may be empty).
+    public var preferredBatchSizes: [Int] = []
+    /// Status for a refused request: 429 (default) or 503.
+    public var rejectStatus = 429
+    /// Run a request at once when no batch of this endpoint is queued or running, instead of
+    /// holding it for `maxQueueDelayMicroseconds`: a lone client pays no batching delay, and
+    /// under load requests still gather while the previous batch runs (the next batch starts
+    /// as soon as it finishes). false = always wait for the delay or a full batch (Triton's rule).
+    public var dispatchWhenIdle = true
+    public init() {}
+}
+
+/// A decoded request waiting to run, with the way to answer it.
+struct PendingInference {
+    var request: InferenceRequest
+    var rows: Int
+    /// Each input's shape without the batch dimension, by name; only equal signatures share a batch.
+    var signature: [String: [Int]]
+    var arrived: UInt64
+    var deadline: UInt64?
+    var isCancelled: @Sendable () -> Bool
+    var complete: @Sendable (Result<[String: Tensor], Error>) -> Void
+}
+
+/// Coalesces concurrent requests for one model into forward passes of up to `maxBatchSize` rows
+/// (inputs concatenated along the first dimension, outputs split back). Batches run as jobs on the
+/// shared `ComputeQueue` in the endpoint's lane, so endpoints share the compute threads in turn.
+final class BatchScheduler: @unchecked Sendable {
+    let config: BatchingConfig
+    private let model: any InferenceModel
+    private let compute: ComputeQueue
+    private let lock = NSLock()
+    private var pending: [PendingInference] = []
+    private var timerArmed = false
+    /// Drain jobs submitted to the compute queue and not finished yet.
+    private var activeDrains = 0
+    private let timerQueue = DispatchQueue(label: "sparse-serve.batch-timer")
+    /// Called with the row count of every executed batch (metrics).
+    var onBatch: (@Sendable (Int) -> Void)?
+
+    /// The compute-queue lane (endpoint name) batches run in.
+    let lane: String
+
+    init(model: any InferenceModel, config: BatchingConfig, compute: ComputeQueue, lane: String = "") {
+        self.lane = lane
+        self.model = model
+        self.config = config
+        self.compute = compute
+    }
+
+    /// Whether this model's inputs and outputs are all batch-first, so requests can be concatenated.
+    static func canBatch(_ model: any InferenceModel) -> Bool {
+        (model.inputs + model.outputs).allSatisfy { $0.shape.first == -1 }
+    }
+
+    var queuedCount: Int {
+        lock.lock(); defer { lock.unlock() }
+        return pending.count
+    }
+
+    /// Queues a request; returns false when the queue is full (the caller answers `rejectStatus`).
+    func enqueue(_ item: PendingInference) -> Bool {
+        lock.lock()
+        guard pending.count < config.maxQueueSize else {
+            lock.unlock()
+            return false
+        }
+        pending.append(item)
+        let rows = pending.reduce(0) { $0 + $1.rows }
+        let dispatchNow = config.maxQueueDelayMicroseconds == 0 || rows >= config.maxBatchSize
+            || (config.dispatchWhenIdle && activeDrains == 0)
+        var armTimer = false
+        if !dispatchNow && !timerArmed {
+            timerArmed = true
+            armTimer = true
+        }
+        lock.unlock()
+        if dispatchNow {
+            submitDrain()
+        } else if armTimer {
+            timerQueue.asyncAfter(deadline: .now() + .microseconds(config.maxQueueDelayMicroseconds)) { [self] in
+                lock.lock()
+                timerArmed = false
+                lock.unlock()
+                submitDrain()
+            }
+        }
+        return true
+    }
+
+    private func submitDrain() {
+        lock.lock()
+        activeDrains += 1
+        lock.unlock()
+        compute.submitInternal(lane: lane) { [self] in
+            self.drain()
+            lock.lock()
+            activeDrains -= 1
+            // Requests that gathered while this batch ran go next, without waiting for a timer.
+            let next = config.dispatchWhenIdle && activeDrains == 0 && !pending.isEmpty
+            lock.unlock()
+            if next { submitDrain() }
+        }
+    }
+
+    /// Takes one batch from the queue (dropping cancelled and expired requests) and runs it.
+    func drain() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        var expired: [PendingInference] = []
+        var cancelled: [PendingInference] = []
+        var batch: [PendingInference] = []
+        lock.lock()
+        var keep: [PendingInference] = []
+        var rows = 0
+        let limit = cutPoint(available: pending.reduce(0) { $0 + $1.rows })
+        for item in pending {
+            if item.isCancelled() { cancelled.append(item); continue }
+            if let d = item.deadline, d <= now { expired.append(item); continue }
+            if batch.isEmpty {
+                batch.append(item)
+                rows = item.rows
+            } else if item.signature == batch[0].signature && rows + item.rows <= limit {
+                batch.append(item)
+                rows += item.rows
+            } else {
+                keep.append(item)
+            }
+        }
+        pending = keep
+        let more = !keep.isEmpty
+        lock.unlock()
+
+        for item in expired {
+            let waited = Double(now - item.arrived) / 1000
+            item.complete(.failure(ProtocolError(503, "queue timeout expired after \(Int(waited)) µs; the request was not executed", reason: .timeout)))
+        }
+        for item in cancelled {
+            item.complete(.failure(ProtocolError(499, "the client closed the connection before the request ran", reason: .cancelled)))
+        }
+        if more { submitDrain() }
+        guard !batch.isEmpty else { return }
+        onBatch?(rows)
+        run(batch, rows: rows)
+    }
+
+    /// The largest batch to cut given `available` queued rows: a preferred size when one fits.
+    private func cutPoint(available: Int) -> Int {
+        let cap = max(1, config.maxBatchSize)
+        guard !config.preferredBatchSizes.isEmpty else { return cap }
+        let fitting = config.preferredBatchSizes.filter { $0 <= min(cap, available) }
+        return fitting.max() ?? cap
+    }
+
+    private func run(_ batch: [PendingInference], rows: Int) {
+        if batch.count == 1 {
+            let item = batch[0]
+            item.complete(Result { try model.infer(item.request.inputs) })
+            return
+        }
+        do {
+            var merged: [String: Tensor] = [:]
+            for name in batch[0].request.inputs.keys {
+                merged[name] = try Tensor.concatenate(batch.map { $0.request.inputs[name]! })
+            }
+            let outputs = try model.infer(merged)
+            var offset = 0
+            for item in batch {
+                var mine: [String: Tensor] = [:]
+                for (name, tensor) in outputs {
+                    mine[name] = tensor.rows(offset..<(offset + item.rows))
+                }
+                offset += item.rows
+                item.complete(.success(mine))
+            }
+        } catch {
+            // One bad request must not fail its neighbours: rerun each alone.
+            for item in batch {
+                item.complete(Result { try model.infer(item.request.inputs) })
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// Rows per first-dimension entry × the rest of the shape.
+    var rowCount: Int { shape.first ?? 1 }
+
+    /// Concatenates tensors of equal trailing shape and datatype along the first dimension.
+    static func concatenate(_ parts: [Tensor]) throws -> Tensor {
+        guard let first = parts.first else { throw InvalidInputError("nothing to concatenate") }
+        let tail = Array(first.shape.dropFirst())
+        guard parts.allSatisfy({ Array($0.shape.dropFirst()) == tail && $0.datatype == first.datatype }) else {
+            throw InvalidInputError("cannot batch tensors of different shapes")
+        }
+        let shape = [parts.reduce(0) { $0 + $1.rowCount }] + tail
+        func join<T>(_ extract: (TensorStorage) -> [T]?) -> [T] { parts.flatMap { extract($0.storage) ?? [] } }
+        let storage: TensorStorage
+        switch first.storage {
+        case .fp32: storage = .fp32(join { if case .fp32(let a) = $0 { return a }; return nil })
+        case .fp64: storage = .fp64(join { if case .fp64(let a) = $0 { return a }; return nil })
+        case .int32: storage = .int32(join { if case .int32(let a) = $0 { return a }; return nil })
+        case .int64: storage = .int64(join { if case .int64(let a) = $0 { return a }; return nil })
+        case .uint8: storage = .uint8(join { if case .uint8(let a) = $0 { return a }; return nil })
+        case .bool: storage = .bool(join { if case .bool(let a) = $0 { return a }; return nil })
+        case .bytes: storage = .bytes(join { if case .bytes(let a) = $0 { return a }; return nil })
+        }
+        return Tensor(shape: shape, storage: storage)
+    }
+
+    /// The sub-tensor of first-dimension entries `range`.
+    func rows(_ range: Range<Int>) -> Tensor {
+        let per = shape.dropFirst().reduce(1, *)
+        let r = (range.lowerBound * per)..<(range.upperBound * per)
+        let storage: TensorStorage
+        switch self.storage {
+        case .fp32(let a): storage = .fp32(Array(a[r]))
+        case .fp64(let a): storage = .fp64(Array(a[r]))
+        case .int32(let a): storage = .int32(Array(a[r]))
+        case .int64(let a): storage = .int64(Array(a[r]))
+        case .uint8(let a): storage = .uint8(Array(a[r]))
+        case .bool(let a): storage = .bool(Array(a[r]))
+        case .bytes(let a): storage = .bytes(Array(a[r]))
+        }
+        return Tensor(shape: [range.count] + shape.dropFirst(), storage: storage)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import HTTPServer
+import Logging
+import SparseModels
+
+/// How one protocol (v2, OpenAI embeddings) turns a body into an inference request and results
+/// into a response; `error` builds its error body.
+struct ProtocolCodec: Sendable {
+    var decode: @Sendable (any InferenceModel) throws -> InferenceRequest
+    var encode: @Sendable (Endpoint, InferenceRequest, [String: Tensor]) throws -> HTTPResponse
+    var error: @Sendable (Int, String) -> HTTPResponse = { .error(status: $0, $1) }
+}
+
+/// The shared path of every protocol's inference: admission to the compute queue, decode on a
+/// compute thread, then the endpoint's batcher or a direct run, encode, metrics.
+struct InferencePipeline: Sendable {
+    let compute: ComputeQueue
+    let metrics: ServerMetrics
+    let logger: Logger
+
+    func run(endpoint: Endpoint, codec: ProtocolCodec, clientGone: @escaping @Sendable () -> Bool, respond: @escaping Responder) {
+        let arrived = DispatchTime.now().uptimeNanoseconds
+        let pipeline = self
+        let accepted = compute.submit(lane: endpoint.name) {
+            let model = endpoint.model
+            let request: InferenceRequest
+            do {
+                request = try codec.decode(model)
+            } catch {
+                return pipeline.answer(endpoint, nil, .failure(error), arrived: arrived, started: arrived, codec: codec, respond: respond)
+            }
+            guard let scheduler = endpoint.scheduler else {
+                let started = DispatchTime.now().uptimeNanoseconds
+                let result = Result { try model.infer(request.inputs) }
+                return pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, respond: respond)
+            }
+            pipeline.enqueue(request, on: scheduler, endpoint: endpoint, arrived: arrived, codec: codec, clientGone: clientGone,
+                             respond: respond)
+        }
+        if !accepted {
+            reject(endpoint, codec: codec, status: 503, "server is overloaded: \(compute.maxQueueSize) requests are already queued",
+                   respond: respond)
+        }
+    }
+
+    /// Hands a decoded request to the endpoint's batcher, or answers that its queue is full.
+    private func enqueue(_ request: InferenceRequest, on scheduler: BatchScheduler, endpoint: Endpoint, arrived: UInt64,
+                         codec: ProtocolCodec, clientGone: @escaping @Sendable () -> Bool, respond: @escaping Responder) {
+        let rows = request.inputs.values.first?.shape.first ?? 1
+        let signature = request.inputs.mapValues { Array($0.shape.dropFirst()) }
+        let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
+        let pipeline = self
+        let item = PendingInference(request: request, rows: rows, signature: signature, arrived: arrived, deadline: deadline,
+                                    isCancelled: clientGone) { result in
+            let started = DispatchTime.now().uptimeNanoseconds
+            pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, respond: respond)
+        }
+        if !scheduler.enqueue(item) {
+            reject(endpoint, codec: codec, status: scheduler.config.rejectStatus,
+                   "model '\(endpoint.name)' is overloaded: \(scheduler.config.maxQueueSize) requests are already queued", respond: respond)
+        }
+    }
+
+    /// A full queue: counted as rejected, answered with `Retry-After: 1`.
+    private func reject(_ endpoint: Endpoint, codec: ProtocolCodec, status: Int, _ message: String, respond: Responder) {
+        metrics.countInference(endpoint.name, .failure)
+        metrics.countFailure(endpoint.name, .rejected)
+        var response = codec.error(status, message)
+        response.headers.set(name: "Retry-After", value: "1")
+        respond(response)
+    }
+
+    /// Encodes a finished inference (or its error), records metrics and responds.
+    func answer(_ endpoint: Endpoint, _ request: InferenceRequest?, _ result: Result<[String: Tensor], any Error>,
+                arrived: UInt64, started: UInt64, codec: ProtocolCodec, respond: Responder) {
+        var response: HTTPResponse, failure: FailureReason?
+        do {
+            guard let request else { throw result.failure ?? ProtocolError(500, "internal error: result without a request") }
+            response = try codec.encode(endpoint, request, try result.get())
+            metrics.inferenceRows.add(Double(request.inputs.values.first?.shape.first ?? 0), endpoint.name)
+            response.compressionMinimumBytes = endpoint.config.gzipMinimumBytes
+        } catch {
+            var (status, message, reason) = ResponseErrors.describe(error)
+            if !(error is any ResponseError) {
+                message = "inference failed: \(error)"
+                logger.error("inference failed", metadata: ["endpoint": "\(endpoint.name)", "error": "\(error)"])
+            }
+            response = codec.error(status, message)
+            failure = reason
+        }
+        endpoint.record(success: failure == nil)
+        let now = DispatchTime.now().uptimeNanoseconds
+        metrics.inferenceQueueSeconds.observe(Double(started - arrived) / 1e9, endpoint.name)
+        metrics.inferenceComputeSeconds.observe(Double(now - started) / 1e9, endpoint.name)
+        metrics.inferenceTotalSeconds.observe(Double(now - arrived) / 1e9, endpoint.name)
+        metrics.countInference(endpoint.name, failure == nil ? .success : .failure)
+        if let failure { metrics.countFailure(endpoint.name, failure) }
+        respond(response)
+    }
+}
+
+private extension Result {
+    var failure: Failure? { if case .failure(let error) = self { return error } else { return nil } }
+}

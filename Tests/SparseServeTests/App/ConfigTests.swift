@@ -1,0 +1,141 @@
+import XCTest
+@testable import SparseServe
+import SparseModels
+
+final class ConfigTests: XCTestCase {
+    func parse(_ text: String) throws -> ServiceConfig {
+        try ServiceConfig.parse(Array(text.utf8), baseDirectory: "/base/dir")
+    }
+
+    func assertConfigError(_ text: String, field: String, reasonContains: String, file: StaticString = #filePath, line: UInt = #line) {
+        do {
+            _ = try parse(text)
+            XCTFail("accepted \(text)", file: file, line: line)
+        } catch let e as ConfigError {
+            XCTAssertEqual(e.field, field, file: file, line: line)
+            XCTAssertTrue(e.reason.contains(reasonContains), e.reason, file: file, line: line)
+        } catch {
+            XCTFail("\(error)", file: file, line: line)
+        }
+    }
+
+    func testDefaultsAndPathResolution() throws {
+        let c = try parse(#"{"endpoints": [{"name": "digits", "model": "../models/digits-mlp"}, {"name": "abs", "model": "/m"}]}"#)
+        XCTAssertEqual(c.server.port, 8000)
+        XCTAssertEqual(c.server.host, "127.0.0.1")
+        XCTAssertEqual(c.endpoints[0].modelPath, "/base/models/digits-mlp")
+        XCTAssertEqual(c.endpoints[1].modelPath, "/m")
+        XCTAssertEqual(c.endpoints[0].version, "1")
+        XCTAssertEqual(c.endpoints[0].compression.method, "dense")
+    }
+
+    func testAllServerFields() throws {
+        let c = try parse(#"""
+        {"server": {"host": "::1", "port": 0, "threads": 3, "ioThreads": 1, "maxBodyBytes": 1000, "maxConnections": 5,
+                    "maxQueueSize": 7, "headerReadTimeoutSeconds": 1.5, "bodyReadTimeoutSeconds": 2,
+                    "idleTimeoutSeconds": 3, "gracePeriodSeconds": 0},
+         "endpoints": [{"name": "d", "model": "m", "version": "2", "maxBodyBytes": 10, "compression": {"method": "dense"}}]}
+        """#)
+        XCTAssertEqual(c.server.host, "::1")
+        XCTAssertEqual(c.server.threads, 3)
+        XCTAssertEqual(c.server.headerReadTimeoutSeconds, 1.5)
+        XCTAssertEqual(c.server.gracePeriodSeconds, 0)
+        XCTAssertEqual(c.endpoints[0].maxBodyBytes, 10)
+        XCTAssertEqual(c.endpoints[0].version, "2")
+    }
+
+    func testErrorsNameTheField() {
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m"}], "extra": 1}"#, field: "extra", reasonContains: "unknown key")
+        assertConfigError(#"{"server": {"prot": 1}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.prot", reasonContains: "unknown key")
+        assertConfigError(#"{"server": {"port": -1}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.port", reasonContains: "out of range")
+        assertConfigError(#"{"server": {"threads": 1.5}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.threads", reasonContains: "integer")
+        assertConfigError(#"{"server": {"idleTimeoutSeconds": 0}, "endpoints": [{"name": "d", "model": "m"}]}"#, field: "server.idleTimeoutSeconds", reasonContains: "> 0")
+        assertConfigError(#"{"server": []}"#, field: "server", reasonContains: "object")
+        assertConfigError(#"{}"#, field: "endpoints", reasonContains: "required")
+        assertConfigError(#"{"endpoints": [{"model": "m"}]}"#, field: "endpoints[0].name", reasonContains: "required")
+        assertConfigError(#"{"endpoints": [{"name": "d/e", "model": "m"}]}"#, field: "endpoints[0].name", reasonContains: "letters")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m"}, {"name": "d", "model": "n"}]}"#, field: "endpoints[1].name", reasonContains: "duplicate")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "zip"}}]}"#, field: "endpoints[0].compression.method", reasonContains: "not a supported")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm"}}]}"#, field: "endpoints[0].compression", reasonContains: "needs integers 'n' and 'm'")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 5}}]}"#, field: "endpoints[0].compression.m", reasonContains: "must be 4, 8 or 16")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 4, "mask": "random"}}]}"#, field: "endpoints[0].compression.mask", reasonContains: "not a mask kind")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "blast", "blocks": 4}}]}"#, field: "endpoints[0].compression", reasonContains: "exactly one of 'rank' and 'parameterRatio'")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "l1inf"}}]}"#, field: "endpoints[0].compression", reasonContains: "exactly one of 'radius' and 'radiusRatio'")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "l1inf", "radiusRatio": 0.5, "groups": "blocks"}}]}"#, field: "endpoints[0].compression.groups", reasonContains: "'columns' or 'rows'")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "csr", "density": 1.5}}]}"#, field: "endpoints[0].compression.density", reasonContains: "(0, 1]")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "layers": {"fc*": {"method": "nm", "n": 2, "m": 4, "x": 1}}}}]}"#, field: "endpoints[0].compression.layers.fc*.x", reasonContains: "unknown key")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "n": 2}}]}"#, field: "endpoints[0].compression.n", reasonContains: "unknown key")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m""#, field: "", reasonContains: "invalid JSON")
+    }
+
+    func testCompressionPlans() throws {
+        let c = try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 2, "m": 4, "mask": "magnitude", "layers": {"fc3": {"method": "dense"}, "fc*": {"method": "csr", "density": 0.25}}}}]}"#)
+        let plan = c.endpoints[0].compression.plan
+        XCTAssertEqual(c.endpoints[0].compression.method, "nm")
+        XCTAssertEqual(plan.method(forLayer: "fc3"), .dense)
+        XCTAssertEqual(plan.method(forLayer: "fc1"), .csr(density: 0.25))
+        XCTAssertEqual(plan.method(forLayer: "out"), .nm(n: 2, m: 4))
+        let t = try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "nm", "n": 4, "m": 8, "mask": "transposable"}}]}"#)
+        XCTAssertEqual(t.endpoints[0].compression.plan.method, .transposableNM(n: 4, m: 8))
+        XCTAssertEqual(t.endpoints[0].compression.plan.activations, .exact)
+    }
+
+    func testActivationApproximation() throws {
+        func activations(_ json: String) throws -> ActivationApproximation {
+            try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": "# + json + "}}]}").endpoints[0]
+                .compression.plan.activations
+        }
+        XCTAssertEqual(try activations(#"{"method": "pwl"}"#), .pwl(segments: 64))
+        XCTAssertEqual(try activations(#"{"method": "pwl", "segments": 32}"#), .pwl(segments: 32))
+        XCTAssertEqual(try activations(#"{"method": "exact"}"#), .exact)
+        let p = "endpoints[0].compression.activations"
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": {"method": "pwl", "segments": 1}}}]}"#,
+                          field: "\(p).segments", reasonContains: "2")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": {"method": "cubic"}}}]}"#,
+                          field: "\(p).method", reasonContains: "exact, pwl")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": {"method": "exact", "segments": 8}}}]}"#,
+                          field: "\(p).segments", reasonContains: "unknown key")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": "pwl"}}]}"#,
+                          field: p, reasonContains: "object")
+    }
+
+    func testKeysAndPublicRoutes() throws {
+        let c = try parse(#"{"server": {"publicRoutes": ["health"]}, "endpoints": [{"name": "d", "model": "m", "apiKeys": ["0123456789abcdefXYZ"]}]}"#)
+        XCTAssertEqual(c.server.publicRoutes, [.health])
+        XCTAssertEqual(c.endpoints[0].apiKeys, ["0123456789abcdefXYZ"])
+        XCTAssertEqual(try parse(#"{"endpoints": [{"name": "d", "model": "m"}]}"#).server.publicRoutes, [.health, .metrics, .openapi])
+        assertConfigError(#"{"server": {"publicRoutes": ["health", "infer"]}, "endpoints": [{"name": "d", "model": "m"}]}"#,
+                          field: "server.publicRoutes", reasonContains: "health, metadata, metrics, openapi")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "apiKeys": ["short"]}]}"#,
+                          field: "endpoints[0].apiKeys", reasonContains: "at least 16")
+    }
+
+    func testBatchingSection() throws {
+        let c = try parse(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxBatchSize": 16, "maxQueueDelayMicroseconds": 500, "maxQueueSize": 8, "preferredBatchSizes": [8, 4], "rejectStatus": 503}}]}"#)
+        let b = c.endpoints[0].batching
+        XCTAssertEqual(b.maxBatchSize, 16)
+        XCTAssertEqual(b.maxQueueDelayMicroseconds, 500)
+        XCTAssertEqual(b.maxQueueSize, 8)
+        XCTAssertEqual(b.preferredBatchSizes, [4, 8])
+        XCTAssertEqual(b.rejectStatus, 503)
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"rejectStatus": 500}}]}"#, field: "endpoints[0].batching.rejectStatus", reasonContains: "429 or 503")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxBatchSize": 4, "preferredBatchSizes": [8]}}]}"#, field: "endpoints[0].batching.preferredBatchSizes", reasonContains: "maxBatchSize")
+        assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxDelay": 4}}]}"#, field: "endpoints[0].batching.maxDelay", reasonContains: "unknown key")
+    }
+
+    func testShippedDefaultConfigIsValid() throws {
+        var dir = URL(fileURLWithPath: #filePath)
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
+            dir.deleteLastPathComponent()
+        }
+        let c = try ServiceConfig.load(path: dir.appendingPathComponent("Deploy/config.json").path)
+        XCTAssertEqual(c.endpoints.map(\.name), ["digits", "timeseries", "minilm", "minilm-2of4", "minilm-blast", "minilm-pwl"])
+        for endpoint in c.endpoints.prefix(2) {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: endpoint.modelPath + "/model.json"), endpoint.name)
+            XCTAssertFalse(endpoint.optional, endpoint.name)
+        }
+        for endpoint in c.endpoints.dropFirst(2) {
+            XCTAssertTrue(endpoint.optional, "MiniLM weights are fetched, not committed: \(endpoint.name) must be optional")
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import XCTest
+@testable import SparseServe
+
+final class RouteTests: XCTestCase {
+    func testRoutes() throws {
+        XCTAssertEqual(try Route(path: "/v2"), .serverMetadata)
+        XCTAssertEqual(try Route(path: "/v2/"), .serverMetadata)
+        XCTAssertEqual(try Route(path: "/v2/health/live"), .live)
+        XCTAssertEqual(try Route(path: "/v2/health/ready"), .ready)
+        XCTAssertEqual(try Route(path: "/v2/models/a%20b"), .modelMetadata(model: "a b", version: nil))
+        XCTAssertEqual(try Route(path: "/v2/models/m/versions/3"), .modelMetadata(model: "m", version: "3"))
+        XCTAssertEqual(try Route(path: "/v2/models/m/ready"), .modelReady(model: "m", version: nil))
+        XCTAssertEqual(try Route(path: "/v2/models/m/versions/2/infer"), .infer(model: "m", version: "2"))
+        XCTAssertEqual(try Route(path: "/v2/models/m/stats"), .modelStatistics(model: "m", version: nil))
+        XCTAssertEqual(try Route(path: "/v2/models/stats"), .modelStatistics(model: nil, version: nil))
+        XCTAssertEqual(try Route(path: "/metrics"), .metrics)
+        XCTAssertNil(try Route(path: "/v2/models/m/other"))
+        XCTAssertNil(try Route(path: "/v1/models"))
+        XCTAssertNil(try Route(path: "/v2/health"))
+        XCTAssertNil(try Route(path: "*"))
+        XCTAssertThrowsError(try Route(path: "/v2/models/%zz"))
+    }
+
+    /// Every route that names an endpoint in its path checks that endpoint's keys (repository
+    /// actions need a server key); the switch in `Route.keyScope` has no default, so a new route
+    /// cannot skip the choice, and this test pins the choice for each path.
+    func testRoutesThatNameAModelUseItsKeys() throws {
+        let endpointScoped = ["/v2/models/m", "/v2/models/m/versions/2", "/v2/models/m/ready", "/v2/models/m/infer",
+                              "/v2/models/m/versions/2/infer", "/v2/models/m/stats", "/v2/models/m/config"]
+        for path in endpointScoped {
+            XCTAssertEqual(try Route(path: path)?.keyScope, .endpoint("m"), path)
+        }
+        for path in ["/v2/repository/models/m/load", "/v2/repository/models/m/unload"] {
+            XCTAssertEqual(try Route(path: path)?.keyScope, .serverOnly, path)
+        }
+        for path in ["/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/stats", "/metrics", "/openapi.yaml", "/v2/repository/index"] {
+            XCTAssertEqual(try Route(path: path)?.keyScope, .server, path)
+        }
+        XCTAssertEqual(try Route(path: "/v1/embeddings")?.keyScope, .namedInBody)
+    }
+
+    func testGroupsAndLabels() throws {
+        XCTAssertEqual(try Route(path: "/v2/models/m/ready")?.group, .health)
+        XCTAssertEqual(try Route(path: "/v2/models/m/infer")?.group, .protected)
+        XCTAssertEqual(try Route(path: "/v2/models/m/config")?.label, .metadata)
+        XCTAssertFalse(RouteGroup.exemptible.contains(.protected))
+        XCTAssertEqual(try Route(path: "/v2/repository/models/m/load")?.allowedMethods, ["POST"])
+    }
+}
