@@ -1,0 +1,61 @@
+#ifndef SPARSESERVE_TRAIN_H
+#define SPARSESERVE_TRAIN_H
+/*
+ * Kernels of recovery training (fine-tuning a compressed model against its dense teacher):
+ * the three GEMM layouts of a linear layer's forward and backward pass, activation backward,
+ * bias gradients, a masked Adam step, sums of squares, and the distillation losses.
+ * Every kernel has an explicit-ISA form (clamped to the hardware) like the inference kernels.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include "cpu_features.h"
+#include "activations.h"
+
+/// C = alpha * op(A) * op(B) + beta * C on output columns [n_begin, n_end) only (so pool workers
+/// can split a call by column ranges). op(A) is M x K: A is row-major [M][K] with row stride lda,
+/// or with trans_a it is [K][M] and op(A) = A^T. op(B) is K x N: B is [K][N] (ldb), or with
+/// trans_b [N][K] and op(B) = B^T. C is [M][N] (ldc). beta == 0 never reads C.
+/// A linear layer Y = X W^T uses (0, 1); dX = dY W uses (0, 0); dW = dY^T X uses (1, 0).
+/// Returns 0, or -1 (doing nothing) for a negative size or an invalid column range.
+int ss_train_gemm_isa(ss_isa isa, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                      const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
+                      ptrdiff_t n_begin, ptrdiff_t n_end);
+
+/// dx[i] = dy[i] * act'(x[i]) for the pre-activation x (SS_ACT_NONE, SS_ACT_RELU, SS_ACT_GELU with
+/// the exact erf form). dx may alias dy. Returns -1 (doing nothing) for other activations.
+int ss_train_act_backward_isa(ss_isa isa, ss_act_kind act, const float *x, const float *dy, float *dx, ptrdiff_t n);
+
+/// db[j] += sum over rows r of dy[r * ld + j], j < cols (the bias gradient of a linear layer).
+void ss_train_column_sums_isa(ss_isa isa, const float *dy, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld, float *db);
+
+/// Adam settings for one step; `step` counts from 1 (bias corrections 1 - beta^step).
+typedef struct {
+    float lr, beta1, beta2, eps, weight_decay;
+    int64_t step;
+} ss_adam_config;
+
+/// One Adam step (decoupled weight decay, AdamW) on p[0..<n] with gradient g and moments m, v.
+/// Where mask is given and mask[i] == 0, nothing of element i changes: pruned weights stay exactly
+/// zero and their moments stay untouched.
+void ss_train_adam_isa(ss_isa isa, const ss_adam_config *config, float *p, const float *g, float *m, float *v,
+                       const uint8_t *mask, ptrdiff_t n);
+
+/// Sum of x[i]^2 in double (gradient norms; NaN or inf in x gives a non-finite result).
+double ss_train_sum_squares_isa(ss_isa isa, const float *x, ptrdiff_t n);
+
+/// x[i] *= s.
+void ss_train_scale_isa(ss_isa isa, float *x, ptrdiff_t n, float s);
+
+/// Distillation loss of a classifier over `rows` rows of `cols` logits (row stride ld):
+///   (1 - alpha) * CE(softmax(s), label) + alpha * T^2 * KL(softmax(t / T) || softmax(s / T)),
+/// averaged over rows. labels (NULL: no label term, its weight moves to the teacher term) hold
+/// class indices in [0, cols); teacher (NULL: no teacher term) holds the teacher's logits.
+/// Writes d loss / d s into grad (row stride ld) and returns the loss; -1 for a label out of range.
+double ss_train_distill_xent(const float *s, const float *teacher, const int32_t *labels, ptrdiff_t rows, ptrdiff_t cols,
+                             ptrdiff_t ld, float alpha, float temperature, float *grad);
+
+/// Mean squared error scale * sum((p - t)^2) / rows over rows x cols values (row strides ld),
+/// its gradient into grad (NULL: not written). Returns the loss.
+double ss_train_mse(const float *p, const float *t, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld, float scale, float *grad);
+
+#endif
