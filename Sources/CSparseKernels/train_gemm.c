@@ -154,19 +154,19 @@ static void block_product(micro_choice mc, const float *ap, const float *bp, ptr
     }
 }
 
-int ss_train_gemm_isa(ss_isa isa, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+ss_status ss_train_gemm_isa(ss_isa isa, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                       const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
                       ptrdiff_t n_begin, ptrdiff_t n_end) {
-    if (m < 0 || n < 0 || k < 0 || n_begin < 0 || n_end > n || n_begin > n_end) return -1;
-    if (m == 0 || n_begin == n_end) return 0;
+    if (m < 0 || n < 0 || k < 0 || n_begin < 0 || n_end > n || n_begin > n_end) return SS_ERR_ARGUMENT;
+    if (m == 0 || n_begin == n_end) return SS_OK;
     if (k == 0) {
         scale_columns(c, ldc, m, n_begin, n_end, beta);
-        return 0;
+        return SS_OK;
     }
     micro_choice mc = choose(ss_clamp_isa(isa));
     float *ap = ss_thread_scratch(0, (size_t)(MC + MR_MAX) * KC);
     float *bp = ss_thread_scratch(1, (size_t)(NC + NR_MAX) * KC);
-    if (!ap || !bp) return -1;
+    if (!ap || !bp) return SS_ERR_NO_MEMORY;
     operands o = {trans_a, trans_b, a, b, lda, ldb};
     for (ptrdiff_t jc = n_begin; jc < n_end; jc += NC) {
         ptrdiff_t nc = ss_min(NC, n_end - jc);
@@ -181,5 +181,5 @@ int ss_train_gemm_isa(ss_isa isa, int trans_a, int trans_b, ptrdiff_t m, ptrdiff
             }
         }
     }
-    return 0;
+    return SS_OK;
 }

@@ -68,6 +68,18 @@ static void scale_portable(float *x, ptrdiff_t n, float s) {
     for (ptrdiff_t i = 0; i < n; i++) x[i] *= s;
 }
 
+/* Row reductions and updates of the norm and softmax backward passes (portable forms and tails). */
+static double dot_portable(const float *a, const float *b, ptrdiff_t n, ptrdiff_t i0) {
+    double s = 0;
+    for (ptrdiff_t i = i0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+/* out[i] = scale * (g[i] * w[i] - k1 - k2 * h[i]) with w NULL meaning 1 (norm: g = dy, w = gamma). */
+static void combine_portable(const float *g, const float *w, const float *h, float *out, ptrdiff_t n, ptrdiff_t i0, float scale, float k1, float k2) {
+    for (ptrdiff_t i = i0; i < n; i++) out[i] = scale * (g[i] * (w ? w[i] : 1.0f) - k1 - k2 * h[i]);
+}
+
 #ifdef SS_X86
 #define SS_TRAIN_VECTOR_PASS 512
 #include __FILE__
@@ -103,22 +115,22 @@ static void gelu_chunk(ss_isa isa, const float *x, const float *dy, float *dx, p
     gelu_combine_portable(x + done, dy + done, dx + done, g + done, e + done, n - done);
 }
 
-int ss_train_act_backward_isa(ss_isa isa, ss_act_kind act, const float *x, const float *dy, float *dx, ptrdiff_t n) {
-    if (n <= 0) return 0;
+ss_status ss_train_act_backward_isa(ss_isa isa, ss_act_kind act, const float *x, const float *dy, float *dx, ptrdiff_t n) {
+    if (n <= 0) return SS_OK;
     ptrdiff_t done;
     switch (act) {
     case SS_ACT_NONE:
         if (dx != dy) memmove(dx, dy, (size_t)n * sizeof(float));
-        return 0;
+        return SS_OK;
     case SS_ACT_RELU:
         DISPATCH(isa, relu_512(x, dy, dx, n), relu_256(x, dy, dx, n), done);
         relu_portable(x + done, dy + done, dx + done, n - done);
-        return 0;
+        return SS_OK;
     case SS_ACT_GELU:
         for (ptrdiff_t i = 0; i < n; i += GELU_CHUNK) gelu_chunk(isa, x + i, dy + i, dx + i, ss_min(GELU_CHUNK, n - i));
-        return 0;
+        return SS_OK;
     default:
-        return -1;
+        return SS_ERR_ARGUMENT;
     }
 }
 
@@ -153,6 +165,58 @@ void ss_train_scale_isa(ss_isa isa, float *x, ptrdiff_t n, float s) {
     ptrdiff_t done;
     DISPATCH(isa, scale_512(x, n, s), scale_256(x, n, s), done);
     scale_portable(x + done, n - done, s);
+}
+
+/* a.b over i < n (vector body, portable tail). */
+static double dot(ss_isa isa, const float *a, const float *b, ptrdiff_t n) {
+    double s = 0;
+    ptrdiff_t done;
+    DISPATCH(isa, dot_512(a, b, n, &s), dot_256(a, b, n, &s), done);
+    return s + dot_portable(a, b, n, done);
+}
+
+static void combine(ss_isa isa, const float *g, const float *w, const float *h, float *out, ptrdiff_t n, float scale, float k1, float k2) {
+    ptrdiff_t done;
+    DISPATCH(isa, combine_512(g, w, h, out, n, scale, k1, k2), combine_256(g, w, h, out, n, scale, k1, k2), done);
+    combine_portable(g, w, h, out, n, done, scale, k1, k2);
+}
+
+enum { NORM_MAX_COLS = 8192 };
+
+void ss_train_layer_norm_backward_isa(ss_isa isa, const float *x, const float *dy, float *dx, ptrdiff_t rows, ptrdiff_t cols,
+                                      ptrdiff_t ld, const float *gamma, float eps, float *dgamma, float *dbeta) {
+    if (rows <= 0 || cols <= 0 || cols > NORM_MAX_COLS) return;
+    float xhat[NORM_MAX_COLS], g[NORM_MAX_COLS];
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        const float *xr = x + r * ld, *dyr = dy + r * ld;
+        double sum = 0, sq = 0;
+        for (ptrdiff_t j = 0; j < cols; j++) sum += xr[j];
+        double mean = sum / cols;
+        for (ptrdiff_t j = 0; j < cols; j++) sq += (xr[j] - mean) * (xr[j] - mean);
+        float rstd = (float)(1.0 / sqrt(sq / cols + eps));
+        double g_sum = 0;
+        for (ptrdiff_t j = 0; j < cols; j++) {
+            xhat[j] = (float)((xr[j] - mean) * rstd);
+            g[j] = dyr[j] * (gamma ? gamma[j] : 1.0f);
+            g_sum += g[j];
+        }
+        if (dgamma) {
+            for (ptrdiff_t j = 0; j < cols; j++) dgamma[j] += dyr[j] * xhat[j];
+        }
+        if (dbeta) {
+            for (ptrdiff_t j = 0; j < cols; j++) dbeta[j] += dyr[j];
+        }
+        double gx_sum = dot(isa, g, xhat, cols);
+        combine(isa, g, NULL, xhat, dx + r * ld, cols, rstd, (float)(g_sum / cols), (float)(gx_sum / cols));
+    }
+}
+
+void ss_train_softmax_backward_isa(ss_isa isa, const float *p, const float *dp, float *ds, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld) {
+    for (ptrdiff_t r = 0; r < rows; r++) {
+        double pdp = dot(isa, p + r * ld, dp + r * ld, cols);
+        /* ds = dp * p - pdp * p */
+        combine(isa, dp + r * ld, p + r * ld, p + r * ld, ds + r * ld, cols, 1.0f, 0.0f, (float)pdp);
+    }
 }
 
 /* ---- losses (O(rows * cols), scalar, double accumulation) ---- */
@@ -324,6 +388,26 @@ TGT static ptrdiff_t FN(sumsq)(const float *x, ptrdiff_t n, double *out) {
         total += VHSUM_D(acc);
     }
     *out = total;
+    return i;
+}
+
+/* Whole vectors of a.b (float lanes, summed in double at the end). */
+TGT static ptrdiff_t FN(dot)(const float *a, const float *b, ptrdiff_t n, double *out) {
+    ptrdiff_t i = 0;
+    V acc = VZERO();
+    for (; i + W <= n; i += W) acc = VFMA(VLOAD(a + i), VLOAD(b + i), acc);
+    *out = VHSUM_D(acc);
+    return i;
+}
+
+TGT static ptrdiff_t FN(combine)(const float *g, const float *w, const float *h, float *out, ptrdiff_t n, float scale, float k1, float k2) {
+    const V sv = VSET1(scale), k1v = VSET1(k1), k2v = VSET1(-k2);
+    ptrdiff_t i = 0;
+    for (; i + W <= n; i += W) {
+        V gv = w ? VMUL(VLOAD(g + i), VLOAD(w + i)) : VLOAD(g + i);
+        V t = VFMA(k2v, VLOAD(h + i), VADD(gv, VMUL(k1v, VSET1(-1.0f)))); /* g*w - k1 - k2*h */
+        VSTORE(out + i, VMUL(sv, t));
+    }
     return i;
 }
 

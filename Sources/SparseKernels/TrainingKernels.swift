@@ -35,7 +35,7 @@ public enum TrainingKernels {
         pool.forEachRange(units: units, split: split) { range in
             let status = ss_train_gemm_isa(isa.cValue, ta, tb, m, n, k, alpha, pa.pointer, lda, pb.pointer, ldb, beta, pc.pointer, ldc,
                                            range.lowerBound * 32, min(n, range.upperBound * 32))
-            precondition(status == 0, "TrainingKernels.gemm: invalid sizes m=\(m) n=\(n) k=\(k)")
+            precondition(status == SS_OK, "TrainingKernels.gemm m=\(m) n=\(n) k=\(k): \(String(cString: ss_status_message(status.rawValue)))")
         }
     }
 
@@ -45,7 +45,7 @@ public enum TrainingKernels {
     public static func activationBackward(_ activation: Activation, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                                           dx: UnsafeMutablePointer<Float>, count: Int, isa: InstructionSet = .current) {
         let status = ss_train_act_backward_isa(isa.cValue, activation.cKind, x, dy, dx, count)
-        precondition(status == 0, "no backward kernel for \(activation)")
+        precondition(status == SS_OK, "no backward kernel for \(activation)")
     }
 
     /// Whether `activationBackward` supports `activation`.
@@ -64,6 +64,21 @@ public enum TrainingKernels {
         var c = ss_adam_config(lr: config.learningRate, beta1: config.beta1, beta2: config.beta2, eps: config.epsilon,
                                weight_decay: config.weightDecay, step: Int64(step))
         ss_train_adam_isa(isa.cValue, &c, p, g, m, v, mask, count)
+    }
+
+    /// Layer norm backward over rows of `cols` for the input `x` (see `train.h`); `dgamma` and
+    /// `dbeta` accumulate when given.
+    public static func layerNormBackward(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                                         gamma: UnsafePointer<Float>?, epsilon: Float, dgamma: UnsafeMutablePointer<Float>?,
+                                         dbeta: UnsafeMutablePointer<Float>?, isa: InstructionSet = .current) {
+        precondition(cols <= 8192, "layerNormBackward: at most 8192 columns")
+        ss_train_layer_norm_backward_isa(isa.cValue, x, dy, dx, rows, cols, cols, gamma, epsilon, dgamma, dbeta)
+    }
+
+    /// Softmax backward per row: `ds = p ⊙ (dp − Σ p·dp)` for the softmax output `p`.
+    public static func softmaxBackward(p: UnsafePointer<Float>, dp: UnsafePointer<Float>, ds: UnsafeMutablePointer<Float>, rows: Int, cols: Int,
+                                       isa: InstructionSet = .current) {
+        ss_train_softmax_backward_isa(isa.cValue, p, dp, ds, rows, cols, cols)
     }
 
     /// `Σ x²` in double (non-finite if any element is).

@@ -56,12 +56,12 @@ final class TrainingKernelsTests: XCTestCase {
         for isa in InstructionSet.available {
             var c = [Float](repeating: 7, count: m * n)
             let status = ss_train_gemm_isa(isa.cValue, 0, 1, m, n, k, 1, a, k, b, k, 0, &c, n, 32, 64)
-            XCTAssertEqual(status, 0)
+            XCTAssertEqual(status, SS_OK)
             for i in 0..<m {
                 for j in 0..<n where j < 32 || j >= 64 { XCTAssertEqual(c[i * n + j], 7, "\(isa) wrote outside the range at (\(i), \(j))") }
                 XCTAssertNotEqual(c[i * n + 40], 7)
             }
-            XCTAssertEqual(ss_train_gemm_isa(isa.cValue, 0, 1, m, n, k, 1, a, k, b, k, 0, &c, n, 10, 90), -1)
+            XCTAssertEqual(ss_train_gemm_isa(isa.cValue, 0, 1, m, n, k, 1, a, k, b, k, 0, &c, n, 10, 90), SS_ERR_ARGUMENT)
         }
     }
 
@@ -191,5 +191,68 @@ final class TrainingKernelsTests: XCTestCase {
         let loss = TrainingKernels.meanSquaredError(p, target: t, rows: 2, cols: 2, scale: 3, gradient: &grad)
         XCTAssertEqual(loss, 3 * (1 + 4) / 2, accuracy: 1e-12)
         XCTAssertEqual(grad, [3, 0, -6, 0])
+    }
+
+    /// Layer norm backward (with gamma, dgamma, dbeta) against central differences of a float64
+    /// layer norm, on widths with vector tails.
+    func testLayerNormBackwardMatchesFiniteDifferences() {
+        var rng = TestRandom(seed: 21)
+        for cols in [5, 37, 384] {
+            let rows = 3, eps: Float = 1e-5
+            let x = random(rows * cols, &rng, scale: 2), dy = random(rows * cols, &rng), gamma = random(cols, &rng).map { 1 + 0.5 * $0 }
+            func loss(_ x: [Double], _ gamma: [Double]) -> Double {
+                var total = 0.0
+                for r in 0..<rows {
+                    let row = x[r * cols ..< (r + 1) * cols]
+                    let mean = row.reduce(0, +) / Double(cols)
+                    let variance = row.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(cols)
+                    for j in 0..<cols { total += Double(dy[r * cols + j]) * (x[r * cols + j] - mean) / (variance + Double(eps)).squareRoot() * gamma[j] }
+                }
+                return total
+            }
+            let xd = x.map(Double.init), gd = gamma.map(Double.init)
+            for isa in InstructionSet.available {
+                var dx = [Float](repeating: 0, count: rows * cols), dgamma = [Float](repeating: 0, count: cols), dbeta = dgamma
+                TrainingKernels.layerNormBackward(x: x, dy: dy, dx: &dx, rows: rows, cols: cols, gamma: gamma, epsilon: eps, dgamma: &dgamma, dbeta: &dbeta, isa: isa)
+                for i in stride(from: 0, to: rows * cols, by: max(1, rows * cols / 17)) {
+                    var plus = xd, minus = xd
+                    plus[i] += 1e-6
+                    minus[i] -= 1e-6
+                    XCTAssertEqual(Double(dx[i]), (loss(plus, gd) - loss(minus, gd)) / 2e-6, accuracy: 1e-3, "\(isa) cols=\(cols) dx[\(i)]")
+                }
+                for j in stride(from: 0, to: cols, by: max(1, cols / 7)) {
+                    var plus = gd, minus = gd
+                    plus[j] += 1e-6
+                    minus[j] -= 1e-6
+                    XCTAssertEqual(Double(dgamma[j]), (loss(xd, plus) - loss(xd, minus)) / 2e-6, accuracy: 1e-3, "\(isa) cols=\(cols) dgamma[\(j)]")
+                    XCTAssertEqual(Double(dbeta[j]), (0..<rows).reduce(0.0) { $0 + Double(dy[$1 * cols + j]) }, accuracy: 1e-5)
+                }
+            }
+        }
+    }
+
+    /// Softmax backward against the Jacobian-vector product of a float64 softmax.
+    func testSoftmaxBackward() {
+        var rng = TestRandom(seed: 22)
+        for cols in [3, 16, 45] {
+            let rows = 4, s = random(rows * cols, &rng, scale: 4), dp = random(rows * cols, &rng)
+            var p = s
+            for r in 0..<rows {
+                let row = s[r * cols ..< (r + 1) * cols].map(Double.init), mx = row.max()!
+                let e = row.map { Foundation.exp($0 - mx) }, z = e.reduce(0, +)
+                for j in 0..<cols { p[r * cols + j] = Float(e[j] / z) }
+            }
+            for isa in InstructionSet.available {
+                var ds = [Float](repeating: .nan, count: rows * cols)
+                TrainingKernels.softmaxBackward(p: p, dp: dp, ds: &ds, rows: rows, cols: cols, isa: isa)
+                for r in 0..<rows {
+                    let pdp = (0..<cols).reduce(0.0) { $0 + Double(p[r * cols + $1]) * Double(dp[r * cols + $1]) }
+                    for j in 0..<cols {
+                        let want = Double(p[r * cols + j]) * (Double(dp[r * cols + j]) - pdp)
+                        XCTAssertEqual(Double(ds[r * cols + j]), want, accuracy: 1e-6, "\(isa) cols=\(cols)")
+                    }
+                }
+            }
+        }
     }
 }

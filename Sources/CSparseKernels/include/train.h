@@ -10,20 +10,22 @@
 #include <stdint.h>
 #include "cpu_features.h"
 #include "activations.h"
+#include "status.h"
 
 /// C = alpha * op(A) * op(B) + beta * C on output columns [n_begin, n_end) only (so pool workers
 /// can split a call by column ranges). op(A) is M x K: A is row-major [M][K] with row stride lda,
 /// or with trans_a it is [K][M] and op(A) = A^T. op(B) is K x N: B is [K][N] (ldb), or with
 /// trans_b [N][K] and op(B) = B^T. C is [M][N] (ldc). beta == 0 never reads C.
 /// A linear layer Y = X W^T uses (0, 1); dX = dY W uses (0, 0); dW = dY^T X uses (1, 0).
-/// Returns 0, or -1 (doing nothing) for a negative size or an invalid column range.
-int ss_train_gemm_isa(ss_isa isa, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+/// Returns SS_OK, SS_ERR_ARGUMENT (doing nothing) for a negative size or an invalid column range, or
+/// SS_ERR_NO_MEMORY when the packing buffers cannot be allocated.
+ss_status ss_train_gemm_isa(ss_isa isa, int trans_a, int trans_b, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                       const float *a, ptrdiff_t lda, const float *b, ptrdiff_t ldb, float beta, float *c, ptrdiff_t ldc,
                       ptrdiff_t n_begin, ptrdiff_t n_end);
 
 /// dx[i] = dy[i] * act'(x[i]) for the pre-activation x (SS_ACT_NONE, SS_ACT_RELU, SS_ACT_GELU with
-/// the exact erf form). dx may alias dy. Returns -1 (doing nothing) for other activations.
-int ss_train_act_backward_isa(ss_isa isa, ss_act_kind act, const float *x, const float *dy, float *dx, ptrdiff_t n);
+/// the exact erf form). dx may alias dy. Returns SS_ERR_ARGUMENT (doing nothing) for other activations.
+ss_status ss_train_act_backward_isa(ss_isa isa, ss_act_kind act, const float *x, const float *dy, float *dx, ptrdiff_t n);
 
 /// db[j] += sum over rows r of dy[r * ld + j], j < cols (the bias gradient of a linear layer).
 void ss_train_column_sums_isa(ss_isa isa, const float *dy, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld, float *db);
@@ -45,6 +47,16 @@ double ss_train_sum_squares_isa(ss_isa isa, const float *x, ptrdiff_t n);
 
 /// x[i] *= s.
 void ss_train_scale_isa(ss_isa isa, float *x, ptrdiff_t n, float s);
+
+/// Layer norm backward over `rows` rows of `cols` (row stride ld), for y = (x - mean) * rstd * gamma
+/// + beta with the input x (gamma NULL: 1): dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with
+/// g = dy * gamma, xhat = (x - mean) * rstd; dgamma += sum over rows of dy * xhat and dbeta += sum
+/// of dy (either NULL: not computed). dx may alias dy.
+void ss_train_layer_norm_backward_isa(ss_isa isa, const float *x, const float *dy, float *dx, ptrdiff_t rows, ptrdiff_t cols,
+                                      ptrdiff_t ld, const float *gamma, float eps, float *dgamma, float *dbeta);
+
+/// Softmax backward per row for p = softmax(s): ds = p * (dp - sum(p * dp)). ds may alias dp.
+void ss_train_softmax_backward_isa(ss_isa isa, const float *p, const float *dp, float *ds, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld);
 
 /// Distillation loss of a classifier over `rows` rows of `cols` logits (row stride ld):
 ///   (1 - alpha) * CE(softmax(s), label) + alpha * T^2 * KL(softmax(t / T) || softmax(s / T)),
