@@ -27,6 +27,9 @@ struct Compress: ParsableCommand {
     @Option(help: "Artifact folder to write (created; replaced only if it holds an earlier artifact or nothing).")
     var out: String
 
+    @OptionGroup(title: "Recovery training")
+    var recovery: RecoveryArguments
+
     func run() throws {
         let text: String
         if FileManager.default.fileExists(atPath: compression) {
@@ -44,10 +47,11 @@ struct Compress: ParsableCommand {
             throw ExitMessage("\(error)")
         }
         let started = Date()
+        let rewrite = recovery.recover ? try recovery.rewrite(model: model) : nil
         let written: ArtifactWriter.Written
         do {
             written = try ArtifactWriter.write(source: model, plan: config.plan, compressionJSON: normalized,
-                                                   toolVersion: InferenceService.version, output: out)
+                                               toolVersion: InferenceService.version, output: out, rewrite: rewrite)
         } catch {
             throw ExitMessage("\(error)")
         }

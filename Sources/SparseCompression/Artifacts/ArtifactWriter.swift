@@ -14,9 +14,12 @@ public enum ArtifactWriter {
     /// Compresses the dense model in `source` with `plan` and writes the artifact to `output`
     /// (created, or replaced when it holds an earlier artifact or nothing). `compressionJSON` is
     /// the compression block as the user gave it (recorded; its `method` labels the artifact).
-    /// The written artifact is loaded back and checked before it replaces `output`.
+    /// The written artifact is loaded back and checked before it replaces `output`. `rewrite`
+    /// (recovery training) may replace compressed layers by name before they are written; its
+    /// JSON is recorded under the metadata's `recovery` key.
     public static func write(source: String, plan: CompressionPlan, compressionJSON: String, toolVersion: String,
-                             output: String, compressor: any LayerCompressor = WeightCompressor()) throws -> Written {
+                             output: String, compressor: any LayerCompressor = WeightCompressor(),
+                             rewrite: LayerRewrite? = nil) throws -> Written {
         let sourceURL = URL(fileURLWithPath: source).standardizedFileURL, outputURL = URL(fileURLWithPath: output).standardizedFileURL
         try checkOutput(outputURL, source: sourceURL, given: output)
         let manifestPath = ModelLoader.path(sourceURL.path, ModelLoader.manifestFileName)
@@ -27,9 +30,36 @@ public enum ArtifactWriter {
         guard let builder, !builder.built.isEmpty else {
             throw ModelLoadError(file: manifestPath, "a '\(model.architecture)' model has no layers an artifact stores (artifacts hold mlp and bert-encoder models)")
         }
-        var writer = try tensors(of: builder)
-        writer.metadata = try metadata(of: builder, source: sourceURL, compressionJSON: compressionJSON, toolVersion: toolVersion)
+        var built = builder.built, recovery: String?
+        if let rewrite {
+            let (layers, json) = try rewrite(builder)
+            built = try replacing(built, with: layers, source: builder.weights)
+            recovery = json
+        }
+        var writer = try tensors(of: builder, built)
+        writer.metadata = try metadata(of: builder, built, source: sourceURL, compressionJSON: compressionJSON, toolVersion: toolVersion)
+        if let recovery { writer.metadata[CompressedArtifact.MetadataKey.recovery] = recovery }
         return try stage(writer, source: sourceURL, manifestPath: manifestPath, output: outputURL)
+    }
+
+    /// Replaces the compressed layers of a model being written, by layer name, and returns the JSON
+    /// to record under the metadata's `recovery` key.
+    public typealias LayerRewrite = (LinearLayerBuilder) throws -> (layers: [String: PackedLayer], metadata: String)
+    typealias BuiltLayers = [(name: String, weight: String, bias: String?, layer: BuiltLinearLayer)]
+
+    /// `built` with the layers named in `layers` replaced (same method parameters; the relative
+    /// error re-measured against the source weight, or kept for compacted layers, which have none).
+    static func replacing(_ built: BuiltLayers, with layers: [String: PackedLayer], source: SafeTensors) throws -> BuiltLayers {
+        try built.map { entry in
+            guard let packed = layers[entry.name] else { return entry }
+            let old = entry.layer
+            let isCompacted: Bool
+            if case .compacted = packed.form { isCompacted = true } else { isCompacted = false }
+            let reference = isCompacted ? nil : try source.tensor(named: entry.weight, shape: [packed.outputFeatures, packed.inputFeatures])
+            let layer = try BuiltLinearLayer(packed: packed, parameters: old.facts.parameters, pinned: old.facts.pinned, reference: reference,
+                                             relativeError: isCompacted ? old.facts.relativeError : nil, time: false)
+            return (entry.name, entry.weight, entry.bias, layer)
+        }
     }
 
     /// The output must differ from the source and hold nothing but an earlier artifact.
@@ -49,13 +79,13 @@ public enum ArtifactWriter {
     }
 
     /// The source's own tensors, minus the dense weights and biases the layers replace, then the packed layers.
-    private static func tensors(of builder: LinearLayerBuilder) throws -> SafeTensorsWriter {
-        let replaced = Set(builder.built.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
+    private static func tensors(of builder: LinearLayerBuilder, _ built: BuiltLayers) throws -> SafeTensorsWriter {
+        let replaced = Set(built.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
         var writer = SafeTensorsWriter()
         for info in builder.weights.tensors where !replaced.contains(info.name) {
             try writer.add(info.name, dtype: info.dtype, shape: info.shape, bytes: try builder.weights.rawBytes(named: info.name))
         }
-        for entry in builder.built {
+        for entry in built {
             for part in entry.layer.packed.parts() {
                 let name = "\(entry.name).\(entry.layer.facts.method).\(part.name)"
                 guard !builder.weights.contains(name) || replaced.contains(name) else {
@@ -68,10 +98,10 @@ public enum ArtifactWriter {
     }
 
     /// The `__metadata__` map: format, provenance, compression, activations, per-layer records and totals.
-    private static func metadata(of builder: LinearLayerBuilder, source sourceURL: URL, compressionJSON: String,
+    private static func metadata(of builder: LinearLayerBuilder, _ built: BuiltLayers, source sourceURL: URL, compressionJSON: String,
                                  toolVersion: String) throws -> [String: String] {
         typealias Key = CompressedArtifact.MetadataKey
-        let records = builder.built.map { CompressedArtifact.LayerRecord(name: $0.name, weight: $0.weight, bias: $0.bias, layer: $0.layer) }
+        let records = built.map { CompressedArtifact.LayerRecord(name: $0.name, weight: $0.weight, bias: $0.bias, layer: $0.layer) }
         let dense = records.reduce(0) { $0 + $1.denseBytes }, stored = records.reduce(0) { $0 + $1.bytes }
         let totals = CompressedArtifact.Totals(denseBytes: dense, storedBytes: stored,
                                                compressionRatio: stored > 0 ? Double(dense) / Double(stored) : 1)

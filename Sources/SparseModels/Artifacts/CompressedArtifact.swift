@@ -20,6 +20,8 @@ public enum CompressedArtifact {
         public static let format = "format", formatVersion = "format_version", toolVersion = "tool_version"
         public static let sourceModel = "source_model", sourceFingerprint = "source_fingerprint"
         public static let compression = "compression", activations = "activations", layers = "layers", totals = "totals"
+        /// Present when the layers were recovery-trained: the run's report (JSON).
+        public static let recovery = "recovery"
     }
 
     /// The `"compressed"` marker of an artifact's `model.json`.

@@ -173,7 +173,7 @@ public struct PackedLayer: Sendable {
                 floats("scatter_constants", constants, [constants.count])
             }
         }
-        if let bias { floats("bias", bias, [outputFeatures]) }
+        if let bias { floats("bias", bias, [bias.count]) }  // a compacted layer's: of its kept outputs
         return out
     }
 

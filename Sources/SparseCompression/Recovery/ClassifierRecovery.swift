@@ -1,5 +1,6 @@
 import Foundation
 import SparseKernels
+import SparseModels
 
 /// Settings of a recovery run (`sparse-serve compress --recover`).
 public struct RecoveryOptions: Sendable, Equatable {
@@ -57,6 +58,14 @@ public struct RecoveryReport: Sendable, Codable, Equatable {
     public var trainableParameters: Int
     public var seconds: Double
     public var heldOut: HeldOut?
+
+    /// The report as the artifact metadata's `recovery` value (sorted keys; non-finite numbers as null).
+    public static func json(_ report: RecoveryReport) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return String(decoding: try encoder.encode(report), as: UTF8.self)
+    }
 }
 
 /// Recovery training of a compressed classifier chain against its dense teacher on labelled
@@ -97,7 +106,7 @@ public final class ClassifierRecovery {
         let perEpoch = (data.count + options.batchSize - 1) / options.batchSize, total = options.epochs * perEpoch
         let tensors = student.tensors
         var state = LoopState(lastGood: tensors.map(\.values))
-        var rng = SplitMix64(seed: options.seed)
+        var rng = SplitMix(seed: options.seed)
         var order = Array(0..<data.count)
         epochs: for epoch in 0..<options.epochs {
             order.shuffle(using: &rng)
@@ -120,7 +129,10 @@ public final class ClassifierRecovery {
                             elapsed, eta))
         }
         if state.outcome != .completed { progress("recover: \(state.note ?? state.outcome.rawValue)") }
-        for (tensor, good) in zip(tensors, state.lastGood) { tensor.values = good }
+        if state.outcome == .diverged {
+            for (tensor, good) in zip(tensors, state.lastGood) { tensor.values = good }
+            state.step = state.goodSteps
+        }
         for stage in student.stages { stage.layer.materialize() }
         let held = try heldOut.map { h -> RecoveryReport.HeldOut in
             guard h.labels != nil else { throw SafeTensorsError(file: h.source, tensor: LabelledSamples.labelsTensor, reason: "held-out samples need labels") }
@@ -131,7 +143,9 @@ public final class ClassifierRecovery {
     }
 
     struct LoopState {
+        /// The last parameters whose loss was finite, and the updates they had seen.
         var lastGood: [[Float]]
+        var goodSteps = 0
         var step = 0
         var outcome = RecoveryReport.Outcome.completed
         var note: String?
@@ -153,15 +167,16 @@ public final class ClassifierRecovery {
                                                     alpha: options.alpha, temperature: options.temperature, gradient: &gradient) ?? .nan
         guard loss.isFinite else {
             state.outcome = .diverged
-            state.note = "diverged: loss \(loss) at step \(state.step + 1); kept the weights of step \(state.step)"
+            state.note = "diverged: loss \(loss) at step \(state.step + 1); kept the weights of step \(state.goodSteps), the last with a finite loss"
             return nil
         }
         state.lastGood = tensors.map(\.values)
+        state.goodSteps = state.step
         student.backward(gradient)
         let norm = tensors.reduce(0.0) { $0 + TrainingKernels.sumOfSquares($1.gradient, count: $1.gradient.count) }
         guard norm.isFinite else {
             state.outcome = .diverged
-            state.note = "diverged: non-finite gradient at step \(state.step + 1); kept the weights of step \(state.step)"
+            state.note = "diverged: non-finite gradient at step \(state.step + 1); kept the weights of step \(state.goodSteps), the last with a finite loss"
             return nil
         }
         let adam = TrainingKernels.Adam(learningRate: options.learningRate(step: state.step, of: total), weightDecay: options.weightDecay)
@@ -181,7 +196,7 @@ public final class ClassifierRecovery {
         return RecoveryReport(loss: loss, trainingFile: data.source,
                               trainingFingerprint: (try? CompressedArtifact.fingerprint(data.source)) ?? "unknown",
                               trainingSamples: data.count, usesLabels: labelled, epochs: options.epochs, batchSize: options.batchSize,
-                              learningRate: Double(options.learningRate),
+                              learningRate: Double("\(options.learningRate)") ?? Double(options.learningRate),
                               schedule: String(format: "AdamW, linear warm-up over %.0f %% of steps, cosine decay to 0", 100 * options.warmupFraction),
                               stepsPlanned: total, steps: state.step, outcome: state.outcome, note: state.note, firstLoss: state.firstLoss,
                               lastLoss: state.lastLoss, trainableParameters: student.stages.reduce(0) { $0 + $1.layer.trainableCount },
@@ -189,15 +204,5 @@ public final class ClassifierRecovery {
     }
 }
 
-/// Deterministic shuffling (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// Deterministic shuffling of the training samples.
+extension SplitMix: RandomNumberGenerator {}

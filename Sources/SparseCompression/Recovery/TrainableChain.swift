@@ -1,4 +1,5 @@
 import SparseKernels
+import SparseModels
 
 /// A feed-forward chain of linear layers, each followed by one activation with a backward kernel
 /// (none, ReLU, GELU): an MLP's layers up to its logits. `forward` keeps each stage's input and

@@ -1,5 +1,6 @@
 import Foundation
 import SparseKernels
+import SparseModels
 
 /// Why a model cannot be recovery-trained (said before any training starts).
 public struct RecoveryRefusal: Error, CustomStringConvertible, Sendable {
@@ -13,8 +14,8 @@ extension ClassifierRecovery {
     /// it cannot train: other architectures, activations without a backward kernel, a softmax
     /// before the last layer, and plans that leave every layer dense (nothing to recover).
     static func chains(manifest: ModelManifest, builder: LinearLayerBuilder, source: SafeTensors) throws -> (student: TrainableChain, teacher: TrainableChain) {
-        guard manifest.architecture == "mlp" else {
-            throw RecoveryRefusal("recovery training supports mlp classifiers so far; this model is '\(manifest.architecture)'")
+        guard manifest.architecture == .mlp else {
+            throw RecoveryRefusal("recovery training supports mlp classifiers so far; this model is '\(manifest.architecture.rawValue)'")
         }
         var links: [(name: String, weight: String, bias: String?, activation: Activation)] = []
         for (i, layer) in manifest.layers.enumerated() {

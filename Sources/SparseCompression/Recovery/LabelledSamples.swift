@@ -1,4 +1,5 @@
 import Foundation
+import SparseModels
 
 /// Samples of a numeric model for recovery training or held-out evaluation, read from a
 /// safetensors file: `inputs` (floating point `[n, features]`) and optionally `labels` (integer

@@ -1,4 +1,5 @@
 import SparseKernels
+import SparseModels
 
 /// One trainable tensor with its AdamW moments: `mask[i] == 0` freezes element i (a pruned weight
 /// stays exactly zero, a vanished neuron's constant stays as it is).

@@ -1,4 +1,5 @@
 import SparseKernels
+import SparseModels
 
 /// BLAST blocks Ŵ_ij = U_i · diag(s_ij) · V_jᵀ as a dense weight, and the factors' gradients from
 /// dŴ (all on the training GEMM):

@@ -1,7 +1,9 @@
 import Foundation
+import SparseTestSupport
 import XCTest
 import SparseKernels
 @testable import SparseModels
+@testable import SparseCompression
 
 /// Recovery training: gradients of every stored form against finite differences, structure kept
 /// exactly (N:M and transposable masks, BLAST factors, CSR pattern, ℓ1,∞ compaction), divergence,
@@ -75,7 +77,7 @@ final class RecoveryTrainingTests: XCTestCase {
 
     func recover(_ plan: CompressionPlan, options: RecoveryOptions, stop: @escaping () -> Bool = { false }) throws
         -> (before: [String: PackedLayer], result: RecoveredLayers) {
-        let (_, builder) = try ModelLoader.open(directory: digits, compression: plan, timeLayers: false)
+        let (_, builder) = try ModelLoader.open(directory: digits, compression: plan, compressor: WeightCompressor(), timeLayers: false)
         let before = Dictionary(uniqueKeysWithValues: builder!.built.map { ($0.name, $0.layer.packed) })
         let result = try ClassifierRecovery.recover(directory: digits, builder: builder!, training: try unlabelledSamples(count: 96), heldOut: nil,
                                                     options: options, progress: { _ in }, shouldStop: stop)
@@ -115,6 +117,7 @@ final class RecoveryTrainingTests: XCTestCase {
             CompressionPlan(method: .blast(blocks: 4, rank: nil, parameterRatio: 0.5, iterations: 10), overrides: [("fc3", .dense)]),
             CompressionPlan(method: .csr(density: 0.3)),
             CompressionPlan(method: .dense, overrides: [("fc1", .l1inf(groups: .columns, radius: nil, radiusRatio: 0.5))]),
+            CompressionPlan(method: .dense, overrides: [("fc1", .l1inf(groups: .rows, radius: nil, radiusRatio: 0.16)), ("fc2", .l1inf(groups: .rows, radius: nil, radiusRatio: 0.16))]),
         ]
         for plan in plans {
             let (before, result) = try recover(plan, options: shortRun)
@@ -142,6 +145,30 @@ final class RecoveryTrainingTests: XCTestCase {
                 _ = try new.makeOperator()
             }
         }
+    }
+
+    /// `CompressedArtifact.write` with the recovery rewrite: the artifact holds the trained layers
+    /// (neurons dropped by ℓ1,∞ rows included) and the report, and loads back.
+    func testArtifactHoldsTheTrainedLayersAndTheReport() throws {
+        let dir = try makeTemporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let training = try unlabelledSamples(count: 64), out = dir.appendingPathComponent("artifact").path
+        let plan = CompressionPlan(method: .dense, overrides: [("fc1", .l1inf(groups: .rows, radius: nil, radiusRatio: 0.16)), ("fc2", .l1inf(groups: .rows, radius: nil, radiusRatio: 0.16))])
+        var trained: [String: PackedLayer] = [:]
+        _ = try ArtifactWriter.write(source: digits, plan: plan, compressionJSON: #"{"method": "dense"}"#, toolVersion: "t", output: out) { builder in
+            let result = try ClassifierRecovery.recover(directory: self.digits, builder: builder, training: training, heldOut: self.digits + "/test.safetensors",
+                                                        options: self.shortRun, progress: { _ in }, shouldStop: { false })
+            trained = result.layers
+            return (result.layers, try RecoveryReport.json(result.report))
+        }
+        let file = try SafeTensors(contentsOf: out + "/model.safetensors")
+        let report = try JSONDecoder().decode(RecoveryReport.self, from: Data(try XCTUnwrap(file.metadata["recovery"]).utf8))
+        XCTAssertEqual(report.outcome, .completed)
+        XCTAssertEqual(report.heldOut?.samples, 450)
+        guard case .compacted(let c) = trained["fc1"]?.form else { return XCTFail("fc1 is not compacted") }
+        XCTAssertEqual(try file.tensor(named: "fc1.l1inf.weight"), c.weight)
+        XCTAssertEqual(try file.tensor(named: "fc1.l1inf.bias").count, c.weight.count / 64)
+        _ = try ModelLoader.load(directory: out)
     }
 
     func testDivergingRunStopsAndKeepsTheLastGoodWeights() throws {
@@ -174,7 +201,7 @@ final class RecoveryTrainingTests: XCTestCase {
         assertError(try ClassifierRecovery.recover(directory: digits, builder: dense!, training: try unlabelledSamples(count: 4), heldOut: nil,
                                                    options: shortRun, progress: { _ in }, shouldStop: { false }),
                     contains: ["nothing to recover", "dense"])
-        let (_, nm) = try ModelLoader.open(directory: digits, compression: CompressionPlan(method: .nm(n: 2, m: 4)), timeLayers: false)
+        let (_, nm) = try ModelLoader.open(directory: digits, compression: CompressionPlan(method: .nm(n: 2, m: 4)), compressor: WeightCompressor(), timeLayers: false)
         assertError(try ClassifierRecovery.recover(directory: digits, builder: nm!, training: digits + "/model.safetensors", heldOut: nil,
                                                    options: shortRun, progress: { _ in }, shouldStop: { false }),
                     contains: ["model.safetensors", "no tensor 'inputs'"])

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SparseCompression
+import SparseModels
+
+/// `compress --recover`: fine-tune the compressed layers against the dense model before the
+/// artifact is written (recovery training with the structure fixed).
+struct RecoveryArguments: ParsableArguments {
+    @Flag(help: "Fine-tune the compressed model against the dense one (distillation, structure fixed) before writing the artifact.")
+    var recover = false
+
+    @Option(help: "Recovery: passes over the training samples (default 60).")
+    var epochs: Int?
+
+    @Option(help: "Recovery: peak AdamW learning rate (default 1e-3; warm-up, then cosine decay).")
+    var lr: Float?
+
+    @Option(help: "Recovery: samples per step (default 64).")
+    var batchSize: Int?
+
+    @Option(help: "Recovery: labelled training samples, safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then). Default: train.safetensors in the model folder.")
+    var recoveryData: String?
+
+    @Option(help: "Recovery: held-out samples the result is measured on (same layout, labels required). Default: test.safetensors in the model folder.")
+    var heldOut: String?
+
+    func validate() throws {
+        if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || heldOut != nil) {
+            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data and --held-out only apply with --recover")
+        }
+        if let epochs, !(1...100_000).contains(epochs) { throw ValidationError("--epochs must be in 1...100000") }
+        if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
+        if let batchSize, !(1...65_536).contains(batchSize) { throw ValidationError("--batch-size must be in 1...65536") }
+    }
+
+    var options: RecoveryOptions {
+        var o = RecoveryOptions()
+        if let epochs { o.epochs = epochs }
+        if let lr { o.learningRate = lr }
+        if let batchSize { o.batchSize = batchSize }
+        return o
+    }
+
+    /// The training and held-out files for `model`, or why recovery has no training signal.
+    func files(model: String) throws -> (training: String, heldOut: String?) {
+        let fm = FileManager.default
+        let defaultTraining = URL(fileURLWithPath: model).appendingPathComponent("train.safetensors").path
+        let training = recoveryData ?? defaultTraining
+        guard fm.fileExists(atPath: training) else {
+            if recoveryData != nil { throw ExitMessage("\(training): file does not exist") }
+            throw ExitMessage("--recover: '\(model)' has no training samples (no train.safetensors beside it) and no --recovery-data was given; "
+                              + "recovery training needs labelled samples of the model's inputs, so it is refused")
+        }
+        let defaultHeldOut = URL(fileURLWithPath: model).appendingPathComponent("test.safetensors").path
+        let held = heldOut ?? (fm.fileExists(atPath: defaultHeldOut) ? defaultHeldOut : nil)
+        if let held, !fm.fileExists(atPath: held) { throw ExitMessage("\(held): file does not exist") }
+        return (training, held)
+    }
+
+    /// The rewrite `CompressedArtifact.write` runs on the compressed layers: the recovery run,
+    /// progress lines on stdout, the first SIGINT stopping it after the current step (the
+    /// artifact is then written with the weights so far; a second SIGINT ends the process).
+    func rewrite(model: String) throws -> ArtifactWriter.LayerRewrite {
+        let (training, held) = try files(model: model)
+        let options = self.options
+        return { builder in
+            let stop = InterruptFlag()
+            defer { stop.uninstall() }
+            let result = try ClassifierRecovery.recover(directory: model, builder: builder, training: training, heldOut: held, options: options,
+                                                        progress: printLine, shouldStop: { stop.isSet })
+            let r = result.report
+            printLine(String(format: "recover: %@ after %d of %d steps (%.1f s)", r.outcome.rawValue, r.steps, r.stepsPlanned, r.seconds)
+                  + (r.heldOut.map { String(format: "; held-out %@ on %d samples: dense %.4f, one-shot %.4f, recovered %.4f", $0.metric, $0.samples, $0.dense, $0.oneShot, $0.recovered) }
+                      ?? "; no held-out samples, quality not measured"))
+            return (result.layers, try RecoveryReport.json(result.report))
+        }
+    }
+}
+
+/// Set by the first SIGINT while installed; the default action is restored after it, so a second
+/// SIGINT ends the process.
+final class InterruptFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    private let source: DispatchSourceSignal
+
+    init() {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler { [unowned self] in
+            lock.lock()
+            set = true
+            lock.unlock()
+            printLine("recover: interrupted; stopping after this step and writing the artifact with the weights so far (Ctrl-C again to abort)")
+            signal(SIGINT, SIG_DFL)
+        }
+        source.resume()
+    }
+
+    var isSet: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return set
+    }
+
+    func uninstall() {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+}
+
+/// A line on stdout, unbuffered (progress must show while a run is piped).
+func printLine(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
