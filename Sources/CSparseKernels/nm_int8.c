@@ -91,30 +91,42 @@ SS_T512VBMI SS_AI __m512i decode(const uint8_t *codes) {
     return _mm512_ternarylogic_epi32(fields, _mm512_set1_epi32(0x03030303), _mm512_set1_epi32(0x04040000), 0xEA);
 }
 
-SS_T512VBMI static void row512(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq,
-                               ptrdiff_t p0, ptrdiff_t p1, int32_t *sums) {
+/* T token rows (xq: T rows of K8 bytes, stride k8) sharing each block's decode; sums: T rows of
+ * the panels' int32 sums (stride `ls`). Four (one row) or two blocks in flight per row. */
+SS_T512VBMI SS_AI void rows512_body(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8,
+                                    ptrdiff_t p0, ptrdiff_t p1, int32_t *sums, ptrdiff_t ls, const int T) {
     for (ptrdiff_t p = p0; p < p1; p++) {
         const int8_t *vp = values + p * B * SS_PANEL * LANE_BYTES;
         const uint8_t *cp = codes + p * B * SS_PANEL;
-        __m512i acc[4] = { _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512() };
-        ptrdiff_t b = 0;
-        for (; b + 4 <= B; b += 4)
-            for (int u = 0; u < 4; u++) {
+        enum { CHAINS = 4 };
+        const int chains = T == 1 ? 4 : 2;  /* independent vpdpbusd chains per row */
+        __m512i acc[4][CHAINS];
+        for (int i = 0; i < T; i++)
+            for (int c = 0; c < CHAINS; c++) acc[i][c] = _mm512_setzero_si512();
+        for (ptrdiff_t b = 0; b < B; b++) {
+            const __m512i positions = decode(cp + b * SS_PANEL);
+            const __m512i w = _mm512_loadu_si512(vp + b * SS_PANEL * LANE_BYTES);
+            for (int i = 0; i < T; i++) {
                 long long xb;
-                memcpy(&xb, xq + BLOCK * (b + u), 8);
-                const __m512i xs = _mm512_shuffle_epi8(_mm512_set1_epi64(xb), decode(cp + (b + u) * SS_PANEL));
-                acc[u] = _mm512_dpbusd_epi32(acc[u], xs, _mm512_loadu_si512(vp + (b + u) * SS_PANEL * LANE_BYTES));
+                memcpy(&xb, xq + i * k8 + BLOCK * b, 8);
+                const __m512i xs = _mm512_shuffle_epi8(_mm512_set1_epi64(xb), positions);
+                acc[i][b % chains] = _mm512_dpbusd_epi32(acc[i][b % chains], xs, w);
             }
-        for (; b < B; b++) {
-            long long xb;
-            memcpy(&xb, xq + BLOCK * b, 8);
-            const __m512i xs = _mm512_shuffle_epi8(_mm512_set1_epi64(xb), decode(cp + b * SS_PANEL));
-            acc[0] = _mm512_dpbusd_epi32(acc[0], xs, _mm512_loadu_si512(vp + b * SS_PANEL * LANE_BYTES));
         }
-        const __m512i total = _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
-        _mm512_storeu_si512(sums + (p - p0) * SS_PANEL, total);
+        for (int i = 0; i < T; i++) {
+            __m512i total = acc[i][0];
+            for (int c = 1; c < chains; c++) total = _mm512_add_epi32(total, acc[i][c]);
+            _mm512_storeu_si512(sums + i * ls + (p - p0) * SS_PANEL, total);
+        }
     }
 }
+
+SS_T512VBMI static void rows512_1(const int8_t *v, const uint8_t *c, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8, ptrdiff_t p0,
+                                  ptrdiff_t p1, int32_t *sums, ptrdiff_t ls) { rows512_body(v, c, B, xq, k8, p0, p1, sums, ls, 1); }
+SS_T512VBMI static void rows512_2(const int8_t *v, const uint8_t *c, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8, ptrdiff_t p0,
+                                  ptrdiff_t p1, int32_t *sums, ptrdiff_t ls) { rows512_body(v, c, B, xq, k8, p0, p1, sums, ls, 2); }
+SS_T512VBMI static void rows512_4(const int8_t *v, const uint8_t *c, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8, ptrdiff_t p0,
+                                  ptrdiff_t p1, int32_t *sums, ptrdiff_t ls) { rows512_body(v, c, B, xq, k8, p0, p1, sums, ls, 4); }
 #endif
 
 int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const int32_t *correction,
@@ -124,28 +136,38 @@ int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes
     if (m == 0 || n_begin == n_end) return SS_OK;
     isa = ss_clamp_qisa(isa);
     const ptrdiff_t B = blocks_of(k), k8 = B * BLOCK, p0 = n_begin / SS_PANEL, p1 = ss_ceil_div(n_end, SS_PANEL);
-    /* one quantized row (K8 bytes, padding = 128 i.e. zero) and the panels' int32 sums */
-    float *scratch = ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(k8 / 4 + 1 + (p1 - p0) * SS_PANEL));
+    const ptrdiff_t ls = (p1 - p0) * SS_PANEL;
+    enum { CHUNK = 4 };
+    /* up to 4 quantized rows (K8 bytes each, padding = 128 i.e. zero) and their panels' int32 sums */
+    float *scratch = ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(CHUNK * (k8 / 4 + 1 + ls)));
     if (!scratch) return SS_ERR_NO_MEMORY;
     int32_t *sums = (int32_t *)scratch;
-    uint8_t *xq = (uint8_t *)(sums + (p1 - p0) * SS_PANEL);
-    for (ptrdiff_t i = 0; i < m; i++) {
-        float xs;
-        memset(xq, 128, (size_t)k8);
-        ss_q8_quantize_rows_isa(isa, x + i * ldx, ldx, 1, k, xq, &xs);
+    uint8_t *xq = (uint8_t *)(sums + CHUNK * ls);
+    float xs[CHUNK];
+    for (ptrdiff_t i0 = 0; i0 < m; i0 += CHUNK) {
+        const int count = (int)ss_min(CHUNK, m - i0);
+        memset(xq, 128, (size_t)(count * k8));
+        for (int i = 0; i < count; i++) ss_q8_quantize_rows_isa(isa, x + (i0 + i) * ldx, ldx, 1, k, xq + i * k8, xs + i);
 #ifdef SS_X86
-        if (isa == SS_QISA_AVX512_DOT) row512(values, codes, B, xq, p0, p1, sums);
-        else
+        if (isa == SS_QISA_AVX512_DOT) {
+            for (int done = 0; done < count;) {
+                const int t = count - done >= 4 ? 4 : count - done >= 2 ? 2 : 1;
+                (t == 4 ? rows512_4 : t == 2 ? rows512_2 : rows512_1)(values, codes, B, xq + done * k8, k8, p0, p1, sums + done * ls, ls);
+                done += t;
+            }
+        } else
 #endif
-            row_portable(values, codes, B, xq, p0, p1, sums);
-        float *yi = y + i * ldy;
-        for (ptrdiff_t c = n_begin; c < n_end; c++) {
-            const float s = xs * wscale[c];
-            float v = (float)(sums[c - p0 * SS_PANEL] - correction[c]) * s;
-            if (bias) v = v + bias[c];
-            yi[c] = act == SS_ACT_RELU && v < 0.0f ? 0.0f : v;
+            for (int i = 0; i < count; i++) row_portable(values, codes, B, xq + i * k8, p0, p1, sums + i * ls);
+        for (int i = 0; i < count; i++) {
+            float *yi = y + (i0 + i) * ldy;
+            for (ptrdiff_t c = n_begin; c < n_end; c++) {
+                const float s = xs[i] * wscale[c];
+                float v = (float)(sums[i * ls + c - p0 * SS_PANEL] - correction[c]) * s;
+                if (bias) v = v + bias[c];
+                yi[c] = act == SS_ACT_RELU && v < 0.0f ? 0.0f : v;
+            }
+            if (act != SS_ACT_NONE && act != SS_ACT_RELU) ss_act_apply_isa(ss_qisa_base(isa), act, yi + n_begin, n_end - n_begin);
         }
-        if (act != SS_ACT_NONE && act != SS_ACT_RELU) ss_act_apply_isa(ss_qisa_base(isa), act, yi + n_begin, n_end - n_begin);
     }
     return SS_OK;
 }
