@@ -19,7 +19,7 @@ struct RecoveryArguments: ParsableArguments {
     @Option(help: "Recovery: samples per step (default 64).")
     var batchSize: Int?
 
-    @Option(help: "Recovery: labelled training samples, safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then). Default: train.safetensors in the model folder.")
+    @Option(help: "Recovery: labelled training samples, safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then). Default: calibration.safetensors, else train.safetensors, in the model folder.")
     var recoveryData: String?
 
     @Option(help: "Recovery: held-out samples the result is measured on (same layout, labels required). Default: test.safetensors in the model folder.")
@@ -45,13 +45,12 @@ struct RecoveryArguments: ParsableArguments {
     /// The training and held-out files for `model`, or why recovery has no training signal.
     func files(model: String) throws -> (training: String, heldOut: String?) {
         let fm = FileManager.default
-        let defaultTraining = URL(fileURLWithPath: model).appendingPathComponent("train.safetensors").path
-        let training = recoveryData ?? defaultTraining
-        guard fm.fileExists(atPath: training) else {
-            if recoveryData != nil { throw ExitMessage("\(training): file does not exist") }
-            throw ExitMessage("--recover: '\(model)' has no training samples (no train.safetensors beside it) and no --recovery-data was given; "
-                              + "recovery training needs labelled samples of the model's inputs, so it is refused")
+        let defaults = ["calibration.safetensors", "train.safetensors"].map { URL(fileURLWithPath: model).appendingPathComponent($0).path }
+        guard let training = recoveryData ?? defaults.first(where: { fm.fileExists(atPath: $0) }) else {
+            throw ExitMessage("--recover: '\(model)' has no training samples (no calibration.safetensors or train.safetensors beside it) and no "
+                              + "--recovery-data was given; recovery training needs samples of the model's inputs, so it is refused")
         }
+        guard fm.fileExists(atPath: training) else { throw ExitMessage("\(training): file does not exist") }
         let defaultHeldOut = URL(fileURLWithPath: model).appendingPathComponent("test.safetensors").path
         let held = heldOut ?? (fm.fileExists(atPath: defaultHeldOut) ? defaultHeldOut : nil)
         if let held, !fm.fileExists(atPath: held) { throw ExitMessage("\(held): file does not exist") }

@@ -4,6 +4,7 @@ the held-out test split (dense: 0.976) through the real server (tritonclient); t
 the run; bad input is refused by name with no artifact left behind; SIGINT and a diverging run stop
 the training and still write an artifact with the last good weights."""
 import json
+import shutil
 import signal
 import subprocess
 import time
@@ -121,8 +122,12 @@ def test_structure_is_recorded_unchanged(recovered):
 
 
 def test_recover_without_training_signal_is_refused(tmp_path):
+    model = tmp_path / "bare"  # the digits model without any sample files beside it
+    model.mkdir()
+    for name in ("model.json", "model.safetensors"):
+        shutil.copy(DIGITS / name, model / name)
     out = tmp_path / "none"
-    r = compress(out, COMPRESSIONS["nm24"])
+    r = run("compress", "--model", model, "--compression", json.dumps(COMPRESSIONS["nm24"]), "--out", out, "--recover")
     assert r.returncode != 0 and "no training samples" in r.stderr and "refused" in r.stderr
     assert not out.exists()
 
