@@ -53,6 +53,9 @@ let package = Package(
         // Compression algorithms (TSENOR masks, l1,inf projections, BLAST fits) vs same-run baselines
         // (`swift run -c release compression-bench`); see Benchmarks/README.md.
         .executableTarget(name: "compression-bench", dependencies: ["SparseCompression", "SparseModels", "SparseKernels"], path: "Benchmarks/compression-bench"),
+        // v2 request decode time, typed `data` buffers against the boxed baseline (`swift run -c release
+        // v2-decode-bench`); see Benchmarks/README.md.
+        .executableTarget(name: "v2-decode-bench", dependencies: ["SparseServe", "SparseModels"], path: "Benchmarks/v2-decode-bench"),
         // Fuzz targets (HTTP parser, v2 decoder, safetensors, config, JSON). A normal build replays
         // Fuzz/corpus; built with -sanitize=fuzzer -DFUZZING it is a libFuzzer binary (see Fuzz/README.md).
         .executableTarget(name: "sparse-fuzz", dependencies: ["HTTPServer", "SparseModels", "SparseServe", "SparseJSON"],

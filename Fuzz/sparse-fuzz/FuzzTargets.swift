@@ -110,8 +110,15 @@ enum FuzzTargets {
     /// The strict JSON parser, with a round trip through the writer for what it accepts: the
     /// writer's output always parses, and gives the same value back unless a number was
     /// non-finite (the parser accepts NaN/Infinity tokens to report them; the writer emits null).
+    /// Parsing number arrays into typed buffers accepts and rejects exactly the same documents
+    /// and gives the same value.
     static func json(_ data: [UInt8]) {
-        guard let value = try? JSON.parse(data) else { return }
+        let typed = try? JSON.parse(data, typedNumberArrays: true)
+        guard let value = try? JSON.parse(data) else {
+            precondition(typed == nil, "typed number arrays accepted a document the parser rejects")
+            return
+        }
+        precondition(typed.map { allFinite(value) ? $0 == value : true } ?? false, "typed number arrays changed or rejected the document")
         guard let again = try? JSON.parse(JSONWriter.encode(value)) else {
             preconditionFailure("the writer produced JSON the parser rejects")
         }
@@ -122,6 +129,7 @@ enum FuzzTargets {
         switch value {
         case .number(let d, _): return d.isFinite
         case .array(let items): return items.allSatisfy(allFinite)
+        case .numbers(let run): return run.doubles.allSatisfy(\.isFinite)
         case .object(let pairs): return pairs.allSatisfy { allFinite($0.1) }
         default: return true
         }

@@ -11,6 +11,9 @@ public indirect enum JSON: Sendable, Equatable {
     case number(double: Double, integer: Int64?)
     case string(String)
     case array([JSON])
+    /// An array of numbers only, parsed straight into buffers (`parse(_:typedNumberArrays:)`):
+    /// one allocation per array instead of one boxed value per element.
+    case numbers(JSONNumbers)
     case object([(String, JSON)])
 
     public static func == (lhs: JSON, rhs: JSON) -> Bool {
@@ -20,6 +23,8 @@ public indirect enum JSON: Sendable, Equatable {
         case let (.number(a, ai), .number(b, bi)): return ai == bi && (a == b || (a.isNaN && b.isNaN))
         case let (.string(a), .string(b)): return a == b
         case let (.array(a), .array(b)): return a == b
+        case let (.numbers(a), .numbers(b)): return a == b
+        case let (.numbers(a), .array(b)), let (.array(b), .numbers(a)): return a.boxed() == b
         case let (.object(a), .object(b)):
             return a.count == b.count && zip(a, b).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
@@ -36,7 +41,13 @@ public indirect enum JSON: Sendable, Equatable {
 
     public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
     public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
+    public var arrayValue: [JSON]? {
+        switch self {
+        case .array(let a): return a
+        case .numbers(let n): return n.boxed()
+        default: return nil
+        }
+    }
     public var objectValue: [(String, JSON)]? { if case .object(let o) = self { return o }; return nil }
     public var doubleValue: Double? { if case .number(let d, _) = self { return d }; return nil }
     public var integerValue: Int64? { if case .number(_, let i) = self { return i }; return nil }
@@ -48,7 +59,7 @@ public indirect enum JSON: Sendable, Equatable {
         case .bool: return "a boolean"
         case .number: return "a number"
         case .string: return "a string"
-        case .array: return "an array"
+        case .array, .numbers: return "an array"
         case .object: return "an object"
         }
     }
@@ -65,9 +76,11 @@ extension JSON {
     /// Parses a complete JSON document (RFC 8259) from UTF-8 bytes. Also accepts the tokens `NaN`,
     /// `Infinity` and `-Infinity` that Python's `json` module writes, so that callers can reject
     /// non-finite values with a precise message instead of a syntax error. Duplicate keys are an error.
-    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64) throws -> JSON {
+    /// With `typedNumberArrays`, arrays whose elements are all numbers come back as `.numbers`
+    /// (for large tensor data); otherwise every array is `.array`.
+    public static func parse(_ bytes: [UInt8], maxDepth: Int = 64, typedNumberArrays: Bool = false) throws -> JSON {
         try bytes.withUnsafeBufferPointer { buffer in
-            var parser = JSONParser(bytes: buffer, maxDepth: maxDepth)
+            var parser = JSONParser(bytes: buffer, maxDepth: maxDepth, typedNumberArrays: typedNumberArrays)
             parser.skipWhitespace()
             let value = try parser.parseValue(depth: 0)
             parser.skipWhitespace()
@@ -82,11 +95,13 @@ extension JSON {
 private struct JSONParser {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
+    let typedNumberArrays: Bool
     var index = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int, typedNumberArrays: Bool) {
         self.bytes = bytes
         self.maxDepth = maxDepth
+        self.typedNumberArrays = typedNumberArrays
     }
 
     func error(_ message: String) -> JSONParseError { JSONParseError(message: message, offset: index) }
@@ -155,6 +170,12 @@ private struct JSONParser {
         var items: [JSON] = []
         skipWhitespace()
         if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+        if typedNumberArrays {
+            switch try parseNumbers(depth: depth) {
+            case .done(let numbers): return .numbers(numbers)
+            case .boxed(let prefix): items = prefix
+            }
+        }
         while true {
             skipWhitespace()
             items.append(try parseValue(depth: depth))
@@ -162,6 +183,40 @@ private struct JSONParser {
             guard index < bytes.count else { throw error("unexpected end of input in array") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
             if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(items) }
+            throw error("expected ',' or ']'")
+        }
+    }
+
+    enum NumberRun {
+        /// The whole array was numbers.
+        case done(JSONNumbers)
+        /// A non-number element follows these numbers; `index` is at it.
+        case boxed([JSON])
+    }
+
+    /// Parses the array's leading numbers into buffers; stops at `]` or at the first other element.
+    mutating func parseNumbers(depth: Int) throws -> NumberRun {
+        var numbers = JSONNumbers()
+        while true {
+            // At the end of input the boxed path reports the error, as it does without typed arrays.
+            guard index < bytes.count else { return .boxed(numbers.boxed()) }
+            switch bytes[index] {
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                let (double, integer) = try parseNumberParts()
+                numbers.append(double, integer)
+            case UInt8(ascii: "N"):
+                try expectLiteral("NaN")
+                numbers.append(.nan, nil)
+            case UInt8(ascii: "I"):
+                try expectLiteral("Infinity")
+                numbers.append(.infinity, nil)
+            default:
+                return .boxed(numbers.boxed())
+            }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("unexpected end of input in array") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; skipWhitespace(); continue }
+            if bytes[index] == UInt8(ascii: "]") { index += 1; return .done(numbers) }
             throw error("expected ',' or ']'")
         }
     }
@@ -247,6 +302,12 @@ private struct JSONParser {
     }
 
     mutating func parseNumber() throws -> JSON {
+        let (double, integer) = try parseNumberParts()
+        return .number(double: double, integer: integer)
+    }
+
+    /// A number literal's value, and its exact integer when it has no fraction or exponent and fits Int64.
+    mutating func parseNumberParts() throws -> (Double, Int64?) {
         let start = index
         var negative = false
         if bytes[index] == UInt8(ascii: "-") {
@@ -254,7 +315,7 @@ private struct JSONParser {
             index += 1
             if index < bytes.count, bytes[index] == UInt8(ascii: "I") {
                 try expectLiteral("Infinity")
-                return .number(double: -.infinity, integer: nil)
+                return (-.infinity, nil)
             }
         }
         guard index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]) else {
@@ -301,14 +362,51 @@ private struct JSONParser {
             if negative {
                 if mantissa <= UInt64(Int64.max) + 1 {
                     let value = mantissa == UInt64(Int64.max) + 1 ? Int64.min : -Int64(mantissa)
-                    return .number(double: Double(value), integer: value)
+                    return (Double(value), value)
                 }
             } else if mantissa <= UInt64(Int64.max) {
-                return .number(double: Double(mantissa), integer: Int64(mantissa))
+                return (Double(mantissa), Int64(mantissa))
             }
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text) else { throw JSONParseError(message: "invalid number", offset: start) }
-        return .number(double: value, integer: nil)
+        return (value, nil)
     }
+}
+
+/// The elements of an all-number JSON array: every value as a double, and which literals were
+/// integers that fit Int64 (exact values kept aside for the few beyond 2^53, where a double
+/// cannot hold them).
+public struct JSONNumbers: Sendable, Equatable {
+    public private(set) var doubles: [Double] = []
+    /// Bit i: element i was an integer literal that fits Int64.
+    private var integerBits: [UInt64] = []
+    /// Exact values of integer elements with magnitude above 2^53.
+    private var largeIntegers: [Int: Int64] = [:]
+
+    public var count: Int { doubles.count }
+
+    mutating func append(_ double: Double, _ integer: Int64?) {
+        let i = doubles.count
+        if i % 64 == 0 { integerBits.append(0) }
+        if let integer {
+            integerBits[i / 64] |= 1 << UInt64(i % 64)
+            if integer.magnitude > 1 << 53 { largeIntegers[i] = integer }
+        }
+        doubles.append(double)
+    }
+
+    /// Element i's exact integer, or nil when its literal was not an integer fitting Int64.
+    public func integer(at i: Int) -> Int64? {
+        guard integerBits[i / 64] & (1 << UInt64(i % 64)) != 0 else { return nil }
+        return largeIntegers[i] ?? Int64(doubles[i])
+    }
+
+    /// Element `i` as a boxed value.
+    public subscript(i: Int) -> JSON { .number(double: doubles[i], integer: integer(at: i)) }
+
+    /// The elements as boxed values.
+    public func boxed() -> [JSON] { (0..<count).map { self[$0] } }
+
+    public static func == (a: JSONNumbers, b: JSONNumbers) -> Bool { a.boxed() == b.boxed() }
 }

@@ -70,6 +70,13 @@ public struct JSONWriter {
                 value(item)
             }
             bytes.append(UInt8(ascii: "]"))
+        case .numbers(let numbers):
+            bytes.append(UInt8(ascii: "["))
+            for i in 0..<numbers.count {
+                if i > 0 { bytes.append(UInt8(ascii: ",")) }
+                value(numbers[i])
+            }
+            bytes.append(UInt8(ascii: "]"))
         case .object(let pairs):
             bytes.append(UInt8(ascii: "{"))
             for (n, (k, v)) in pairs.enumerated() {

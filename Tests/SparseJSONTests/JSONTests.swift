@@ -74,4 +74,34 @@ final class JSONTests: XCTestCase {
         XCTAssertEqual(JSONWriter.quoted("é\u{2027}€"), "\"é\u{2027}€\"")
         XCTAssertEqual(try JSON.parse(JSONWriter.quoted("a\u{2028}b")), .string("a\u{2028}b"))
     }
+
+    /// Number arrays parsed into typed buffers give the same values and the same errors as boxed ones.
+    func testTypedNumberArrays() throws {
+        let documents = [
+            "[1, 2.5, -3e2, 9223372036854775807, 9223372036854775808, -0, NaN, Infinity, -Infinity]",
+            #"{"a": [[1, 2], [3, 4]], "b": [1, "x", 2], "c": ["x", 1], "d": [], "e": [true, 1]}"#,
+            "[[[0.1]], [0.2, [0.3]], 7]",
+        ]
+        for text in documents {
+            let typed = try JSON.parse(Array(text.utf8), typedNumberArrays: true)
+            XCTAssertEqual(typed, try JSON.parse(text), text)
+            XCTAssertEqual(JSONWriter.encode(typed), JSONWriter.encode(try JSON.parse(text)), text)
+        }
+        guard case .numbers(let run) = try JSON.parse(Array("[1, 2, 3.5, 4]".utf8), typedNumberArrays: true) else {
+            return XCTFail("an all-number array is not typed")
+        }
+        XCTAssertEqual(run.doubles, [1, 2, 3.5, 4])
+        XCTAssertEqual((0..<4).map { run.integer(at: $0) }, [1, 2, nil, 4])
+        guard case .numbers(let large) = try JSON.parse(Array("[0.5, 9007199254740993, -9223372036854775808]".utf8), typedNumberArrays: true) else {
+            return XCTFail("an all-number array is not typed")
+        }
+        XCTAssertEqual(large.integer(at: 1), 9_007_199_254_740_993, "beyond 2^53 the exact value is kept")
+        XCTAssertEqual(large.integer(at: 2), Int64.min)
+        for bad in ["[1, 2,]", "[1 2]", "[1, -]", "[1, 01]", "[1,"] {
+            var typedError = "", boxedError = ""
+            XCTAssertThrowsError(try JSON.parse(Array(bad.utf8), typedNumberArrays: true), bad) { typedError = "\($0)" }
+            XCTAssertThrowsError(try JSON.parse(bad), bad) { boxedError = "\($0)" }
+            XCTAssertEqual(typedError, boxedError, bad)
+        }
+    }
 }

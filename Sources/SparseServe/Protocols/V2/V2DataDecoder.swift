@@ -4,81 +4,119 @@ import SparseJSON
 extension V2Codec {
     /// Counts scalar leaves of nested `data` without allocating.
     static func countLeaves(_ json: JSON, input: String) throws -> Int {
-        guard case .array(let items) = json else {
+        switch json {
+        case .numbers(let numbers): return numbers.count
+        case .array(let items):
+            var total = 0
+            for item in items {
+                switch item {
+                case .array, .numbers: total += try countLeaves(item, input: input)
+                default: total += 1
+                }
+            }
+            return total
+        default:
             throw ProtocolError(400, "input '\(input)': 'data' must be an array, got \(json.kindName)")
         }
-        var total = 0
-        for item in items {
-            if case .array = item { total += try countLeaves(item, input: input) } else { total += 1 }
-        }
-        return total
     }
 
-    static func forEachLeaf(_ json: JSON, _ body: (JSON) throws -> Void) rethrows {
-        if case .array(let items) = json {
-            for item in items { try forEachLeaf(item, body) }
-        } else {
-            try body(json)
+    /// Visits the leaves of nested `data` in order: runs of typed numbers whole, other values one by one.
+    static func forEachLeaf(_ json: JSON, numbers: (JSONNumbers) throws -> Void, value: (JSON) throws -> Void) rethrows {
+        switch json {
+        case .array(let items): for item in items { try forEachLeaf(item, numbers: numbers, value: value) }
+        case .numbers(let run): try numbers(run)
+        default: try value(json)
         }
     }
 
+    /// The typed storage of `data` (its leaf count already checked against `count`). Number runs
+    /// parsed into buffers (`JSON.parse(typedNumberArrays:)`) are converted in one pass each.
     static func decodeData(_ data: JSON, datatype: DataType, count: Int, input: String) throws -> TensorStorage {
-        var index = 0
-        func bad(_ what: String) -> ProtocolError {
-            ProtocolError(400, "input '\(input)': element \(index) \(what)")
-        }
-        func integer(_ v: JSON, in range: ClosedRange<Int64>) throws -> Int64 {
-            guard let i = v.integerValue else {
-                if case .number = v { throw bad("is not an integer (\(datatype.rawValue))") }
-                throw bad("must be a number, got \(v.kindName)")
-            }
-            guard range.contains(i) else { throw bad("value \(i) is out of range for \(datatype.rawValue)") }
-            return i
-        }
-        func real(_ v: JSON) throws -> Double {
-            guard let d = v.doubleValue else { throw bad("must be a number, got \(v.kindName)") }
-            guard d.isFinite else { throw bad("is \(d.isNaN ? "NaN" : "infinite"); only finite numbers are accepted") }
-            return d
-        }
+        var leaves = LeafReader(input: input, datatype: datatype)
         switch datatype {
         case .fp32:
             var out = [Float](); out.reserveCapacity(count)
-            try forEachLeaf(data) { v in
-                let f = Float(try real(v))
-                guard f.isFinite else { throw bad("is outside the FP32 range") }
-                out.append(f); index += 1
-            }
+            try forEachLeaf(data, numbers: { run in
+                for d in run.doubles { out.append(try leaves.float(d)) }
+            }, value: { out.append(try leaves.float(try leaves.real($0))) })
             return .fp32(out)
         case .fp64:
             var out = [Double](); out.reserveCapacity(count)
-            try forEachLeaf(data) { v in out.append(try real(v)); index += 1 }
+            try forEachLeaf(data, numbers: { run in
+                for d in run.doubles { out.append(try leaves.finite(d)) }
+            }, value: { out.append(try leaves.finite(try leaves.real($0))) })
             return .fp64(out)
-        case .int32:
-            var out = [Int32](); out.reserveCapacity(count)
-            try forEachLeaf(data) { v in out.append(Int32(try integer(v, in: Int64(Int32.min)...Int64(Int32.max)))); index += 1 }
-            return .int32(out)
-        case .int64:
-            var out = [Int64](); out.reserveCapacity(count)
-            try forEachLeaf(data) { v in out.append(try integer(v, in: Int64.min...Int64.max)); index += 1 }
-            return .int64(out)
-        case .uint8:
-            var out = [UInt8](); out.reserveCapacity(count)
-            try forEachLeaf(data) { v in out.append(UInt8(try integer(v, in: 0...255))); index += 1 }
-            return .uint8(out)
+        case .int32: return .int32(try integers(data, &leaves, count: count, range: Int64(Int32.min)...Int64(Int32.max)).map { Int32($0) })
+        case .int64: return .int64(try integers(data, &leaves, count: count, range: Int64.min...Int64.max))
+        case .uint8: return .uint8(try integers(data, &leaves, count: count, range: 0...255).map { UInt8($0) })
         case .bool:
             var out = [Bool](); out.reserveCapacity(count)
-            try forEachLeaf(data) { v in
-                guard let b = v.boolValue else { throw bad("must be true or false, got \(v.kindName)") }
-                out.append(b); index += 1
-            }
+            try forEachLeaf(data, numbers: { _ in throw leaves.bad("must be true or false, got a number") }, value: { v in
+                guard let b = v.boolValue else { throw leaves.bad("must be true or false, got \(v.kindName)") }
+                out.append(b); leaves.index += 1
+            })
             return .bool(out)
         case .bytes:
             var out = [[UInt8]](); out.reserveCapacity(count)
-            try forEachLeaf(data) { v in
-                guard let s = v.stringValue else { throw bad("must be a string, got \(v.kindName)") }
-                out.append(Array(s.utf8)); index += 1
-            }
+            try forEachLeaf(data, numbers: { _ in throw leaves.bad("must be a string, got a number") }, value: { v in
+                guard let s = v.stringValue else { throw leaves.bad("must be a string, got \(v.kindName)") }
+                out.append(Array(s.utf8)); leaves.index += 1
+            })
             return .bytes(out)
         }
+    }
+
+    /// The leaves of integer data, each checked to be an integer in `range`.
+    private static func integers(_ data: JSON, _ leaves: inout LeafReader, count: Int, range: ClosedRange<Int64>) throws -> [Int64] {
+        var out = [Int64](); out.reserveCapacity(count)
+        try forEachLeaf(data, numbers: { run in
+            for i in 0..<run.count {
+                out.append(try leaves.integer(run.integer(at: i), isNumber: true, in: range))
+            }
+        }, value: { v in
+            if case .number = v {
+                out.append(try leaves.integer(v.integerValue, isNumber: true, in: range))
+            } else {
+                out.append(try leaves.integer(nil, isNumber: false, kind: v.kindName, in: range))
+            }
+        })
+        return out
+    }
+}
+
+/// Checks data leaves one by one, counting them so errors name the element.
+private struct LeafReader {
+    let input: String
+    let datatype: DataType
+    var index = 0
+
+    func bad(_ what: String) -> ProtocolError { ProtocolError(400, "input '\(input)': element \(index) \(what)") }
+
+    func real(_ v: JSON) throws -> Double {
+        guard let d = v.doubleValue else { throw bad("must be a number, got \(v.kindName)") }
+        return d
+    }
+
+    mutating func finite(_ d: Double) throws -> Double {
+        guard d.isFinite else { throw bad("is \(d.isNaN ? "NaN" : "infinite"); only finite numbers are accepted") }
+        index += 1
+        return d
+    }
+
+    mutating func float(_ d: Double) throws -> Float {
+        guard d.isFinite else { throw bad("is \(d.isNaN ? "NaN" : "infinite"); only finite numbers are accepted") }
+        let f = Float(d)
+        guard f.isFinite else { throw bad("is outside the FP32 range") }
+        index += 1
+        return f
+    }
+
+    mutating func integer(_ value: Int64?, isNumber: Bool, kind: String = "a number", in range: ClosedRange<Int64>) throws -> Int64 {
+        guard let i = value else {
+            throw bad(isNumber ? "is not an integer (\(datatype.rawValue))" : "must be a number, got \(kind)")
+        }
+        guard range.contains(i) else { throw bad("value \(i) is out of range for \(datatype.rawValue)") }
+        index += 1
+        return i
     }
 }

@@ -9,8 +9,15 @@ public enum V2Codec {
     /// binary tensor data extension: nil for a pure JSON body, 0 for a raw binary body holding the
     /// single input, otherwise the length of the JSON part, followed by the binary tensors.
     public static func decodeRequest(_ body: [UInt8], headerLength: Int? = nil, inputs specs: [TensorSpec], outputs outputSpecs: [TensorSpec]) throws -> InferenceRequest {
+        try decodeRequest(body, headerLength: headerLength, inputs: specs, outputs: outputSpecs, typedNumberArrays: true)
+    }
+
+    /// `decodeRequest`, choosing how `data` arrays are parsed: straight into typed buffers (what
+    /// the server does), or as one boxed JSON value per element (kept for the benchmark's baseline).
+    package static func decodeRequest(_ body: [UInt8], headerLength: Int?, inputs specs: [TensorSpec], outputs outputSpecs: [TensorSpec],
+                                      typedNumberArrays: Bool) throws -> InferenceRequest {
         if headerLength == 0 { return try decodeRawBinary(body, inputs: specs) }
-        var (json, binary) = try split(body, headerLength: headerLength)
+        var (json, binary) = try split(body, headerLength: headerLength, typedNumberArrays: typedNumberArrays)
         var request = try envelope(json)
         request.inputs = try decodeInputs(json["inputs"], specs: specs, binary: &binary)
         guard binary.isEmpty else {
@@ -22,7 +29,7 @@ public enum V2Codec {
     }
 
     /// The JSON object of the body and the binary tensor bytes after it.
-    private static func split(_ body: [UInt8], headerLength: Int?) throws -> (JSON, ArraySlice<UInt8>) {
+    private static func split(_ body: [UInt8], headerLength: Int?, typedNumberArrays: Bool) throws -> (JSON, ArraySlice<UInt8>) {
         var jsonPart = body[...], binary: ArraySlice<UInt8> = []
         if let headerLength {
             guard headerLength > 0, headerLength <= body.count else {
@@ -33,7 +40,7 @@ public enum V2Codec {
         }
         guard !jsonPart.isEmpty else { throw ProtocolError(400, "request body is empty; expected a JSON inference request") }
         let json: JSON
-        do { json = try JSON.parse(Array(jsonPart)) } catch {
+        do { json = try JSON.parse(Array(jsonPart), typedNumberArrays: typedNumberArrays) } catch {
             throw ProtocolError(400, "\(error)")
         }
         guard case .object = json else { throw ProtocolError(400, "inference request must be a JSON object, got \(json.kindName)") }
