@@ -17,6 +17,7 @@ extension LayerCompression {
     /// method stores (what an artifact holds; the operator is built from it). The relative error
     /// comes back when the form cannot give it (ℓ1,∞: the projection's, measured here).
     public func pack(weights w: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]?) throws -> (packed: PackedLayer, relativeError: Double?) {
+        try validate(outputFeatures: outputFeatures, inputFeatures: inputFeatures)
         let form: PackedLayer.Form
         switch unpinned.method {
         case .dense, .pinned:

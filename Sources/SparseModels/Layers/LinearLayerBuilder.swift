@@ -132,10 +132,14 @@ public final class LinearLayerBuilder {
             }
         } else {
             let sources = try links.map { link in
-                DenseLinearLayer(name: link.name, weights: try weights.tensor(named: link.weight, shape: [link.outputs, link.inputs]),
-                                 bias: try link.bias.map { try weights.tensor(named: $0, shape: [link.outputs]) },
-                                 outputFeatures: link.outputs, inputFeatures: link.inputs, method: plan.method(forLayer: link.name),
-                                 activations: link.activations, feedsNext: link.feedsNext)
+                let method = plan.method(forLayer: link.name)
+                do { try CompressionLimits.check(method, layer: link.name, outputs: link.outputs, inputs: link.inputs) } catch {
+                    throw LayerCompressionError(layer: link.name, method: method, underlying: error)
+                }
+                return DenseLinearLayer(name: link.name, weights: try weights.tensor(named: link.weight, shape: [link.outputs, link.inputs]),
+                                        bias: try link.bias.map { try weights.tensor(named: $0, shape: [link.outputs]) },
+                                        outputFeatures: link.outputs, inputFeatures: link.inputs, method: method,
+                                        activations: link.activations, feedsNext: link.feedsNext)
             }
             layers = try zip(sources, BuiltLinearLayer.build(sources, compressor: compressor, time: timeLayers)).map { source, result in
                 do { return try result.get() } catch { throw LayerCompressionError(layer: source.name, method: source.method, underlying: error) }

@@ -26,7 +26,7 @@ public enum ModelLoader {
     public static func open(directory: String, compression: CompressionPlan = .dense, compressor: (any LayerCompressor)? = nil,
                             timeLayers: Bool = true) throws -> (model: any InferenceModel, layers: LinearLayerBuilder?) {
         let source = try ModelSource(directory: directory, plan: compression, compressor: compressor, timeLayers: timeLayers)
-        let opened = try openModel(source)
+        let opened = try CompressionLimits.withTimeBudget { try openModel(source) }
         try checkPatterns(compression, model: opened.model, manifestPath: path(directory, manifestFileName))
         return opened
     }
