@@ -11,6 +11,7 @@ import SparseJSON
 enum FuzzTargets {
     static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "http": http, "infer": infer, "safetensors": safetensors, "config": config, "json": json, "artifact": artifact,
+        "load": load,
     ]
 
     /// The HTTP/1.1 request parser, fed in two pieces (split point from the first byte) so that
@@ -106,6 +107,43 @@ enum FuzzTargets {
     static func config(_ data: [UInt8]) {
         _ = try? ServiceConfig.parse(data, baseDirectory: "/nonexistent")
     }
+
+    /// A repository load request body (`parameters.config`, object or JSON string) through the config
+    /// file's validation, the model-root confinement and the server's ceilings; then its compression
+    /// plan checked against typical layer shapes and the compression limits (estimates only:
+    /// nothing is compressed). Whatever passes the checks must have an estimate under the limit.
+    static func load(_ data: [UInt8]) {
+        guard let endpoint = try? InferenceService.endpointConfig(forLoad: "fuzzed", body: data, config: loadServer,
+                                                                   currentModelPath: nil) else { return }
+        precondition(endpoint.modelPath.hasPrefix(loadRoot + "/"), "a load escaped the model root: \(endpoint.modelPath)")
+        precondition((endpoint.maxBodyBytes ?? 0) <= loadServer.server.maxBodyBytes, "maxBodyBytes above the server's")
+        let plan = endpoint.compression.plan
+        let limits = CompressionLimits.shared
+        for (m, n) in [(256, 64), (10, 256), (1536, 384), (384, 1536), (7, 13), (1, 1)] {
+            for method in [plan.method] + plan.overrides.map(\.method) {
+                _ = method.parameters(outputFeatures: m, inputFeatures: n)
+                guard (try? CompressionLimits.check(method, layer: "l", outputs: m, inputs: n)) != nil else { continue }
+                precondition(method.estimatedPeakBytes(outputFeatures: m, inputFeatures: n) <= limits.maxLayerBytes,
+                             "\(method) on \(m)×\(n) passed the check above the memory limit")
+            }
+        }
+    }
+
+    /// A model root with one model folder, for `load`.
+    static let loadRoot: String = {
+        let root = NSTemporaryDirectory() + "sparse-fuzz-root-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: root + "/digits", withIntermediateDirectories: true)
+        return SecuritySettings.realPath(root) ?? root
+    }()
+
+    static let loadServer: ServiceConfig = {
+        var config = ServiceConfig()
+        config.server.maxBodyBytes = 1 << 20
+        config.server.security.admin.enabled = true
+        config.server.security.admin.apiKeys = ["fuzz-admin-key-0123456789"]
+        config.server.security.admin.modelRoot = loadRoot
+        return config
+    }()
 
     /// The strict JSON parser, with a round trip through the writer for what it accepts: the
     /// writer's output always parses, and gives the same value back unless a number was

@@ -29,6 +29,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Compute threads; overrides server.threads.")
     var threads: Int?
 
+    @Option(help: "File of API keys, one per line, added to server.apiKeys (env SPARSESERVE_API_KEYS_FILE; e.g. a mounted secret).")
+    var apiKeysFile: String? = ProcessInfo.processInfo.environment["SPARSESERVE_API_KEYS_FILE"]
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["SPARSESERVE_LOG_LEVEL"] ?? "info"
 
@@ -50,6 +53,7 @@ struct Serve: ParsableCommand {
         var settings: ServiceConfig
         do {
             settings = try ServiceConfig.load(path: config)
+            if let apiKeysFile { settings.server.apiKeys += try SecuritySettings.readKeyFile(apiKeysFile, field: "--api-keys-file") }
         } catch {
             throw ExitMessage("\(error)")
         }
@@ -98,6 +102,7 @@ func runServer(_ settings: ServiceConfig, configPath: String, logger: Logger) th
             if n < 0 && errno == EINTR { continue }
             guard n == 1, Int32(byte) == SIGHUP else { break }
             logger.info("SIGHUP: reloading config", metadata: ["config": "\(configPath)"])
+            service.reloadTLS()
             do {
                 service.reload(try ServiceConfig.load(path: configPath))
             } catch {

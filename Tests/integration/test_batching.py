@@ -60,7 +60,7 @@ def test_disconnected_client_is_dropped_before_its_batch_runs(tmp_path):
     s = ServerProcess(write_config(tmp_path, [endpoint]))
     try:
         body = (ROOT / "Tests" / "fixtures" / "digits-one.json").read_bytes()
-        head = (f"POST /v2/models/slowbatch/infer HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (f"POST /v2/models/slowbatch/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: {len(body)}\r\n\r\n").encode()
         leaving = socket.create_connection(("127.0.0.1", s.port), timeout=5)
         leaving.sendall(head + body)
         time.sleep(0.2)

@@ -112,11 +112,24 @@ def test_configmap_config_is_accepted_by_the_server(tmp_path):
     config = json.loads(cm["data"]["config.json"])
     for e in config["endpoints"]:
         e["model"] = e["model"].replace("/app/models", str(ROOT / "models"))
+    # the keys come from the Secret the Deployment mounts at /app/secrets
+    dep = load_all(K8S / "deployment.yaml")[0]
+    pod = dep["spec"]["template"]["spec"]
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "keys")
+    secret = next(v for v in pod["volumes"] if v["name"] == "keys")["secret"]
+    assert config["server"]["apiKeysFile"] == f"{mount['mountPath']}/{secret['items'][0]['path']}"
+    key = "k8s-test-key-0123456789abcdef"
+    (tmp_path / "api-keys").write_text(f"# rotated 2026-12\n{key}\n")
+    config["server"]["apiKeysFile"] = str(tmp_path / "api-keys")
+    config["server"]["host"] = "127.0.0.1"
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     s = ServerProcess(path)
     try:
-        assert requests.get(f"http://{s.authority}/v2/models/digits/ready", timeout=5).status_code == 200
+        url = f"http://{s.authority}/v2/models/digits/ready"
+        assert requests.get(url, timeout=5).status_code == 401
+        assert requests.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=5).status_code == 200
+        assert requests.get(f"http://{s.authority}/v2/health/ready", timeout=5).status_code == 200  # probes
     finally:
         assert s.stop() == 0
 
@@ -135,6 +148,11 @@ def test_compose_file(server):
             assert (DEPLOY / src).exists(), f"{name}: missing {src}"
         for dep in svc.get("depends_on", []):
             assert dep in services
+    # SparseServe's keys come from a Compose secret (a file kept out of git)
+    app = services["sparse-serve"]
+    assert app["secrets"] == ["api-keys"] and compose["secrets"]["api-keys"]["file"] == "./secrets/api-keys"
+    assert app["environment"]["SPARSESERVE_API_KEYS_FILE"] == "/run/secrets/api-keys"
+    assert "Deploy/secrets/" in (ROOT / ".gitignore").read_text()
     prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     assert prom["scrape_configs"][0]["static_configs"][0]["targets"] == ["sparse-serve:8000"]
     # every metric the Grafana dashboard queries is exported by the live server

@@ -46,12 +46,14 @@ def test_failed_endpoints_do_not_stop_the_others(tmp_path):
 def test_a_model_folder_that_vanishes(tmp_path):
     copy = tmp_path / "digits-copy"
     shutil.copytree(DIGITS, copy)
-    s = ServerProcess(write_config(tmp_path, [{"name": "d", "model": str(copy)}]))
+    admin = {"admin": {"enabled": True, "apiKeys": ["faults-admin-key-0123456789"], "modelRoot": "/"}}
+    s = ServerProcess(write_config(tmp_path, [{"name": "d", "model": str(copy)}], server=admin))
     try:
         shutil.rmtree(copy)
         # the loaded model keeps serving; a reload fails cleanly and keeps the old one
         assert requests.post(s.url + "/v2/models/d/infer", data=ONE, timeout=5).status_code == 200
-        r = requests.post(s.url + "/v2/repository/models/d/load", timeout=30)
+        r = requests.post(s.url + "/v2/repository/models/d/load", json={}, timeout=30,
+                          headers={"Authorization": "Bearer faults-admin-key-0123456789"})
         assert r.status_code == 400 and "digits-copy" in r.json()["error"]
         assert requests.post(s.url + "/v2/models/d/infer", data=ONE, timeout=5).status_code == 200
         entry = requests.post(s.url + "/v2/repository/index", timeout=5).json()[0]

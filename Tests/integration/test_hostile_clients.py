@@ -13,8 +13,9 @@ ONE = (ROOT / "Tests" / "fixtures" / "digits-one.json").read_bytes()
 
 @pytest.fixture()
 def guarded(tmp_path):
+    # every test client connects from 127.0.0.1: one address may hold all the slots here
     s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1], server={
-        "headerReadTimeoutSeconds": 2, "bodyReadTimeoutSeconds": 2, "maxConnections": 400}))
+        "headerReadTimeoutSeconds": 2, "bodyReadTimeoutSeconds": 2, "maxConnections": 400, "maxConnectionsPerClient": 400}))
     yield s
     assert s.stop() == 0, "".join(s.stderr_lines)[-2000:]
 
@@ -31,9 +32,9 @@ def test_slowloris_and_slow_bodies_do_not_block_a_normal_client(guarded):
     for i in range(300):
         s = socket.create_connection(("127.0.0.1", guarded.port), timeout=5)
         if i % 3 == 0:  # slow body: honest headers, then a byte now and then
-            s.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n{")
+            s.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4000\r\n\r\n{")
         else:  # slowloris: headers that never end
-            s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n")
         socks.append(s)
 
     def trickle():
@@ -76,15 +77,15 @@ def test_slowloris_and_slow_bodies_do_not_block_a_normal_client(guarded):
 
 
 def test_connection_cap_refuses_cleanly(tmp_path):
-    s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1], server={"maxConnections": 20}))
+    s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1], server={"maxConnections": 20, "maxConnectionsPerClient": 20}))
     idle = []
     try:
         for _ in range(20):
             c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-            c.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert c.recv(4096).startswith(b"HTTP/1.1 200")
             idle.append(c)
-        data = raw_exchange(s.port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n", read_until_close=True)
+        data = raw_exchange(s.port, b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n", read_until_close=True)
         (status, headers, body), = parse_responses(data)
         assert status == 503 and headers["retry-after"] == "1" and b"error" in body
         assert headers["connection"] == "close"

@@ -12,7 +12,7 @@ ONE = (ROOT / "Tests" / "fixtures" / "digits-one.json").read_bytes()
 
 
 def infer_request(body=ONE, extra=b""):
-    return (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n" + extra +
+    return (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\n" + extra +
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
@@ -21,7 +21,7 @@ def test_keep_alive_sequence_on_one_socket(server):
         conn = h11.Connection(h11.CLIENT)
         for i in range(5):
             path = "/v2/health/live" if i % 2 == 0 else "/v2/models/digits"
-            sock.sendall(conn.send(h11.Request(method="GET", target=path, headers=[("Host", "x")])))
+            sock.sendall(conn.send(h11.Request(method="GET", target=path, headers=[("Host", "localhost")])))
             sock.sendall(conn.send(h11.EndOfMessage()))
             body = b""
             while True:
@@ -40,9 +40,9 @@ def test_keep_alive_sequence_on_one_socket(server):
 
 
 def test_pipelined_requests_answered_in_order(server):
-    payload = (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n" + infer_request() +
-               b"GET /v2/models/nope HTTP/1.1\r\nHost: x\r\n\r\n" +
-               b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    payload = (b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n" + infer_request() +
+               b"GET /v2/models/nope HTTP/1.1\r\nHost: localhost\r\n\r\n" +
+               b"GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     responses = parse_responses(raw_exchange(server.port, payload, read_until_close=True))
     assert [r[0] for r in responses] == [200, 200, 404, 200]
     assert json.loads(responses[1][2])["model_name"] == "digits"
@@ -51,7 +51,7 @@ def test_pipelined_requests_answered_in_order(server):
 
 def test_chunked_request_body(server):
     chunks = b"".join(b"%x;ext=1\r\n%s\r\n" % (len(ONE[i:i + 100]), ONE[i:i + 100]) for i in range(0, len(ONE), 100))
-    payload = (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    payload = (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
                b"Connection: close\r\n\r\n" + chunks + b"0\r\nX-Trailer: y\r\n\r\n")
     responses = parse_responses(raw_exchange(server.port, payload, read_until_close=True))
     assert responses[0][0] == 200
@@ -74,19 +74,19 @@ def test_http10_closes_by_default(server):
 
 MALFORMED = [
     (b"GARBAGE\r\n\r\n", 400),
-    (b"GET /v2/health/live HTTP/9.9\r\nHost: x\r\n\r\n", 505),
-    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-    (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n", 431),
-    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
-    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello", 400),
-    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 0x5\r\n\r\nhello", 400),
-    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+    (b"GET /v2/health/live HTTP/9.9\r\nHost: localhost\r\n\r\n", 505),
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
+    (b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n", 431),
+    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
+    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: +5\r\n\r\nhello", 400),
+    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0x5\r\n\r\nhello", 400),
+    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
     (b"GET /v2/health/live HTTP/1.1\r\nHost : x\r\n\r\n", 400),
-    (b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n", 400),
+    (b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n folded\r\n\r\n", 400),
     (b"GET /v2/health/live HTTP/1.1\nHost: x\n\n", 400),
     (b"GET /v2/health/live HTTP/1.1\r\nHost: x\x00y\r\n\r\n", 400),
-    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n", 413),
+    (b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\nContent-Length: 99999999999\r\n\r\n", 413),
 ]
 
 
@@ -111,7 +111,7 @@ def test_malformed_requests_get_precise_4xx_and_server_survives(server):
 
 def test_header_read_timeout_gives_408(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
-        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n")
         start = time.time()
         data = b""
         while time.time() - start < 8:

@@ -67,7 +67,7 @@ def test_sigterm_drains_and_exits_zero(tmp_path):
     s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1], server={"gracePeriodSeconds": 5}))
     # an idle keep-alive connection must not hold the drain up
     idle = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-    idle.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+    idle.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
     idle.recv(4096)
     assert requests.get(f"http://{s.authority}/v2/health/ready", timeout=5).status_code == 200
     start = time.time()

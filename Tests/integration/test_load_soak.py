@@ -72,7 +72,8 @@ def test_load_has_no_errors_and_soak_does_not_leak(loaded):
 @pytest.mark.parametrize("mode", ["-H", "-B", "-X"])
 def test_slowhttptest_does_not_starve_normal_clients(tmp_path, mode):
     s = ServerProcess(write_config(tmp_path, DEFAULT_ENDPOINTS[:1], server={
-        "headerReadTimeoutSeconds": 2, "bodyReadTimeoutSeconds": 2, "idleTimeoutSeconds": 5, "maxConnections": 400}))
+        "headerReadTimeoutSeconds": 2, "bodyReadTimeoutSeconds": 2, "idleTimeoutSeconds": 5, "maxConnections": 400,
+        "maxConnectionsPerClient": 400}))  # slowhttptest and the normal client share 127.0.0.1
     try:
         target = s.url + ("/v2/models/digits/infer" if mode == "-B" else "/v2/health/live")
         attack = subprocess.Popen(["slowhttptest", mode, "-c", "300", "-r", "100", "-i", "1", "-l", "8", "-p", "2",

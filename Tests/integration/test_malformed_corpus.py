@@ -7,7 +7,7 @@ import pytest
 
 from conftest import parse_responses, raw_exchange
 
-P = b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
+P = b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: localhost\r\n"
 G = b"GET /v2/health/live HTTP/1.1\r\n"
 
 # (name, bytes, expected status) — every one must be a precise 4xx/505 and close the connection.
@@ -35,18 +35,18 @@ CORPUS = [
     ("nul-in-value", G + b"Host: x\x00y\r\n\r\n", 400),
     ("cr-in-value", G + b"Host: x\ry\r\n\r\n", 400),
     ("space-before-colon", G + b"Host : x\r\n\r\n", 400),
-    ("obs-fold", G + b"Host: x\r\nX-A: a\r\n b\r\n\r\n", 400),
-    ("whitespace-before-first-header", G + b" Host: x\r\n\r\n", 400),
+    ("obs-fold", G + b"Host: localhost\r\nX-A: a\r\n b\r\n\r\n", 400),
+    ("whitespace-before-first-header", G + b" Host: localhost\r\n\r\n", 400),
     ("no-host-http11", b"GET /v2/health/live HTTP/1.1\r\n\r\n", 400),
-    ("two-hosts", G + b"Host: x\r\nHost: y\r\n\r\n", 400),
-    ("version-1-32", b"GET / HTTP/1.32\r\nHost: x\r\n\r\n", 400),
-    ("version-2-on-h1", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
-    ("version-lowercase", b"GET / http/1.1\r\nHost: x\r\n\r\n", 400),
-    ("relative-target", b"GET v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-    ("huge-request-line", b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
-    ("ten-thousand-headers", G + b"Host: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(10000)) + b"\r\n", 431),
-    ("huge-header", G + b"Host: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
-    ("bad-method-char", b"G(T /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("two-hosts", G + b"Host: localhost\r\nHost: y\r\n\r\n", 400),
+    ("version-1-32", b"GET / HTTP/1.32\r\nHost: localhost\r\n\r\n", 400),
+    ("version-2-on-h1", b"GET / HTTP/2.0\r\nHost: localhost\r\n\r\n", 505),
+    ("version-lowercase", b"GET / http/1.1\r\nHost: localhost\r\n\r\n", 400),
+    ("relative-target", b"GET v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
+    ("huge-request-line", b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414),
+    ("ten-thousand-headers", G + b"Host: localhost\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(10000)) + b"\r\n", 431),
+    ("huge-header", G + b"Host: localhost\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n", 431),
+    ("bad-method-char", b"G(T /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n", 400),
 ]
 
 
@@ -97,17 +97,17 @@ def test_we_reject_everything_h11_rejects():
 
 def test_smuggling_attempts_do_not_desynchronise(server):
     # A body that looks like a second request stays body: one response only.
-    inner = b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+    inner = b"GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n"
     data = P + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(inner) + inner
     responses = parse_responses(raw_exchange(server.port, data, read_until_close=True))
     assert len(responses) == 1 and responses[0][0] == 400  # the "body" is not valid JSON
     # CL.TE: the server refuses the ambiguous request and closes, so the tail is never parsed.
-    data = P + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = P + b"Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\n\r\n"
     responses = parse_responses(raw_exchange(server.port, data, read_until_close=True))
     assert len(responses) == 1 and responses[0][0] == 400
     # Chunked body with a smuggled request after the terminating chunk, then a real pipelined one:
     # exactly two answers, in order.
-    data = (P + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = (P + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" + b"GET /v2/health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     responses = parse_responses(raw_exchange(server.port, data, read_until_close=True))
     assert [r[0] for r in responses] == [400, 200]
     # truncated body: the server waits, then times out or sees the close; never answers twice

@@ -12,11 +12,16 @@ from safetensors.numpy import load_file
 from conftest import DEFAULT_ENDPOINTS, ROOT, ServerProcess, write_config
 
 DIGITS = str(ROOT / "models" / "digits-mlp")
+ADMIN_KEY = "repository-admin-key-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+# The admin API on, with the whole file system as its model root: these tests are about the
+# repository's behaviour (confinement and keys are test_security_admin.py's).
+ADMIN_SETTINGS = {"admin": {"enabled": True, "apiKeys": [ADMIN_KEY], "modelRoot": "/"}}
 
 
 @pytest.fixture(scope="module")
 def repo_server(tmp_path_factory):
-    path = write_config(tmp_path_factory.mktemp("repo"), DEFAULT_ENDPOINTS)
+    path = write_config(tmp_path_factory.mktemp("repo"), DEFAULT_ENDPOINTS, server=ADMIN_SETTINGS)
     s = ServerProcess(path)
     yield s
     assert s.stop() == 0
@@ -43,14 +48,14 @@ def test_index_lists_every_endpoint_ready(repo_server):
 
 def test_unload_then_load(repo_server):
     base = repo_server.url
-    r = requests.post(base + "/v2/repository/models/identity/unload", timeout=5)
+    r = requests.post(base + "/v2/repository/models/identity/unload", json={}, headers=ADMIN, timeout=5)
     assert r.status_code == 200 and r.json() == {}
     r = requests.get(base + "/v2/models/identity", timeout=5)
     assert r.status_code == 404 and "unloaded" in r.json()["error"]
     assert requests.get(base + "/v2/models/identity/ready", timeout=5).status_code == 404
     assert index(base)["identity"]["state"] == "UNAVAILABLE"
     assert "identity" not in index(base, ready=True)
-    r = requests.post(base + "/v2/repository/models/identity/load", timeout=30)
+    r = requests.post(base + "/v2/repository/models/identity/load", json={}, headers=ADMIN, timeout=30)
     assert r.status_code == 200, r.text
     assert requests.get(base + "/v2/models/identity/ready", timeout=5).status_code == 200
     assert index(base)["identity"]["state"] == "READY"
@@ -58,16 +63,16 @@ def test_unload_then_load(repo_server):
 
 def test_unknown_and_broken_loads_fail_cleanly(repo_server, tmp_path):
     base = repo_server.url
-    r = requests.post(base + "/v2/repository/models/nope/unload", timeout=5)
+    r = requests.post(base + "/v2/repository/models/nope/unload", json={}, headers=ADMIN, timeout=5)
     assert r.status_code == 404
-    r = requests.post(base + "/v2/repository/models/nope/load", timeout=5)
+    r = requests.post(base + "/v2/repository/models/nope/load", json={}, headers=ADMIN, timeout=5)
     assert r.status_code == 404 and "parameters.config" in r.json()["error"]
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "model.json").write_text((ROOT / "models" / "digits-mlp" / "model.json").read_text())
     (broken / "model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
     r = requests.post(base + "/v2/repository/models/digits/load",
-                      json={"parameters": {"config": json.dumps({"model": str(broken)})}}, timeout=30)
+                      json={"parameters": {"config": json.dumps({"model": str(broken)})}}, headers=ADMIN, timeout=30)
     assert r.status_code == 400 and "digits" in r.json()["error"]
     # the previous model keeps serving and the index says why the load failed
     r = requests.post(base + "/v2/models/digits/infer", json=digits_body(), timeout=5)
@@ -75,9 +80,10 @@ def test_unknown_and_broken_loads_fail_cleanly(repo_server, tmp_path):
     entry = index(base)["digits"]
     assert entry["state"] == "READY" and "last load failed" in entry["reason"]
     r = requests.post(base + "/v2/repository/models/digits/load",
-                      json={"parameters": {"config": {"model": DIGITS, "bogus": 1}}}, timeout=30)
+                      json={"parameters": {"config": {"model": DIGITS, "bogus": 1}}}, headers=ADMIN, timeout=30)
     assert r.status_code == 400 and "parameters.config.bogus" in r.json()["error"]
-    r = requests.post(base + "/v2/repository/models/digits/load", data=b"{nope", timeout=5)
+    r = requests.post(base + "/v2/repository/models/digits/load", data=b"{nope", timeout=5,
+                      headers={**ADMIN, "Content-Type": "application/json"})
     assert r.status_code == 400
     metrics = requests.get(base + "/metrics", timeout=5).text
     assert 'sparseserve_model_load_failures_total{model="digits"} 1' in metrics
@@ -86,7 +92,7 @@ def test_unknown_and_broken_loads_fail_cleanly(repo_server, tmp_path):
 def test_add_a_new_endpoint_at_run_time(repo_server):
     base = repo_server.url
     r = requests.post(base + "/v2/repository/models/digits-extra/load",
-                      json={"parameters": {"config": {"model": DIGITS, "batching": {"maxBatchSize": 8}}}}, timeout=30)
+                      json={"parameters": {"config": {"model": DIGITS, "batching": {"maxBatchSize": 8}}}}, headers=ADMIN, timeout=30)
     assert r.status_code == 200, r.text
     r = requests.post(base + "/v2/models/digits-extra/infer", json=digits_body(3), timeout=5)
     assert r.status_code == 200 and r.json()["model_name"] == "digits-extra"
@@ -113,7 +119,7 @@ def test_reload_under_traffic_loses_no_request(repo_server):
         t.start()
     try:
         for size in (4, 32, 8):
-            r = requests.post(base + "/v2/repository/models/digits-batched/load", timeout=30, json={
+            r = requests.post(base + "/v2/repository/models/digits-batched/load", timeout=30, headers=ADMIN, json={
                 "parameters": {"config": {"model": DIGITS, "batching": {"maxBatchSize": size, "maxQueueDelayMicroseconds": 1000}}}})
             assert r.status_code == 200, r.text
             time.sleep(0.2)

@@ -61,10 +61,11 @@ def test_cors_preflight_and_headers(secured):
     assert r.headers["Access-Control-Max-Age"] == "60"
     r = requests.get(base + "/v2/health/live", headers={"Origin": "https://app.example"}, timeout=5)
     assert r.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    # an origin the config does not allow is refused outright (issue 15 item 2), preflight included
     r = requests.get(base + "/v2/health/live", headers={"Origin": "https://evil.example"}, timeout=5)
-    assert "Access-Control-Allow-Origin" not in r.headers
+    assert r.status_code == 403 and "Access-Control-Allow-Origin" not in r.headers
     r = requests.options(base + "/v2/models/digits/infer", headers={"Origin": "https://evil.example"}, timeout=5)
-    assert r.status_code == 405
+    assert r.status_code == 403
 
 
 EKEY = "endpoint-key-0123456789"
@@ -88,8 +89,11 @@ def test_per_endpoint_keys(per_endpoint):
     assert requests.get(base + "/v2/models/digits", timeout=5).status_code == 401
     # the other endpoint has no key, and the server has none: open
     assert requests.get(base + "/v2/models/identity", timeout=5).status_code == 200
-    # health stays public (publicRoutes), metrics are open too because no server key exists
-    assert requests.get(base + "/v2/models/digits/ready", timeout=5).status_code == 200
+    # health stays public (publicRoutes), metrics are open too because no server key exists; a
+    # model's readiness is metadata (it names the model), so it needs the endpoint's key
+    assert requests.get(base + "/v2/health/ready", timeout=5).status_code == 200
+    assert requests.get(base + "/v2/models/digits/ready", timeout=5).status_code == 401
+    assert requests.get(base + "/v2/models/digits/ready", headers={"Authorization": "Bearer " + EKEY}, timeout=5).status_code == 200
     assert requests.get(base + "/metrics", timeout=5).status_code == 200
 
 

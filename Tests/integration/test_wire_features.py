@@ -145,7 +145,7 @@ def test_plaintext_and_tls_side_by_side(tmp_path, certs):
         # the plaintext listener still answers
         assert requests.get(s.url + "/v2/health/live", timeout=5).status_code == 200
         # plaintext HTTP sent to the TLS port: no crash, connection closed
-        raw_exchange(s.https_port, b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n", read_until_close=True, timeout=3)
+        raw_exchange(s.https_port, b"GET /v2/health/live HTTP/1.1\r\nHost: localhost\r\n\r\n", read_until_close=True, timeout=3)
         # tritonclient over HTTPS (keep-alive, binary tensors)
         ctx_factory = lambda: gevent.ssl.create_default_context(cafile=str(certs / "ca.pem"))
         client = httpclient.InferenceServerClient(f"127.0.0.1:{s.https_port}", ssl=True, ssl_context_factory=ctx_factory)

@@ -28,6 +28,7 @@ public final class InferenceService: @unchecked Sendable {
         self.config = config
         self.logger = logger
         if let kernelThreads = config.server.kernelThreads { KernelPool.configureShared(threads: kernelThreads) }
+        CompressionLimits.shared = config.server.security.admin.compressionLimits
         compute = ComputeQueue(threads: config.server.threads, maxQueueSize: config.server.maxQueueSize)
         repository = ModelRepository(configs: config.endpoints, compute: compute, metrics: metrics, logger: logger)
         pipeline = InferencePipeline(compute: compute, metrics: metrics, logger: logger)
@@ -65,7 +66,7 @@ public final class InferenceService: @unchecked Sendable {
             let current = repository.entry(e.name)
             guard current?.config != e || current?.endpoint == nil else { continue }
             let logger = self.logger
-            repository.load(e.name, config: e) { error in
+            repository.load(e.name, config: e, fromConfigFile: true) { error in
                 if let error { logger.error("config reload: endpoint not reloaded", metadata: ["endpoint": "\(e.name)", "error": "\(error)"]) }
             }
         }
@@ -83,13 +84,26 @@ public final class InferenceService: @unchecked Sendable {
     /// Opens the listening sockets (`Listeners`) and returns their URLs.
     @discardableResult
     public func start() throws -> [String] {
-        let started = try Listeners.start(config.server, router: Router(service: self), repository: repository, logger: logger)
+        let started = try Listeners.start(config.server, router: Router(service: self), gate: RequestGate(service: self), logger: logger)
         let all = started.map(\.server)
         metrics.openConnections.collect { Double(all.reduce(0) { $0 + $1.activeConnectionCount }) }
         state.lock()
         servers = all
         state.unlock()
         return started.map(\.url)
+    }
+
+    /// Re-reads the TLS certificate and key of the HTTPS listener (SIGHUP); on failure the
+    /// current ones keep serving and the error is logged.
+    public func reloadTLS() {
+        state.lock()
+        let servers = self.servers
+        state.unlock()
+        for server in servers {
+            do { try server.reloadTLS() } catch {
+                logger.error("TLS reload failed; keeping the current certificate", metadata: ["error": "\(error)"])
+            }
+        }
     }
 
     /// Graceful stop: readiness turns false, the listener closes, in-flight requests finish within

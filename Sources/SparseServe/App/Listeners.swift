@@ -5,12 +5,12 @@ import Logging
 /// beside it (or HTTPS alone on `server.port` when `tls.port` is absent).
 enum Listeners {
     /// Starts every listener with `router` as the handler; on a failure the ones already started stop.
-    static func start(_ s: ServerConfig, router: Router, repository: ModelRepository,
+    /// Every listener asks `gate` about each request head before reading its body.
+    static func start(_ s: ServerConfig, router: Router, gate: RequestGate,
                       logger: Logger) throws -> [(server: HTTPServer, url: String)] {
-        let bodyLimit = self.bodyLimit(default: s.maxBodyBytes, repository: repository)
         var started: [(server: HTTPServer, url: String)] = []
         for (configuration, scheme) in configurations(s) {
-            let server = HTTPServer(configuration: configuration, logger: logger, bodyLimit: bodyLimit) { request, respond in
+            let server = HTTPServer(configuration: configuration, logger: logger, headPolicy: gate.decide) { request, respond in
                 router.handle(request, respond)
             }
             do {
@@ -37,21 +37,14 @@ enum Listeners {
         http.bodyReadTimeout = s.bodyReadTimeoutSeconds
         http.idleTimeout = s.idleTimeoutSeconds
         http.compressionMinimumBytes = s.gzipEnabled ? s.gzipMinimumBytes : Int.max
+        http.maxConnectionsPerClient = s.security.perClientLimit(s)
+        http.firstRequestTimeout = s.security.firstRequestTimeoutSeconds
+        http.bodyMemoryBudget = HTTPMemoryBudget(limit: s.security.maxTotalBodyBytes) // shared by both listeners
         guard let tls = s.tls else { return [(http, "http")] }
         var secure = http
         secure.tls = TLSConfiguration(certificatePath: tls.certificate, privateKeyPath: tls.privateKey, clientCAPath: tls.clientCA)
         guard let port = tls.port else { return [(secure, "https")] }
         secure.port = port
         return [(http, "http"), (secure, "https")]
-    }
-
-    /// The largest body a request may send: the endpoint's `maxBodyBytes` for its infer route, else the server's.
-    static func bodyLimit(default limit: Int, repository: ModelRepository) -> @Sendable (String, String) -> Int {
-        { _, path in
-            if case .infer(let model, _)? = try? Route(path: path), let endpointLimit = repository.entry(model)?.config.maxBodyBytes {
-                return endpointLimit
-            }
-            return limit
-        }
     }
 }

@@ -29,8 +29,8 @@ enum Route: Equatable, Sendable {
         case .modelStatistics(let model, _):
             return model.map(KeyScope.endpoint) ?? .server
         case .repositoryLoad, .repositoryUnload:
-            // Loading and unloading change what the server serves: a server key, never an endpoint's.
-            return .serverOnly
+            // Loading and unloading change what the server serves: admin keys only (RequestGate).
+            return .admin
         case .embeddings:
             return .namedInBody
         }
@@ -39,10 +39,11 @@ enum Route: Equatable, Sendable {
     /// The group `server.publicRoutes` names to exempt a route from API keys.
     var group: RouteGroup {
         switch self {
-        case .live, .ready, .modelReady: return .health
+        case .live, .ready: return .health
         case .metrics: return .metrics
         case .openAPI: return .openapi
-        case .serverMetadata, .modelMetadata, .modelConfig: return .metadata
+        // A model's readiness names the model: metadata, not health (probes use /v2/health/ready).
+        case .serverMetadata, .modelMetadata, .modelConfig, .modelReady: return .metadata
         case .infer, .modelStatistics, .embeddings, .repositoryIndex, .repositoryLoad, .repositoryUnload: return .protected
         }
     }
@@ -137,10 +138,10 @@ enum KeyScope: Equatable, Sendable {
     case server
     /// The server's keys, or the keys of the endpoint the path names.
     case endpoint(String)
-    /// The server's keys, even though the path names an endpoint (repository actions).
-    case serverOnly
     /// The endpoint is named in the body: the handler checks once it has parsed it.
     case namedInBody
+    /// The admin API's own keys (`server.admin.apiKeys`), checked by `RequestGate` from the head.
+    case admin
 }
 
 /// Groups of routes that `server.publicRoutes` can open to requests without a key.

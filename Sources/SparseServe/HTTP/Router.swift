@@ -41,7 +41,9 @@ public final class Router: Sendable {
         case .ready: reply(v2.ready())
         case let .modelMetadata(model, version): reply(try v2.modelMetadata(model, version))
         case let .modelReady(model, version): reply(try v2.modelReady(model, version))
-        case let .infer(model, version): try v2.infer(model, version, request, reply)
+        case let .infer(model, version):
+            if let refusal = JSONTreeCharge.refusal(request) { return reply(refusal) }
+            try v2.infer(model, version, request, reply)
         case let .modelStatistics(model, version): reply(try v2.statistics(model, version))
         case let .modelConfig(model, version): reply(try v2.modelConfig(model, version))
         case .repositoryIndex: reply(try v2.repositoryIndex(request.body))

@@ -62,6 +62,19 @@ public final class MetricFamily: @unchecked Sendable {
         order.removeAll { $0 == labels }
     }
 
+    /// Drops every series whose label `label` is `value` (an unloaded model's series).
+    public func removeSeries(label: String, value: String) {
+        guard let index = labelNames.firstIndex(of: label) else { return }
+        lock.lock(); defer { lock.unlock() }
+        let gone = order.filter { $0[index] == value }
+        for labels in gone {
+            values[labels] = nil
+            histograms[labels] = nil
+            collectors[labels] = nil
+        }
+        order.removeAll { $0[index] == value }
+    }
+
     /// Records one histogram observation.
     public func observe(_ value: Double, _ labels: String...) {
         lock.lock(); defer { lock.unlock() }
@@ -142,6 +155,14 @@ public final class MetricsRegistry: @unchecked Sendable {
         let f = MetricFamily(name: name, help: help, kind: kind, labelNames: labels, buckets: buckets)
         families.append(f)
         return f
+    }
+
+    /// Drops every series of every family whose label `label` is `value`.
+    public func removeSeries(label: String, value: String) {
+        lock.lock()
+        let list = families
+        lock.unlock()
+        for f in list { f.removeSeries(label: label, value: value) }
     }
 
     public func render() -> String {

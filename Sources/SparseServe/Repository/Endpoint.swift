@@ -45,7 +45,9 @@ public final class Endpoint: @unchecked Sendable {
         if let artifact = summary?.artifact {
             pairs.append(("artifact", .object([
                 ("format_version", int(artifact.formatVersion)), ("tool_version", .string(artifact.toolVersion)),
-                ("source_model", .string(artifact.sourceModel)), ("source_fingerprint", .string(artifact.sourceFingerprint)),
+                // The folder's name only: the full path would tell clients about the server's file system.
+                ("source_model", .string(URL(fileURLWithPath: artifact.sourceModel).lastPathComponent)),
+                ("source_fingerprint", .string(artifact.sourceFingerprint)),
                 ("compression", (try? JSON.parse(artifact.compression)) ?? .string(artifact.compression)),
             ])))
         }

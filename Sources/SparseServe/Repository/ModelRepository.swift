@@ -29,6 +29,14 @@ public final class ModelRepository: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [String: Entry] = [:]
     private var order: [String] = []
+    /// Endpoints of the config file; the others came through the load API and leave no trace
+    /// when they fail to load or are unloaded (beyond `recentFailures`).
+    private var configured: Set<String> = []
+    /// The last failed loads of names that are not served, newest last (index: UNAVAILABLE).
+    private var recentFailures: [(name: String, reason: String)] = []
+    static let recentFailureLimit = 32
+    /// The `model` label of load failures of names that were never served.
+    static let unlistedModelLabel = "(unlisted)"
     private let loader = DispatchQueue(label: "sparse-serve.model-loader")
     private let compute: ComputeQueue
     private let metrics: ServerMetrics
@@ -41,6 +49,7 @@ public final class ModelRepository: @unchecked Sendable {
         for c in configs {
             entries[c.name] = Entry(config: c, endpoint: nil, state: .loading, reason: "not loaded yet")
             order.append(c.name)
+            configured.insert(c.name)
         }
     }
 
@@ -98,14 +107,16 @@ public final class ModelRepository: @unchecked Sendable {
     static let skippedReason = "optional endpoint: model folder absent"
 
     /// Loads (or reloads, with `config` replacing the current one) an endpoint on the loader queue;
-    /// `done` gets nil on success or the error. Unknown names need a `config`.
-    func load(_ name: String, config: EndpointConfig?, done: @escaping @Sendable (Error?) -> Void) {
+    /// `done` gets nil on success or the error. Unknown names need a `config`. `fromConfigFile`
+    /// (a SIGHUP reload) keeps the endpoint's slot like the start-up config's.
+    func load(_ name: String, config: EndpointConfig?, fromConfigFile: Bool = false, done: @escaping @Sendable (Error?) -> Void) {
         loader.async {
             do {
                 guard let config = config ?? self.entry(name)?.config else {
                     throw ProtocolError(404, "unknown model '\(name)'; to add a model, pass its endpoint config in parameters.config")
                 }
                 self.lock.lock()
+                if fromConfigFile { self.configured.insert(name) }
                 if self.entries[name] == nil {
                     self.entries[name] = Entry(config: config, endpoint: nil, state: .loading, reason: "loading")
                     self.order.append(name)
@@ -121,15 +132,38 @@ public final class ModelRepository: @unchecked Sendable {
         }
     }
 
-    /// Takes an endpoint out of service; requests already running finish on it.
+    /// Takes an endpoint out of service; requests already running finish on it, then its model is
+    /// freed. Its metric series go (a config-file endpoint keeps `model_loaded 0` and its slot;
+    /// one added through the API is forgotten).
     func unload(_ name: String) throws {
-        lock.lock(); defer { lock.unlock() }
-        guard entries[name] != nil else { throw ProtocolError(404, "unknown model '\(name)'") }
-        entries[name]?.endpoint = nil
-        entries[name]?.state = .unavailable
-        entries[name]?.reason = ModelRepository.unloadedReason
-        metrics.modelLoaded.set(0, name)
+        lock.lock()
+        guard entries[name] != nil else {
+            lock.unlock()
+            throw ProtocolError(404, "unknown model '\(name)'")
+        }
+        let keepSlot = configured.contains(name)
+        if keepSlot {
+            entries[name]?.endpoint = nil
+            entries[name]?.state = .unavailable
+            entries[name]?.reason = ModelRepository.unloadedReason
+        } else {
+            entries[name] = nil
+            order.removeAll { $0 == name }
+        }
+        lock.unlock()
+        metrics.registry.removeSeries(label: "model", value: name)
+        if keepSlot { metrics.modelLoaded.set(0, name) }
         logger.info("unloaded endpoint", metadata: ["endpoint": "\(name)"])
+    }
+
+    /// A failed load of a name with nothing to serve: only `recentFailures` remembers it.
+    /// Call with the lock held.
+    private func forgetFailedLoad(_ name: String, reason: String) {
+        entries[name] = nil
+        order.removeAll { $0 == name }
+        recentFailures.removeAll { $0.name == name }
+        recentFailures.append((name, reason))
+        if recentFailures.count > Self.recentFailureLimit { recentFailures.removeFirst(recentFailures.count - Self.recentFailureLimit) }
     }
 
     /// Builds the endpoint for `config` and swaps it in; on failure the old endpoint keeps serving.
@@ -153,10 +187,15 @@ public final class ModelRepository: @unchecked Sendable {
             let reason = "cannot load model from '\(config.modelPath)': \(error)"
             lock.lock()
             let hasOld = entries[config.name]?.endpoint != nil
-            entries[config.name]?.state = hasOld ? .ready : .unavailable
-            entries[config.name]?.reason = hasOld ? "last load failed, still serving the previous model: \(reason)" : reason
+            let listed = hasOld || configured.contains(config.name)
+            if listed {
+                entries[config.name]?.state = hasOld ? .ready : .unavailable
+                entries[config.name]?.reason = hasOld ? "last load failed, still serving the previous model: \(reason)" : reason
+            } else {
+                forgetFailedLoad(config.name, reason: reason)
+            }
             lock.unlock()
-            metrics.modelLoadFailures.add(1, config.name)
+            metrics.modelLoadFailures.add(1, listed ? config.name : ModelRepository.unlistedModelLabel)
             logger.error("endpoint failed to load", metadata: ["endpoint": "\(config.name)", "error": "\(reason)"])
             throw ConfigError(field: "endpoint '\(config.name)'", reason: reason)
         }
@@ -238,6 +277,9 @@ public final class ModelRepository: @unchecked Sendable {
                 ("name", .string(name)), ("version", .string(e.config.version)),
                 ("state", .string(e.state.rawValue)), ("reason", .string(e.reason)),
             ])
+        } + recentFailures.filter { entries[$0.name] == nil }.map { failure in
+            .object([("name", .string(failure.name)), ("state", .string(ModelState.unavailable.rawValue)),
+                     ("reason", .string("load failed: \(failure.reason)"))])
         })
     }
 

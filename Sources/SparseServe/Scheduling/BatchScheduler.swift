@@ -31,7 +31,9 @@ struct PendingInference {
     var arrived: UInt64
     var deadline: UInt64?
     var isCancelled: @Sendable () -> Bool
-    var complete: @Sendable (Result<[String: Tensor], Error>) -> Void
+    /// Called with the outcome and when its forward pass started (uptime ns; for the queue and
+    /// compute time metrics — a batch's start, not the moment its result arrives).
+    var complete: @Sendable (Result<[String: Tensor], Error>, _ computeStarted: UInt64) -> Void
 }
 
 /// Coalesces concurrent requests for one model into forward passes of up to `maxBatchSize` rows
@@ -144,10 +146,10 @@ final class BatchScheduler: @unchecked Sendable {
 
         for item in expired {
             let waited = Double(now - item.arrived) / 1000
-            item.complete(.failure(ProtocolError(503, "queue timeout expired after \(Int(waited)) µs; the request was not executed", reason: .timeout)))
+            item.complete(.failure(ProtocolError(503, "queue timeout expired after \(Int(waited)) µs; the request was not executed", reason: .timeout)), now)
         }
         for item in cancelled {
-            item.complete(.failure(ProtocolError(499, "the client closed the connection before the request ran", reason: .cancelled)))
+            item.complete(.failure(ProtocolError(499, "the client closed the connection before the request ran", reason: .cancelled)), now)
         }
         if more { submitDrain() }
         guard !batch.isEmpty else { return }
@@ -164,9 +166,10 @@ final class BatchScheduler: @unchecked Sendable {
     }
 
     private func run(_ batch: [PendingInference], rows: Int) {
+        let started = DispatchTime.now().uptimeNanoseconds
         if batch.count == 1 {
             let item = batch[0]
-            item.complete(Result { try model.infer(item.request.inputs) })
+            item.complete(Result { try model.infer(item.request.inputs) }, started)
             return
         }
         do {
@@ -182,12 +185,13 @@ final class BatchScheduler: @unchecked Sendable {
                     mine[name] = tensor.rows(offset..<(offset + item.rows))
                 }
                 offset += item.rows
-                item.complete(.success(mine))
+                item.complete(.success(mine), started)
             }
         } catch {
             // One bad request must not fail its neighbours: rerun each alone.
             for item in batch {
-                item.complete(Result { try model.infer(item.request.inputs) })
+                let alone = DispatchTime.now().uptimeNanoseconds
+                item.complete(Result { try model.infer(item.request.inputs) }, alone)
             }
         }
     }

@@ -44,7 +44,9 @@ public final class ComputeQueue: @unchecked Sendable {
         self.threadCount = threads
         self.maxQueueSize = maxQueueSize
         for i in 0..<threads {
-            let thread = Thread { [unowned self] in self.workerLoop() }
+            // Strong: the workers live as long as the process; an unowned reference crashed a
+            // start-up that failed (the queue was freed before a worker first ran).
+            let thread = Thread { self.workerLoop() }
             thread.name = "sparse-serve-compute-\(i)"
             thread.stackSize = 8 << 20
             self.threads.append(thread)

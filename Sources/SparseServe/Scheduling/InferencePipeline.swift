@@ -51,8 +51,7 @@ struct InferencePipeline: Sendable {
         let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
         let pipeline = self
         let item = PendingInference(request: request, rows: rows, signature: signature, arrived: arrived, deadline: deadline,
-                                    isCancelled: clientGone) { result in
-            let started = DispatchTime.now().uptimeNanoseconds
+                                    isCancelled: clientGone) { result, started in
             pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, respond: respond)
         }
         if !scheduler.enqueue(item) {

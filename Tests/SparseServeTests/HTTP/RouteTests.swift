@@ -22,7 +22,7 @@ final class RouteTests: XCTestCase {
     }
 
     /// Every route that names an endpoint in its path checks that endpoint's keys (repository
-    /// actions need a server key); the switch in `Route.keyScope` has no default, so a new route
+    /// actions need an admin key); the switch in `Route.keyScope` has no default, so a new route
     /// cannot skip the choice, and this test pins the choice for each path.
     func testRoutesThatNameAModelUseItsKeys() throws {
         let endpointScoped = ["/v2/models/m", "/v2/models/m/versions/2", "/v2/models/m/ready", "/v2/models/m/infer",
@@ -31,7 +31,7 @@ final class RouteTests: XCTestCase {
             XCTAssertEqual(try Route(path: path)?.keyScope, .endpoint("m"), path)
         }
         for path in ["/v2/repository/models/m/load", "/v2/repository/models/m/unload"] {
-            XCTAssertEqual(try Route(path: path)?.keyScope, .serverOnly, path)
+            XCTAssertEqual(try Route(path: path)?.keyScope, .admin, path)
         }
         for path in ["/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/stats", "/metrics", "/openapi.yaml", "/v2/repository/index"] {
             XCTAssertEqual(try Route(path: path)?.keyScope, .server, path)
@@ -40,7 +40,8 @@ final class RouteTests: XCTestCase {
     }
 
     func testGroupsAndLabels() throws {
-        XCTAssertEqual(try Route(path: "/v2/models/m/ready")?.group, .health)
+        XCTAssertEqual(try Route(path: "/v2/models/m/ready")?.group, .metadata, "a model's readiness names it")
+        XCTAssertEqual(try Route(path: "/v2/health/ready")?.group, .health)
         XCTAssertEqual(try Route(path: "/v2/models/m/infer")?.group, .protected)
         XCTAssertEqual(try Route(path: "/v2/models/m/config")?.label, .metadata)
         XCTAssertFalse(RouteGroup.exemptible.contains(.protected))

@@ -30,7 +30,7 @@ final class BatchSchedulerTests: XCTestCase {
         let t = Tensor(shape: [values.count / 2, 2], storage: .fp32(values))
         return PendingInference(request: InferenceRequest(id: nil, inputs: ["x": t], requestedOutputs: nil),
                                 rows: values.count / 2, signature: ["x": [2]], arrived: DispatchTime.now().uptimeNanoseconds,
-                                deadline: deadline, isCancelled: { cancelled }, complete: done)
+                                deadline: deadline, isCancelled: { cancelled }, complete: { result, _ in done(result) })
     }
 
     func testConcurrentRequestsShareBatchesAndGetTheirOwnRows() throws {

@@ -36,6 +36,8 @@ public struct ServerConfig: Sendable, Equatable {
     public var gzipMinimumBytes = 1024
     /// false = never compress responses (requests with Content-Encoding are still decoded).
     public var gzipEnabled = true
+    /// The admin API, `Host` allowlist, connection fairness and memory ceilings.
+    public var security = SecuritySettings()
     public init() {}
 }
 

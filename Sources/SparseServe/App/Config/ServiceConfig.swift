@@ -104,6 +104,7 @@ public struct ServiceConfig: Sendable, Equatable {
             }
             try go.finish()
         }
+        try SecuritySettings.parse(&o, into: &s, baseDirectory: baseDirectory)
         if let v = try o.take("cors") {
             var co = try StrictObject(v, path: "server.cors")
             var cors = CORSConfig()
@@ -119,6 +120,7 @@ public struct ServiceConfig: Sendable, Equatable {
             s.cors = cors
         }
         try o.finish()
+        try SecuritySettings.validate(s)
         return s
     }
 
@@ -213,7 +215,7 @@ public struct ServiceConfig: Sendable, Equatable {
     }
 
     /// API keys: a non-empty array of strings of at least 16 visible ASCII characters.
-    private static func parseKeys(_ v: JSON, field: String) throws -> [String] {
+    static func parseKeys(_ v: JSON, field: String) throws -> [String] {
         guard let list = v.arrayValue, !list.isEmpty else {
             throw ConfigError(field: field, reason: "must be a non-empty array of strings")
         }

@@ -14,9 +14,10 @@ struct APIKeyAuth: Middleware {
         guard let route, !publicGroups.contains(route.group) else { return nil }
         let model: String?
         switch route.keyScope {
-        case .server, .serverOnly: model = nil
+        case .server: model = nil
         case .endpoint(let name): model = name
         case .namedInBody: return nil  // the handler calls `isAuthorized` once it has the name
+        case .admin: return nil        // RequestGate checked the admin key before the body was read
         }
         return isAuthorized(request.headers["authorization"], model: model) ? nil : Self.unauthorized()
     }
@@ -25,6 +26,11 @@ struct APIKeyAuth: Middleware {
     func isAuthorized(_ header: String?, model: String?) -> Bool {
         let keys = serverKeys + (model.map(endpointKeys) ?? [])
         guard !keys.isEmpty else { return true }
+        return Self.keyMatches(header, keys: keys)
+    }
+
+    /// Whether `Authorization: Bearer <key>` carries one of `keys` (none matches an empty list).
+    static func keyMatches(_ header: String?, keys: [String]) -> Bool {
         guard let header, header.lowercased().hasPrefix("bearer ") else { return false }
         let given = Array(header.dropFirst(7).trimmingCharacters(in: .whitespaces).utf8)
         var match = false

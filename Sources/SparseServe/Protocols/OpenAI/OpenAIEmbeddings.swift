@@ -160,12 +160,18 @@ struct OpenAIEmbeddingsRoute: Sendable {
     let auth: APIKeyAuth
 
     func handle(_ request: HTTPRequest, _ reply: @escaping Responder) {
+        if let refusal = JSONTreeCharge.refusal(request) { return reply(refusal) }
         do {
             let body = try OpenAIEmbeddings.parse(request.body)
             guard auth.isAuthorized(request.headers["authorization"], model: body.model) else {
                 return reply(APIKeyAuth.unauthorized(OpenAIEmbeddings.error))
             }
             let endpoint = try service.repository.endpoint(named: body.model, version: nil)
+            // The head was read against the largest endpoint limit; this endpoint's own applies.
+            let limit = endpoint.config.maxBodyBytes ?? service.config.server.maxBodyBytes
+            guard request.body.count <= limit else {
+                return reply(OpenAIEmbeddings.error(413, "request body of \(request.body.count) bytes exceeds the limit of \(limit) bytes of model '\(endpoint.name)'"))
+            }
             service.pipeline.run(endpoint: endpoint, codec: OpenAIEmbeddings.codec(body, endpoint: endpoint.config),
                                  clientGone: request.isClientGone, respond: reply)
         } catch {

@@ -18,6 +18,24 @@ enum TextInputs {
         }
     }
 
+    /// Most UTF-8 bytes of text per token of the limit that are tokenized: text beyond
+    /// `limit × textBytesPerToken` cannot fit (a token covers a few bytes; only words of over 100
+    /// characters, which become one [UNK], cover more) and is refused or cut before tokenizing.
+    static let textBytesPerToken = 64
+
+    /// `bytes`, or its first `limit × textBytesPerToken` bytes (cut at a character boundary) when
+    /// truncation is asked for; longer text without truncation → 422 before any tokenizing.
+    static func boundedText(_ bytes: [UInt8], limit: Int, truncate: Bool, name: String, model: String) throws -> [UInt8] {
+        let ceiling = limit * textBytesPerToken
+        guard bytes.count > ceiling else { return bytes }
+        guard truncate else {
+            throw ProtocolError(422, "\(name) is \(bytes.count) bytes of text, more than model '\(model)' takes (\(limit) tokens, at most \(ceiling) bytes are read): shorten it, or ask for truncation (\"truncate\": true)")
+        }
+        var cut = ceiling
+        while cut > 0 && bytes[cut] & 0xC0 == 0x80 { cut -= 1 }  // not inside a UTF-8 sequence
+        return Array(bytes[..<cut])
+    }
+
     /// The per-input token limit: the endpoint's `maxTokensPerInput`, never above the model's own.
     static func tokenLimit(_ model: any TextEncodingModel, _ config: EndpointConfig) -> Int {
         min(config.maxTokensPerInput ?? model.maxTokens, model.maxTokens)
@@ -35,7 +53,9 @@ enum TextInputs {
             let ids: [Int32], full: Int
             do {
                 switch item {
-                case .text(let bytes): (ids, full) = try model.tokenize(utf8: bytes, limit: limit)
+                case .text(let bytes):
+                    let bounded = try boundedText(bytes, limit: limit, truncate: truncate, name: "\(parameter)[\(i)]", model: config.name)
+                    (ids, full) = try model.tokenize(utf8: bounded, limit: limit)
                 case .tokens(let given): (ids, full) = try model.prepare(tokenIDs: given, limit: limit)
                 }
             } catch let error as InvalidInputError {

@@ -26,6 +26,9 @@ extension V2Routes {
     }
 
     func repositoryUnload(_ model: String) throws -> HTTPResponse {
+        guard service.config.server.security.admin.enabled else {
+            throw ProtocolError(403, "the repository admin API (load/unload) is off; enable it with server.admin")
+        }
         try repository.unload(model)
         return .json(status: 200, Array("{}".utf8))
     }
@@ -34,6 +37,20 @@ extension V2Routes {
     /// or that object as a JSON string, as Triton clients send it) replaces the current config; without
     /// it the current config is reloaded. Relative model paths resolve against the config file's folder.
     func endpointConfig(forLoad name: String, body: [UInt8]) throws -> EndpointConfig? {
+        guard service.config.server.security.admin.enabled else {
+            throw ProtocolError(403, "the repository admin API (load/unload) is off; enable it with server.admin")
+        }
+        return try InferenceService.endpointConfig(forLoad: name, body: body, config: service.config,
+                                                   currentModelPath: repository.entry(name)?.config.modelPath)
+    }
+}
+
+extension InferenceService {
+    /// The endpoint config of a load request to a server running `config`, whose endpoint `name`
+    /// (if any) loads `currentModelPath`: the config file's validation, the admin model root
+    /// (one error for every path outside it) and the server's ceilings.
+    package static func endpointConfig(forLoad name: String, body: [UInt8], config: ServiceConfig,
+                                       currentModelPath: String?) throws -> EndpointConfig? {
         guard !body.isEmpty else { return nil }
         let json = try JSON.parse(body)
         guard json.objectValue != nil else { throw ProtocolError(400, "load request body must be a JSON object") }
@@ -44,13 +61,19 @@ extension V2Routes {
         }
         var merged = given.objectValue ?? []
         if !merged.contains(where: { $0.0 == "name" }) { merged.append(("name", .string(name))) }
-        if !merged.contains(where: { $0.0 == "model" }), let current = repository.entry(name)?.config.modelPath {
+        let admin = config.server.security.admin
+        if let index = merged.firstIndex(where: { $0.0 == "model" }) {
+            guard let path = merged[index].1.stringValue else { throw ProtocolError(400, "parameters.config.model must be a string") }
+            merged[index].1 = .string(try admin.confine(path))
+        }
+        if !merged.contains(where: { $0.0 == "model" }), let current = currentModelPath {
             merged.append(("model", .string(current)))
         }
-        let config = try ServiceConfig.parseEndpoint(.object(merged), path: "parameters.config", baseDirectory: service.config.baseDirectory)
-        guard config.name == name else {
-            throw ProtocolError(400, "parameters.config.name '\(config.name)' does not match the model in the URL '\(name)'")
+        let endpoint = try ServiceConfig.parseEndpoint(.object(merged), path: "parameters.config", baseDirectory: config.baseDirectory)
+        guard endpoint.name == name else {
+            throw ProtocolError(400, "parameters.config.name '\(endpoint.name)' does not match the model in the URL '\(name)'")
         }
-        return config
+        try admin.checkCeilings(endpoint, server: config.server)
+        return endpoint
     }
 }
