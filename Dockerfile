@@ -32,6 +32,10 @@ RUN apt-get update \
 WORKDIR /app
 COPY --from=build /out/sparse-serve /usr/local/bin/sparse-serve
 COPY models/digits-mlp /app/models/digits-mlp
+# Calibrated one-shot compressed digits artifacts (scripts/build_artifacts.sh; Deploy/config.json serves them)
+COPY models/digits-2of4 /app/models/digits-2of4
+COPY models/digits-2of4-t /app/models/digits-2of4-t
+COPY models/digits-blast /app/models/digits-blast
 COPY models/timeseries/model.json models/timeseries/model.safetensors /app/models/timeseries/
 COPY Deploy/config.json /app/Deploy/config.json
 # Mount another config or model folder over these paths (or set SPARSESERVE_CONFIG) to serve your own.

@@ -32,8 +32,16 @@ complete() {
     [ "$(stat -c %s "$DEST/model.safetensors")" -eq 90868376 ]
 }
 
+# The default calibration set and the held-out texts (models/wordnet, made by make_calibration.py)
+# beside the weights, where `compress --calibration default` and the quality reports look.
+copy_texts() {
+    cp models/wordnet/calibration.txt "$1/calibration.txt"
+    cp models/wordnet/heldout.txt "$1/heldout.txt"
+}
+
 if [ "${FORCE:-0}" != 1 ] && complete; then
     write_manifest "$DEST"
+    copy_texts "$DEST"
     echo "fetch-minilm: $DEST is present"
     exit 0
 fi
@@ -53,6 +61,7 @@ for f in "${FILES[@]}"; do
     cp "$SRC/$f" "$DEST.tmp/$f"
 done
 write_manifest "$DEST.tmp"
+copy_texts "$DEST.tmp"
 rm -rf "$DEST"
 mv "$DEST.tmp" "$DEST"
 echo "fetch-minilm: wrote $DEST ($(du -sh "$DEST" | cut -f1))"

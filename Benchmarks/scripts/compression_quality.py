@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compression quality on the digits MLP through the real server.
+"""Compression quality through the real server: the digits MLP and (when fetched) MiniLM.
 
 Starts the release binary with one endpoint per compression method over models/digits-mlp (dense,
 2:4 magnitude, 4:8 magnitude, 2:4 and 4:8 transposable, BLAST at ~50 % of the parameters, l1,inf
@@ -124,19 +124,21 @@ def main():
         ("l1inf-95", f"l1,inf columns on fc1, ρ = 0.95 ({kept_inputs(0.95)}/64 inputs kept)", l1inf_plan(0.95)),
         ("csr-50", "CSR 50 % (magnitude)", {"method": "csr", "density": 0.5, "pin": True}),
     ]
+    endpoints = [(n, label, c, False) for n, label, c in endpoints] + [
+        (n + "-cal", label.replace("magnitude", "data-aware"), calibrated(c), True) for n, label, c in endpoints[1:] if "l1inf" not in n]
     split = load_file(str(MODEL / "test.safetensors"))
     x, labels = split["inputs"], split["labels"]
     with tempfile.TemporaryDirectory() as tmp:
         config = pathlib.Path(tmp) / "config.json"
         config.write_text(json.dumps({"server": {"threads": 2},
-                                      "endpoints": [{"name": n, "model": str(MODEL), "compression": c} for n, _, c in endpoints]}))
+                                      "endpoints": [{"name": n, "model": str(MODEL), "compression": c} for n, _, c, _ in endpoints]}))
         proc, url = start_server(config)
         try:
             results = []
-            for name, label, _ in endpoints:
+            for name, label, _, cal in endpoints:
                 predicted = infer(url, name, x).argmax(axis=1)
                 meta = get(f"{url}/v2/models/{name}")["compression"]
-                results.append((name, label, predicted, meta))
+                results.append((name, label, predicted, meta, cal))
             if args.json:
                 loads = [list(os.getloadavg())]
                 speeds = throughputs(url, [n for n, _, _ in endpoints], x, args.rounds)
@@ -147,18 +149,85 @@ def main():
     dense_predicted = results[0][2]
     dense_accuracy = float((dense_predicted == labels).mean())
     print(f"digits MLP test split: {len(labels)} samples; l1,inf radiusRatio {ratio} keeps {kept} of fc1's 64 inputs\n")
-    print("| compression | density | accuracy | vs dense | agrees with dense | rel. error fc1 / fc2 / fc3 | storage fc1 / fc2 / fc3 |")
-    print("|---|---:|---:|---:|---:|---|---|")
-    for name, label, predicted, meta in results:
+    print("| compression | calibrated | recovery | density | accuracy | vs dense | agrees with dense | rel. error fc1 / fc2 / fc3 | storage fc1 / fc2 / fc3 |")
+    print("|---|---|---|---:|---:|---:|---:|---|---|")
+    for name, label, predicted, meta, cal in results:
         accuracy = float((predicted == labels).mean())
         agreement = float((predicted == dense_predicted).mean())
         layers = {l["name"]: l for l in meta["layers"]}
         errors = " / ".join(f"{layers[n]['relative_error']:.3f}" for n in ("fc1", "fc2", "fc3"))
         storage = " / ".join(layers[n]["storage"] for n in ("fc1", "fc2", "fc3"))
-        print(f"| {label} | {meta['density']:.2f} | {accuracy:.3f} | {100 * (accuracy - dense_accuracy):+.1f} pts "
+        print(f"| {label} | {'yes' if cal else 'no'} | no | {meta['density']:.2f} | {accuracy:.3f} | {100 * (accuracy - dense_accuracy):+.1f} pts "
               f"| {agreement:.3f} | {errors} | {storage} |")
     if args.json:
         write_json(args.json, results, labels, dense_predicted, speeds, loads)
+
+
+MINILM = ROOT / "models" / "minilm-l6"
+ENCODER = "encoder.layer.*"
+FFN = {f"encoder.layer.*.{n}.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}
+       for n in ("intermediate", "output")}
+
+
+def lee_corpus():
+    """The Lee et al. document-similarity data from gensim's test data: 50 documents and the 1,225
+    human similarity ratings of their pairs (upper triangle)."""
+    import glob
+    import zipfile
+    folder = ROOT / ".build" / "lee"
+    if not (folder / "similarities0-1.txt").exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(folder), "gensim==4.4.0"], check=True)
+        with zipfile.ZipFile(glob.glob(str(folder / "gensim-*.whl"))[0]) as z:
+            for name in ("lee.cor", "similarities0-1.txt"):
+                (folder / name).write_bytes(z.read(f"gensim/test/test_data/{name}"))
+    docs = [l.strip() for l in (folder / "lee.cor").read_text(encoding="latin-1").splitlines() if l.strip()]
+    human = np.loadtxt(folder / "similarities0-1.txt")
+    pairs = [(i, j) for i in range(len(docs)) for j in range(i + 1, len(docs))]
+    return docs, np.array([human[i, j] for i, j in pairs]), pairs
+
+
+def spearman(a, b):
+    ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def minilm_table():
+    from minilm_endpoints import cosines, embed
+    variants = [
+        ("dense", "dense", None),
+        ("nm24", "2:4, all encoder linears", {"method": "dense", "layers": {ENCODER: {"method": "nm", "n": 2, "m": 4}}}),
+        ("nm48", "4:8, all encoder linears", {"method": "dense", "layers": {ENCODER: {"method": "nm", "n": 4, "m": 8}}}),
+        ("nm24t", "transposable 2:4, all encoder linears",
+         {"method": "dense", "layers": {ENCODER: {"method": "nm", "n": 2, "m": 4, "mask": "transposable"}}}),
+        ("blast", "BLAST b=4 50 % on the FFN", {"method": "dense", "layers": FFN}),
+    ]
+    endpoints = [("dense", "dense", None, False)]
+    for name, label, c in variants[1:]:
+        endpoints += [(name, label, c, False), (name + "-cal", label, calibrated(c), True)]
+    held = [l for l in (ROOT / "models" / "wordnet" / "heldout.txt").read_text().splitlines() if l.strip()]
+    docs, human, pairs = lee_corpus()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = pathlib.Path(tmp) / "config.json"
+        config.write_text(json.dumps({"server": {"threads": 2}, "endpoints": [
+            {"name": n, "model": str(MINILM), **({"compression": c} if c else {})} for n, _, c, _ in endpoints]}))
+        proc, url = start_server(config)
+        try:
+            rows = []
+            for name, label, _, cal in endpoints:
+                e, d = embed(url, name, held), embed(url, name, docs)
+                sims = np.array([float(d[i] @ d[j] / (np.linalg.norm(d[i]) * np.linalg.norm(d[j]))) for i, j in pairs])
+                rows.append((label, cal, e, spearman(sims, human)))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    dense_e, dense_rho = rows[0][2], rows[0][3]
+    print(f"\nMiniLM: {len(held)} held-out WordNet texts; Lee corpus {len(docs)} documents, {len(pairs)} human-rated pairs\n")
+    print("| compression | calibrated | recovery | cosine to dense: mean | min | Lee Spearman ρ | vs dense |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for label, cal, e, rho in rows:
+        c = cosines(e, dense_e)
+        print(f"| {label} | {'yes' if cal else 'no'} | no | {c.mean():.4f} | {c.min():.4f} | {rho:.4f} | {rho / dense_rho:.1%} |")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,12 @@ struct Compress: ParsableCommand {
     @Option(help: "Artifact folder to write (created; replaced only if it holds an earlier artifact or nothing).")
     var out: String
 
+    @Option(help: ArgumentHelp(#"Calibration data for data-aware compression: a text file (one sample per line) for text encoders, a safetensors file ('inputs' [n, ...], optional 'labels') otherwise; "default" for the model folder's calibration.txt / calibration.safetensors. Same as the compression JSON's "calibration"."#))
+    var calibration: String?
+
+    @Option(help: "Held-out data whose quality is measured and recorded in the artifact (default: the model folder's heldout.txt or test.safetensors).")
+    var heldout: String?
+
     @OptionGroup(title: "Recovery training")
     var recovery: RecoveryArguments
 
@@ -50,12 +56,44 @@ struct Compress: ParsableCommand {
         let rewrite = recovery.recover ? try recovery.rewrite(model: model) : nil
         let written: ArtifactWriter.Written
         do {
+            let (compressor, metadata) = try prepare(config)
             written = try ArtifactWriter.write(source: model, plan: config.plan, compressionJSON: normalized,
-                                               toolVersion: InferenceService.version, output: out, rewrite: rewrite)
+                                               toolVersion: InferenceService.version, output: out, compressor: compressor,
+                                               extraMetadata: metadata, rewrite: rewrite)
         } catch {
             throw ExitMessage("\(error)")
         }
         print("\(out): compressed artifact of \(model) (\(written.fileBytes) bytes of safetensors, \(String(format: "%.2f", Date().timeIntervalSince(started))) s)")
         printSummary(written.summary, model: written.model)
+    }
+
+    /// The compressor (calibrated when the JSON or --calibration asks for it) and the metadata it
+    /// adds: the calibration report and the one-shot quality on held-out data, measured before writing
+    /// (recovery, when asked for, records its own figures under `recovery`).
+    func prepare(_ config: CompressionConfig) throws -> (any LayerCompressor, [String: String]) {
+        var options = config.calibration
+        if let calibration {
+            options = options ?? CalibrationOptions()
+            options?.path = calibration == "default" ? nil : URL(fileURLWithPath: calibration).standardizedFileURL.path
+        }
+        var compressor: any LayerCompressor = WeightCompressor()
+        var metadata: [String: String] = [:]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        if let options {
+            let calibrated = try CalibratedCompressor.run(modelDirectory: model, plan: config.plan, options: options) { print($0) }
+            print(String(format: "calibrated on %d samples (%d inputs) of %@ in %.1f s", calibrated.report.samples, calibrated.report.inputs,
+                         calibrated.report.source, calibrated.report.seconds))
+            compressor = calibrated
+            metadata[CompressedArtifact.MetadataKey.calibration] = String(decoding: try encoder.encode(calibrated.report), as: UTF8.self)
+        }
+        if let path = heldout ?? HeldOutQuality.defaultFile(inModel: model) {
+            let (dense, _) = try ModelLoader.open(directory: model, timeLayers: false)
+            let (compressed, _) = try ModelLoader.open(directory: model, compression: config.plan, compressor: compressor, timeLayers: false)
+            let quality = try HeldOutQuality.measure(compressed: compressed, dense: dense, path: path)
+            print(quality.summary)
+            metadata[CompressedArtifact.MetadataKey.quality] = String(decoding: try encoder.encode(quality), as: UTF8.self)
+        }
+        return (compressor, metadata)
     }
 }

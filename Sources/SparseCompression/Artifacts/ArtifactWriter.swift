@@ -16,10 +16,11 @@ public enum ArtifactWriter {
     /// the compression block as the user gave it (recorded; its `method` labels the artifact).
     /// The written artifact is loaded back and checked before it replaces `output`. `rewrite`
     /// (recovery training) may replace compressed layers by name before they are written; its
-    /// JSON is recorded under the metadata's `recovery` key.
+    /// JSON is recorded under the metadata's `recovery` key. `extraMetadata` adds entries (the
+    /// calibration report and held-out quality) beside the format's own.
     public static func write(source: String, plan: CompressionPlan, compressionJSON: String, toolVersion: String,
                              output: String, compressor: any LayerCompressor = WeightCompressor(),
-                             rewrite: LayerRewrite? = nil) throws -> Written {
+                             extraMetadata: [String: String] = [:], rewrite: LayerRewrite? = nil) throws -> Written {
         let sourceURL = URL(fileURLWithPath: source).standardizedFileURL, outputURL = URL(fileURLWithPath: output).standardizedFileURL
         try checkOutput(outputURL, source: sourceURL, given: output)
         let manifestPath = ModelLoader.path(sourceURL.path, ModelLoader.manifestFileName)
@@ -38,6 +39,7 @@ public enum ArtifactWriter {
         }
         var writer = try tensors(of: builder, built)
         writer.metadata = try metadata(of: builder, built, source: sourceURL, compressionJSON: compressionJSON, toolVersion: toolVersion)
+            .merging(extraMetadata) { own, _ in own }
         if let recovery { writer.metadata[CompressedArtifact.MetadataKey.recovery] = recovery }
         return try stage(writer, source: sourceURL, manifestPath: manifestPath, output: outputURL)
     }

@@ -49,6 +49,16 @@ public struct BlastFactorization: Sendable {
         relativeError = fit.reconstructionError()
     }
 
+    /// Replaces every V_j by `transform(j, V_j)` (columns/b2 × r, row-major), e.g. to undo a
+    /// whitening of the fitted weight (`WhitenedBlast`); `relativeError` still describes the fit.
+    mutating func replaceColumnFactors(_ transform: (Int, [Double]) -> [Double]) {
+        let size = columns / columnBlocks * rank
+        for j in 0..<columnBlocks {
+            let updated = transform(j, Array(v[j * size..<(j + 1) * size]))
+            v.replaceSubrange(j * size..<(j + 1) * size, with: updated)
+        }
+    }
+
     /// The factors as a runnable BLAST operator.
     public func makeOperator(bias: [Float]?) throws -> BlastWeights {
         try BlastWeights(u: u.map(Float.init), v: v.map(Float.init), s: s.map(Float.init), outputFeatures: rows,

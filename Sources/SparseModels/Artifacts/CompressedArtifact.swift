@@ -22,6 +22,8 @@ public enum CompressedArtifact {
         public static let compression = "compression", activations = "activations", layers = "layers", totals = "totals"
         /// Present when the layers were recovery-trained: the run's report (JSON).
         public static let recovery = "recovery"
+        /// Optional: the calibration report and the held-out quality (JSON objects).
+        public static let calibration = "calibration", quality = "quality"
     }
 
     /// The `"compressed"` marker of an artifact's `model.json`.
@@ -219,7 +221,9 @@ public enum CompressedArtifact {
             provenance = ArtifactProvenance(formatVersion: CompressedArtifact.formatVersion, toolVersion: try value(MetadataKey.toolVersion),
                                             sourceModel: try value(MetadataKey.sourceModel),
                                             sourceFingerprint: try value(MetadataKey.sourceFingerprint),
-                                            compression: compression, method: method)
+                                            compression: compression, method: method,
+                                            calibration: try Self.object(meta[MetadataKey.calibration], MetadataKey.calibration, fail),
+                                            quality: try Self.object(meta[MetadataKey.quality], MetadataKey.quality, fail))
             activations = try Self.activations(try value(MetadataKey.activations)) { fail($0) }
             layers = try decode([LayerRecord].self, MetadataKey.layers)
             totals = try decode(Totals.self, MetadataKey.totals)
@@ -236,6 +240,15 @@ public enum CompressedArtifact {
             guard totals.denseBytes == dense, totals.storedBytes == stored else {
                 throw fail("totals say \(totals.denseBytes) dense and \(totals.storedBytes) stored bytes, the layers add up to \(dense) and \(stored)")
             }
+        }
+
+        /// An optional metadata entry that must hold a JSON object when present.
+        static func object(_ text: String?, _ key: String, _ fail: (String) -> any Error) throws -> String? {
+            guard let text else { return nil }
+            guard (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any] else {
+                throw fail("'\(key)' must be a JSON object")
+            }
+            return text
         }
 
         /// "exact" or "pwl:<segments>".

@@ -42,7 +42,8 @@ enum MLPLoader {
         }
         for (pending, built) in zip(linear, layers) {
             let op = built.op, link = pending.link
-            steps[pending.step] = .linear(op, link.activations[0])
+            steps[pending.step] = .linear(op, link.activations[0], .init(name: link.name, weight: link.weight, bias: link.bias,
+                                                                       outputs: link.outputs))
             summaries[pending.entry].parameterCount = op.parameterCount
             summaries[pending.entry].byteCount = op.byteCount
             summaries[pending.entry].storage = op.storage

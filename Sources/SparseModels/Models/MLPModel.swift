@@ -20,12 +20,13 @@ public final class MLPModel: InferenceModel {
     public let outputFeatures: Int
 
     enum Step: Sendable {
-        case linear(any LinearOperator, Activation)
+        /// The operator, its fused activation, and the layer it runs (name and tensors).
+        case linear(any LinearOperator, Activation, CalibrationStage.Layer)
         case activation(Activation)
         case softmax
     }
 
-    private let steps: [Step]
+    let steps: [Step]
 
     /// Assembles a built model (`MLPLoader` reads the manifest and builds the steps).
     init(manifest: ModelManifest, inputFeatures: Int, outputFeatures: Int, steps: [Step], summary: ModelSummary) {
@@ -45,7 +46,7 @@ public final class MLPModel: InferenceModel {
         var current = x
         for step in steps {
             switch step {
-            case .linear(let op, let activation): current = op.apply(current, activation: activation, isa: isa)
+            case .linear(let op, let activation, _): current = op.apply(current, activation: activation, isa: isa)
             case .activation(let activation): current.apply(activation, isa: isa)
             case .softmax: current.softmaxRows(isa: isa)
             }

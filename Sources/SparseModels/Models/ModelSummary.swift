@@ -155,6 +155,10 @@ public struct ArtifactProvenance: Sendable, Equatable, Codable {
     public var compression: String
     /// Its top-level method ("nm", "blast", …).
     public var method: String
+    /// Data-aware compression: the calibration data and options used (JSON), when there were any.
+    public var calibration: String?
+    /// Quality measured on held-out data when it was made (JSON), when it was measured.
+    public var quality: String?
 }
 
 /// A model that can describe its layers.

@@ -49,7 +49,9 @@ public final class Endpoint: @unchecked Sendable {
                 ("source_model", .string(URL(fileURLWithPath: artifact.sourceModel).lastPathComponent)),
                 ("source_fingerprint", .string(artifact.sourceFingerprint)),
                 ("compression", (try? JSON.parse(artifact.compression)) ?? .string(artifact.compression)),
-            ])))
+            ] + [("calibration", artifact.calibration), ("quality", artifact.quality)].compactMap { key, text in
+                text.map { (key, (try? JSON.parse($0)) ?? .string($0)) }
+            })))
         }
         if let totals = summary?.compressionTotals {
             pairs += [("dense_bytes", int(totals.denseBytes)), ("stored_bytes", int(totals.storedBytes)), ("compression_ratio", number(totals.ratio))]

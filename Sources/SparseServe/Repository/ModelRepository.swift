@@ -206,7 +206,14 @@ public final class ModelRepository: @unchecked Sendable {
         if config.compression.isSpecified && ModelLoader.isArtifact(directory: config.modelPath) {
             throw InvalidInputError("the model is a compressed artifact (made by sparse-serve compress) and keeps the compression it was made with; remove the endpoint's 'compression' block")
         }
-        let model = try ModelLoader.load(directory: config.modelPath, compression: config.compression.plan, compressor: WeightCompressor())
+        var compressor: any LayerCompressor = WeightCompressor()
+        if let options = config.compression.calibration {      // data-aware: calibrate layer by layer first
+            logger.info("calibrating", metadata: ["endpoint": "\(config.name)", "options": "\(options)"])
+            compressor = try CalibratedCompressor.run(modelDirectory: config.modelPath, plan: config.compression.plan, options: options) {
+                self.logger.info("\($0)", metadata: ["endpoint": "\(config.name)"])
+            }
+        }
+        let model = try ModelLoader.load(directory: config.modelPath, compression: config.compression.plan, compressor: compressor)
         if config.compression.plan != .dense && ModelLoader.summary(of: model)?.layers.contains(where: { $0.storage != nil }) != true {
             throw InvalidInputError("compression '\(config.compression.method)' needs a model with linear layers; '\(model.architecture)' has none")
         }

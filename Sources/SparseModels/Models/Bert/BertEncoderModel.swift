@@ -47,8 +47,8 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     }
 
     private let embeddings: Embeddings
-    private let layers: [Layer]
-    private let pool: KernelPool
+    let layers: [Layer]
+    let pool: KernelPool
     /// Piecewise-linear GELU and softmax exp (`compression.activations`), or nil for the exact ones.
     private let geluTable: PWLActivation?
     private let expTable: PWLActivation?
@@ -160,20 +160,60 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     private func encode(_ sequences: ArraySlice<[Int32]>, into output: UnsafeMutablePointer<Float>, pool: KernelPool?,
                         isa: InstructionSet) {
         let h = config.hiddenSize, ffn = config.intermediateSize
+        let (spans, tokens) = Self.spans(of: sequences)
+        var w = Workspace(tokens: tokens, hidden: h, ffn: ffn)
+        defer { w.deallocate() }
+        embed(sequences, spans: spans, into: w.x, isa: isa)
+        for layer in layers {
+            var layer = layer
+            forwardLayer(&layer, &w, spans: spans, pool: pool, isa: isa) { _, _, _ in }
+        }
+        let x = w.x
+
+        for (i, span) in spans.enumerated() {
+            let rows = options.pooling == .cls ? 1 : span.length
+            TransformerKernels.meanPool(x + span.start * h, rows: rows, columns: h, normalize: options.normalize, into: output + i * h)
+        }
+    }
+
+    /// Buffers of one forward pass: x (hidden states), y (scratch), q/k/v side by side, the
+    /// attention context, the FFN activations.
+    struct Workspace {
+        var x, y: UnsafeMutablePointer<Float>
+        let qkv, context, hidden: UnsafeMutablePointer<Float>
+        private let base: UnsafeMutablePointer<Float>
+
+        init(tokens: Int, hidden h: Int, ffn: Int) {
+            let sizes = [tokens * h, tokens * h, tokens * 3 * h, tokens * h, tokens * ffn]
+            base = UnsafeMutablePointer<Float>.allocate(capacity: max(1, sizes.reduce(0, +)))
+            x = base
+            y = base + sizes[0]
+            qkv = y + sizes[1]
+            context = qkv + sizes[2]
+            hidden = context + sizes[3]
+        }
+
+        func deallocate() { base.deallocate() }
+    }
+
+    /// Where each sequence sits when packed back to back, and the token count.
+    static func spans<C: Collection<[Int32]>>(of sequences: C) -> ([TransformerKernels.Sequence], Int) {
         var spans: [TransformerKernels.Sequence] = [], tokens = 0
         for ids in sequences {
             spans.append(.init(start: tokens, length: ids.count))
             tokens += ids.count
         }
+        return (spans, tokens)
+    }
 
-        // Workspace: x (hidden states), y (scratch), q/k/v, attention context, FFN activations.
-        let sizes = [tokens * h, tokens * h, tokens * 3 * h, tokens * h, tokens * ffn]
-        let workspace = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
-        defer { workspace.deallocate() }
-        var x = workspace, y = workspace + sizes[0]
-        let qkv = y + sizes[1], context = qkv + sizes[2], hidden = context + sizes[3]
+    /// The four linear stages of an encoder layer, in order: query/key/value (on x), attention
+    /// output (on the context), intermediate (on x after attention), output (on the GELU activations).
+    enum Stage: Int, CaseIterable { case qkv, attentionOutput, intermediate, output }
 
-        // Embeddings: word + token type 0, then + position inside the LayerNorm's residual add.
+    /// Word + token type 0 embeddings, then + position inside the LayerNorm's residual add, into x.
+    func embed<C: Collection<[Int32]>>(_ sequences: C, spans: [TransformerKernels.Sequence], into x: UnsafeMutablePointer<Float>,
+                                       isa: InstructionSet) {
+        let h = config.hiddenSize
         embeddings.word.withUnsafeBufferPointer { word in
             embeddings.tokenType.withUnsafeBufferPointer { type in
                 var row = x
@@ -195,42 +235,46 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
                 }
             }
         }
+    }
 
-        let heads = config.heads, d = config.headDimension
-        let scale = 1 / Float(d).squareRoot()
-        for layer in layers {
-            // q, k, v side by side in one [T × 3H] matrix: one fused GEMM, or three writing their columns.
-            for (j, op) in layer.qkv.enumerated() {
-                run(op, x, rows: tokens, into: qkv + j * h, outputStride: 3 * h, activation: .none, pool: pool, isa: isa)
-            }
-            let (q, k, v, stride) = (qkv, qkv + h, qkv + 2 * h, 3 * h)
-            TransformerKernels.attention(query: q, queryStride: stride, key: k, keyStride: stride, value: v, valueStride: stride,
-                                         output: context, outputStride: h, sequences: spans, heads: heads, headDimension: d,
-                                         scale: scale, exp: expTable, pool: pool, isa: isa)
-            run(layer.attentionOutput, context, rows: tokens, into: y, activation: .none, pool: pool, isa: isa)
-            withNorm(layer.attentionNorm) { gamma, beta in
-                TransformerKernels.addLayerNorm(y, rows: tokens, columns: h, residual: x, gamma: gamma, beta: beta,
-                                                epsilon: config.layerNormEpsilon, isa: isa)
-            }
-            swap(&x, &y)
-            if let geluTable {
-                run(layer.intermediate, x, rows: tokens, into: hidden, activation: .none, pool: pool, isa: isa)
-                geluTable.apply(hidden, count: tokens * ffn, isa: isa)
-            } else {
-                run(layer.intermediate, x, rows: tokens, into: hidden, activation: .gelu, pool: pool, isa: isa)
-            }
-            run(layer.output, hidden, rows: tokens, into: y, activation: .none, pool: pool, isa: isa)
-            withNorm(layer.outputNorm) { gamma, beta in
-                TransformerKernels.addLayerNorm(y, rows: tokens, columns: h, residual: x, gamma: gamma, beta: beta,
-                                                epsilon: config.layerNormEpsilon, isa: isa)
-            }
-            swap(&x, &y)
+    /// One encoder layer over `w` (x in, x out). `before` sees each stage's input ahead of the
+    /// stage and may replace the layer's operators (layer-by-layer calibration); a no-op for inference.
+    func forwardLayer(_ layer: inout Layer, _ w: inout Workspace, spans: [TransformerKernels.Sequence], pool: KernelPool?,
+                      isa: InstructionSet, before: (Stage, inout Layer, UnsafePointer<Float>) throws -> Void) rethrows {
+        let h = config.hiddenSize, ffn = config.intermediateSize, tokens = spans.last.map { $0.start + $0.length } ?? 0
+        let (heads, d) = (config.heads, config.headDimension)
+        try before(.qkv, &layer, w.x)
+        // q, k, v side by side in one [T × 3H] matrix: one fused GEMM, or three writing their columns.
+        for (j, op) in layer.qkv.enumerated() {
+            run(op, w.x, rows: tokens, into: w.qkv + j * h, outputStride: 3 * h, activation: .none, pool: pool, isa: isa)
         }
+        let (q, k, v, stride) = (w.qkv, w.qkv + h, w.qkv + 2 * h, 3 * h)
+        TransformerKernels.attention(query: q, queryStride: stride, key: k, keyStride: stride, value: v, valueStride: stride,
+                                     output: w.context, outputStride: h, sequences: spans, heads: heads, headDimension: d,
+                                     scale: 1 / Float(d).squareRoot(), exp: expTable, pool: pool, isa: isa)
+        try before(.attentionOutput, &layer, w.context)
+        run(layer.attentionOutput, w.context, rows: tokens, into: w.y, activation: .none, pool: pool, isa: isa)
+        addNorm(layer.attentionNorm, &w, rows: tokens, isa: isa)
+        try before(.intermediate, &layer, w.x)
+        if let geluTable {
+            run(layer.intermediate, w.x, rows: tokens, into: w.hidden, activation: .none, pool: pool, isa: isa)
+            geluTable.apply(w.hidden, count: tokens * ffn, isa: isa)
+        } else {
+            run(layer.intermediate, w.x, rows: tokens, into: w.hidden, activation: .gelu, pool: pool, isa: isa)
+        }
+        try before(.output, &layer, w.hidden)
+        run(layer.output, w.hidden, rows: tokens, into: w.y, activation: .none, pool: pool, isa: isa)
+        addNorm(layer.outputNorm, &w, rows: tokens, isa: isa)
+    }
 
-        for (i, span) in spans.enumerated() {
-            let rows = options.pooling == .cls ? 1 : span.length
-            TransformerKernels.meanPool(x + span.start * h, rows: rows, columns: h, normalize: options.normalize, into: output + i * h)
+    /// y = LayerNorm(y + x), then x and y trade places.
+    private func addNorm(_ norm: Norm, _ w: inout Workspace, rows: Int, isa: InstructionSet) {
+        let (x, y) = (w.x, w.y)
+        withNorm(norm) { gamma, beta in
+            TransformerKernels.addLayerNorm(y, rows: rows, columns: config.hiddenSize, residual: x, gamma: gamma, beta: beta,
+                                            epsilon: config.layerNormEpsilon, isa: isa)
         }
+        swap(&w.x, &w.y)
     }
 
     private func withNorm(_ norm: Norm, _ body: (UnsafePointer<Float>, UnsafePointer<Float>) -> Void) {

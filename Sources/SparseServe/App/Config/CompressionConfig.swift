@@ -1,4 +1,5 @@
 import Foundation
+import SparseCompression
 import SparseJSON
 import SparseModels
 
@@ -10,6 +11,8 @@ public struct CompressionConfig: Sendable, Equatable {
     public var plan = CompressionPlan.dense
     /// Whether the endpoint config has a `"compression"` block (an artifact model must not).
     public var isSpecified = false
+    /// Data-aware compression (`"calibration"`, `"saliency"`, `"refit"`, `"refitIterations"`, `"damping"`), when asked for.
+    public var calibration: CalibrationOptions?
     public init() {}
 
     /// Parses a `"compression"` object on its own (the `inspect` command's `--compression`).
@@ -18,7 +21,7 @@ public struct CompressionConfig: Sendable, Equatable {
         do { json = try JSON.parse(text) } catch { throw ConfigError(field: "compression", reason: "\(error)") }
         let wrapped = JSON.object([("name", .string("inspect")), ("model", .string("/")), ("compression", json)])
         do {
-            return try ServiceConfig.parseEndpoint(wrapped, path: "", baseDirectory: "/").compression
+            return try ServiceConfig.parseEndpoint(wrapped, path: "", baseDirectory: FileManager.default.currentDirectoryPath).compression
         } catch var error as ConfigError {
             if error.field.hasPrefix(".") { error.field.removeFirst() }
             throw error
@@ -26,6 +29,44 @@ public struct CompressionConfig: Sendable, Equatable {
     }
 
     /// Methods the compression issue adds later; refused with a clear message until then.
+
+    /// The compression block's keys for data-aware compression.
+    static let calibrationKeys: Set<String> = ["calibration", "saliency", "refit", "refitIterations", "damping"]
+
+    /// `"calibration": "PATH"` or `{"path": "PATH", "samples": N}` (`"default"` or no path: the
+    /// model folder's own set), `"saliency"`, `"refit"`, `"refitIterations"`, `"damping"`; nil when none is given.
+    static func parseCalibration(_ pairs: [(String, JSON)], path: String, baseDirectory: String) throws -> CalibrationOptions? {
+        guard !pairs.isEmpty else { return nil }
+        var o = try StrictObject(.object(pairs), path: path)
+        var options = CalibrationOptions()
+        if let c = try o.take("calibration") {
+            if let text = c.stringValue {
+                options.path = text == "default" ? nil : ServiceConfig.resolve(text, baseDirectory)
+            } else {
+                var co = try StrictObject(c, path: "\(path).calibration")
+                if let p = try co.string("path"), p != "default" { options.path = ServiceConfig.resolve(p, baseDirectory) }
+                if let n = try co.integer("samples", in: 1...CalibrationOptions.maximumSamples) { options.samples = n }
+                try co.finish()
+            }
+        }
+        if let v = try o.string("saliency") {
+            guard let saliency = CalibrationOptions.Saliency(rawValue: v) else {
+                throw ConfigError(field: "\(path).saliency", reason: "'\(v)' is not one of magnitude, activation, hessian")
+            }
+            options.saliency = saliency
+        }
+        if let v = try o.take("refit") {
+            guard let flag = v.boolValue else { throw ConfigError(field: "\(path).refit", reason: "must be true or false") }
+            options.refit = flag
+        }
+        if let n = try o.integer("refitIterations", in: 1...1000) { options.refitIterations = n }
+        if let v = try o.take("damping") {
+            guard let d = v.doubleValue, d > 0, d <= 1 else { throw ConfigError(field: "\(path).damping", reason: "must be a number in (0, 1]") }
+            options.damping = d
+        }
+        try o.finish()
+        return options
+    }
 
     /// `{"method": "exact"}` or `{"method": "pwl", "segments": 2...256}` (default 64 segments).
     static func parseActivations(_ json: JSON, path: String) throws -> ActivationApproximation {

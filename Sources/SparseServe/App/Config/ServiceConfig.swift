@@ -49,7 +49,7 @@ public struct ServiceConfig: Sendable, Equatable {
         return config
     }
 
-    private static func resolve(_ path: String, _ base: String) -> String {
+    static func resolve(_ path: String, _ base: String) -> String {
         path.hasPrefix("/") ? path : URL(fileURLWithPath: base).appendingPathComponent(path).standardized.path
     }
 
@@ -160,11 +160,13 @@ public struct ServiceConfig: Sendable, Equatable {
             guard c.objectValue != nil else {
                 throw ConfigError(field: "\(path).compression", reason: "must be an object, got \(c.kindName)")
             }
-            // "layers" (per-layer overrides) and "activations" sit beside the method's own keys.
+            // "layers" (per-layer overrides), "activations" and the calibration keys sit beside the method's own keys.
             var top = c.objectValue ?? []
             let layers = top.first { $0.0 == "layers" }?.1
             let activations = top.first { $0.0 == "activations" }?.1
-            top.removeAll { $0.0 == "layers" || $0.0 == "activations" }
+            e.compression.calibration = try CompressionConfig.parseCalibration(top.filter { CompressionConfig.calibrationKeys.contains($0.0) },
+                                                                               path: "\(path).compression", baseDirectory: baseDirectory)
+            top.removeAll { $0.0 == "layers" || $0.0 == "activations" || CompressionConfig.calibrationKeys.contains($0.0) }
             let (method, base) = try CompressionConfig.parseMethod(.object(top), path: "\(path).compression")
             var plan = CompressionPlan(method: base)
             if let activations {

@@ -1,0 +1,111 @@
+import SparseKernels
+import SparseModels
+
+/// Compresses one linear layer from its calibration statistics (data-aware), into the packed form
+/// its method stores and the operator the rest of the calibration pass runs it with.
+///
+/// - N:M: `hessian` runs the SparseGPT sweep (mask chosen on the updated weights, compensation);
+///   `activation` keeps the n of m largest |w|·‖x‖; `magnitude` the largest |w|.
+/// - Transposable N:M: TSENOR on the saliency (|w|/√[H⁻¹]_jj, |w|·‖x‖ or |w|), then, for
+///   `hessian`, the sweep with that mask fixed.
+/// - CSR: the globally largest saliencies, then (hessian) the sweep with that mask fixed.
+/// - then, with `refit`, kept weights and bias refitted to the dense layer's outputs.
+/// - BLAST (activation or hessian saliency): the fit whitened by the block-diagonal part of H.
+/// Other methods (dense, ℓ1,∞) return nil: the weight-only compressor handles them.
+enum CalibratedLayer {
+    struct Result {
+        var packed: PackedLayer
+        var op: any LinearOperator
+    }
+
+    static func compress(weights w: [Float], bias: [Float]?, outputs: Int, inputs: Int, method: LayerCompression,
+                         statistics s: InputStatistics, options: CalibrationOptions) throws -> Result? {
+        switch method.unpinned.method {
+        case let .nm(n, m):
+            return try pruned(w, bias, outputs, inputs, s, options, form: .nm(n: n, m: m, transposable: false)) { scores, pruning in
+                if let pruning { return (nil, pruning) }
+                return (Self.bytes(NMWeights.magnitudeKept(scores, outputFeatures: outputs, inputFeatures: inputs, n: n, m: m)), nil)
+            }
+        case let .transposableNM(n, m):
+            return try pruned(w, bias, outputs, inputs, s, options, form: .nm(n: n, m: m, transposable: true)) { scores, _ in
+                (Self.bytes(try TransposableMask.mask(scores, rows: outputs, columns: inputs, n: n, m: m)), nil)
+            }
+        case let .csr(density):
+            return try pruned(w, bias, outputs, inputs, s, options, form: .csr) { scores, _ in
+                (Self.topMask(scores, keep: Int((Double(scores.count) * density).rounded())), nil)
+            }
+        case let .blast(blocks, rank, ratio, iterations) where options.saliency != .magnitude:
+            let r = rank ?? LayerCompression.blastRank(blocks, ratio, outputs, inputs)
+            let fit = try WhitenedBlast.fit(weights: w, rows: outputs, columns: inputs, blocks: blocks, rank: r, iterations: iterations,
+                                            gram: s.gram, damping: options.damping)
+            let packed = PackedLayer(outputFeatures: outputs, inputFeatures: inputs,
+                                     form: .blast(rowBlocks: blocks, columnBlocks: blocks, rank: r, u: fit.u.map(Float.init),
+                                                  v: fit.v.map(Float.init), s: fit.s.map(Float.init)), bias: bias)
+            return Result(packed: packed, op: try fit.makeOperator(bias: bias))
+        default:
+            return nil
+        }
+    }
+
+    enum PrunedForm { case nm(n: Int, m: Int, transposable: Bool), csr }
+
+    /// Scores → mask (or the sweep's own n:m choice, when `choose` hands the pruner back), compensation, refit, pack.
+    private static func pruned(_ w: [Float], _ bias: [Float]?, _ outputs: Int, _ inputs: Int, _ s: InputStatistics,
+                               _ options: CalibrationOptions, form: PrunedForm,
+                               choose: ([Float], SecondOrderPruning?) throws -> ([UInt8]?, SecondOrderPruning?)) throws -> Result {
+        var weights = w, mask: [UInt8]
+        if options.saliency == .hessian {
+            let pruning = try SecondOrderPruning(gram: s.gram, features: inputs, damping: options.damping)
+            let inverse = pruning.inverseDiagonal
+            let scores = (0..<w.count).map { abs(w[$0]) / Float(inverse[$0 % inputs].squareRoot()) }
+            let (fixed, sweep) = try choose(scores, pruning)
+            if let fixed {
+                mask = try pruning.prune(&weights, rows: outputs, n: 1, m: 1, mask: fixed)
+            } else if case let .nm(n, m, _) = form, let sweep {
+                mask = try sweep.prune(&weights, rows: outputs, n: n, m: m)
+            } else {
+                mask = []
+            }
+        } else {
+            let norms = (0..<inputs).map { Float(s.gram[$0 * inputs + $0].squareRoot()) }
+            let scores = options.saliency == .activation ? (0..<w.count).map { abs(w[$0]) * norms[$0 % inputs] } : w.map(abs)
+            mask = try choose(scores, nil).0 ?? []
+            for i in 0..<weights.count where mask[i] == 0 { weights[i] = 0 }
+        }
+        var b = bias ?? [Float](repeating: 0, count: outputs)
+        if options.refit, s.cross != nil {
+            try LeastSquaresRefit.refit(weights: &weights, bias: &b, mask: mask, dense: w, denseBias: bias, rows: outputs, statistics: s,
+                                        iterations: options.refitIterations)
+        }
+        let newBias: [Float]? = bias != nil ? b : nil
+        let packedForm: PackedLayer.Form
+        switch form {
+        case let .nm(n, m, transposable):
+            let (values, words) = try NMWeights.pack(weights: weights, mask: mask.map { $0 != 0 }, outputFeatures: outputs,
+                                                     inputFeatures: inputs, n: n, m: m)
+            packedForm = .nm(n: n, m: m, transposable: transposable, values: values, indexWords: words)
+        case .csr:
+            var rowStart: [Int32] = [0], columns: [Int32] = [], values: [Float] = []
+            for r in 0..<outputs {
+                for c in 0..<inputs where mask[r * inputs + c] != 0 {
+                    columns.append(Int32(c))
+                    values.append(weights[r * inputs + c])
+                }
+                rowStart.append(Int32(columns.count))
+            }
+            packedForm = .csr(rowStart: rowStart, columns: columns, values: values)
+        }
+        let packed = PackedLayer(outputFeatures: outputs, inputFeatures: inputs, form: packedForm, bias: newBias, sourceHasBias: bias != nil)
+        return Result(packed: packed, op: DenseWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: newBias))
+    }
+
+    static func bytes(_ mask: [Bool]) -> [UInt8] { mask.map { $0 ? 1 : 0 } }
+
+    /// 1 for the `keep` largest scores (ties: the earlier entry).
+    static func topMask(_ scores: [Float], keep: Int) -> [UInt8] {
+        let order = scores.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }
+        var mask = [UInt8](repeating: 0, count: scores.count)
+        for i in order.prefix(keep) { mask[i] = 1 }
+        return mask
+    }
+}

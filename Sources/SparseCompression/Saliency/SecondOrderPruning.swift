@@ -1,0 +1,59 @@
+import CSparseKernels
+import SparseKernels
+
+/// SparseGPT-style pruning of one linear layer from its calibration Gram matrix H (obs.c): the
+/// upper Cholesky factor U of (H + damping)⁻¹, then the column sweep that prunes and spreads each
+/// pruned weight's error over the kept weights to its right. Rows run in parallel on the pool.
+public struct SecondOrderPruning: Sendable {
+    public let features: Int
+    /// U (features × features, upper), H⁻¹ = UᵀU.
+    public let factor: [Double]
+    /// Inputs that were always zero in the calibration data (their weights are dropped).
+    public let dead: [UInt8]
+
+    /// Prepares U from H (full, symmetric) with `damping` × mean(diag H) added to the diagonal.
+    public init(gram: [Double], features: Int, damping: Double) throws {
+        var u = gram, dead = [UInt8](repeating: 0, count: features)
+        try KernelError.check(ss_obs_prepare(&u, features, damping, &dead).rawValue, "inverse-Hessian factor (\(features) inputs)")
+        self.features = features
+        factor = u
+        self.dead = dead
+    }
+
+    /// diag(H⁻¹): column norms² of U (the OBS saliency of w_ij is w_ij² / [H⁻¹]_jj).
+    public var inverseDiagonal: [Double] {
+        var d = [Double](repeating: 0, count: features)
+        for i in 0..<features { for j in i..<features { d[j] += factor[i * features + j] * factor[i * features + j] } }
+        return d
+    }
+
+    /// Prunes `weights` (rows × features) in place: n of every m per row chosen by the sweep, or
+    /// `mask` (1 = keep, rows × features) followed when given. Returns the mask used.
+    @discardableResult
+    public func prune(_ weights: inout [Float], rows: Int, n: Int, m: Int, mask fixed: [UInt8]? = nil,
+                      pool: KernelPool = .shared) throws -> [UInt8] {
+        var mask = fixed ?? [UInt8](repeating: 0, count: rows * features)
+        var params = ss_obs_params(n: Int32(n), m: Int32(m), block: 128 / m * m, fixed_mask: fixed == nil ? 0 : 1)
+        if fixed != nil { params = ss_obs_params(n: 1, m: 1, block: 128, fixed_mask: 1) }
+        let parts = max(1, min(pool.threadCount * 2, rows / 8))
+        let status = SendableStatus(parts)
+        let f = features, p = params
+        try factor.withUnsafeBufferPointer { u in
+            try dead.withUnsafeBufferPointer { d in
+                weights.withUnsafeMutableBufferPointer { w in
+                    mask.withUnsafeMutableBufferPointer { mk in
+                        let (pu, pd) = (SendablePointer(u.baseAddress!), SendablePointer(d.baseAddress!))
+                        let (pw, pm) = (SendablePointer(w.baseAddress!), SendablePointer(mk.baseAddress!))
+                        pool.run(parts: parts) { part in
+                            var params = p
+                            status.set(part, ss_obs_prune(InstructionSet.current.cValue, &params, pu.pointer, f, pd.pointer, pw.pointer, f,
+                                                          rows * part / parts, rows * (part + 1) / parts, pm.pointer))
+                        }
+                    }
+                }
+                try status.check("OBS sweep of a \(rows) × \(f) weight")
+            }
+        }
+        return mask
+    }
+}

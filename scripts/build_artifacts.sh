@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the compressed artifacts that Deploy/config.json serves, with calibrated (data-aware)
+# one-shot compression: each layer compressed on the model's own activations over its calibration
+# set (models/*/calibration.*, see scripts/make_calibration.py), SparseGPT-style saliency with
+# compensation and a least-squares refit of kept weights and biases (the defaults). Each
+# artifact's metadata records the calibration and its quality on the held-out split, which
+# GET /v2/models/NAME reports.
+#
+#   models/digits-2of4      digits MLP, every layer 2:4                          (committed)
+#   models/digits-2of4-t    digits MLP, transposable 2:4 (fc3, 10 outputs, dense) (committed)
+#   models/digits-blast     digits MLP, BLAST b=4 at 50 % of fc1/fc2's parameters (committed)
+#   models/minilm-l6-2of4   MiniLM, every encoder linear 2:4       (built when models/minilm-l6 exists; not committed)
+#   models/minilm-l6-blast  MiniLM, FFN BLAST b=4 at 50 %           (same)
+#
+# Usage: scripts/build_artifacts.sh [BINARY]   (default .build/release/sparse-serve)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="${1:-.build/release/sparse-serve}"
+FC3_DENSE='"layers": {"fc3": {"method": "dense"}}'
+
+compress() {  # name model json
+    echo "== $1"
+    "$BIN" compress --model "$2" --compression "$3" --out "models/$1"
+}
+
+compress digits-2of4 models/digits-mlp '{"method": "nm", "n": 2, "m": 4, "pin": true, "calibration": "default"}'
+compress digits-2of4-t models/digits-mlp "{\"method\": \"nm\", \"n\": 2, \"m\": 4, \"mask\": \"transposable\", \"pin\": true, \"calibration\": \"default\", $FC3_DENSE}"
+compress digits-blast models/digits-mlp "{\"method\": \"blast\", \"blocks\": 4, \"parameterRatio\": 0.5, \"pin\": true, \"calibration\": \"default\", $FC3_DENSE}"
+if [ "${SKIP_MINILM:-0}" != 1 ] && [ -f models/minilm-l6/model.safetensors ]; then
+    compress minilm-l6-2of4 models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*": {"method": "nm", "n": 2, "m": 4}}}'
+    compress minilm-l6-blast models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*.intermediate.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}, "encoder.layer.*.output.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}}}'
+else
+    echo "models/minilm-l6 is missing (scripts/fetch-minilm.sh): MiniLM artifacts not built"
+fi
