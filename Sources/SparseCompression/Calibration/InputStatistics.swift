@@ -86,9 +86,11 @@ public struct InputStatistics: Sendable {
 }
 
 /// One C status per pool part; `check` throws the first failure.
+/// Each part writes only its own slot of a fixed buffer (no Swift array access is shared across threads).
 final class SendableStatus: @unchecked Sendable {
-    private var values: [ss_status]
-    init(_ parts: Int) { values = [ss_status](repeating: SS_OK, count: parts) }
+    private let values: UnsafeMutableBufferPointer<ss_status>
+    init(_ parts: Int) { values = .allocate(capacity: parts); values.initialize(repeating: SS_OK) }
+    deinit { values.deallocate() }
     func set(_ part: Int, _ value: ss_status) { values[part] = value }
     func check(_ operation: @autoclosure () -> String) throws {
         if let bad = values.first(where: { $0 != SS_OK }) { try KernelError.check(bad.rawValue, operation()) }
