@@ -28,6 +28,18 @@ public final class Endpoint: @unchecked Sendable {
         ModelLoader.summary(of: model)?.artifact?.method ?? config.compression.method
     }
 
+    /// `json` with every absolute path replaced by its last component: artifact metadata records the
+    /// calibration and held-out files it was made with, and their full paths would tell clients about
+    /// the server's file system.
+    static func withoutPaths(_ json: JSON) -> JSON {
+        switch json {
+        case .string(let s) where s.hasPrefix("/"): return .string(URL(fileURLWithPath: s).lastPathComponent)
+        case .array(let items): return .array(items.map(withoutPaths))
+        case .object(let pairs): return .object(pairs.map { ($0.0, withoutPaths($0.1)) })
+        default: return json
+        }
+    }
+
     /// What compression did, layer by layer — method and parameters, stored bytes against dense,
     /// density, relative error, N:M mask check, the load-time timing against dense and what runs —
     /// plus totals over the linear layers, and where the compression came from (the endpoint's
@@ -50,7 +62,7 @@ public final class Endpoint: @unchecked Sendable {
                 ("source_fingerprint", .string(artifact.sourceFingerprint)),
                 ("compression", (try? JSON.parse(artifact.compression)) ?? .string(artifact.compression)),
             ] + [("calibration", artifact.calibration), ("quality", artifact.quality)].compactMap { key, text in
-                text.map { (key, (try? JSON.parse($0)) ?? .string($0)) }
+                text.map { (key, Self.withoutPaths((try? JSON.parse($0)) ?? .string($0))) }
             })))
         }
         if let totals = summary?.compressionTotals {
