@@ -52,10 +52,11 @@ def test_calibrated_artifact_serves_its_recorded_held_out_quality(tmp_path):
         assert np.array_equal(magnitude_out, accuracy(client, "magnitude-calibrated")[1])
         assert served >= dense - 0.015 and served > magnitude + 0.1, (served, magnitude, dense)
         meta = requests.get(f"{s.url}/v2/models/artifact", timeout=5).json()["compression"]["artifact"]
-        assert meta["calibration"]["source"] == str(DIGITS / "calibration.safetensors")
+        # file names only: the server does not tell clients where its files are
+        assert meta["calibration"]["source"] == "calibration.safetensors"
         assert meta["calibration"]["samples"] == 512 and meta["calibration"]["saliency"] == "hessian" and meta["calibration"]["refit"]
         quality = meta["quality"]
-        assert quality["source"].endswith("test.safetensors") and quality["samples"] == len(SPLIT["labels"])
+        assert quality["source"] == "test.safetensors" and quality["samples"] == len(SPLIT["labels"])
         assert abs(quality["accuracy"] - served) < 1e-9 and abs(quality["denseAccuracy"] - dense) < 1e-9
     finally:
         assert s.stop() == 0

@@ -4,6 +4,7 @@ the held-out test split (dense: 0.976) through the real server (tritonclient); t
 the run; bad input is refused by name with no artifact left behind; SIGINT and a diverging run stop
 the training and still write an artifact with the last good weights."""
 import json
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+import requests
 import tritonclient.http as httpclient
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
@@ -91,6 +93,8 @@ def test_recovered_artifacts_meet_the_accuracy_target_through_the_server(tmp_pat
     server = ServerProcess(config)
     try:
         accuracy = served_accuracy(server, recovered)
+        served = {n: requests.get(f"{server.url}/v2/models/{n}", timeout=5).json()["compression"]["artifact"]["recovery"]
+                  for n in recovered}
     finally:
         assert server.stop() == 0
     for name, artifact in recovered.items():
@@ -103,6 +107,9 @@ def test_recovered_artifacts_meet_the_accuracy_target_through_the_server(tmp_pat
         assert held["oneShot"] < held["recovered"]
         # the trainer's own evaluation and the server agree up to float rounding (one sample at most)
         assert abs(held["recovered"] - accuracy[name]) <= 1.5 / 450, (name, held, accuracy[name])
+        # GET /v2/models/NAME reports the same run, with file names instead of the server's paths
+        assert served[name]["heldOut"] == {**held, "file": "test.safetensors"} and served[name]["steps"] == meta["steps"]
+        assert served[name]["trainingFile"] == pathlib.Path(meta["trainingFile"]).name
         assert accuracy[name] >= TARGET, f"{name}: served accuracy {accuracy[name]:.4f} < {TARGET} (one-shot {held['oneShot']:.4f})"
 
 

@@ -223,7 +223,8 @@ public enum CompressedArtifact {
                                             sourceFingerprint: try value(MetadataKey.sourceFingerprint),
                                             compression: compression, method: method,
                                             calibration: try Self.object(meta[MetadataKey.calibration], MetadataKey.calibration, fail),
-                                            quality: try Self.object(meta[MetadataKey.quality], MetadataKey.quality, fail))
+                                            quality: try Self.object(meta[MetadataKey.quality], MetadataKey.quality, fail),
+                                            recovery: try Self.object(meta[MetadataKey.recovery], MetadataKey.recovery, fail))
             activations = try Self.activations(try value(MetadataKey.activations)) { fail($0) }
             layers = try decode([LayerRecord].self, MetadataKey.layers)
             totals = try decode(Totals.self, MetadataKey.totals)

@@ -159,6 +159,8 @@ public struct ArtifactProvenance: Sendable, Equatable, Codable {
     public var calibration: String?
     /// Quality measured on held-out data when it was made (JSON), when it was measured.
     public var quality: String?
+    /// The recovery-training report (JSON), when the layers were recovery-trained.
+    public var recovery: String? = nil
 }
 
 /// A model that can describe its layers.

@@ -28,14 +28,18 @@ public final class Endpoint: @unchecked Sendable {
         ModelLoader.summary(of: model)?.artifact?.method ?? config.compression.method
     }
 
-    /// `json` with every absolute path replaced by its last component: artifact metadata records the
-    /// calibration and held-out files it was made with, and their full paths would tell clients about
-    /// the server's file system.
-    static func withoutPaths(_ json: JSON) -> JSON {
+    /// Keys under which artifact metadata records a file (calibration, held-out and training data).
+    static let fileKeys: Set<String> = ["source", "file", "trainingFile"]
+
+    /// `json` with every file reduced to its name: artifact metadata records the calibration,
+    /// held-out and training files it was made with, and their paths (absolute ones anywhere, any
+    /// path under a file key) would tell clients about the server's file system.
+    static func withoutPaths(_ json: JSON, fileKey: Bool = false) -> JSON {
         switch json {
-        case .string(let s) where s.hasPrefix("/"): return .string(URL(fileURLWithPath: s).lastPathComponent)
-        case .array(let items): return .array(items.map(withoutPaths))
-        case .object(let pairs): return .object(pairs.map { ($0.0, withoutPaths($0.1)) })
+        case .string(let s) where s.hasPrefix("/") || (fileKey && s.contains("/")):
+            return .string((s as NSString).lastPathComponent)
+        case .array(let items): return .array(items.map { withoutPaths($0) })
+        case .object(let pairs): return .object(pairs.map { ($0.0, withoutPaths($0.1, fileKey: fileKeys.contains($0.0))) })
         default: return json
         }
     }
@@ -61,7 +65,7 @@ public final class Endpoint: @unchecked Sendable {
                 ("source_model", .string(URL(fileURLWithPath: artifact.sourceModel).lastPathComponent)),
                 ("source_fingerprint", .string(artifact.sourceFingerprint)),
                 ("compression", (try? JSON.parse(artifact.compression)) ?? .string(artifact.compression)),
-            ] + [("calibration", artifact.calibration), ("quality", artifact.quality)].compactMap { key, text in
+            ] + [("calibration", artifact.calibration), ("quality", artifact.quality), ("recovery", artifact.recovery)].compactMap { key, text in
                 text.map { (key, Self.withoutPaths((try? JSON.parse($0)) ?? .string($0))) }
             })))
         }
