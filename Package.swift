@@ -11,6 +11,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Metrics API and its Prometheus backend (text exposition for GET /metrics).
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C kernels: intrinsics under __attribute__((target(...))) with runtime CPU dispatch.
@@ -36,10 +39,13 @@ let package = Package(
             "CZlib", "COpenSSL", .product(name: "Logging", package: "swift-log"),
         ]),
         // The server by pipeline stage: App/ (lifecycle, config), HTTP/ (routes, middleware),
-        // Protocols/ (V2, OpenAI, OpenAPI), Scheduling/, Repository/, Metrics/.
+        // Protocols/ (V2, OpenAI, OpenAPI), Scheduling/, Repository/, Metrics/ (swift-metrics
+        // handles, exposed by swift-prometheus).
         .target(name: "SparseServe", dependencies: [
             "HTTPServer", "SparseModels", "SparseKernels", "SparseCompression", "SparseJSON",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ], resources: [.embedInCode("Protocols/OpenAPI/openapi.yaml")]),
         .executableTarget(name: "sparse-serve", dependencies: [
             "SparseServe", "SparseModels", "SparseCompression", "SparseJSON",
@@ -67,6 +73,7 @@ let package = Package(
         .testTarget(name: "SparseCompressionTests", dependencies: ["SparseCompression", "SparseModels", "SparseKernels", "SparseTestSupport"]),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
         .testTarget(name: "SparseJSONTests", dependencies: ["SparseJSON"]),
-        .testTarget(name: "SparseServeTests", dependencies: ["SparseServe", "SparseJSON", "SparseModels", "HTTPServer"]),
+        .testTarget(name: "SparseServeTests", dependencies: ["SparseServe", "SparseJSON", "SparseModels", "HTTPServer",
+                                                         .product(name: "CoreMetrics", package: "swift-metrics")]),
     ]
 )

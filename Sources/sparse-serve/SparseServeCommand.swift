@@ -107,7 +107,7 @@ func runServer(_ settings: ServiceConfig, configPath: String, logger: Logger) th
                 service.reload(try ServiceConfig.load(path: configPath))
             } catch {
                 logger.error("config reload failed; keeping the running endpoints", metadata: ["error": "\(error)"])
-                service.metrics.configReloadFailures.add(1)
+                service.metrics.countConfigReloadFailure()
             }
         }
         logger.info("signal received; draining", metadata: ["signal": "\(byte)", "graceSeconds": "\(settings.server.gracePeriodSeconds)"])

@@ -132,11 +132,10 @@ final class SecuritySettingsTests: XCTestCase {
 
     func testSeriesOfAModelCanBeRemoved() {
         let metrics = ServerMetrics()
-        metrics.inferenceRequests.add(1, "gone", "success")
-        metrics.inferenceRequests.add(1, "kept", "success")
-        metrics.inferenceQueueSeconds.observe(0.1, "gone")
-        metrics.registry.removeSeries(label: "model", value: "gone")
-        let text = metrics.registry.render()
+        metrics.series("gone").record(rows: 1, queue: 0.1, compute: 0, total: 0.1, failure: nil)
+        metrics.series("kept").record(rows: 1, queue: 0.1, compute: 0, total: 0.1, failure: nil)
+        metrics.removeModel("gone", keepLoadedAtZero: false)
+        let text = String(decoding: metrics.exposition(), as: UTF8.self)
         XCTAssertFalse(text.contains(#"model="gone""#))
         XCTAssertTrue(text.contains(#"model="kept""#))
     }

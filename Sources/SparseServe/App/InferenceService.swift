@@ -33,7 +33,7 @@ public final class InferenceService: @unchecked Sendable {
         repository = ModelRepository(configs: config.endpoints, compute: compute, metrics: metrics, logger: logger)
         pipeline = InferencePipeline(compute: compute, metrics: metrics, logger: logger)
         let queue = compute
-        metrics.queueDepth.collect { Double(queue.queuedCount) }
+        metrics.sample(MetricCatalog.queueDepth) { Double(queue.queuedCount) }
     }
 
     /// Loads and warms up every endpoint; readiness turns true when all are in. Throws the first
@@ -86,7 +86,7 @@ public final class InferenceService: @unchecked Sendable {
     public func start() throws -> [String] {
         let started = try Listeners.start(config.server, router: Router(service: self), gate: RequestGate(service: self), logger: logger)
         let all = started.map(\.server)
-        metrics.openConnections.collect { Double(all.reduce(0) { $0 + $1.activeConnectionCount }) }
+        metrics.sample(MetricCatalog.openConnections) { Double(all.reduce(0) { $0 + $1.activeConnectionCount }) }
         state.lock()
         servers = all
         state.unlock()

@@ -12,7 +12,7 @@ protocol ResponseError: Error {
 }
 
 /// The `reason` label of `sparseserve_inference_failures_total`.
-public enum FailureReason: String, Sendable {
+public enum FailureReason: String, Sendable, CaseIterable {
     /// The request was wrong (a 4xx).
     case invalidInput = "invalid_input"
     /// The server failed (a 5xx).

@@ -155,7 +155,7 @@ public enum RouteGroup: String, Sendable, CaseIterable {
 }
 
 /// The `route` label of `sparseserve_http_requests_total`.
-enum RouteLabel: String, Sendable {
+enum RouteLabel: String, Sendable, CaseIterable {
     case metadata, health, infer, statistics, metrics, openapi, embeddings, repository
     /// A path no route matches (or one that cannot be decoded).
     case other

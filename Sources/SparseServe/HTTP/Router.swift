@@ -52,8 +52,8 @@ public final class Router: Sendable {
         case .embeddings: embeddings.handle(request, reply)
         case .openAPI: reply(OpenAPIDocument.response())
         case .metrics:
-            var response = HTTPResponse(status: 200, body: Array(service.metrics.registry.render().utf8))
-            response.headers.set(name: "Content-Type", value: "text/plain; version=0.0.4; charset=utf-8")
+            var response = HTTPResponse(status: 200, body: service.metrics.exposition())
+            response.headers.set(name: "Content-Type", value: PrometheusExposition.contentType)
             reply(response)
         }
     }

@@ -1,77 +1,154 @@
+import CoreMetrics
 import Foundation
+import class Prometheus.PrometheusCollectorRegistry
+import struct Prometheus.PrometheusMetricsFactory
 
-/// The metrics SparseServe exports, named with the `sparseserve_` prefix and base units.
-public final class ServerMetrics: Sendable {
-    public let registry = MetricsRegistry()
-    public let httpRequests: MetricFamily
-    public let inferenceRequests: MetricFamily
-    public let inferenceQueueSeconds: MetricFamily
-    public let inferenceComputeSeconds: MetricFamily
-    public let inferenceTotalSeconds: MetricFamily
-    public let inferenceRows: MetricFamily
-    public let queueDepth: MetricFamily
-    public let endpointQueueDepth: MetricFamily
-    public let batchRows: MetricFamily
-    public let modelInfo: MetricFamily
-    public let inferenceFailures: MetricFamily
-    public let modelLoaded: MetricFamily
-    public let modelLoadFailures: MetricFamily
-    public let modelParameters: MetricFamily
-    public let modelBytes: MetricFamily
-    public let modelDensity: MetricFamily
-    public let openConnections: MetricFamily
-    public let configReloadFailures: MetricFamily
+/// The metrics SparseServe exports, named with the `sparseserve_` prefix and base units. Every
+/// counter, gauge and histogram is a swift-metrics handle made by `factory`, a swift-prometheus
+/// factory over `registry`, which renders `GET /metrics`. Handles are made once and cached (per
+/// model in `ModelSeries`, per route and status for HTTP responses).
+///
+/// Code embedding SparseServe can report its own metrics on the same page by bootstrapping
+/// `MetricsSystem` with `factory`.
+public final class ServerMetrics: @unchecked Sendable {
+    public let registry: PrometheusCollectorRegistry
+    public let factory: PrometheusMetricsFactory
+    private let lock = NSLock()
+    private var models: [String: ModelSeries] = [:]
+    private var loaded: [String: Gauge] = [:]
+    private var loadFailures: [String: Counter] = [:]
+    private var http: [HTTPSeriesKey: Counter] = [:]
+    private let spansDropped: [SpanDropReason: Counter]
+    /// Gauges read at scrape time (queue depth, open connections).
+    private var sampled: [(gauge: Gauge, read: @Sendable () -> Double)] = []
+    private let configReloadFailures: Counter
+    private let process: ProcessSeries
 
-    public init() {
-        httpRequests = registry.family("sparseserve_http_requests_total", "HTTP requests answered, by route and status code.", .counter, labels: ["route", "code"])
-        inferenceRequests = registry.family("sparseserve_inference_requests_total", "Inference requests, by model and outcome.", .counter, labels: ["model", "outcome"])
-        inferenceQueueSeconds = registry.family("sparseserve_inference_queue_seconds", "Time an inference request waited for a compute thread.", .histogram, labels: ["model"], buckets: MetricsRegistry.latencyBuckets)
-        inferenceComputeSeconds = registry.family("sparseserve_inference_compute_seconds", "Decode, forward pass and encode time of an inference request.", .histogram, labels: ["model"], buckets: MetricsRegistry.latencyBuckets)
-        inferenceTotalSeconds = registry.family("sparseserve_inference_request_duration_seconds", "Inference request time from arrival to response.", .histogram, labels: ["model"], buckets: MetricsRegistry.latencyBuckets)
-        inferenceRows = registry.family("sparseserve_inference_rows_total", "Rows (batch entries) run through each model.", .counter, labels: ["model"])
-        queueDepth = registry.family("sparseserve_queue_depth", "Inference requests waiting for a compute thread.", .gauge)
-        endpointQueueDepth = registry.family("sparseserve_batch_queue_depth", "Requests waiting in a model's batching queue.", .gauge, labels: ["model"])
-        batchRows = registry.family("sparseserve_batch_rows", "Rows per executed batch (forward pass).", .histogram, labels: ["model"], buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024])
-        modelInfo = registry.family("sparseserve_model_info", "Loaded models (value 1) with their architecture and compression method.", .gauge, labels: ["model", "version", "architecture", "compression"])
-        inferenceFailures = registry.family("sparseserve_inference_failures_total", "Failed inference requests, by model and reason (invalid_input, rejected, timeout, cancelled, internal).", .counter, labels: ["model", "reason"])
-        modelLoaded = registry.family("sparseserve_model_loaded", "1 while the endpoint has a loaded model, 0 after an unload.", .gauge, labels: ["model"])
-        modelLoadFailures = registry.family("sparseserve_model_load_failures_total", "Model loads (start-up, repository load, SIGHUP reload) that failed.", .counter, labels: ["model"])
-        modelParameters = registry.family("sparseserve_model_parameters", "Parameters stored by the endpoint's model (after compression).", .gauge, labels: ["model"])
-        modelBytes = registry.family("sparseserve_model_bytes", "Bytes of weights the endpoint's model holds in memory.", .gauge, labels: ["model"])
-        modelDensity = registry.family("sparseserve_model_density", "Stored weights over dense-equivalent weights (1 = dense).", .gauge, labels: ["model"])
-        openConnections = registry.family("sparseserve_open_connections", "Open client connections.", .gauge)
-        configReloadFailures = registry.family("sparseserve_config_reload_failures_total", "SIGHUP config reloads rejected because the file was invalid.", .counter)
-        configReloadFailures.add(0)
-        let build = registry.family("sparseserve_build_info", "Build information (value 1).", .gauge, labels: ["version"])
-        build.set(1, InferenceService.version)
-        let start = Date().timeIntervalSince1970
-        registry.family("process_start_time_seconds", "Start time of the process since the Unix epoch.", .gauge).set(start)
-        registry.family("process_resident_memory_bytes", "Resident memory size in bytes.", .gauge).collect { ProcessStats.residentBytes() }
-        registry.family("process_open_fds", "Open file descriptors.", .gauge).collect { ProcessStats.openFileDescriptors() }
-        registry.family("process_cpu_seconds_total", "User and system CPU time in seconds.", .counter).collect { ProcessStats.cpuSeconds() }
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.valueHistogramBuckets = MetricCatalog.buckets
+        self.factory = factory
+        configReloadFailures = Counter(label: MetricCatalog.configReloadFailures, factory: factory)
+        Gauge(label: MetricCatalog.buildInfo, dimensions: [("version", InferenceService.version)], factory: factory).record(1)
+        process = ProcessSeries(factory: factory)
+        spansDropped = Dictionary(uniqueKeysWithValues: SpanDropReason.allCases.map { reason in
+            (reason, Counter(label: MetricCatalog.spansDropped, dimensions: [("reason", reason.rawValue)], factory: factory))
+        })
+        // Series that exist before any traffic, at 0, so rate() sees the first responses.
+        for route in RouteLabel.allCases { http[HTTPSeriesKey(route: route, status: 200)] = httpCounter(route, 200) }
+    }
+
+    /// The text of `GET /metrics` (Prometheus text format 0.0.4).
+    public func exposition() -> [UInt8] {
+        lock.lock()
+        let series = Array(models.values), gauges = sampled
+        lock.unlock()
+        for s in series { s.refresh() }
+        for g in gauges { g.gauge.record(g.read()) }
+        process.refresh()
+        return PrometheusExposition.render(registry)
+    }
+
+    /// A gauge with no labels whose value `read` gives at every scrape.
+    func sample(_ name: String, read: @escaping @Sendable () -> Double) {
+        let gauge = Gauge(label: name, factory: factory)
+        gauge.record(read())
+        lock.lock()
+        sampled.append((gauge, read))
+        lock.unlock()
+    }
+
+    /// The series of `model`, made on first use.
+    func series(_ model: String) -> ModelSeries {
+        lock.lock(); defer { lock.unlock() }
+        if let s = models[model] { return s }
+        let s = ModelSeries(name: model, factory: factory)
+        models[model] = s
+        return s
+    }
+
+    /// A model was (re)loaded: its facts are published and `model_loaded` is 1.
+    func publishModel(_ model: String, _ facts: ModelFacts) {
+        series(model).publish(facts)
+        setLoaded(model, 1)
+    }
+
+    /// An unloaded model: every series labelled with it goes; a config-file endpoint keeps
+    /// `model_loaded 0` (its slot stays in the index).
+    func removeModel(_ model: String, keepLoadedAtZero: Bool) {
+        lock.lock()
+        let s = models.removeValue(forKey: model), failures = loadFailures.removeValue(forKey: model)
+        let gauge = keepLoadedAtZero ? nil : loaded.removeValue(forKey: model)
+        lock.unlock()
+        s?.destroy()
+        failures?.destroy()
+        gauge?.destroy()
+        if keepLoadedAtZero { setLoaded(model, 0) }
+    }
+
+    private func setLoaded(_ model: String, _ value: Double) {
+        lock.lock()
+        let gauge = loaded[model] ?? Gauge(label: MetricCatalog.modelLoaded, dimensions: [("model", model)], factory: factory)
+        loaded[model] = gauge
+        lock.unlock()
+        gauge.record(value)
+    }
+
+    /// One failed load of `model` (start-up, repository load or SIGHUP reload).
+    func countLoadFailure(_ model: String) {
+        lock.lock()
+        let counter = loadFailures[model] ?? Counter(label: MetricCatalog.modelLoadFailures, dimensions: [("model", model)], factory: factory)
+        loadFailures[model] = counter
+        lock.unlock()
+        counter.increment()
+    }
+
+    /// One rejected config reload (SIGHUP with an invalid file).
+    public func countConfigReloadFailure() { configReloadFailures.increment() }
+
+    /// One HTTP response.
+    func countHTTP(_ route: RouteLabel, status: Int) {
+        let key = HTTPSeriesKey(route: route, status: status)
+        lock.lock()
+        let counter = http[key] ?? httpCounter(route, status)
+        http[key] = counter
+        lock.unlock()
+        counter.increment()
+    }
+
+    private func httpCounter(_ route: RouteLabel, _ status: Int) -> Counter {
+        Counter(label: MetricCatalog.httpRequests, dimensions: [("route", route.rawValue), ("code", String(status))], factory: factory)
+    }
+
+    /// Executed batch sizes of a batching model.
+    func recordBatch(_ rows: Int, model: String) { series(model).batchRows?.record(rows) }
+
+    /// Spans the OTLP exporter could not deliver (0 while tracing is off).
+    public func countDroppedSpans(_ count: Int, reason: SpanDropReason) {
+        spansDropped[reason]?.increment(by: Int64(count))
+    }
+
+    /// The cumulative counts and times of `model` (the v2 statistics extension).
+    func statistics(_ model: String) -> InferenceTotals {
+        lock.lock()
+        let s = models[model]
+        lock.unlock()
+        return s?.snapshot ?? InferenceTotals()
     }
 }
 
-/// Process facts read from /proc (Linux); zero where unavailable.
-enum ProcessStats {
-    static func residentBytes() -> Double {
-        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
-        let fields = text.split(separator: " ")
-        guard fields.count > 1, let pages = Double(fields[1]) else { return 0 }
-        return pages * Double(sysconf(Int32(_SC_PAGESIZE)))
-    }
+/// Why a finished span did not reach the collector (`reason` of `sparseserve_tracing_spans_dropped_total`).
+public enum SpanDropReason: String, Sendable, CaseIterable {
+    /// The bounded export queue was full (the collector is slow or down).
+    case queueFull = "queue_full"
+    /// The export of a batch failed (refused, timed out, or answered with an error).
+    case exportFailed = "export_failed"
+}
 
-    static func openFileDescriptors() -> Double {
-        Double((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0)
-    }
-
-    static func cpuSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        let user = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
-        let system = Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-        return user + system
-    }
+private struct HTTPSeriesKey: Hashable {
+    var route: RouteLabel
+    var status: Int
 }
 
 /// The `outcome` label of `sparseserve_inference_requests_total`.
@@ -80,12 +157,11 @@ enum InferenceOutcome: String, Sendable, CaseIterable {
 }
 
 extension ServerMetrics {
-    /// One HTTP response.
-    func countHTTP(_ route: RouteLabel, status: Int) { httpRequests.add(1, route.rawValue, String(status)) }
-    /// One finished inference request.
-    func countInference(_ model: String, _ outcome: InferenceOutcome) { inferenceRequests.add(1, model, outcome.rawValue) }
-    /// One failed inference request, by reason.
-    func countFailure(_ model: String, _ reason: FailureReason) { inferenceFailures.add(1, model, reason.rawValue) }
+    /// One finished inference request with no timing (a refusal before it ran).
+    func countRejected(_ model: String, _ reason: FailureReason) { series(model).countFailure(reason) }
     /// Inference requests of `model` so far with `outcome`.
-    func inferenceCount(_ model: String, _ outcome: InferenceOutcome) -> Double { inferenceRequests.value(model, outcome.rawValue) }
+    func inferenceCount(_ model: String, _ outcome: InferenceOutcome) -> Int {
+        let totals = statistics(model)
+        return outcome == .success ? totals.successes : totals.failures
+    }
 }

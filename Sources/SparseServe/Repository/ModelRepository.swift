@@ -151,8 +151,7 @@ public final class ModelRepository: @unchecked Sendable {
             order.removeAll { $0 == name }
         }
         lock.unlock()
-        metrics.registry.removeSeries(label: "model", value: name)
-        if keepSlot { metrics.modelLoaded.set(0, name) }
+        metrics.removeModel(name, keepLoadedAtZero: keepSlot)
         logger.info("unloaded endpoint", metadata: ["endpoint": "\(name)"])
     }
 
@@ -177,7 +176,7 @@ public final class ModelRepository: @unchecked Sendable {
             previous = entries[config.name]?.endpoint
             entries[config.name] = Entry(config: config, endpoint: endpoint, state: .ready, reason: "")
             lock.unlock()
-            publishMetrics(endpoint, replacing: previous)
+            publishMetrics(endpoint)
             logger.info(previous == nil ? "loaded endpoint" : "reloaded endpoint", metadata: [
                 "endpoint": "\(config.name)", "architecture": "\(endpoint.model.architecture)",
                 "compression": "\(endpoint.compressionMethod)", "path": "\(config.modelPath)",
@@ -195,7 +194,7 @@ public final class ModelRepository: @unchecked Sendable {
                 forgetFailedLoad(config.name, reason: reason)
             }
             lock.unlock()
-            metrics.modelLoadFailures.add(1, listed ? config.name : ModelRepository.unlistedModelLabel)
+            metrics.countLoadFailure(listed ? config.name : ModelRepository.unlistedModelLabel)
             logger.error("endpoint failed to load", metadata: ["endpoint": "\(config.name)", "error": "\(reason)"])
             throw ConfigError(field: "endpoint '\(config.name)'", reason: reason)
         }
@@ -225,33 +224,20 @@ public final class ModelRepository: @unchecked Sendable {
         let endpoint = Endpoint(config: config, model: model)
         if config.batching.maxBatchSize > 1 && BatchScheduler.canBatch(model) {
             let scheduler = BatchScheduler(model: model, config: config.batching, compute: compute, lane: config.name)
-            let sizes = metrics.batchRows
-            let name = config.name
-            scheduler.onBatch = { rows in sizes.observe(Double(rows), name) }
+            let metrics = self.metrics, name = config.name
+            scheduler.onBatch = { rows in metrics.recordBatch(rows, model: name) }
             endpoint.scheduler = scheduler
         }
         return endpoint
     }
 
-    private func publishMetrics(_ e: Endpoint, replacing previous: Endpoint?) {
-        if let previous {
-            metrics.modelInfo.remove(previous.name, previous.version, previous.model.architecture, previous.compressionMethod)
-        }
-        metrics.modelInfo.set(1, e.name, e.version, e.model.architecture, e.compressionMethod)
-        metrics.modelLoaded.set(1, e.name)
-        // Series exist from the start at 0, so rate()/increase() see the first requests.
-        for outcome in InferenceOutcome.allCases { metrics.inferenceRequests.add(0, e.name, outcome.rawValue) }
-        metrics.inferenceRows.add(0, e.name)
+    private func publishMetrics(_ e: Endpoint) {
         let summary = ModelLoader.summary(of: e.model)
-        let parameters = Double(summary?.parameterCount ?? 0)
-        metrics.modelParameters.set(parameters, e.name)
-        metrics.modelBytes.set(Double(summary?.byteCount ?? 0), e.name)
-        metrics.modelDensity.set(e.density, e.name)
-        if let scheduler = e.scheduler {
-            metrics.endpointQueueDepth.collect(e.name) { Double(scheduler.queuedCount) }
-        } else {
-            metrics.endpointQueueDepth.collect(e.name) { 0 }
-        }
+        var queued: (@Sendable () -> Int)?
+        if let scheduler = e.scheduler { queued = { scheduler.queuedCount } }
+        metrics.publishModel(e.name, ModelFacts(version: e.version, architecture: e.model.architecture, compression: e.compressionMethod,
+                                                parameters: Double(summary?.parameterCount ?? 0), bytes: Double(summary?.byteCount ?? 0),
+                                                density: e.density, queuedCount: queued))
     }
 
     /// One batch-1 input per declared input: zeros for numbers, a short text for BYTES.

@@ -62,8 +62,7 @@ struct InferencePipeline: Sendable {
 
     /// A full queue: counted as rejected, answered with `Retry-After: 1`.
     private func reject(_ endpoint: Endpoint, codec: ProtocolCodec, status: Int, _ message: String, respond: Responder) {
-        metrics.countInference(endpoint.name, .failure)
-        metrics.countFailure(endpoint.name, .rejected)
+        metrics.countRejected(endpoint.name, .rejected)
         var response = codec.error(status, message)
         response.headers.set(name: "Retry-After", value: "1")
         respond(response)
@@ -72,11 +71,11 @@ struct InferencePipeline: Sendable {
     /// Encodes a finished inference (or its error), records metrics and responds.
     func answer(_ endpoint: Endpoint, _ request: InferenceRequest?, _ result: Result<[String: Tensor], any Error>,
                 arrived: UInt64, started: UInt64, codec: ProtocolCodec, respond: Responder) {
-        var response: HTTPResponse, failure: FailureReason?
+        var response: HTTPResponse, failure: FailureReason?, rows = 0
         do {
             guard let request else { throw result.failure ?? ProtocolError(500, "internal error: result without a request") }
             response = try codec.encode(endpoint, request, try result.get())
-            metrics.inferenceRows.add(Double(request.inputs.values.first?.shape.first ?? 0), endpoint.name)
+            rows = request.inputs.values.first?.shape.first ?? 0
             response.compressionMinimumBytes = endpoint.config.gzipMinimumBytes
         } catch {
             var (status, message, reason) = ResponseErrors.describe(error)
@@ -89,11 +88,8 @@ struct InferencePipeline: Sendable {
         }
         endpoint.record(success: failure == nil)
         let now = DispatchTime.now().uptimeNanoseconds
-        metrics.inferenceQueueSeconds.observe(Double(started - arrived) / 1e9, endpoint.name)
-        metrics.inferenceComputeSeconds.observe(Double(now - started) / 1e9, endpoint.name)
-        metrics.inferenceTotalSeconds.observe(Double(now - arrived) / 1e9, endpoint.name)
-        metrics.countInference(endpoint.name, failure == nil ? .success : .failure)
-        if let failure { metrics.countFailure(endpoint.name, failure) }
+        metrics.series(endpoint.name).record(rows: rows, queue: Double(started - arrived) / 1e9, compute: Double(now - started) / 1e9,
+                                             total: Double(now - arrived) / 1e9, failure: failure)
         respond(response)
     }
 }

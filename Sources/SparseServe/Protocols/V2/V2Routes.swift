@@ -80,19 +80,16 @@ enum V2Statistics {
         func n(_ v: Double) -> JSON { .number(double: v.rounded(), integer: Int64(v.rounded())) }
         func stat(_ count: Double, _ seconds: Double) -> JSON { .object([("count", n(count)), ("ns", n(seconds * 1e9))]) }
         return .object([("model_stats", .array(list.map { e in
-            let success = metrics.inferenceCount(e.name, .success), failure = metrics.inferenceCount(e.name, .failure)
-            let queue = metrics.inferenceQueueSeconds.histogramTotals(e.name)
-            let compute = metrics.inferenceComputeSeconds.histogramTotals(e.name)
-            let total = metrics.inferenceTotalSeconds.histogramTotals(e.name)
+            let t = metrics.statistics(e.name)
             return .object([
                 ("name", .string(e.name)), ("version", .string(e.version)),
-                ("inference_count", n(metrics.inferenceRows.value(e.name))),
-                ("execution_count", n(success)),
+                ("inference_count", n(Double(t.rows))),
+                ("execution_count", n(Double(t.successes))),
                 ("inference_stats", .object([
-                    ("success", stat(success, total.sum)),
-                    ("fail", stat(failure, 0)),
-                    ("queue", stat(Double(queue.count), queue.sum)),
-                    ("compute_infer", stat(Double(compute.count), compute.sum)),
+                    ("success", stat(Double(t.successes), t.totalSeconds)),
+                    ("fail", stat(Double(t.failures), 0)),
+                    ("queue", stat(Double(t.timed), t.queueSeconds)),
+                    ("compute_infer", stat(Double(t.timed), t.computeSeconds)),
                 ])),
             ])
         }))])

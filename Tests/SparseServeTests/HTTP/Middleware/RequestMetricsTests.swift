@@ -7,8 +7,8 @@ final class RequestMetricsTests: XCTestCase {
         let metrics = ServerMetrics()
         _ = try pass(RequestMetrics(metrics: metrics), request("POST", "/v2/models/m/infer"))
         _ = try pass(RequestMetrics(metrics: metrics), request("GET", "/nowhere"))
-        XCTAssertEqual(metrics.httpRequests.value("infer", "200"), 1)
-        XCTAssertEqual(metrics.httpRequests.value("other", "200"), 1)
-        XCTAssertEqual(metrics.httpRequests.value("metadata", "200"), 0)
+        XCTAssertEqual(metrics.value(#"sparseserve_http_requests_total{route="infer",code="200"}"#), 1)
+        XCTAssertEqual(metrics.value(#"sparseserve_http_requests_total{route="other",code="200"}"#), 1)
+        XCTAssertEqual(metrics.value(#"sparseserve_http_requests_total{route="metadata",code="200"}"#), 0, "exists at 0 before traffic")
     }
 }
