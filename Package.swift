@@ -28,15 +28,16 @@ let package = Package(
         // Offline compression: TSENOR masks, BLAST fits, l1,inf projection and compaction, the
         // WeightCompressor that packs layers for SparseModels' loaders, and the artifact writer.
         // Depends on SparseModels (not the other way) so calibration and recovery can run models.
-        .target(name: "SparseCompression", dependencies: ["SparseModels", "SparseKernels", "CSparseKernels"]),
+        .target(name: "SparseCompression", dependencies: ["SparseModels", "SparseKernels", "CSparseKernels", "SparseJSON"]),
         // System zlib (gzip/deflate) and OpenSSL (TLS), from libssl-dev / zlib1g-dev.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl",
                        providers: [.apt(["libssl-dev"])]),
-        // HTTP/1.1 server on POSIX sockets + Dispatch, TLS and content coding.
+        // HTTP/1.1 server on POSIX sockets + Dispatch, TLS and content coding. SparseJSON (no
+        // dependencies of its own) writes its error bodies: one string escaper in the package.
         .target(name: "HTTPServer", dependencies: [
-            "CZlib", "COpenSSL", .product(name: "Logging", package: "swift-log"),
+            "CZlib", "COpenSSL", "SparseJSON", .product(name: "Logging", package: "swift-log"),
         ]),
         // The server by pipeline stage: App/ (lifecycle, config), HTTP/ (routes, middleware),
         // Protocols/ (V2, OpenAI, OpenAPI), Scheduling/, Repository/, Metrics/ (swift-metrics
@@ -53,12 +54,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Kernel micro-benchmarks (`swift run -c release kernel-bench`); see Benchmarks/README.md.
-        .executableTarget(name: "kernel-bench", dependencies: ["SparseKernels"], path: "Benchmarks/kernel-bench"),
+        .executableTarget(name: "kernel-bench", dependencies: ["SparseKernels", "SparseJSON"], path: "Benchmarks/kernel-bench"),
         // MiniLM forward-pass timing (`swift run -c release minilm-bench`); Benchmarks/scripts/minilm_vs_onnxruntime.py.
-        .executableTarget(name: "minilm-bench", dependencies: ["SparseModels", "SparseCompression", "SparseKernels"], path: "Benchmarks/minilm-bench"),
+        .executableTarget(name: "minilm-bench", dependencies: ["SparseModels", "SparseCompression", "SparseKernels", "SparseJSON"], path: "Benchmarks/minilm-bench"),
         // Compression algorithms (TSENOR masks, l1,inf projections, BLAST fits) vs same-run baselines
         // (`swift run -c release compression-bench`); see Benchmarks/README.md.
-        .executableTarget(name: "compression-bench", dependencies: ["SparseCompression", "SparseModels", "SparseKernels"], path: "Benchmarks/compression-bench"),
+        .executableTarget(name: "compression-bench", dependencies: ["SparseCompression", "SparseModels", "SparseKernels", "SparseJSON"], path: "Benchmarks/compression-bench"),
         // v2 request decode time, typed `data` buffers against the boxed baseline (`swift run -c release
         // v2-decode-bench`); see Benchmarks/README.md.
         .executableTarget(name: "v2-decode-bench", dependencies: ["SparseServe", "SparseModels"], path: "Benchmarks/v2-decode-bench"),
@@ -71,7 +72,7 @@ let package = Package(
         .target(name: "SparseTestSupport", path: "Tests/SparseTestSupport"),
         .testTarget(name: "SparseModelsTests", dependencies: ["SparseModels", "SparseCompression", "SparseKernels", "SparseTestSupport"]),
         .testTarget(name: "SparseCompressionTests", dependencies: ["SparseCompression", "SparseModels", "SparseKernels", "SparseTestSupport"]),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "SparseJSON"]),
         .testTarget(name: "SparseJSONTests", dependencies: ["SparseJSON"]),
         .testTarget(name: "SparseServeTests", dependencies: ["SparseServe", "SparseJSON", "SparseModels", "HTTPServer",
                                                          .product(name: "CoreMetrics", package: "swift-metrics")]),

@@ -2,6 +2,7 @@ import Foundation
 import SparseKernels
 import SparseCompression
 import SparseModels
+import SparseJSON
 
 // Compression algorithm timings, each next to a baseline measured in the same run:
 //   tsenor  transposable 8:16 mask of an 8192×8192 weight on 2 threads (and 1), vs greedy rounding
@@ -230,7 +231,5 @@ if sections.contains("blast-delta") {
 
 log("\nload average after: \(loadAverage())")
 if json {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(data: try encoder.encode(rows), encoding: .utf8)!)
+    print(try JSONValueEncoder().text(rows, indent: 2))
 }

@@ -1,6 +1,7 @@
 import CSparseKernels
 import Foundation
 import SparseKernels
+import SparseJSON
 
 // Kernel micro-benchmarks: dense, N:M, BLAST and CSR layers and the int8 / bf16 formats on the
 // issue's shapes (K×N: 384×384, 384×1536, 1536×384, 2048×2048), M ∈ {1, 2, 4, 8, 16, 32, 64, 128}
@@ -182,7 +183,7 @@ for segments in [16, 32, 64] {
 let report = Report(isa: InstructionSet.current.rawValue, cpus: ProcessInfo.processInfo.activeProcessorCount,
                     loadAverage: loadBefore + loadAverage(), rows: rows, activations: activationRows)
 if json {
-    print(String(decoding: try! JSONEncoder().encode(report), as: UTF8.self))
+    print(try! JSONValueEncoder().text(report))
 } else {
     print("# \(report.isa), \(report.cpus) CPUs, load average before/after: \(report.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))")
     print("# wall-clock µs per call (median), dense-equivalent GFLOP/s = 2·M·K·N/t, speed-up vs our dense at the same M and threads; ReLU epilogue")

@@ -2,6 +2,7 @@ import Foundation
 import SparseKernels
 import SparseCompression
 import SparseModels
+import SparseJSON
 
 // Forward-pass timing of the MiniLM (bert-encoder) model: batches of equal-length token sequences,
 // 1 and 2 kernel threads. Benchmarks/scripts/minilm_vs_onnxruntime.py runs it with --json beside
@@ -66,11 +67,11 @@ func sequence(_ tokens: Int, _ index: Int) -> [Int32] {
 /// on the first 40 fixture sentences: what a compression costs in fidelity.
 func cosineToReference(_ model: BertEncoderModel) throws -> (lowest: Double, mean: Double) {
     let url = URL(fileURLWithPath: "Tests/fixtures/minilm/embeddings.json")
-    guard let root = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any],
-          let cases = root["cases"] as? [[String: Any]] else { throw CocoaError(.fileReadCorruptFile) }
+    guard let cases = try JSON.parse(Array(try Data(contentsOf: url)))["cases"]?.arrayValue else { throw CocoaError(.fileReadCorruptFile) }
     var cosines: [Double] = []
     for c in cases.prefix(40) {
-        guard let ids = c["ids"] as? [Int], let b64 = c["embedding"] as? String, let data = Data(base64Encoded: b64) else { continue }
+        guard let ids = c["ids"]?.arrayValue?.compactMap(\.integerValue), let b64 = c["embedding"]?.stringValue,
+              let data = Data(base64Encoded: b64) else { continue }
         let reference = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         let ours = try model.embed(tokenSequences: [ids.map { Int32($0) }])[0]
         var dot = 0.0, a = 0.0, b = 0.0
@@ -85,7 +86,9 @@ if CommandLine.arguments.contains("--cosine") {
         let model = try BertEncoderLoader.load(directory: modelDirectory, compression: plan(compression), compressor: WeightCompressor(),
                                                pool: KernelPool(threads: 1))
         let (lowest, mean) = try cosineToReference(model)
-        print("{\"compression\": \"\(compression)\", \"lowestCosine\": \(lowest), \"meanCosine\": \(mean)}")
+        let row: JSON = .object([("compression", .string(compression)), ("lowestCosine", .number(double: lowest, integer: nil)),
+                                 ("meanCosine", .number(double: mean, integer: nil))])
+        print(String(decoding: JSONWriter.encode(row), as: UTF8.self))
     } catch {
         FileHandle.standardError.write("minilm-bench: \(error)\n".data(using: .utf8)!)
         exit(1)
@@ -120,9 +123,12 @@ for threads in threadCounts {
 
 if json {
     for r in rows {
-        let object: [String: Any] = ["batch": r.batch, "tokens": r.tokens, "threads": r.threads, "compression": compression,
-                                     "medianMilliseconds": r.median, "minMilliseconds": r.min, "runs": r.runs]
-        print(String(data: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), encoding: .utf8)!)
+        func integer(_ i: Int) -> JSON { .number(double: Double(i), integer: Int64(i)) }
+        let object: JSON = .object([("batch", integer(r.batch)), ("compression", .string(compression)),
+                                    ("medianMilliseconds", .number(double: r.median, integer: nil)),
+                                    ("minMilliseconds", .number(double: r.min, integer: nil)), ("runs", integer(r.runs)),
+                                    ("threads", integer(r.threads)), ("tokens", integer(r.tokens))])
+        print(String(decoding: JSONWriter.encode(object), as: UTF8.self))
     }
 } else {
     print("MiniLM-L6 forward pass (\(compression)), median (min) of repeated runs")

@@ -1,4 +1,5 @@
 import Foundation
+import SparseJSON
 
 /// A complete response produced by a handler (or by the server for protocol errors).
 ///
@@ -28,26 +29,11 @@ public struct HTTPResponse: Sendable {
 
     /// `{"error": "<message>"}` with `Content-Type: application/json` (no charset parameter).
     public static func error(status: Int, _ message: String) -> HTTPResponse {
-        json(status: status, Array("{\"error\":\(jsonString(message))}".utf8))
-    }
-
-    /// `text` as a quoted, escaped JSON string.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        out.reserveCapacity(text.utf8.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || scalar.value == 0x2028 || scalar.value == 0x2029:
-                out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        var writer = JSONWriter(reservingCapacity: message.utf8.count + 12)
+        writer.raw("{\"error\":")
+        writer.string(message)
+        writer.raw("}")
+        return json(status: status, writer.bytes)
     }
 
     /// Serializes status line, headers and (unless `omitBody`) body.

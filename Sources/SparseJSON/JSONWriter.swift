@@ -89,6 +89,46 @@ public struct JSONWriter {
         }
     }
 
+    /// Writes a whole JSON value for people to read: each array element and object member on its
+    /// own line, indented by `indent` spaces per level, `"key" : value` as JSONEncoder's
+    /// `.prettyPrinted` writes it; empty containers and number arrays stay on one line.
+    public mutating func value(_ json: JSON, indent: Int, depth: Int = 0) {
+        func newline(_ level: Int) {
+            bytes.append(0x0A)
+            bytes.append(contentsOf: repeatElement(0x20, count: indent * level))
+        }
+        switch json {
+        case .array(let items) where !items.isEmpty:
+            bytes.append(UInt8(ascii: "["))
+            for (n, item) in items.enumerated() {
+                if n > 0 { bytes.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
+                value(item, indent: indent, depth: depth + 1)
+            }
+            newline(depth)
+            bytes.append(UInt8(ascii: "]"))
+        case .object(let pairs) where !pairs.isEmpty:
+            bytes.append(UInt8(ascii: "{"))
+            for (n, (k, v)) in pairs.enumerated() {
+                if n > 0 { bytes.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
+                string(k)
+                raw(" : ")
+                value(v, indent: indent, depth: depth + 1)
+            }
+            newline(depth)
+            bytes.append(UInt8(ascii: "}"))
+        default: value(json)
+        }
+    }
+
+    /// Serialises a value in one call, indented as `value(_:indent:depth:)` does.
+    public static func encode(_ json: JSON, indent: Int) -> [UInt8] {
+        var w = JSONWriter()
+        w.value(json, indent: indent)
+        return w.bytes
+    }
+
     /// Serialises a value in one call.
     public static func encode(_ json: JSON) -> [UInt8] {
         var w = JSONWriter()

@@ -78,21 +78,20 @@ struct Compress: ParsableCommand {
         }
         var compressor: any LayerCompressor = WeightCompressor()
         var metadata: [String: String] = [:]
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONValueEncoder()
         if let options {
             let calibrated = try CalibratedCompressor.run(modelDirectory: model, plan: config.plan, options: options) { print($0) }
             print(String(format: "calibrated on %d samples (%d inputs) of %@ in %.1f s", calibrated.report.samples, calibrated.report.inputs,
                          calibrated.report.source, calibrated.report.seconds))
             compressor = calibrated
-            metadata[CompressedArtifact.MetadataKey.calibration] = String(decoding: try encoder.encode(calibrated.report), as: UTF8.self)
+            metadata[CompressedArtifact.MetadataKey.calibration] = try encoder.text(calibrated.report)
         }
         if let path = heldout ?? HeldOutQuality.defaultFile(inModel: model) {
             let (dense, _) = try ModelLoader.open(directory: model, timeLayers: false)
             let (compressed, _) = try ModelLoader.open(directory: model, compression: config.plan, compressor: compressor, timeLayers: false)
             let quality = try HeldOutQuality.measure(compressed: compressed, dense: dense, path: path)
             print(quality.summary)
-            metadata[CompressedArtifact.MetadataKey.quality] = String(decoding: try encoder.encode(quality), as: UTF8.self)
+            metadata[CompressedArtifact.MetadataKey.quality] = try encoder.text(quality)
         }
         return (compressor, metadata)
     }

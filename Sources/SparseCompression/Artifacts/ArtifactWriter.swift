@@ -1,5 +1,6 @@
 import Foundation
 import SparseModels
+import SparseJSON
 
 /// Writes compressed artifacts (`sparse-serve compress`): the end of the compression path. The
 /// format is `CompressedArtifact`'s, which SparseModels reads.
@@ -107,8 +108,7 @@ public enum ArtifactWriter {
         let dense = records.reduce(0) { $0 + $1.denseBytes }, stored = records.reduce(0) { $0 + $1.bytes }
         let totals = CompressedArtifact.Totals(denseBytes: dense, storedBytes: stored,
                                                compressionRatio: stored > 0 ? Double(dense) / Double(stored) : 1)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let encoder = JSONValueEncoder()
         return [
             Key.format: CompressedArtifact.format,
             Key.formatVersion: String(CompressedArtifact.formatVersion),
@@ -117,8 +117,8 @@ public enum ArtifactWriter {
             Key.sourceFingerprint: try CompressedArtifact.fingerprint(ModelLoader.path(sourceURL.path, ModelLoader.weightsFileName)),
             Key.compression: compressionJSON,
             Key.activations: CompressedArtifact.Metadata.text(builder.activations),
-            Key.layers: String(decoding: try encoder.encode(records), as: UTF8.self),
-            Key.totals: String(decoding: try encoder.encode(totals), as: UTF8.self),
+            Key.layers: try encoder.text(records),
+            Key.totals: try encoder.text(totals),
         ]
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import SparseKernels
 import SparseModels
+import SparseJSON
 
 /// Settings of a recovery run (`sparse-serve compress --recover`).
 public struct RecoveryOptions: Sendable, Equatable {
@@ -59,12 +60,12 @@ public struct RecoveryReport: Sendable, Codable, Equatable {
     public var seconds: Double
     public var heldOut: HeldOut?
 
-    /// The report as the artifact metadata's `recovery` value (sorted keys; non-finite numbers as null).
+    /// The report as the artifact metadata's `recovery` value (sorted keys; non-finite numbers as
+    /// the strings "inf", "-inf" and "nan").
     public static func json(_ report: RecoveryReport) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-        return String(decoding: try encoder.encode(report), as: UTF8.self)
+        var encoder = JSONValueEncoder()
+        encoder.nonFiniteFloats = .strings(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return try encoder.text(report)
     }
 }
 

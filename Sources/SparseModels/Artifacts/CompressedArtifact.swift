@@ -1,5 +1,6 @@
 import Foundation
 import SparseKernels
+import SparseJSON
 
 /// Compressed artifacts: a model directory written by `sparse-serve compress` whose
 /// `model.safetensors` holds every linear layer in the stored form of its compression method
@@ -216,7 +217,7 @@ public enum CompressedArtifact {
                 }
             }
             let compression = try value(MetadataKey.compression)
-            let method = (try? JSONDecoder().decode([String: LooseJSONValue].self, from: Data(compression.utf8)))?["method"]?.string
+            let method = (try? JSON.parse(Array(compression.utf8)))?["method"]?.stringValue
             guard let method else { throw fail("'compression' must be a JSON object with a 'method'") }
             provenance = ArtifactProvenance(formatVersion: CompressedArtifact.formatVersion, toolVersion: try value(MetadataKey.toolVersion),
                                             sourceModel: try value(MetadataKey.sourceModel),
@@ -246,7 +247,7 @@ public enum CompressedArtifact {
         /// An optional metadata entry that must hold a JSON object when present.
         static func object(_ text: String?, _ key: String, _ fail: (String) -> any Error) throws -> String? {
             guard let text else { return nil }
-            guard (try? JSONSerialization.jsonObject(with: Data(text.utf8))) is [String: Any] else {
+            guard (try? JSON.parse(Array(text.utf8)))?.objectValue != nil else {
                 throw fail("'\(key)' must be a JSON object")
             }
             return text
@@ -345,9 +346,7 @@ public enum CompressedArtifact {
     package static func markedManifest(_ path: String) throws -> Data {
         var manifest = try ModelManifest.load(path: path)
         manifest.compressed = Marker()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return try encoder.encode(manifest)
+        return Data(try JSONValueEncoder().text(manifest, indent: 2).utf8)
     }
 
     /// FNV-1a 64 of a file's bytes, as "fnv1a64:<16 hex digits>".
