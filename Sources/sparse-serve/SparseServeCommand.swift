@@ -17,8 +17,15 @@ struct SparseServeCommand: ParsableCommand {
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the HTTP inference server.")
 
-    @Option(help: "Path of the JSON config file (env SPARSESERVE_CONFIG).")
-    var config: String = ProcessInfo.processInfo.environment["SPARSESERVE_CONFIG"] ?? "Deploy/config.json"
+    @Option(help: "Path of the JSON config file (env SPARSESERVE_CONFIG; default Deploy/config.json unless --model-dir is given).")
+    var config: String?
+
+    @Option(help: ArgumentHelp("Serve the models in this folder instead of a config file (env SPARSESERVE_MODEL_DIR), e.g. /mnt/models from KServe's storage initializer.",
+                               discussion: "The folder's sparse-serve.json if it has one, else the folder itself if it holds model.json, else each subfolder holding model.json (named after it). An empty, missing or unreadable folder stops the server at start, naming the path."))
+    var modelDir: String? = ProcessInfo.processInfo.environment["SPARSESERVE_MODEL_DIR"]
+
+    @Option(help: "Endpoint name of the model when --model-dir itself is a model folder (default: the folder's name; unused otherwise).")
+    var modelName: String?
 
     @Option(help: "Listen address; overrides server.host.")
     var host: String?
@@ -36,6 +43,8 @@ struct Serve: ParsableCommand {
     var logLevel: String = ProcessInfo.processInfo.environment["SPARSESERVE_LOG_LEVEL"] ?? "info"
 
     func validate() throws {
+        if config != nil && modelDir != nil { throw ValidationError("--config and --model-dir are alternatives: give one") }
+        if modelName != nil && modelDir == nil { throw ValidationError("--model-name needs --model-dir") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port must be in 0...65535") }
         if let threads, !(1...256).contains(threads) { throw ValidationError("--threads must be in 1...256") }
         if Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
@@ -50,9 +59,14 @@ struct Serve: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "sparse-serve")
+        let source = modelDir.map { "--model-dir \($0)" } ?? configPath
+        let (modelDir, modelName, configPath) = (modelDir, modelName, configPath)
+        let readSettings: @Sendable () throws -> ServiceConfig = {
+            try Serve.readSettings(modelDir: modelDir, modelName: modelName, configPath: configPath)
+        }
         var settings: ServiceConfig
         do {
-            settings = try ServiceConfig.load(path: config)
+            settings = try readSettings()
             if let apiKeysFile { settings.server.apiKeys += try SecuritySettings.readKeyFile(apiKeysFile, field: "--api-keys-file") }
         } catch {
             throw ExitMessage("\(error)")
@@ -60,7 +74,16 @@ struct Serve: ParsableCommand {
         if let host { settings.server.host = host }
         if let port { settings.server.port = port }
         if let threads { settings.server.threads = threads }
-        try runServer(settings, configPath: config, logger: logger)
+        try runServer(settings, source: source, reread: readSettings, logger: logger)
+    }
+
+    /// The config file --config (or SPARSESERVE_CONFIG) names, else the default one.
+    var configPath: String { config ?? ProcessInfo.processInfo.environment["SPARSESERVE_CONFIG"] ?? "Deploy/config.json" }
+
+    /// The settings from --model-dir or the config file (again on SIGHUP).
+    static func readSettings(modelDir: String?, modelName: String?, configPath: String) throws -> ServiceConfig {
+        if let modelDir { return try ModelDirectory.config(path: modelDir, name: modelName) }
+        return try ServiceConfig.load(path: configPath)
     }
 }
 
@@ -71,9 +94,9 @@ struct ExitMessage: Error, CustomStringConvertible {
 }
 
 /// Starts the service and parks the main thread; SIGTERM/SIGINT drain and exit 0, SIGHUP re-reads
-/// the config file and reloads the endpoints that changed.
+/// the settings (`reread`: the config file or the model folder) and reloads the endpoints that changed.
 /// Kept out of top-level code so Dispatch closures are not main-actor isolated.
-func runServer(_ settings: ServiceConfig, configPath: String, logger: Logger) throws -> Never {
+func runServer(_ settings: ServiceConfig, source: String, reread: @escaping @Sendable () throws -> ServiceConfig, logger: Logger) throws -> Never {
     let service = InferenceService(config: settings, logger: logger)
     let urls: [String]
     do {
@@ -101,10 +124,10 @@ func runServer(_ settings: ServiceConfig, configPath: String, logger: Logger) th
             let n = read(stopSignalPipe.read, &byte, 1)
             if n < 0 && errno == EINTR { continue }
             guard n == 1, Int32(byte) == SIGHUP else { break }
-            logger.info("SIGHUP: reloading config", metadata: ["config": "\(configPath)"])
+            logger.info("SIGHUP: reloading config", metadata: ["config": "\(source)"])
             service.reloadTLS()
             do {
-                service.reload(try ServiceConfig.load(path: configPath))
+                service.reload(try reread())
             } catch {
                 logger.error("config reload failed; keeping the running endpoints", metadata: ["error": "\(error)"])
                 service.metrics.countConfigReloadFailure()

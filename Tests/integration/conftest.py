@@ -19,8 +19,10 @@ class ServerProcess:
     """A running sparse-serve process; `url`, `host`, `port` and captured stderr lines."""
 
     def __init__(self, config_path, extra_args=()):
+        """config_path None starts without --config (e.g. with --model-dir in extra_args)."""
+        config = [] if config_path is None else ["--config", str(config_path)]
         self.proc = subprocess.Popen(
-            [BINARY, "serve", "--config", str(config_path), "--port", "0", "--host", "127.0.0.1", *extra_args],
+            [BINARY, "serve", *config, "--port", "0", "--host", "127.0.0.1", *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
         self.stderr_lines = []
         threading.Thread(target=self._drain_stderr, daemon=True).start()

@@ -3,8 +3,9 @@ runtime's container arguments against the real server on the folder layout KServ
 initializer leaves in /mnt/models."""
 import json
 import os
-import shutil
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -90,8 +91,10 @@ def test_inference_services_fit_the_runtime():
     (container,) = rt["spec"]["containers"]
     assert container["name"] == "kserve-container"
     args = runtime_arguments()
-    assert set(args) <= {"--config", "--host", "--port", "--threads"}, args
-    assert args["--config"] == f"{MOUNT}/sparse-serve.json" and args["--host"] == "0.0.0.0"
+    assert set(args) <= {"--model-dir", "--model-name", "--host", "--port", "--threads"}, args
+    assert args["--model-dir"] == MOUNT and args["--host"] == "0.0.0.0"
+    # KServe fills {{.Name}} with the InferenceService's name: the model's name in the v2 URLs.
+    assert args["--model-name"] == "{{.Name}}"
     assert container["ports"][0]["containerPort"] == int(args["--port"])
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["port"] == int(args["--port"])
@@ -105,56 +108,73 @@ def test_inference_services_fit_the_runtime():
         assert (model["modelFormat"]["name"], model["modelFormat"].get("version")) in formats
         assert model["protocolVersion"] in rt["spec"]["protocolVersions"]
         assert model["storageUri"].rstrip("/").endswith("/" + s["metadata"]["name"])
-        # The config uploaded beside the model names an endpoint after the InferenceService.
-        config = json.loads((KSERVE / "storage" / s["metadata"]["name"] / "sparse-serve.json").read_text())
-        assert s["metadata"]["name"] in {e["name"] for e in config["endpoints"]}
 
 
-def lay_out_storage(tmp_path, name, model_folders):
-    """What the storage initializer leaves in /mnt/models for a storageUri prefix holding
-    sparse-serve.json and model folders: the objects under the prefix at their relative paths."""
+def link_tree(source, target):
+    """The files under source at their relative paths under target (symlinks: the models are large)."""
+    for f in source.rglob("*"):
+        if f.is_file():
+            (target / f.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
+            (target / f.relative_to(source)).symlink_to(f)
+
+
+def lay_out_storage(tmp_path, model_folder):
+    """What the storage initializer leaves in /mnt/models for a storageUri prefix holding a model
+    folder's files: the objects under the prefix at their relative paths."""
     mnt = tmp_path / "mnt" / "models"
     mnt.mkdir(parents=True)
-    shutil.copy(KSERVE / "storage" / name / "sparse-serve.json", mnt / "sparse-serve.json")
-    for folder, source in model_folders.items():
-        (mnt / folder).mkdir()
-        for f in source.rglob("*"):
-            if f.is_file():
-                (mnt / folder / f.relative_to(source)).parent.mkdir(parents=True, exist_ok=True)
-                (mnt / folder / f.relative_to(source)).symlink_to(f)
+    link_tree(model_folder, mnt)
     return mnt
 
 
-def start_runtime(mnt):
-    """The runtime container's command line with /mnt/models moved to mnt, on a loopback port."""
+def runtime_command(mnt, isvc_name):
+    """The runtime container's arguments as KServe runs them ({{.Name}} filled in), with
+    /mnt/models moved to mnt and the listen address left to the caller."""
     args = runtime_arguments()
-    config = args.pop("--config").replace(MOUNT, str(mnt))
+    args["--model-dir"] = args["--model-dir"].replace(MOUNT, str(mnt))
+    args["--model-name"] = args["--model-name"].replace("{{.Name}}", isvc_name)
     args.pop("--host"), args.pop("--port")
-    return ServerProcess(config, [x for kv in args.items() for x in kv])
+    return [x for kv in args.items() for x in kv]
+
+
+def start_runtime(mnt, isvc_name):
+    return ServerProcess(None, runtime_command(mnt, isvc_name))
+
+
+def compress_digits(out):
+    r = subprocess.run([BINARY, "compress", "--model", str(ROOT / "models" / "digits-mlp"),
+                        "--compression", json.dumps(DIGITS_2OF4), "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out
+
+
+def digits_accuracy(base, name):
+    test = load_file(str(ROOT / "models" / "digits-mlp" / "test.safetensors"))
+    x = test["inputs"]
+    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}]}
+    out = requests.post(f"{base}/v2/models/{name}/infer", json=body, timeout=60).json()["outputs"]
+    probabilities = next(o for o in out if o["name"] == "probabilities")
+    p = np.array(probabilities["data"]).reshape(probabilities["shape"])
+    assert p.shape == (len(x), 10) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    return (p.argmax(axis=1) == test["labels"]).mean()
 
 
 def test_runtime_serves_the_digits_artifact_from_the_storage_layout(tmp_path):
-    artifact = tmp_path / "artifact"
-    r = subprocess.run([BINARY, "compress", "--model", str(ROOT / "models" / "digits-mlp"),
-                        "--compression", json.dumps(DIGITS_2OF4), "--out", str(artifact)],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-    mnt = lay_out_storage(tmp_path, "digits-2of4", {"digits-2of4": artifact})
-    s = start_runtime(mnt)
+    mnt = lay_out_storage(tmp_path, compress_digits(tmp_path / "artifact"))
+    s = start_runtime(mnt, "digits-2of4")
     try:
         base = f"http://{s.authority}"
+        assert requests.get(f"{base}/v2/health/ready", timeout=5).status_code == 200
         assert requests.get(f"{base}/v2/models/digits-2of4/ready", timeout=5).status_code == 200
+        index = requests.post(f"{base}/v2/repository/index", json={}, timeout=5)
+        if index.status_code == 200:
+            assert [m["name"] for m in index.json()] == ["digits-2of4"], index.text
         meta = requests.get(f"{base}/v2/models/digits-2of4", timeout=5).json()
         assert meta["compression"]["method"] == "nm", meta["compression"]
         assert "artifact" in json.dumps(meta["compression"]["source"]), meta["compression"]["source"]
-        test = load_file(str(ROOT / "models" / "digits-mlp" / "test.safetensors"))
-        x = test["inputs"]
-        body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape), "data": x.ravel().tolist()}]}
-        out = requests.post(f"{base}/v2/models/digits-2of4/infer", json=body, timeout=60).json()["outputs"]
-        probabilities = next(o for o in out if o["name"] == "probabilities")
-        p = np.array(probabilities["data"]).reshape(probabilities["shape"])
-        assert p.shape == (len(x), 10) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
-        assert (p.argmax(axis=1) == test["labels"]).mean() > 0.5
+        assert str(mnt) not in json.dumps(meta), "the served metadata exposes the mount path"
+        assert digits_accuracy(base, "digits-2of4") > 0.5
     finally:
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
@@ -162,8 +182,8 @@ def test_runtime_serves_the_digits_artifact_from_the_storage_layout(tmp_path):
 @pytest.mark.skipif(not (MINILM / "model.safetensors").exists() and not os.environ.get("SPARSESERVE_REQUIRE_ALL"),
                     reason="models/minilm-l6 is absent (scripts/fetch-minilm.sh)")
 def test_runtime_serves_minilm_safetensors_from_the_storage_layout(tmp_path):
-    mnt = lay_out_storage(tmp_path, "minilm", {"minilm-l6": MINILM})
-    s = start_runtime(mnt)
+    mnt = lay_out_storage(tmp_path, MINILM)
+    s = start_runtime(mnt, "minilm")
     try:
         r = requests.post(f"http://{s.authority}/v1/embeddings", json={"model": "minilm", "input": ["a red bicycle"]},
                           timeout=60)
@@ -174,9 +194,91 @@ def test_runtime_serves_minilm_safetensors_from_the_storage_layout(tmp_path):
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
 
-def test_an_empty_model_mount_stops_the_runtime_naming_the_file(tmp_path):
+def test_model_dir_serves_each_model_subfolder_and_rescans_on_sighup(tmp_path):
+    """Without model.json at the top, each subfolder holding one is a model named after it
+    (--model-name is then unused); SIGHUP re-reads the folder."""
+    mnt = tmp_path / "mnt" / "models"
+    link_tree(compress_digits(tmp_path / "artifact"), mnt / "digits-2of4")
+    link_tree(ROOT / "Tests" / "fixtures" / "models" / "identity", mnt / "identity")
+    (mnt / "notes").mkdir()
+    (mnt / "notes" / "README.txt").write_text("not a model")
+    s = start_runtime(mnt, "ignored-name")
+    try:
+        base = f"http://{s.authority}"
+        assert requests.get(f"{base}/v2/models/digits-2of4/ready", timeout=5).status_code == 200
+        assert requests.get(f"{base}/v2/models/identity/ready", timeout=5).status_code == 200
+        assert requests.get(f"{base}/v2/models/ignored-name/ready", timeout=5).status_code == 404
+        assert requests.get(f"{base}/v2/models/notes/ready", timeout=5).status_code == 404
+        link_tree(ROOT / "models" / "digits-mlp", mnt / "digits")
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 60
+        while requests.get(f"{base}/v2/models/digits/ready", timeout=5).status_code != 200:
+            assert time.time() < deadline, "".join(s.stderr_lines)[-3000:]
+            time.sleep(0.2)
+        assert digits_accuracy(base, "digits") > 0.9
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+def test_model_dir_uses_the_config_it_holds(tmp_path):
+    """A sparse-serve.json in the folder is the config (relative model paths against the folder)."""
+    mnt = tmp_path / "mnt" / "models"
+    link_tree(ROOT / "models" / "digits-mlp", mnt / "weights")
+    (mnt / "sparse-serve.json").write_text(json.dumps({"endpoints": [
+        {"name": "tuned", "model": "weights", "batching": {"maxBatchSize": 4}}]}))
+    s = start_runtime(mnt, "digits")
+    try:
+        base = f"http://{s.authority}"
+        assert requests.get(f"{base}/v2/models/tuned/ready", timeout=5).status_code == 200
+        assert requests.get(f"{base}/v2/models/digits/ready", timeout=5).status_code == 404
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+def failed_start(args):
+    """Runs the server expecting it to stop at start; returns its stderr."""
+    r = subprocess.run([BINARY, "serve", *args, "--port", "0", "--host", "127.0.0.1"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode != 0, r.stdout + r.stderr
+    assert "listening" not in r.stdout, r.stdout
+    return r.stderr
+
+
+def test_an_empty_model_mount_stops_the_runtime_naming_the_path(tmp_path):
     mnt = tmp_path / "mnt" / "models"
     mnt.mkdir(parents=True)
-    with pytest.raises(RuntimeError) as failure:
-        start_runtime(mnt)
-    assert str(mnt / "sparse-serve.json") in str(failure.value)
+    stderr = failed_start(runtime_command(mnt, "digits-2of4"))
+    assert f"--model-dir '{mnt}'" in stderr and "holds no model" in stderr, stderr
+    (mnt / "empty-folder").mkdir()
+    (mnt / "model.safetensors").write_bytes(b"")  # weights without a manifest are not a model either
+    stderr = failed_start(runtime_command(mnt, "digits-2of4"))
+    assert f"--model-dir '{mnt}'" in stderr and "holds no model" in stderr, stderr
+
+
+def test_a_missing_or_unreadable_model_mount_stops_the_runtime_naming_the_path(tmp_path):
+    missing = tmp_path / "nothing-here"
+    stderr = failed_start(runtime_command(missing, "digits-2of4"))
+    assert f"--model-dir '{missing}': does not exist" in stderr, stderr
+    a_file = tmp_path / "a-file"
+    a_file.write_text("{}")
+    stderr = failed_start(runtime_command(a_file, "digits-2of4"))
+    assert f"--model-dir '{a_file}': is not a folder" in stderr, stderr
+    if os.geteuid() != 0:  # root reads any folder
+        locked = tmp_path / "locked"
+        link_tree(ROOT / "models" / "digits-mlp", locked)
+        locked.chmod(0)
+        try:
+            stderr = failed_start(runtime_command(locked, "digits-2of4"))
+            assert f"--model-dir '{locked}': cannot be read" in stderr, stderr
+        finally:
+            locked.chmod(0o755)
+
+
+def test_model_dir_flags_are_checked(tmp_path):
+    stderr = failed_start(["--model-dir", str(tmp_path), "--config", str(ROOT / "Deploy" / "config.json")])
+    assert "--config and --model-dir are alternatives" in stderr, stderr
+    stderr = failed_start(["--model-name", "x", "--config", str(ROOT / "Deploy" / "config.json")])
+    assert "--model-name needs --model-dir" in stderr, stderr
+    mnt = lay_out_storage(tmp_path, ROOT / "Tests" / "fixtures" / "models" / "identity")
+    stderr = failed_start(["--model-dir", str(mnt), "--model-name", "no spaces"])
+    assert "'no spaces' cannot name an endpoint" in stderr, stderr

@@ -229,7 +229,7 @@ public struct ServiceConfig: Sendable, Equatable {
         }
     }
 
-    private static func isValidName(_ s: String) -> Bool {
+    static func isValidName(_ s: String) -> Bool {
         !s.isEmpty && s.utf8.count <= 128 && s.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                 || c == UInt8(ascii: "-") || c == UInt8(ascii: "_") || c == UInt8(ascii: ".")
