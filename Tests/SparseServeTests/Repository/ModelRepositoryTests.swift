@@ -21,7 +21,14 @@ final class ModelRepositoryTests: XCTestCase {
 
     /// Waits for an asynchronous `load` to finish; returns its error.
     func load(_ repository: ModelRepository, _ name: String, _ config: EndpointConfig?) -> (any Error)? {
-        final class Outcome: @unchecked Sendable { var error: (any Error)? }
+        final class Outcome: @unchecked Sendable {
+            private let lock = NSLock()
+            private var stored: (any Error)?
+            var error: (any Error)? {
+                get { lock.lock(); defer { lock.unlock() }; return stored }
+                set { lock.lock(); stored = newValue; lock.unlock() }
+            }
+        }
         let done = DispatchSemaphore(value: 0), outcome = Outcome()
         repository.load(name, config: config) { error in
             outcome.error = error
