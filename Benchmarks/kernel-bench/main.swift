@@ -10,7 +10,15 @@ import SparseJSON
 // the same size measured in the same run (the physical limit of a GEMV). `--json` prints machine-readable rows for
 // Benchmarks/scripts/kernel_bench.py, which adds numpy/OpenBLAS timings from the same run.
 //
-//   swift run -c release kernel-bench [--json] [--quick] [--shapes 384x1536,...] [--rows 1,128]
+// Within one shape, M and thread count the operators are timed in alternating rounds (one sample of
+// each in turn, 7 rounds, median per operator), so a load change on the shared machine hits all of
+// them alike; the ratios are what to read. `--ops` keeps only operators whose name starts with one
+// of the given prefixes (dense is always kept as the baseline). `--cpu-time` times the calling
+// thread's CPU time instead of wall-clock and runs 1 thread only: on a loaded shared machine the
+// time a call spends descheduled then does not count (cache and core sharing still do).
+//
+//   swift run -c release kernel-bench [--json] [--quick] [--shapes 384x1536,...] [--rows 1,128] [--ops "nm 2:4,blast 50%"]
+//       [--cpu-time]
 //   swift run -c release kernel-bench --conv [--quick]   # conv1d: banded operator vs im2col + GEMM (ConvBench.swift)
 
 struct Row: Codable {
@@ -39,6 +47,8 @@ struct ActivationRow: Codable {
 
 struct Report: Codable {
     var isa: String
+    /// "wall" or "thread-cpu" (--cpu-time).
+    var clock: String
     var cpus: Int
     var loadAverage: [Double]
     var rows: [Row]
@@ -56,29 +66,54 @@ let shapes: [(Int, Int)] = option("--shapes").map { list in
     list.split(separator: ",").map { s in let p = s.split(separator: "x").map { Int($0)! }; return (p[0], p[1]) }
 } ?? [(384, 384), (384, 1536), (1536, 384), (2048, 2048)]
 let batches: [Int] = option("--rows").map { $0.split(separator: ",").map { Int($0)! } } ?? [1, 2, 4, 8, 16, 32, 64, 128]
+let cpuTime = arguments.contains("--cpu-time")
+let threadCounts = cpuTime ? [1] : [1, 2]
+let opPrefixes: [String]? = option("--ops").map { $0.split(separator: ",").map { String($0) } }
+func selected(_ name: String) -> Bool {
+    name == "dense" || name == "int8 dynamic" || (opPrefixes?.contains { name.hasPrefix($0) } ?? true)
+}
 
 func loadAverage() -> [Double] {
     guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return [] }
     return text.split(separator: " ").prefix(3).compactMap { Double($0) }
 }
 
+/// Nanoseconds of wall-clock time, or of this thread's CPU time with --cpu-time.
+func clockNanoseconds() -> UInt64 {
+    guard cpuTime else { return DispatchTime.now().uptimeNanoseconds }
+    var t = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t)
+    return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+}
+
+/// One sample: the mean call time (µs) over at least `budget` seconds of back-to-back calls.
+func sample(_ budget: Double, _ body: () -> Void) -> Double {
+    var reps = 0
+    let start = clockNanoseconds()
+    var now = start
+    repeat {
+        body()
+        reps += 1
+        now = clockNanoseconds()
+    } while Double(now - start) < budget * 1e9
+    return Double(now - start) / 1e3 / Double(reps)
+}
+
 /// Median over 7 samples (5 with --quick) of the mean call time, each sample at least `budget`
 /// seconds of back-to-back calls.
 func measure(_ budget: Double = quick ? 0.005 : 0.02, _ body: () -> Void) -> Double {
-    body()
-    var samples: [Double] = []
+    withoutActuallyEscaping(body) { measureAlternating([$0], budget: budget)[0] }
+}
+
+/// `measure` for several bodies in alternating rounds: round r takes one sample of each body in
+/// turn, so slow phases of a shared machine fall on all of them; the median per body.
+func measureAlternating(_ bodies: [() -> Void], budget: Double = quick ? 0.005 : 0.02) -> [Double] {
+    for body in bodies { body() }
+    var samples = [[Double]](repeating: [], count: bodies.count)
     for _ in 0..<(quick ? 5 : 7) {
-        var reps = 0
-        let start = DispatchTime.now().uptimeNanoseconds
-        var now = start
-        repeat {
-            body()
-            reps += 1
-            now = DispatchTime.now().uptimeNanoseconds
-        } while Double(now - start) < budget * 1e9
-        samples.append(Double(now - start) / 1e3 / Double(reps))
+        for (i, body) in bodies.enumerated() { samples[i].append(sample(budget, body)) }
     }
-    return samples.sorted()[samples.count / 2]
+    return samples.map { $0.sorted()[$0.count / 2] }
 }
 
 func randomArray(_ count: Int) -> [Float] {
@@ -128,25 +163,31 @@ for (k, n) in shapes {
             }
         }
     }
-    operators.append(("csr 10%", CSRWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, density: 0.1, bias: bias)))
+    let csr = CSRWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, density: 0.1, bias: bias)
+    operators.append(("csr 10%", csr))
+    operators.append(("csr 10% int8", try! CSRInt8Weights(csr)))
     operators.append(("int8 dynamic", try! Int8DynamicWeights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))
     operators.append(("int8 w-only ch", try! Int8Weights(weights: w, outputFeatures: n, inputFeatures: k, granularity: .channel, bias: bias)))
     operators.append(("int8 w-only g64", try! Int8Weights(weights: w, outputFeatures: n, inputFeatures: k, granularity: .group(64), bias: bias)))
     operators.append(("bf16", try! BF16Weights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))
     operators.append(("nm 2:4 int8", try! NMInt8Weights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, bias: bias)))
     operators.append(("nm 2:4 bf16", try! NMBF16Weights(NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: 2, m: 4, bias: bias))))
+    operators = operators.filter { selected($0.0) }
     for m in batches {
         let x = randomArray(m * k)
         var y = [Float](repeating: 0, count: m * n)
         x.withUnsafeBufferPointer { xs in
             y.withUnsafeMutableBufferPointer { ys in
-                for threads in [1, 2] {
-                    for (name, op) in operators {
-                        let pool = pools[threads]!
-                        let t = measure {
-                            op.apply(xs.baseAddress!, rows: m, inputStride: k, into: ys.baseAddress!, outputStride: n,
+                for threads in threadCounts {
+                    let pool = pools[threads]!
+                    let xp = xs.baseAddress!, yp = ys.baseAddress!
+                    let times = measureAlternating(operators.map { (_, op) in
+                        {
+                            op.apply(xp, rows: m, inputStride: k, into: yp, outputStride: n,
                                      activation: .relu, pool: pool, isa: .current)
                         }
+                    })
+                    for ((name, op), t) in zip(operators, times) {
                         let single = m == 1 && threads == 1
                         rows.append(Row(op: name, k: k, n: n, m: m, threads: threads, microseconds: t,
                                         gflops: 2 * Double(m * k * n) / t / 1e3, density: op.density, weightBytes: op.byteCount,
@@ -180,20 +221,32 @@ for segments in [16, 32, 64] {
                                         maxAbsoluteError: pwl.error.maxAbsolute))
 }
 
-let report = Report(isa: InstructionSet.current.rawValue, cpus: ProcessInfo.processInfo.activeProcessorCount,
+let report = Report(isa: InstructionSet.current.rawValue, clock: cpuTime ? "thread-cpu" : "wall", cpus: ProcessInfo.processInfo.activeProcessorCount,
                     loadAverage: loadBefore + loadAverage(), rows: rows, activations: activationRows)
 if json {
     print(try! JSONValueEncoder().text(report))
 } else {
-    print("# \(report.isa), \(report.cpus) CPUs, load average before/after: \(report.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))")
-    print("# wall-clock µs per call (median), dense-equivalent GFLOP/s = 2·M·K·N/t, speed-up vs our dense at the same M and threads; ReLU epilogue")
+    print("# \(report.isa), \(report.cpus) CPUs, load average before/after: \(report.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))"
+          + (cpuTime ? "; times are the calling thread's CPU time (--cpu-time)" : ""))
+    print("# wall-clock µs per call (median of alternating rounds), dense-equivalent GFLOP/s = 2·M·K·N/t; ReLU epilogue")
+    print("# vs dense = our fp32 dense time / this time (same M, threads); vs int8 = our int8 dense (int8 dynamic) time /")
+    print("# this time, for int8 formats; vs 1 thr = this op's 1-thread time / this time (2-thread rows)")
     print("# M = 1, 1 thread: weight GB/s = bytes held / time, read GB/s = ss_read_sum over a buffer of those bytes")
-    print("op".padding(toLength: 18, withPad: " ", startingAt: 0) + "     K     N    M thr         µs  GFLOP/s  vs dense  density  weight GB/s  read GB/s")
+    print("op".padding(toLength: 18, withPad: " ", startingAt: 0)
+          + "     K     N    M thr         µs  GFLOP/s  vs dense  vs int8  vs 1 thr  density  weight GB/s  read GB/s")
+    func same(_ op: String, _ row: Row, threads: Int? = nil) -> Row? {
+        rows.first { $0.op == op && $0.k == row.k && $0.n == row.n && $0.m == row.m && $0.threads == (threads ?? row.threads) }
+    }
+    func ratio(_ base: Row?, _ row: Row) -> String {
+        base.map { String(format: " %8.2f", $0.microseconds / row.microseconds) } ?? String(repeating: " ", count: 9)
+    }
     for row in rows {
-        let base = rows.first { $0.op == "dense" && $0.k == row.k && $0.n == row.n && $0.m == row.m && $0.threads == row.threads }!
+        let int8Base = row.op.contains("int8") ? same("int8 dynamic", row) : nil
+        let oneThread = row.threads > 1 ? same(row.op, row, threads: 1) : nil
         print(row.op.padding(toLength: 18, withPad: " ", startingAt: 0)
-              + String(format: " %5d %5d %4d %3d %10.1f %8.1f %9.2f %8.3f", row.k, row.n, row.m, row.threads,
-                       row.microseconds, row.gflops, base.microseconds / row.microseconds, row.density)
+              + String(format: " %5d %5d %4d %3d %10.1f %8.1f", row.k, row.n, row.m, row.threads, row.microseconds, row.gflops)
+              + ratio(same("dense", row), row) + " " + ratio(int8Base, row) + " " + ratio(oneThread, row)
+              + String(format: " %8.3f", row.density)
               + (row.weightGBs.map { String(format: " %12.1f %10.1f", $0, row.readGBs ?? 0) } ?? ""))
     }
     print("# activations over \(values.count) floats")

@@ -9,7 +9,7 @@ alternating ours and OpenBLAS, and each cell keeps its fastest round (both sides
 
     swift build -c release --scratch-path .build-kernels --product kernel-bench
     .venv/bin/python Benchmarks/scripts/kernel_bench.py [--bench PATH] [--rounds 2] [--quick] [--markdown]
-        [--rows 1,8,32,128] [--json OUT]
+        [--rows 1,8,32,128] [--shapes 384x384,...] [--ops 'nm 2:4,blast 50%'] [--json OUT]
 
 --json OUT also writes every row with its speed-ups and the load averages as JSON (read by plot.py).
 """
@@ -57,8 +57,9 @@ def numpy_times(shapes, threads, quick):
     return json.loads(r.stdout)
 
 
-def ours(bench, quick, batch_rows=None):
+def ours(bench, quick, batch_rows=None, shapes=None, ops=None):
     args = [str(bench), "--json"] + (["--quick"] if quick else []) + (["--rows", batch_rows] if batch_rows else [])
+    args += (["--shapes", shapes] if shapes else []) + (["--ops", ops] if ops else [])
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
 
 
@@ -91,6 +92,9 @@ def quantized_targets(find, vs_dense, checks, shapes_kn):
             for op in ("nm 2:4", "blast 50%"):
                 r = find(op, k, n, m)
                 if r: checks.append((f"{op} M={m} {k}x{n} vs our dense >= 1.6", vs_dense(r), 1.6))
+            r, d = find("nm 2:4 int8", k, n, m), find("int8 dynamic", k, n, m)
+            if r and d:
+                checks.append((f"nm 2:4 int8 M={m} {k}x{n} vs our int8 dense >= 1.6", d["microseconds"] / r["microseconds"], 1.6))
 
 
 def main():
@@ -100,6 +104,8 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--markdown", action="store_true", help="also print the README tables")
     parser.add_argument("--rows", help="batch sizes M, e.g. 1,2,4,8 (kernel-bench's default: 1,2,4,8,16,32,64,128)")
+    parser.add_argument("--shapes", help="KxN shapes, e.g. 384x384,1536x384 (kernel-bench's default: the MiniLM shapes and 2048x2048)")
+    parser.add_argument("--ops", help="operator name prefixes to time besides dense and int8 dense, e.g. 'nm 2:4,blast 50%%'")
     parser.add_argument("--json", type=pathlib.Path, help="write the results to this file")
     a = parser.parse_args()
     bench = a.bench or next((c for c in CANDIDATES if c.exists()), None)
@@ -108,7 +114,7 @@ def main():
 
     best, blas, acts, loads, isa = {}, {1: {}, 2: {}}, {}, [], "?"
     for _ in range(a.rounds):
-        report = ours(bench, a.quick, a.rows)
+        report = ours(bench, a.quick, a.rows, a.shapes, a.ops)
         isa = report["isa"]
         loads.append(report["loadAverage"])
         for r in report["rows"]:

@@ -39,15 +39,9 @@ public final class CSRWeights: LinearOperator, @unchecked Sendable {
     /// Takes CSR arrays as they are, after checking them (monotone row starts, columns in range).
     public init(rowStart: [Int32], columns: [Int32], values: [Float], outputFeatures: Int, inputFeatures: Int,
                 bias: [Float]? = nil) throws {
-        guard outputFeatures > 0, inputFeatures > 0, rowStart.count == outputFeatures + 1, rowStart.first == 0,
-              Int(rowStart.last!) == values.count, columns.count == values.count else {
-            throw FormatError(description: "CSRWeights: \(rowStart.count) row starts, \(columns.count) columns and \(values.count) values do not form a \(outputFeatures)×\(inputFeatures) matrix")
-        }
-        guard zip(rowStart, rowStart.dropFirst()).allSatisfy({ $0 <= $1 }) else {
-            throw FormatError(description: "CSRWeights: row starts must not decrease")
-        }
-        guard columns.allSatisfy({ $0 >= 0 && Int($0) < inputFeatures }) else {
-            throw FormatError(description: "CSRWeights: a column index is outside 0..<\(inputFeatures)")
+        if let problem = Self.formatProblem(rowStart: rowStart, columns: columns, valueCount: values.count,
+                                            outputFeatures: outputFeatures, inputFeatures: inputFeatures) {
+            throw FormatError(description: "CSRWeights: \(problem)")
         }
         guard bias.map({ $0.count == outputFeatures }) ?? true else {
             throw FormatError(description: "CSRWeights: bias needs \(outputFeatures) values")
@@ -58,6 +52,27 @@ public final class CSRWeights: LinearOperator, @unchecked Sendable {
         self.rowStart = rowStart
         self.columns = columns
         self.values = values
+    }
+
+    /// Why CSR arrays do not form an `outputFeatures × inputFeatures` matrix of `valueCount` kept
+    /// weights, or nil: row starts from 0, not decreasing, ending at the value count, rows of at
+    /// most `maximumRowLength`; every column in range.
+    static func formatProblem(rowStart: [Int32], columns: [Int32], valueCount: Int, outputFeatures: Int, inputFeatures: Int,
+                              maximumRowLength: Int = .max) -> String? {
+        guard outputFeatures > 0, inputFeatures > 0, rowStart.count == outputFeatures + 1, rowStart.first == 0,
+              Int(rowStart.last!) == valueCount, columns.count == valueCount else {
+            return "\(rowStart.count) row starts, \(columns.count) columns and \(valueCount) values do not form a \(outputFeatures)×\(inputFeatures) matrix"
+        }
+        if let row = (0..<outputFeatures).first(where: { rowStart[$0] > rowStart[$0 + 1] }) {
+            return "row starts must not decrease (row \(row))"
+        }
+        if let row = (0..<outputFeatures).first(where: { Int(rowStart[$0 + 1]) - Int(rowStart[$0]) > maximumRowLength }) {
+            return "row \(row) keeps more than \(maximumRowLength) weights"
+        }
+        if let bad = columns.firstIndex(where: { $0 < 0 || Int($0) >= inputFeatures }) {
+            return "column \(columns[bad]) (entry \(bad)) is outside 0..<\(inputFeatures)"
+        }
+        return nil
     }
 
     /// Keeps the `density` fraction of largest-magnitude weights of the whole matrix.

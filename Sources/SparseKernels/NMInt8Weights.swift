@@ -2,7 +2,8 @@ import CSparseKernels
 
 /// A 2:4-sparse linear layer with int8 weights (one scale per output row) and per-token dynamic
 /// int8 activations: values with 2-bit in-group positions, 0.625 bytes per dense weight
-/// (`nm_int8.h`). The kernel is a GEMV run once per token row (no batched kernel yet).
+/// (`nm_int8.h`). The kernel is a GEMV whose position decode is shared by up to 8 token rows (no
+/// weight-broadcast GEMM for large batches yet).
 public final class NMInt8Weights: QuantizedLevelOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int

@@ -16,13 +16,18 @@ final class CSRKernelTests: XCTestCase {
         }
     }
 
-    /// Rows of very different lengths (empty, one non-zero, all 37), unsorted and repeated columns.
+    /// 6 rows over 37 inputs of very different lengths (empty, one non-zero, all 37), unsorted and
+    /// repeated columns (shared with the int8 CSR tests).
+    static let irregular: (rowStart: [Int32], columns: [Int32]) = {
+        var columns: [Int32] = [5] + (0..<37).map(Int32.init) + [36, 0, 18] + [3, 3, 2, 1]
+        columns.swapAt(10, 20)
+        return ([0, 0, 1, 38, 41, 41, 45], columns)
+    }()
+
     func testIrregularRows() throws {
         var random = TestRandom(seed: 6)
         let (k, outputs) = (37, 6)
-        let rowStart: [Int32] = [0, 0, 1, 38, 41, 41, 45]
-        var columns: [Int32] = [5] + (0..<37).map(Int32.init) + [36, 0, 18] + [3, 3, 2, 1]
-        columns.swapAt(10, 20)
+        let (rowStart, columns) = Self.irregular
         let values = random.array(columns.count)
         let op = try CSRWeights(rowStart: rowStart, columns: columns, values: values, outputFeatures: outputs, inputFeatures: k)
         var dense = [Float](repeating: 0, count: outputs * k)

@@ -19,7 +19,7 @@ final class NMInt8WeightsTests: XCTestCase {
                 let pinned = PinnedLevel(op) { x, rows, ldx, y, ldy, act, pool in
                     op.apply(x, rows: rows, inputStride: ldx, into: y, outputStride: ldy, activation: act, pool: pool, level: level)
                 }
-                OperatorChecker.checkTransformed(pinned, dense: w, bias: op.bias, rowCounts: [1, 2, 3, 9], random: &random,
+                OperatorChecker.checkTransformed(pinned, dense: w, bias: op.bias, rowCounts: [1, 2, 3, 9, 17, 33], random: &random,
                                                  transform: Int8DynamicWeightsTests.dequantizedRows, "2:4 int8 k=\(k) n=\(n) \(level)")
             }
         }
@@ -28,16 +28,18 @@ final class NMInt8WeightsTests: XCTestCase {
     /// Same weights through the dense int8 kernel: identical outputs (same int32 sums), including
     /// -128 weights and a K tail.
     func testEqualsDenseInt8OnTheSameWeights() throws {
-        let (k, n, rows) = (1029, 40, 3)
+        let (k, n) = (1029, 40)
         var random = TestRandom(seed: 102)
         var values = [Int8](repeating: 0, count: n * k)
         for r in 0..<n { for c in 0..<k where (c + r) % 4 < 2 { values[r * k + c] = (r + c) % 5 == 0 ? -128 : Int8(c % 255 - 127) } }
         let scales = (0..<n).map { Float($0 + 1) / 64 }
         let sparse = try NMInt8Weights(values: values, scales: scales, outputFeatures: n, inputFeatures: k)
         let dense = try Int8DynamicWeights(values: values, scales: scales, outputFeatures: n, inputFeatures: k)
-        let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
-        for isa in InstructionSet.available {
-            XCTAssertEqual(sparse.apply(x, isa: isa).values, dense.apply(x, isa: isa).values, "\(isa)")
+        for rows in [3, 17, 33] {  // row blocks of 1 to 8 rows, chunks of 16
+            let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
+            for isa in InstructionSet.available {
+                XCTAssertEqual(sparse.apply(x, isa: isa).values, dense.apply(x, isa: isa).values, "rows=\(rows) \(isa)")
+            }
         }
     }
 

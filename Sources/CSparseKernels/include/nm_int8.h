@@ -19,8 +19,9 @@
  * Kernel (per token row): AVX-512 dot level (VNNI + VBMI) broadcasts the block's 8 input bytes,
  * decodes each lane's 4 positions in-register (vpmultishiftqb + vpternlogd), gathers the inputs
  * with vpshufb and multiplies with one vpdpbusd per 16 rows x 8 inputs; other levels run the
- * portable C loop (same int32 sums). Up to 4 token rows share each block's decode (no
- * weight-broadcast GEMM for larger batches yet).
+ * portable C loop (same int32 sums). Up to 8 token rows share each block's decode (batches run
+ * as chunks of 16 quantized rows; no weight-broadcast GEMM), and the rescaling epilogue runs 16
+ * lanes at a time on AVX-512.
  */
 
 ptrdiff_t ss_nm8_value_bytes(ptrdiff_t n, ptrdiff_t k);
