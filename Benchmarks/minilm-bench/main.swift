@@ -10,8 +10,9 @@ import SparseJSON
 //
 //   minilm-bench [--model models/minilm-l6] [--threads 1,2] [--shapes 1x16,1x128,8x128]
 //                [--seconds 1.0] [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5] [--json]
-//   minilm-bench --cosine [--compression …]   # lowest and mean cosine to the committed dense
-//                                             # reference embeddings (Tests/fixtures/minilm), as JSON
+//   minilm-bench --cosine [--compression …] [--calibration default|PATH]
+//                # lowest and mean cosine to the committed dense reference embeddings
+//                # (Tests/fixtures/minilm), as JSON; --calibration: data-aware one-shot masks first
 
 /// One timed shape: batch × tokens on `threads` kernel threads, in milliseconds.
 typealias Row = (batch: Int, tokens: Int, threads: Int, median: Double, min: Double, runs: Int)
@@ -33,9 +34,19 @@ let json = CommandLine.arguments.contains("--json")
 
 /// "dense", "nm:2:4" (every encoder linear layer), "nm-ffn:2:4" (the two FFN layers only) or
 /// "pwl" / "pwl:SEGMENTS" (dense layers, GELU and softmax exp as piecewise-linear tables) or
-/// "blast-ffn:RATIO" (the two FFN layers BLAST b=4 at RATIO of their parameters, 30 iterations).
+/// "blast-ffn:RATIO" (the two FFN layers BLAST b=4 at RATIO of their parameters, 30 iterations);
+/// quantized (`compression.quantize`, every encoder linear layer): "int8-dynamic" (W8A8),
+/// "int8" / "int8:GROUP" (weight-only, per channel or per group), "bf16", "nm-int8:2:4" (2:4 then W8A8).
 func plan(_ spec: String) -> CompressionPlan {
     let parts = spec.split(separator: ":").map(String.init)
+    switch parts.first {
+    case "int8-dynamic": return CompressionPlan(method: .quantized(.dense, .int8Dynamic))
+    case "int8": return CompressionPlan(method: .quantized(.dense, .int8(parts.count > 1 ? .group(Int(parts[1]) ?? 64) : .channel)))
+    case "bf16": return CompressionPlan(method: .quantized(.dense, .bf16))
+    case "nm-int8" where parts.count == 3:
+        return CompressionPlan(method: .quantized(.nm(n: Int(parts[1]) ?? 2, m: Int(parts[2]) ?? 4), .int8Dynamic))
+    default: break
+    }
     if parts.first == "blast-ffn" {
         let blast = LayerCompression.blast(blocks: 4, rank: nil, parameterRatio: parts.count > 1 ? Double(parts[1]) ?? 0.5 : 0.5,
                                            iterations: 30)
@@ -83,7 +94,13 @@ func cosineToReference(_ model: BertEncoderModel) throws -> (lowest: Double, mea
 
 if CommandLine.arguments.contains("--cosine") {
     do {
-        let model = try BertEncoderLoader.load(directory: modelDirectory, compression: plan(compression), compressor: WeightCompressor(),
+        var compressor: any LayerCompressor = WeightCompressor()
+        if let calibration = option("--calibration") {
+            var options = CalibrationOptions()
+            options.path = calibration == "default" ? nil : calibration
+            compressor = try CalibratedCompressor.run(modelDirectory: modelDirectory, plan: plan(compression), options: options)
+        }
+        let model = try BertEncoderLoader.load(directory: modelDirectory, compression: plan(compression), compressor: compressor,
                                                pool: KernelPool(threads: 1))
         let (lowest, mean) = try cosineToReference(model)
         let row: JSON = .object([("compression", .string(compression)), ("lowestCosine", .number(double: lowest, integer: nil)),

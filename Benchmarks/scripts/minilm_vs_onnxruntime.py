@@ -16,9 +16,17 @@ side, with every side's lowest cosine to the dense reference embeddings (ours vi
     scripts/fetch-minilm.sh
     swift build -c release --product minilm-bench
     python3 Benchmarks/scripts/minilm_vs_onnxruntime.py [--seconds 1.0] [--rounds 3] [--bench PATH]
-        [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5 | int8-dynamic | ...] [--ort-int8]
-    # issue 17: ours int8 beside ORT int8, 1 and 2 threads, 1x16 / 1x128 / 8x128, alternating rounds
-    python3 Benchmarks/scripts/minilm_vs_onnxruntime.py --ort-int8 --compression int8-dynamic
+        [--compression nm:2:4 | nm-ffn:2:4 | pwl | blast-ffn:0.5 | int8-dynamic | nm-int8:2:4 | ...[,...]] [--ort-int8]
+        [--calibrated-cosine]
+    # issue 17: ours int8 (W8A8, and 2:4 + W8A8) beside ORT int8, 1 and 2 threads, 1x16 / 1x128 /
+    # 8x128, alternating rounds; cosine of 2:4 with calibrated (data-aware) masks
+    python3 Benchmarks/scripts/minilm_vs_onnxruntime.py --ort-int8 --compression int8-dynamic,nm-int8:2:4 --calibrated-cosine
+
+`--compression` takes a comma-separated list: each is timed as its own column ("ours <spec>"),
+and with --ort-int8 each gets a ratio column against ORT int8 (ours / ORT int8 median: < 1 is
+faster). Timing runs magnitude masks (the kernels and shapes are those of calibrated masks); with
+--calibrated-cosine the cosine of N:M specs is measured on calibrated one-shot masks
+(`minilm-bench --cosine --calibration default`, needs models/minilm-l6/calibration.txt).
 
 Runs in its own venv (.build/minilm-bench-venv: onnx, onnxruntime, numpy, safetensors, sympy for the
 optimizer's shape inference), made on
@@ -28,6 +36,7 @@ import argparse
 import base64
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -157,8 +166,9 @@ def quantize_int8(plain):
     return out
 
 
-def our_cosine(bench, compression):
-    out = subprocess.run([str(bench), "--cosine", "--model", str(MODEL), "--compression", compression],
+def our_cosine(bench, compression, calibrated=False):
+    extra = ["--calibration", "default"] if calibrated and compression.startswith(("nm", "blast")) else []
+    out = subprocess.run([str(bench), "--cosine", "--model", str(MODEL), "--compression", compression, *extra],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     return json.loads(out)["lowestCosine"]
 
@@ -214,8 +224,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per cell and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating ORT / ours rounds")
     parser.add_argument("--bench", default=str(ROOT / ".build" / "release" / "minilm-bench"))
-    parser.add_argument("--compression", default="dense", help="our side: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables), blast-ffn:0.5, or a quantized plan (minilm-bench --help)")
+    parser.add_argument("--compression", default="dense", help="our side, comma-separated: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables), blast-ffn:0.5, int8-dynamic, int8, int8:64, bf16, nm-int8:2:4")
     parser.add_argument("--ort-int8", action="store_true", help="also time ORT's quantize_dynamic int8 graph")
+    parser.add_argument("--calibrated-cosine", action="store_true", help="cosine of N:M / BLAST specs with calibrated masks")
     args = parser.parse_args()
     ensure_packages()
     import onnx
@@ -240,7 +251,11 @@ def main():
     print(f"onnxruntime {ort.__version__}, graph {plain.stat().st_size / 1e6:.1f} MB; fused operators: {fused_ops}")
     for name, path in graphs:
         print(f"{name}: lowest cosine to the reference on 40 sentences {check_against_reference(session(path, 1)):.7f}")
-    print(f"ours ({args.compression}): lowest cosine to the reference on 40 sentences {our_cosine(bench, args.compression):.7f}")
+    ours_specs = args.compression.split(",")
+    for spec in ours_specs:
+        label = " (calibrated masks)" if args.calibrated_cosine and spec.startswith(("nm", "blast")) else ""
+        print(f"ours {spec}{label}: lowest cosine to the reference on 40 sentences {our_cosine(bench, spec, args.calibrated_cosine):.7f}")
+    print(f"load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     # Rounds alternate ORT and ours, so load from other processes hits both sides alike; each cell
     # keeps its best round (the median of that round's runs).
@@ -253,21 +268,25 @@ def main():
                     cell = time_session(sess, *shape, args.seconds)
                     key = (name, threads, shape)
                     best[key] = min(best.get(key, cell), cell)
-            for shape, cell in ours(bench, threads, args.seconds, args.compression).items():
-                key = ("ours", threads, shape)
-                best[key] = min(best.get(key, cell), cell)
+            for spec in ours_specs:
+                for shape, cell in ours(bench, threads, args.seconds, spec).items():
+                    key = (f"ours {spec}", threads, shape)
+                    best[key] = min(best.get(key, cell), cell)
         print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
 
     names = [name for name, _ in graphs]
-    print(f"\nMiniLM-L6 forward pass, ms: median (min) of the best of {args.rounds} rounds; ours = SparseServe {args.compression}; "
-          "ratio = ours / best ORT median")
-    print(f"{'batch x tokens':>14} {'threads':>7} " + " ".join(f"{n:>18}" for n in names + ["ours"]) + f" {'ratio':>6}")
+    mine = [f"ours {spec}" for spec in ours_specs]
+    baseline = "ORT int8" if args.ort_int8 else "best ORT"
+    print(f"\nMiniLM-L6 forward pass, ms: median (min) of the best of {args.rounds} rounds; ours = SparseServe; "
+          f"ratio = ours / {baseline} median (< 1: ours faster); load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"{'batch x tokens':>14} {'threads':>7} " + " ".join(f"{n:>20}" for n in names + mine)
+          + " ".join(f"{'ratio ' + spec:>20}" for spec in ours_specs))
     for threads in THREADS:
         for b, t in SHAPES:
-            cells = [best[(n, threads, (b, t))] for n in names + ["ours"]]
-            ort_best = min(c[0] for c in cells[:-1])  # with --ort-int8 this is usually ORT int8
-            print(f"{b:>6} x {t:<6} {threads:>7} " + " ".join(f"{c[0]:8.2f} ({c[1]:7.2f})" for c in cells)
-                  + f" {cells[-1][0] / ort_best:6.2f}")
+            cells = [best[(n, threads, (b, t))] for n in names + mine]
+            reference = best[("ORT int8", threads, (b, t))][0] if args.ort_int8 else min(c[0] for c in cells[:len(names)])
+            print(f"{b:>6} x {t:<6} {threads:>7} " + " ".join(f"{c[0]:10.2f} ({c[1]:7.2f})" for c in cells)
+                  + " ".join(f"{c[0] / reference:20.2f}" for c in cells[len(names):]))
 
 if __name__ == "__main__":
     main()

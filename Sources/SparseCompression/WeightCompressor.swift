@@ -20,7 +20,7 @@ extension LayerCompression {
         try validate(outputFeatures: outputFeatures, inputFeatures: inputFeatures)
         let form: PackedLayer.Form
         switch unpinned.method {
-        case .dense, .pinned:
+        case .dense, .pinned, .quantized:  // (unpinned has no quantization: it is applied to the packed form)
             form = .dense(weight: w)
         case let .nm(n, m):
             let mask = NMWeights.magnitudeKept(w, outputFeatures: outputFeatures, inputFeatures: inputFeatures, n: n, m: m)

@@ -29,16 +29,6 @@ final class PackedLayerTests: XCTestCase {
         (.l1inf(groups: .rows, radius: nil, radiusRatio: 0.6), 24, 40),
     ]
 
-    /// Writes `packed` under `prefix` into a safetensors image and reads it back.
-    func roundTrip(_ packed: PackedLayer, prefix: String) throws -> PackedLayer {
-        var writer = SafeTensorsWriter()
-        for part in packed.parts() { try writer.add("\(prefix).\(part.name)", dtype: part.dtype, shape: part.shape, bytes: part.data) }
-        let file = try SafeTensors(data: writer.serialized(), source: "round.safetensors")
-        XCTAssertEqual(file.names, PackedLayer.partNames(packed.layout, hasBias: packed.bias != nil).map { "\(prefix).\($0)" })
-        return try PackedLayer.read(from: file, prefix: prefix, layout: packed.layout, outputFeatures: packed.outputFeatures,
-                                    inputFeatures: packed.inputFeatures, hasBias: packed.bias != nil)
-    }
-
     func testEveryMethodRoundTripsThroughTensors() throws {
         for (method, rows, columns) in Self.methods {
             let w = Self.weight(rows, columns)
@@ -94,14 +84,6 @@ final class PackedLayerTests: XCTestCase {
         let packed = PackedLayer(outputFeatures: 8, inputFeatures: 8, form: .nm(n: 2, m: 4, transposable: true, values: values, indexWords: words), bias: nil)
         XCTAssertNoThrow(try packed.makeOperator())
         XCTAssertEqual(packed.maskCheck, "exactly 2 of every 4 inputs per row; exactly 2 per column of every 4×4 block")
-    }
-
-    func assertFormError(_ packed: PackedLayer, part: String, contains fragments: [String], file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertThrowsError(try packed.makeOperator(), file: file, line: line) { error in
-            guard let e = error as? PackedLayer.FormError else { return XCTFail("\(error)", file: file, line: line) }
-            XCTAssertEqual(e.part, part, "\(e)", file: file, line: line)
-            for f in fragments { XCTAssertTrue(e.description.contains(f), "'\(e)' lacks '\(f)'", file: file, line: line) }
-        }
     }
 
     func testBrokenNMPacksAreRefused() throws {
@@ -208,5 +190,26 @@ final class PackedLayerTests: XCTestCase {
         parts = packed.parts()
         parts.removeLast()
         assertError(try read(try file(parts)), contains: ["'fc.nm.bias'", "no such tensor"])
+    }
+}
+
+/// Shared by the packed-layer tests.
+extension XCTestCase {
+    /// Writes `packed` under `prefix` into a safetensors image and reads it back.
+    func roundTrip(_ packed: PackedLayer, prefix: String) throws -> PackedLayer {
+        var writer = SafeTensorsWriter()
+        for part in packed.parts() { try writer.add("\(prefix).\(part.name)", dtype: part.dtype, shape: part.shape, bytes: part.data) }
+        let file = try SafeTensors(data: writer.serialized(), source: "round.safetensors")
+        XCTAssertEqual(file.names, PackedLayer.partNames(packed.layout, hasBias: packed.bias != nil).map { "\(prefix).\($0)" })
+        return try PackedLayer.read(from: file, prefix: prefix, layout: packed.layout, outputFeatures: packed.outputFeatures,
+                                    inputFeatures: packed.inputFeatures, hasBias: packed.bias != nil)
+    }
+
+    func assertFormError(_ packed: PackedLayer, part: String, contains fragments: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try packed.makeOperator(), file: file, line: line) { error in
+            guard let e = error as? PackedLayer.FormError else { return XCTFail("\(error)", file: file, line: line) }
+            XCTAssertEqual(e.part, part, "\(e)", file: file, line: line)
+            for f in fragments { XCTAssertTrue(e.description.contains(f), "'\(e)' lacks '\(f)'", file: file, line: line) }
+        }
     }
 }

@@ -77,6 +77,8 @@ final class TrainableLinear {
             let (w, mask, b, bm) = Self.expand(c, bias: packed.bias)
             factors = .masked(TrainableTensor(w, mask: mask))
             (biasValues, biasMask) = (b, bm)
+        case .quantized:
+            throw RecoveryRefusal("recovery trains fp32 layers; quantized weights (compression.quantize) cannot be trained yet")
         }
         bias = biasValues.map { TrainableTensor($0, mask: biasMask) }
         weight = []

@@ -143,8 +143,18 @@ public enum CompressedArtifact {
             compaction = try c.decodeIfPresent(CompactionRecord.self, forKey: .compaction)
         }
 
-        /// The stored form's structure from `method` and `parameters`; `fail` names the problem.
+        /// The stored form's structure from `method` and `parameters` (quantized when they hold a
+        /// `weights` key, see `WeightQuantization.parameters`); `fail` names the problem.
         func layout(_ fail: (String) -> any Error) throws -> PackedLayer.Layout {
+            let base = try baseLayout(fail)
+            guard let scheme = try WeightQuantization(parameters: parameters, fail) else { return base }
+            switch base {
+            case .dense, .nm, .blast: return .quantized(base, scheme)
+            default: throw fail("a \(method) layer cannot be stored quantized (dense, nm and blast can)")
+            }
+        }
+
+        private func baseLayout(_ fail: (String) -> any Error) throws -> PackedLayer.Layout {
             func int(_ key: String) throws -> Int {
                 guard let v = parameters[key]?.intValue else { throw fail("parameters.\(key) must be an integer") }
                 return v

@@ -28,8 +28,8 @@ public struct BuiltLinearLayer: Sendable {
         var op: any LinearOperator = compressed
         var timing: LayerTimingChoice?
         switch packed.form {
-        case .dense, .compacted:
-            break  // dense, or dense and smaller already: nothing to time against
+        case .dense, .compacted, .quantized:
+            break  // dense, or dense and smaller already, or quantized as asked: nothing to time against
         case .nm, .csr, .blast:
             if time && !pinned, let w = denseForm() {
                 let dense = DenseWeights(weights: w, outputFeatures: packed.outputFeatures, inputFeatures: packed.inputFeatures, bias: packed.bias)

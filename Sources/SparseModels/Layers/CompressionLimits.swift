@@ -78,6 +78,9 @@ extension LayerCompression {
         switch self {
         case .dense: return
         case .pinned(let inner): try inner.validate(outputFeatures: m, inputFeatures: n)
+        case let .quantized(inner, q):
+            try inner.validate(outputFeatures: m, inputFeatures: n)
+            try q.check(inner, outputs: m, inputs: n)
         case let .nm(nKept, group), let .transposableNM(nKept, group):
             let maximum = isTransposable ? Self.maximumTransposableM : 16
             guard group >= 2, group <= maximum, nKept >= 1, nKept < group else {
@@ -125,6 +128,7 @@ extension LayerCompression {
         guard !overflowed, mn < Int.max / 64 else { return .max }
         switch self {
         case .pinned(let inner): return inner.estimatedPeakBytes(outputFeatures: m, inputFeatures: n)
+        case .quantized(let inner, _): return inner.estimatedPeakBytes(outputFeatures: m, inputFeatures: n) + 12 * mn
         case .dense: return 8 * mn
         case .nm, .transposableNM: return 20 * mn
         case .csr, .l1inf: return 24 * mn
@@ -142,6 +146,7 @@ extension LayerCompression {
         let mn = Double(m) * Double(n)
         switch self {
         case .pinned(let inner): return inner.estimatedOperations(outputFeatures: m, inputFeatures: n)
+        case .quantized(let inner, _): return inner.estimatedOperations(outputFeatures: m, inputFeatures: n) + 4 * mn
         case .dense: return mn
         case .nm, .csr: return 50 * mn
         case let .transposableNM(_, group): return 200 * mn * Double(group)

@@ -17,6 +17,9 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
     case l1inf(groups: L1InfGroups, radius: Double?, radiusRatio: Double?)
     /// Keep the compressed operator even where the dense form of the same weights runs faster.
     indirect case pinned(LayerCompression)
+    /// The method's packed form with quantized weights (`compression.quantize`): int8 with fp32
+    /// scales or bf16. Quantized layers run their quantized kernel (they are not timed against dense).
+    indirect case quantized(LayerCompression, WeightQuantization)
 
     public var description: String {
         switch self {
@@ -26,20 +29,34 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
         case let .csr(d): return "csr \(d)"
         case let .blast(b, r, ratio, _): return "blast b=\(b) " + (r.map { "r=\($0)" } ?? "ratio=\(ratio ?? 0)")
         case let .pinned(inner): return "\(inner) (pinned)"
+        case let .quantized(inner, q): return "\(inner) \(q)"
         case let .l1inf(groups, radius, ratio): return "l1inf \(groups.rawValue) " + (radius.map { "radius=\($0)" } ?? "ratio=\(ratio ?? 0.5)")
         }
     }
 
-    /// The method without pinning, and whether it was pinned.
+    /// The method a compressor packs — without pinning and without weight quantization, which is
+    /// applied to the packed form afterwards (`PackedLayer.quantized`) — and whether it was pinned.
     public var unpinned: (method: LayerCompression, pinned: Bool) {
-        if case .pinned(let inner) = self { return (inner.unpinned.method, true) }
-        return (self, false)
+        switch self {
+        case .pinned(let inner): return (inner.unpinned.method, true)
+        case .quantized(let inner, _): return inner.unpinned
+        default: return (self, false)
+        }
+    }
+
+    /// The weight quantization asked for, if any.
+    public var quantization: WeightQuantization? {
+        switch self {
+        case .pinned(let inner): return inner.quantization
+        case .quantized(_, let q): return q
+        default: return nil
+        }
     }
 
     /// "dense", "nm", "csr", "blast" or "l1inf".
     public var methodName: String {
         switch unpinned.method {
-        case .dense, .pinned: return "dense"
+        case .dense, .pinned, .quantized: return "dense"
         case .nm, .transposableNM: return "nm"
         case .csr: return "csr"
         case .blast: return "blast"
@@ -48,10 +65,15 @@ public enum LayerCompression: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The method's parameters as reports and artifacts record them (BLAST's rank resolved for
-    /// the layer's shape).
+    /// the layer's shape), with the weight quantization's keys.
     public func parameters(outputFeatures: Int, inputFeatures: Int) -> [String: ParameterValue] {
-        switch unpinned.method {
-        case .dense, .pinned: return [:]
+        let own = unpinned.method.baseParameters(outputFeatures: outputFeatures, inputFeatures: inputFeatures)
+        return own.merging(quantization?.parameters ?? [:]) { mine, _ in mine }
+    }
+
+    private func baseParameters(outputFeatures: Int, inputFeatures: Int) -> [String: ParameterValue] {
+        switch self {
+        case .dense, .pinned, .quantized: return [:]
         case let .nm(n, m): return ["n": .int(n), "m": .int(m), "mask": .string("magnitude")]
         case let .transposableNM(n, m): return ["n": .int(n), "m": .int(m), "mask": .string("transposable")]
         case let .csr(density): return ["density": .double(density)]

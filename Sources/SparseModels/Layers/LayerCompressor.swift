@@ -49,8 +49,12 @@ extension BuiltLinearLayer {
         let packed = compressor?.pack(chain: layers) ?? layers.map(packDense)
         return zip(layers, packed).map { layer, result in
             Result {
-                let (form, error) = try result.get()
+                var (form, error) = try result.get()
                 let method = layer.method
+                if let scheme = method.quantization {
+                    form = try form.quantized(scheme)
+                    error = nil  // measured on the quantized weights
+                }
                 return try BuiltLinearLayer(packed: form, parameters: method.parameters(outputFeatures: layer.outputFeatures,
                                                                                          inputFeatures: layer.inputFeatures),
                                             pinned: method.unpinned.pinned, reference: layer.weights, relativeError: error, time: time)

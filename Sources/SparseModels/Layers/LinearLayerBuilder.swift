@@ -76,7 +76,10 @@ public final class LinearLayerBuilder {
 
     /// Whether layer `name` is stored dense (models may then fuse it with its neighbours).
     public func isDense(_ name: String) -> Bool {
-        if let artifact { return (try? artifact.layer(name, file: weights.source))?.method == "dense" }
+        if let artifact {
+            let record = try? artifact.layer(name, file: weights.source)
+            return record?.method == "dense" && record?.parameters["weights"] == nil
+        }
         return plan.method(forLayer: name) == .dense
     }
 

@@ -21,6 +21,8 @@ public struct PackedLayer: Sendable {
         /// or a dense neighbour that ℓ1,∞ compaction shrank. `bias` is then the kept outputs' bias
         /// (dropped inputs' constants folded in).
         case compacted(Compaction)
+        /// A dense, N:M or BLAST form with int8 (+ fp32 scales) or bf16 weights (`PackedLayer+Quantized`).
+        case quantized(QuantizedForm)
     }
 
     /// What a `CompactedDense` holds.
@@ -54,6 +56,8 @@ public struct PackedLayer: Sendable {
         case csr
         case blast(rowBlocks: Int, columnBlocks: Int, rank: Int)
         case compacted(method: String, inputWidth: Int, outputWidth: Int, gather: Bool, scatter: Bool, storage: String)
+        /// A dense, N:M or BLAST layout with quantized weights.
+        indirect case quantized(Layout, WeightQuantization)
     }
 
     /// A stored form that breaks its method's rules; `part` names the tensor part ("values",
@@ -112,6 +116,7 @@ public struct PackedLayer: Sendable {
         case .compacted(let c):
             return .compacted(method: c.method, inputWidth: c.inputWidth, outputWidth: c.outputWidth, gather: c.gather != nil,
                               scatter: c.scatterKept != nil, storage: c.storage)
+        case .quantized(let q): return .quantized(q.baseLayout, q.scheme)
         }
     }
 
@@ -130,6 +135,7 @@ public struct PackedLayer: Sendable {
         case .compacted(let c):
             floats = c.weight.count + (c.scatterConstants?.count ?? 0)
             other = 4 * ((c.gather?.count ?? 0) + (c.scatterKept?.count ?? 0) + (c.scatterDropped?.count ?? 0))
+        case .quantized(let q): floats = 0; other = q.storedBytes
         }
         return 4 * (floats + (bias?.count ?? 0)) + other
     }
@@ -172,6 +178,8 @@ public struct PackedLayer: Sendable {
                 ints("scatter_dropped", dropped, [dropped.count])
                 floats("scatter_constants", constants, [constants.count])
             }
+        case .quantized(let q):
+            out += Self.quantizedParts(q, outputFeatures: outputFeatures, inputFeatures: inputFeatures)
         }
         if let bias { floats("bias", bias, [bias.count]) }  // a compacted layer's: of its kept outputs
         return out
@@ -187,6 +195,7 @@ public struct PackedLayer: Sendable {
         case .blast: names = ["U", "V", "s"]
         case let .compacted(_, _, _, gather, scatter, _):
             names = ["weight"] + (gather ? ["gather"] : []) + (scatter ? ["scatter_kept", "scatter_dropped", "scatter_constants"] : [])
+        case let .quantized(base, scheme): names = quantizedPartNames(base, scheme)
         }
         return hasBias ? names + ["bias"] : names
     }
@@ -196,33 +205,10 @@ public struct PackedLayer: Sendable {
     /// Errors name the file and the tensor.
     public static func read(from file: SafeTensors, prefix: String, layout: Layout, outputFeatures: Int, inputFeatures: Int,
                             hasBias: Bool, sourceHasBias: Bool? = nil) throws -> PackedLayer {
-        func info(_ part: String, _ dtype: SafeTensorsDType) throws -> SafeTensorInfo {
-            let info = try file.info(named: "\(prefix).\(part)")
-            guard info.dtype == dtype else {
-                throw SafeTensorsError(file: file.source, tensor: info.name, reason: "dtype is \(info.dtype.rawValue), a \(layout.method) layer stores \(part) as \(dtype.rawValue)")
-            }
-            return info
-        }
-        func shaped(_ info: SafeTensorInfo, _ shape: [Int]) throws {
-            guard info.shape == shape else {
-                throw SafeTensorsError(file: file.source, tensor: info.name, reason: "shape is \(info.shape), expected \(shape) for a \(outputFeatures)×\(inputFeatures) \(layout.method) layer")
-            }
-        }
-        func floats(_ part: String, _ shape: [Int]?) throws -> [Float] {
-            let i = try info(part, .f32)
-            if let shape { try shaped(i, shape) }
-            guard i.shape.count == 1 || shape != nil else { throw SafeTensorsError(file: file.source, tensor: i.name, reason: "must be 1-D, has shape \(i.shape)") }
-            return try file.tensor(named: i.name)
-        }
-        func words<T: FixedWidthInteger>(_ part: String, _ dtype: SafeTensorsDType, _ shape: [Int]?, as: T.Type) throws -> [T] {
-            let i = try info(part, dtype)
-            if let shape { try shaped(i, shape) } else if i.shape.count != 1 {
-                throw SafeTensorsError(file: file.source, tensor: i.name, reason: "must be 1-D, has shape \(i.shape)")
-            }
-            let raw = try file.rawBytes(named: i.name)
-            return raw.withUnsafeBytes { p in
-                (0..<i.elementCount).map { T(littleEndian: p.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self)) }
-            }
+        let reader = PartReader(file: file, prefix: prefix, what: layout.method, outputFeatures: outputFeatures, inputFeatures: inputFeatures)
+        func floats(_ part: String, _ shape: [Int]?) throws -> [Float] { try reader.floats(part, shape) }
+        func words<T: FixedWidthInteger>(_ part: String, _ dtype: SafeTensorsDType, _ shape: [Int]?, as type: T.Type) throws -> [T] {
+            try reader.words(part, dtype, shape, as: type)
         }
         let form: Form
         switch layout {
@@ -261,6 +247,8 @@ public struct PackedLayer: Sendable {
             let bias = hasBias ? try floats("bias", [keptOutputs]) : nil
             return PackedLayer(outputFeatures: outputFeatures, inputFeatures: inputFeatures, form: .compacted(compaction), bias: bias,
                                sourceHasBias: sourceHasBias)
+        case let .quantized(base, scheme):
+            form = .quantized(try readQuantized(reader, base, scheme))
         }
         let bias = hasBias ? try floats("bias", [outputFeatures]) : nil
         return PackedLayer(outputFeatures: outputFeatures, inputFeatures: inputFeatures, form: form, bias: bias, sourceHasBias: sourceHasBias)
@@ -313,6 +301,8 @@ public struct PackedLayer: Sendable {
             return try BlastWeights(u: u, v: v, s: s, outputFeatures: out, inputFeatures: inputs, rowBlocks: b1, columnBlocks: b2, rank: r, bias: bias)
         case .compacted(let c):
             return try compactedOperator(c)
+        case .quantized(let q):
+            return try quantizedOperator(q)
         }
     }
 
@@ -392,12 +382,17 @@ public struct PackedLayer: Sendable {
         case .csr: return (op as! CSRWeights).denseWeights()
         case .blast: return (op as! BlastWeights).denseWeights()
         case .compacted: return nil
+        case .quantized: return Self.quantizedDenseWeights(op)
         }
     }
 
     /// For N:M: what the index stream was checked to hold (the pack is refused otherwise).
     public var maskCheck: String? {
-        guard case let .nm(n, m, transposable, _, _) = form else { return nil }
+        let n: Int, m: Int, transposable: Bool
+        switch form {
+        case let .nm(n0, m0, t, _, _), let .quantized(.nm(n0, m0, t, _, _, _)): (n, m, transposable) = (n0, m0, t)
+        default: return nil
+        }
         let rows = "exactly \(n) of every \(m) inputs per row"
         return transposable ? "\(rows); exactly \(n) per column of every \(m)×\(m) block" : rows
     }
@@ -433,6 +428,7 @@ extension PackedLayer.Layout {
         case .csr: return "csr"
         case .blast: return "blast"
         case .compacted(let method, _, _, _, _, _): return method
+        case .quantized(let base, _): return base.method
         }
     }
 }

@@ -102,9 +102,11 @@ private final class BertWeightReader {
                      output: output, outputNorm: try norm(p + "output.LayerNorm"))
     }
 
-    /// Query, key and value: one fused [3H × H] GEMM when all three are dense, else three operators.
+    /// Query, key and value: one fused [3H × H] GEMM when all three are dense or quantized dense
+    /// alike (per-row weight scales and per-token activation scales make the stacked int8 operator
+    /// compute exactly what the three compute), else three operators.
     private func attentionProjections(_ names: [String]) throws -> [any LinearOperator] {
-        guard names.allSatisfy({ builder.isDense($0) }) else { return try names.map { try linear($0, out: h, in: h) } }
+        guard names.allSatisfy({ builder.isDense($0) }) else { return try quantizedProjections(names) }
         var w: [Float] = [], b: [Float] = [], facts: [LayerCompressionFacts] = []
         for name in names {
             let layer = try builder.denseLayer(name, weight: name + ".weight", bias: name + ".bias", outputs: h, inputs: h)
@@ -116,6 +118,22 @@ private final class BertWeightReader {
         for (name, facts) in zip(names, facts) {
             record(name, fused, facts: facts, parameters: h * h + h, bytes: fused.byteCount / 3)
         }
+        return [fused]
+    }
+
+    private func quantizedProjections(_ names: [String]) throws -> [any LinearOperator] {
+        var built: [BuiltLinearLayer] = []
+        for name in names {
+            do { built.append(try builder.linear(name, weight: name + ".weight", bias: name + ".bias", outputs: h, inputs: h)) } catch let error as LayerCompressionError {
+                throw fail(error.description)
+            }
+        }
+        guard let stacked = PackedLayer.stackingQuantizedDenseRows(built.map(\.packed)) else {
+            for (name, layer) in zip(names, built) { record(name, layer.op, facts: layer.facts) }
+            return built.map(\.op)
+        }
+        let fused = try stacked.makeOperator()
+        for (name, layer) in zip(names, built) { record(name, fused, facts: layer.facts, parameters: fused.parameterCount / 3, bytes: fused.byteCount / 3) }
         return [fused]
     }
 

@@ -80,6 +80,35 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(t.endpoints[0].compression.plan.activations, .exact)
     }
 
+    func testQuantizeNextToMethodsAndInOverrides() throws {
+        func plan(_ compression: String) throws -> CompressionPlan {
+            try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": "# + compression + "}]}").endpoints[0].compression.plan
+        }
+        let p = try plan(#"{"method": "dense", "quantize": {"weights": "int8", "activations": "int8-dynamic"}, "layers": {"fc1": {"method": "nm", "n": 2, "m": 4, "pin": true, "quantize": {"weights": "int8", "activations": "int8-dynamic"}}, "fc2": {"method": "blast", "blocks": 2, "rank": 4, "quantize": {"weights": "bf16"}}, "fc3": {"method": "dense", "quantize": {"weights": "int8", "granularity": {"group": 64}}}, "fc4": {"method": "dense", "quantize": {"weights": "int8", "granularity": "channel"}}}}"#)
+        XCTAssertEqual(p.method, .quantized(.dense, .int8Dynamic))
+        XCTAssertEqual(p.method(forLayer: "fc1"), .pinned(.quantized(.nm(n: 2, m: 4), .int8Dynamic)))
+        XCTAssertEqual(p.method(forLayer: "fc2"), .quantized(.blast(blocks: 2, rank: 4, parameterRatio: nil, iterations: 100), .bf16))
+        XCTAssertEqual(p.method(forLayer: "fc3"), .quantized(.dense, .int8(.group(64))))
+        XCTAssertEqual(p.method(forLayer: "fc4"), .quantized(.dense, .int8(.channel)))
+        let q = "endpoints[0].compression.quantize"
+        func refused(_ quantize: String, method: String = #""method": "dense""#, field: String = q, _ reason: String, line: UInt = #line) {
+            assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"# + method + #", "quantize": "# + quantize + "}}]}",
+                              field: field, reasonContains: reason, line: line)
+        }
+        refused(#"{"weights": "int4"}"#, field: "\(q).weights", "int8, bf16")
+        refused(#"{"activations": "int8-dynamic"}"#, field: "\(q).weights", "is required")
+        refused(#"{"weights": "bf16", "granularity": "channel"}"#, "no 'granularity'")
+        refused(#"{"weights": "int8", "granularity": "tensor"}"#, field: "\(q).granularity", "channel")
+        refused(#"{"weights": "int8", "granularity": {"group": 0}}"#, field: "\(q).granularity.group", "out of range")
+        refused(#"{"weights": "int8", "granularity": {"group": 64}, "activations": "int8-dynamic"}"#, field: "\(q).granularity", "per-channel")
+        refused(#"{"weights": "int8", "activations": "int4"}"#, field: "\(q).activations", "int8-dynamic")
+        refused(#"{"weights": "int8", "scale": 1}"#, field: "\(q).scale", "unknown key")
+        refused(#"{"weights": "int8"}"#, method: #""method": "csr", "density": 0.5"#, "no quantized CSR kernel")
+        refused(#"{"weights": "bf16"}"#, method: #""method": "l1inf", "radiusRatio": 0.5"#, "ℓ1,∞")
+        refused(#"{"weights": "int8"}"#, method: #""method": "nm", "n": 2, "m": 4"#, "int8-dynamic")
+        refused(#"{"weights": "int8", "activations": "int8-dynamic"}"#, method: #""method": "nm", "n": 4, "m": 8"#, "1:4 and 2:4")
+    }
+
     func testActivationApproximation() throws {
         func activations(_ json: String) throws -> ActivationApproximation {
             try parse(#"{"endpoints": [{"name": "d", "model": "m", "compression": {"method": "dense", "activations": "# + json + "}}]}").endpoints[0]
@@ -130,7 +159,7 @@ final class ConfigTests: XCTestCase {
         }
         let c = try ServiceConfig.load(path: dir.appendingPathComponent("Deploy/config.json").path)
         XCTAssertEqual(c.endpoints.map(\.name), ["digits", "timeseries", "digits-2of4", "digits-2of4-t", "digits-blast", "minilm", "minilm-2of4",
-                                                 "minilm-blast", "minilm-pwl"])
+                                                 "minilm-blast", "minilm-pwl", "minilm-int8", "minilm-2of4-int8"])
         for endpoint in c.endpoints.prefix(2) {
             XCTAssertTrue(FileManager.default.fileExists(atPath: endpoint.modelPath + "/model.json"), endpoint.name)
             XCTAssertFalse(endpoint.optional, endpoint.name)

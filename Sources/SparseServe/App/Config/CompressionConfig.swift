@@ -1,10 +1,12 @@
 import Foundation
 import SparseCompression
 import SparseJSON
+import SparseKernels
 import SparseModels
 
 /// How an endpoint's linear layers are stored and run (`"compression"`): `dense`, magnitude
-/// `nm` (n, m) or `csr` (density), with per-layer overrides by name pattern (`"layers"`).
+/// `nm` (n, m) or `csr` (density), with per-layer overrides by name pattern (`"layers"`); any
+/// dense, nm or blast method may add `"quantize"` (int8 or bf16 weights, `WeightQuantization`).
 public struct CompressionConfig: Sendable, Equatable {
     /// The endpoint-wide method name ("dense", "nm", "csr").
     public var method = "dense"
@@ -81,6 +83,52 @@ public struct CompressionConfig: Sendable, Equatable {
         return result
     }
 
+    /// `{"weights": "bf16"}`, `{"weights": "int8", "granularity": "channel" | {"group": N}}` or
+    /// `{"weights": "int8", "activations": "int8-dynamic"}` (per-channel weights, per-token activations).
+    static func parseQuantize(_ json: JSON, path: String) throws -> WeightQuantization {
+        var o = try StrictObject(json, path: path)
+        guard let weights = try o.string("weights") else { throw ConfigError(field: "\(path).weights", reason: "is required ('int8' or 'bf16')") }
+        let granularity = try o.take("granularity"), activations = try o.string("activations")
+        let result: WeightQuantization
+        switch weights {
+        case "bf16":
+            guard granularity == nil, activations == nil else {
+                throw ConfigError(field: path, reason: "bf16 weights take no 'granularity' or 'activations'")
+            }
+            result = .bf16
+        case "int8":
+            var scales = Int8Granularity.channel
+            if let granularity {
+                if granularity.stringValue == "channel" {
+                    scales = .channel
+                } else if case .object = granularity {
+                    var g = try StrictObject(granularity, path: "\(path).granularity")
+                    guard let width = try g.integer("group", in: 1...65536) else {
+                        throw ConfigError(field: "\(path).granularity.group", reason: "is required (a group width in 1...65536)")
+                    }
+                    try g.finish()
+                    scales = .group(width)
+                } else {
+                    throw ConfigError(field: "\(path).granularity", reason: "must be \"channel\" or {\"group\": N}")
+                }
+            }
+            switch activations {
+            case nil: result = .int8(scales)
+            case "int8-dynamic":
+                guard scales == .channel else {
+                    throw ConfigError(field: "\(path).granularity", reason: "int8-dynamic activations run with per-channel weight scales")
+                }
+                result = .int8Dynamic
+            case let other?:
+                throw ConfigError(field: "\(path).activations", reason: "'\(other)' is not an activation quantization (int8-dynamic)")
+            }
+        default:
+            throw ConfigError(field: "\(path).weights", reason: "'\(weights)' is not a weight format (int8, bf16)")
+        }
+        try o.finish()
+        return result
+    }
+
     static func parseMethod(_ json: JSON, path: String) throws -> (String, LayerCompression) {
         var o = try StrictObject(json, path: path)
         guard let method = try o.string("method") else { throw ConfigError(field: "\(path).method", reason: "is required") }
@@ -142,6 +190,13 @@ public struct CompressionConfig: Sendable, Equatable {
             result = .l1inf(groups: g, radius: radius, radiusRatio: ratio)
         default:
             throw ConfigError(field: "\(path).method", reason: "'\(method)' is not a supported method (supported: dense, nm, csr, blast, l1inf)")
+        }
+        if let quantize = try o.take("quantize") {
+            let scheme = try parseQuantize(quantize, path: "\(path).quantize")
+            do { try scheme.check(result, outputs: 1, inputs: 1) } catch {
+                throw ConfigError(field: "\(path).quantize", reason: "\(error)")
+            }
+            result = .quantized(result, scheme)
         }
         if let pin = try o.take("pin") {
             guard let flag = pin.boolValue else { throw ConfigError(field: "\(path).pin", reason: "must be true or false") }

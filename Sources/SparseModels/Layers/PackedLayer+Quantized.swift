@@ -1,0 +1,238 @@
+import Foundation
+import SparseKernels
+
+extension PackedLayer {
+    /// The values of one stored weight tensor: int8 with fp32 scales, or bf16 bit patterns.
+    public enum QuantizedValues: Sendable {
+        case int8(values: [Int8], scales: [Float])
+        case bf16(bits: [UInt16])
+
+        var count: Int {
+            switch self {
+            case .int8(let values, _): return values.count
+            case .bf16(let bits): return bits.count
+            }
+        }
+
+        var storedBytes: Int {
+            switch self {
+            case let .int8(values, scales): return values.count + 4 * scales.count
+            case .bf16(let bits): return 2 * bits.count
+            }
+        }
+
+        /// The values as fp32: int8 value i times `scales[scale(i)]` (nil: unscaled integers), or bf16 widened.
+        func floats(scale: ((Int) -> Int)?) -> [Float] {
+            switch self {
+            case let .int8(values, scales):
+                guard let scale else { return values.map { Float($0) } }
+                return values.indices.map { Float(values[$0]) * scales[scale($0)] }
+            case .bf16(let bits):
+                return bits.map { Float(bitPattern: UInt32($0) << 16) }
+            }
+        }
+    }
+
+    /// A method's packed form with quantized weights (`WeightQuantization`). Tensor parts (int8
+    /// scales after the method's own parts):
+    /// - dense: `weight` `[out, in]` (I8 or BF16), `scales` `[out, G]` (G = 1 per channel, else ⌈in / group⌉);
+    /// - nm: `values` `[panels, groups, n, 16]` (the N:M pack, I8 or BF16), `indices` as fp32 N:M, `scales` `[out, 1]`;
+    /// - blast: `U` `[out, r]`, `V` `[in, r]` (I8 or BF16), `s` fp32, `U_scales` `[out, 1]` (per row of U) and
+    ///   `V_scales` `[b2, r]` (per column block and rank component: the rows of the kernel's V_jᵀ).
+    public enum QuantizedForm: Sendable {
+        case dense(WeightQuantization, QuantizedValues)
+        case nm(n: Int, m: Int, transposable: Bool, WeightQuantization, QuantizedValues, indexWords: [UInt64])
+        case blast(rowBlocks: Int, columnBlocks: Int, rank: Int, WeightQuantization, u: QuantizedValues, v: QuantizedValues, s: [Float])
+
+        public var scheme: WeightQuantization {
+            switch self {
+            case .dense(let q, _), .nm(_, _, _, let q, _, _), .blast(_, _, _, let q, _, _, _): return q
+            }
+        }
+
+        var baseLayout: Layout {
+            switch self {
+            case .dense: return .dense
+            case let .nm(n, m, transposable, _, _, _): return .nm(n: n, m: m, transposable: transposable)
+            case let .blast(b1, b2, r, _, _, _, _): return .blast(rowBlocks: b1, columnBlocks: b2, rank: r)
+            }
+        }
+
+        var storedBytes: Int {
+            switch self {
+            case .dense(_, let values): return values.storedBytes
+            case let .nm(_, m, _, _, values, words): return values.storedBytes + words.count * (m == 4 ? 4 : 8)
+            case let .blast(_, _, _, _, u, v, s): return u.storedBytes + v.storedBytes + 4 * s.count
+            }
+        }
+    }
+
+    // MARK: Quantizing a packed form
+
+    /// This fp32 dense, N:M or BLAST form with its weights quantized as `scheme` (same mask,
+    /// same factors). int8 is symmetric, scale = absmax / 127 (`quantizeInt8`); bf16 rounds to nearest even.
+    public func quantized(_ scheme: WeightQuantization) throws -> PackedLayer {
+        let (out, inputs) = (outputFeatures, inputFeatures)
+        let result: QuantizedForm
+        switch form {
+        case .dense(let w):
+            result = .dense(scheme, try Self.quantize(w, rows: out, columns: inputs, scheme, part: "weight"))
+        case let .nm(n, m, transposable, values, words):
+            let op: NMWeights
+            do { op = try NMWeights(packedValues: values, indexWords: words, outputFeatures: out, inputFeatures: inputs, n: n, m: m) } catch {
+                throw FormError(part: "values", reason: "\(error)")
+            }
+            if case .bf16 = scheme {
+                result = .nm(n: n, m: m, transposable: transposable, scheme, try Self.quantize(values, rows: values.count / 16, columns: 16, scheme, part: "values"),
+                             indexWords: words)
+            } else {
+                guard case let .int8(q, scales) = try Self.quantize(op.denseWeights(), rows: out, columns: inputs, scheme, part: "values") else {
+                    throw FormError(part: "values", reason: "int8 quantization gave no int8 values")
+                }
+                let (packed, packedWords) = try NMWeights.pack(weights: q.map { Float($0) }, mask: op.keptMask(), outputFeatures: out,
+                                                               inputFeatures: inputs, n: n, m: m)
+                result = .nm(n: n, m: m, transposable: transposable, scheme, .int8(values: packed.map { Int8($0) }, scales: scales),
+                             indexWords: packedWords)
+            }
+        case let .blast(b1, b2, r, u, v, s):
+            let uq = try Self.quantize(u, rows: out, columns: r, scheme, part: "U")
+            result = .blast(rowBlocks: b1, columnBlocks: b2, rank: r, scheme, u: uq,
+                            v: try Self.quantizeBlastV(v, inputs: inputs, blocks: b2, rank: r, scheme), s: s)
+        case .csr, .compacted, .quantized:
+            throw FormError(part: nil, reason: "a \(method) layer in this form cannot be quantized (dense, N:M and BLAST can)")
+        }
+        return PackedLayer(outputFeatures: out, inputFeatures: inputs, form: .quantized(result), bias: bias, sourceHasBias: sourceHasBias)
+    }
+
+    private static func quantize(_ w: [Float], rows: Int, columns: Int, _ scheme: WeightQuantization, part: String) throws -> QuantizedValues {
+        do {
+            switch scheme {
+            case .bf16:
+                return .bf16(bits: try BF16Weights(weights: w, outputFeatures: rows, inputFeatures: columns).bits)
+            case .int8(let granularity):
+                let (q, s) = try quantizeInt8(w, rows: rows, columns: columns, granularity: granularity)
+                return .int8(values: q, scales: s)
+            case .int8Dynamic:
+                let (q, s) = try quantizeInt8(w, rows: rows, columns: columns, granularity: .channel)
+                return .int8(values: q, scales: s)
+            }
+        } catch {
+            throw FormError(part: part, reason: "\(error)")
+        }
+    }
+
+    /// V `[in, r]` quantized with one scale per column block j and rank component t (the rows of V_jᵀ).
+    private static func quantizeBlastV(_ v: [Float], inputs: Int, blocks b2: Int, rank r: Int, _ scheme: WeightQuantization) throws -> QuantizedValues {
+        guard scheme != .bf16 else { return try quantize(v, rows: inputs, columns: r, scheme, part: "V") }
+        var values = [Int8](repeating: 0, count: v.count), scales = [Float](repeating: 0, count: b2 * r)
+        for j in 0..<b2 {
+            let c0 = j * inputs / b2, q = (j + 1) * inputs / b2 - c0
+            var vt = [Float](repeating: 0, count: r * q)
+            for a in 0..<q { for t in 0..<r { vt[t * q + a] = v[(c0 + a) * r + t] } }
+            guard case let .int8(qv, sc) = try quantize(vt, rows: r, columns: q, .int8Dynamic, part: "V") else { continue }
+            for a in 0..<q { for t in 0..<r { values[(c0 + a) * r + t] = qv[t * q + a] } }
+            scales.replaceSubrange((j * r)..<((j + 1) * r), with: sc)
+        }
+        return .int8(values: values, scales: scales)
+    }
+
+    /// Layers with the same inputs, each quantized dense in the same format, as one layer of their
+    /// rows stacked (a missing bias becomes zeros); nil when they are not all such layers. int8 scales
+    /// are per row (or per row and group), so the stacked layer computes exactly what they compute.
+    static func stackingQuantizedDenseRows(_ layers: [PackedLayer]) -> PackedLayer? {
+        guard let first = layers.first else { return nil }
+        var int8: [Int8] = [], scales: [Float] = [], bits: [UInt16] = [], bias: [Float] = []
+        for layer in layers {
+            guard case let .quantized(.dense(scheme, values)) = layer.form, scheme == first.quantizedScheme,
+                  layer.inputFeatures == first.inputFeatures else { return nil }
+            switch values {
+            case let .int8(v, s): int8 += v; scales += s
+            case .bf16(let b): bits += b
+            }
+            bias += layer.bias ?? [Float](repeating: 0, count: layer.outputFeatures)
+        }
+        guard let scheme = first.quantizedScheme else { return nil }
+        let values: QuantizedValues = scheme == .bf16 ? .bf16(bits: bits) : .int8(values: int8, scales: scales)
+        return PackedLayer(outputFeatures: layers.reduce(0) { $0 + $1.outputFeatures }, inputFeatures: first.inputFeatures,
+                           form: .quantized(.dense(scheme, values)), bias: bias)
+    }
+
+    var quantizedScheme: WeightQuantization? {
+        if case .quantized(let q) = form { return q.scheme }
+        return nil
+    }
+
+    // MARK: Tensors
+
+    /// The tensors of a quantized form, in `partNames` order (without the bias).
+    static func quantizedParts(_ q: QuantizedForm, outputFeatures out: Int, inputFeatures inputs: Int) -> [Part] {
+        func values(_ name: String, _ v: QuantizedValues, _ shape: [Int]) -> Part {
+            switch v {
+            case .int8(let values, _): return Part(name: name, dtype: .i8, shape: shape, data: littleEndianBytes(values))
+            case .bf16(let bits): return Part(name: name, dtype: .bf16, shape: shape, data: littleEndianBytes(bits))
+            }
+        }
+        func scales(_ name: String, _ v: QuantizedValues, _ shape: [Int]) -> [Part] {
+            guard case .int8(_, let s) = v else { return [] }
+            return [Part(name: name, dtype: .f32, shape: shape, data: littleEndianBytes(s.map(\.bitPattern)))]
+        }
+        switch q {
+        case .dense(let scheme, let v):
+            let perRow = Self.scalesPerRow(scheme, inputs: inputs)
+            return [values("weight", v, [out, inputs])] + scales("scales", v, [out, perRow])
+        case let .nm(n, m, _, _, v, words):
+            let (panels, groups) = NMWeights.packedShape(outputFeatures: out, inputFeatures: inputs, m: m)
+            let indices = m == 4
+                ? Part(name: "indices", dtype: .u32, shape: [panels, groups, n], data: littleEndianBytes(words.map { UInt32(truncatingIfNeeded: $0) }))
+                : Part(name: "indices", dtype: .u64, shape: [panels, groups, n], data: littleEndianBytes(words))
+            return [values("values", v, [panels, groups, n, 16]), indices] + scales("scales", v, [out, 1])
+        case let .blast(b1, b2, r, _, u, v, s):
+            let diagonal = Part(name: "s", dtype: .f32, shape: [b1, b2, r], data: littleEndianBytes(s.map(\.bitPattern)))
+            return [values("U", u, [out, r]), values("V", v, [inputs, r]), diagonal] + scales("U_scales", u, [out, 1])
+                + scales("V_scales", v, [b2, r])
+        }
+    }
+
+    /// Part names of a quantized layout (without the bias).
+    static func quantizedPartNames(_ base: Layout, _ scheme: WeightQuantization) -> [String] {
+        let int8 = scheme != .bf16
+        switch base {
+        case .blast: return ["U", "V", "s"] + (int8 ? ["U_scales", "V_scales"] : [])
+        case .nm: return ["values", "indices"] + (int8 ? ["scales"] : [])
+        default: return ["weight"] + (int8 ? ["scales"] : [])
+        }
+    }
+
+    static func scalesPerRow(_ scheme: WeightQuantization, inputs: Int) -> Int {
+        if case .int8(let granularity) = scheme { return granularity.scalesPerRow(inputFeatures: inputs) }
+        return 1
+    }
+
+    /// Reads the parts of a quantized layout (dtypes and shapes checked; content by `makeOperator`).
+    static func readQuantized(_ reader: PartReader, _ base: Layout, _ scheme: WeightQuantization) throws -> QuantizedForm {
+        let (out, inputs) = (reader.outputFeatures, reader.inputFeatures)
+        func values(_ part: String, _ scalesPart: String, _ shape: [Int], _ scalesShape: [Int]) throws -> QuantizedValues {
+            if scheme == .bf16 { return .bf16(bits: try reader.words(part, .bf16, shape, as: UInt16.self)) }
+            return .int8(values: try reader.words(part, .i8, shape, as: Int8.self), scales: try reader.floats(scalesPart, scalesShape))
+        }
+        switch base {
+        case .dense:
+            return .dense(scheme, try values("weight", "scales", [out, inputs], [out, scalesPerRow(scheme, inputs: inputs)]))
+        case let .nm(n, m, transposable):
+            guard [4, 8, 16].contains(m), n >= 1, n < m else {
+                throw SafeTensorsError(file: reader.file.source, tensor: "\(reader.prefix).values", reason: "\(n):\(m) is not a supported N:M pattern")
+            }
+            let (panels, groups) = NMWeights.packedShape(outputFeatures: out, inputFeatures: inputs, m: m)
+            let v = try values("values", "scales", [panels, groups, n, 16], [out, 1])
+            let words: [UInt64] = m == 4
+                ? try reader.words("indices", .u32, [panels, groups, n], as: UInt32.self).map(UInt64.init)
+                : try reader.words("indices", .u64, [panels, groups, n], as: UInt64.self)
+            return .nm(n: n, m: m, transposable: transposable, scheme, v, indexWords: words)
+        case let .blast(b1, b2, r):
+            let u = try values("U", "U_scales", [out, r], [out, 1]), v = try values("V", "V_scales", [inputs, r], [b2, r])
+            return .blast(rowBlocks: b1, columnBlocks: b2, rank: r, scheme, u: u, v: v, s: try reader.floats("s", [b1, b2, r]))
+        case .csr, .compacted, .quantized:
+            throw SafeTensorsError(file: reader.file.source, tensor: "\(reader.prefix).weight", reason: "a \(base.method) layer cannot be stored quantized")
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import SparseTestSupport
+import XCTest
+import SparseKernels
+@testable import SparseModels
+import SparseCompression
+
+/// Quantized stored forms: every method × weight format packs, round-trips through tensors to the
+/// same operator, runs the kernel the format names (the same numbers as that kernel built directly),
+/// reports its bytes, and broken forms are refused naming the part.
+final class PackedLayerQuantizedTests: XCTestCase {
+    typealias Q = WeightQuantization
+
+    static let cases: [(LayerCompression, Q, rows: Int, columns: Int, storage: String)] = [
+        (.dense, .int8(.channel), 24, 40, "int8 channel"),
+        (.dense, .int8(.group(16)), 33, 50, "int8 group 16"),    // row and group tails
+        (.dense, .int8Dynamic, 40, 66, "int8 dynamic"),
+        (.dense, .bf16, 24, 41, "bf16"),
+        (.nm(n: 2, m: 4), .int8Dynamic, 40, 66, "nm 2:4 int8 dynamic"),
+        (.nm(n: 1, m: 4), .int8Dynamic, 17, 32, "nm 2:4 int8 dynamic"),
+        (.transposableNM(n: 2, m: 4), .int8Dynamic, 32, 48, "nm 2:4 int8 dynamic"),
+        (.nm(n: 3, m: 8), .bf16, 33, 64, "nm 3:8 bf16"),
+        (.blast(blocks: 2, rank: 5, parameterRatio: nil, iterations: 20), .int8Dynamic, 32, 48, "blast b=2x2 r=5 int8"),
+        (.blast(blocks: 3, rank: 4, parameterRatio: nil, iterations: 20), .bf16, 30, 45, "blast b=3x3 r=4 bf16"),
+    ]
+
+    func pack(_ method: LayerCompression, _ q: Q, _ rows: Int, _ columns: Int, bias: [Float]?) throws -> PackedLayer {
+        let w = PackedLayerTests.weight(rows, columns)
+        return try method.pack(weights: w, outputFeatures: rows, inputFeatures: columns, bias: bias).packed.quantized(q)
+    }
+
+    func testEveryFormatRoundTripsAndRunsItsKernel() throws {
+        for (method, q, rows, columns, storage) in Self.cases {
+            let w = PackedLayerTests.weight(rows, columns)
+            for bias in [PackedLayerTests.bias(rows), nil] {
+                let packed = try pack(method, q, rows, columns, bias: bias)
+                XCTAssertEqual(packed.method, method.methodName)
+                XCTAssertEqual(packed.storedBytes, packed.parts().reduce(0) { $0 + $1.data.count }, "\(method) \(q)")
+                let reread = try roundTrip(packed, prefix: "layer.\(packed.method)")
+                let a = try packed.makeOperator(), b = try reread.makeOperator()
+                XCTAssertEqual(a.storage, storage)
+                XCTAssertEqual(b.storage, storage)
+                let dense = try XCTUnwrap(packed.denseWeights(a))
+                XCTAssertEqual(dense, reread.denseWeights(b), "\(method) \(q)")
+                for batch in [1, 5, 40] {
+                    let x = Matrix(rows: batch, columns: columns, values: PackedLayerTests.weight(batch, columns, seed: 99))
+                    XCTAssertEqual(a.apply(x, activation: .gelu).values, b.apply(x, activation: .gelu).values, "\(method) \(q) batch \(batch)")
+                }
+                let error = LayerCompression.relativeError(w, dense)
+                let fp32 = try method.pack(weights: w, outputFeatures: rows, inputFeatures: columns, bias: bias).packed
+                let fp32Error = LayerCompression.relativeError(w, fp32.denseWeights(try fp32.makeOperator())!)
+                // Quantization adds at most a small error to the method's own.
+                XCTAssertLessThan(error, fp32Error + (q == .bf16 ? 0.005 : 0.02), "\(method) \(q)")
+            }
+        }
+    }
+
+    /// A quantized dense layer is exactly the kernel operator built from the same weights.
+    func testDenseFormatsAreTheKernelOperators() throws {
+        let (rows, columns) = (40, 66)
+        let w = PackedLayerTests.weight(rows, columns), bias = PackedLayerTests.bias(rows)
+        let x = Matrix(rows: 7, columns: columns, values: PackedLayerTests.weight(7, columns, seed: 3))
+        let kernels: [(Q, any LinearOperator)] = [
+            (.int8(.channel), try Int8Weights(weights: w, outputFeatures: rows, inputFeatures: columns, granularity: .channel, bias: bias)),
+            (.int8(.group(64)), try Int8Weights(weights: w, outputFeatures: rows, inputFeatures: columns, granularity: .group(64), bias: bias)),
+            (.int8Dynamic, try Int8DynamicWeights(weights: w, outputFeatures: rows, inputFeatures: columns, bias: bias)),
+            (.bf16, try BF16Weights(weights: w, outputFeatures: rows, inputFeatures: columns, bias: bias)),
+        ]
+        for (q, kernel) in kernels {
+            let op = try pack(.dense, q, rows, columns, bias: bias).makeOperator()
+            XCTAssertEqual(op.apply(x, activation: .relu).values, kernel.apply(x, activation: .relu).values, "\(q)")
+        }
+        let nm = try pack(.nm(n: 2, m: 4), .int8Dynamic, rows, columns, bias: bias).makeOperator()
+        let kernel = try NMInt8Weights(magnitudePruning: w, outputFeatures: rows, inputFeatures: columns, bias: bias)
+        XCTAssertEqual(nm.apply(x).values, kernel.apply(x).values)
+    }
+
+    func testStoredBytesPerFormat() throws {
+        let (rows, columns) = (64, 128)
+        func bytes(_ method: LayerCompression, _ q: Q) throws -> Int { try pack(method, q, rows, columns, bias: nil).storedBytes }
+        XCTAssertEqual(try bytes(.dense, .int8(.channel)), rows * columns + 4 * rows)
+        XCTAssertEqual(try bytes(.dense, .int8(.group(64))), rows * columns + 4 * rows * 2)
+        XCTAssertEqual(try bytes(.dense, .bf16), 2 * rows * columns)
+        // 2:4 int8: half the values at 1 byte, 2-bit positions (one 32-bit word per 16 rows and slot), row scales.
+        XCTAssertEqual(try bytes(.nm(n: 2, m: 4), .int8Dynamic), rows * columns / 2 + rows * columns / 8 + 4 * rows)
+        XCTAssertEqual(try bytes(.blast(blocks: 2, rank: 8, parameterRatio: nil, iterations: 5), .int8Dynamic),
+                       8 * (rows + columns) + 4 * (rows + 2 * 8) + 4 * 2 * 2 * 8)
+    }
+
+    func testBrokenQuantizedFormsAreRefusedNamingThePart() throws {
+        let dense = try pack(.dense, .int8(.channel), 8, 16, bias: nil)
+        guard case .quantized(.dense(let q, .int8(let values, let scales))) = dense.form else { return XCTFail() }
+        func denseWith(_ v: [Int8] = values, _ s: [Float] = scales, _ scheme: Q? = nil) -> PackedLayer {
+            PackedLayer(outputFeatures: 8, inputFeatures: 16, form: .quantized(.dense(scheme ?? q, .int8(values: v, scales: s))), bias: nil)
+        }
+        for bad: Float in [.nan, 0, -1, .infinity] {
+            var s = scales
+            s[3] = bad
+            assertFormError(denseWith(values, s), part: "scales", contains: ["scale 3 is", "finite and positive"])
+        }
+        var low = values
+        low[5] = -128
+        assertFormError(denseWith(low), part: "weight", contains: ["value 5 is -128"])
+        assertFormError(denseWith(values, Array(scales.dropLast())), part: "scales", contains: ["7 scales, expected 8"])
+        assertFormError(denseWith(values, scales, .bf16), part: "weight", contains: ["do not match bf16"])
+        let bf16 = PackedLayer(outputFeatures: 2, inputFeatures: 2, form: .quantized(.dense(.bf16, .bf16(bits: [0x3F80, 0x7F80, 0, 0]))), bias: nil)
+        assertFormError(bf16, part: "weight", contains: ["element 1 is not a finite bf16"])
+
+        let nm = try pack(.nm(n: 2, m: 4), .int8Dynamic, 32, 32, bias: nil)
+        guard case let .quantized(.nm(n, m, _, scheme, nmValues, words)) = nm.form else { return XCTFail() }
+        var repeated = words
+        repeated[1] = (repeated[1] & ~3) | (repeated[0] & 3)
+        let broken = PackedLayer(outputFeatures: 32, inputFeatures: 32, form: .quantized(.nm(n: n, m: m, transposable: false, scheme, nmValues,
+                                                                                              indexWords: repeated)), bias: nil)
+        assertFormError(broken, part: "indices", contains: ["used twice"])
+        let weightOnly = PackedLayer(outputFeatures: 32, inputFeatures: 32, form: .quantized(.nm(n: n, m: m, transposable: false, .int8(.channel),
+                                                                                                  nmValues, indexWords: words)), bias: nil)
+        assertFormError(weightOnly, part: "values", contains: ["no kernel runs 2:4 with int8 channel"])
+
+        let blast = try pack(.blast(blocks: 2, rank: 3, parameterRatio: nil, iterations: 5), .int8Dynamic, 16, 16, bias: nil)
+        guard case let .quantized(.blast(b1, b2, r, bq, u, .int8(vValues, vScales), s)) = blast.form else { return XCTFail() }
+        var nanScales = vScales
+        nanScales[2] = .nan
+        let badV = PackedLayer(outputFeatures: 16, inputFeatures: 16, form: .quantized(.blast(rowBlocks: b1, columnBlocks: b2, rank: r, bq, u: u,
+                                                                                              v: .int8(values: vValues, scales: nanScales), s: s)), bias: nil)
+        assertFormError(badV, part: "V_scales", contains: ["scale 2 is nan"])
+    }
+
+    /// `read` checks the quantized parts' dtypes and shapes (a scale tensor of the wrong shape names it).
+    func testReadChecksQuantizedDtypesAndShapes() throws {
+        let packed = try pack(.dense, .int8(.group(8)), 16, 32, bias: nil)
+        var parts = packed.parts()
+        XCTAssertEqual(parts.map(\.name), ["weight", "scales"])
+        XCTAssertEqual(parts.map(\.dtype), [.i8, .f32])
+        XCTAssertEqual(parts[1].shape, [16, 4])
+        func read(_ parts: [PackedLayer.Part]) throws -> PackedLayer {
+            var writer = SafeTensorsWriter()
+            for p in parts { try writer.add("fc.dense.\(p.name)", dtype: p.dtype, shape: p.shape, bytes: p.data) }
+            let file = try SafeTensors(data: writer.serialized(), source: "q.safetensors")
+            return try PackedLayer.read(from: file, prefix: "fc.dense", layout: packed.layout, outputFeatures: 16, inputFeatures: 32, hasBias: false)
+        }
+        XCTAssertNoThrow(try read(parts))
+        parts[1].shape = [4, 16]
+        assertError(try read(parts), contains: ["q.safetensors", "'fc.dense.scales'", "shape is [4, 16], expected [16, 4]"])
+        parts = packed.parts()
+        parts[0].dtype = .u8
+        assertError(try read(parts), contains: ["'fc.dense.weight'", "dtype is U8", "I8"])
+    }
+
+    func testCompositionsWithoutAKernelAreRefused() {
+        assertError(try WeightQuantization.int8(.channel).check(.csr(density: 0.5), outputs: 8, inputs: 8), contains: ["no quantized CSR kernel"])
+        assertError(try WeightQuantization.int8(.channel).check(.nm(n: 2, m: 4), outputs: 8, inputs: 8), contains: ["int8-dynamic"])
+        assertError(try WeightQuantization.int8Dynamic.check(.nm(n: 4, m: 8), outputs: 8, inputs: 8), contains: ["1:4 and 2:4 only"])
+        assertError(try WeightQuantization.int8(.group(64)).check(.blast(blocks: 2, rank: 2, parameterRatio: nil, iterations: 1), outputs: 8, inputs: 8),
+                    contains: ["int8-dynamic"])
+        assertError(try LayerCompression.quantized(.csr(density: 0.5), .bf16).validate(outputFeatures: 8, inputFeatures: 8), contains: ["CSR"])
+        XCTAssertNoThrow(try LayerCompression.quantized(.nm(n: 2, m: 4), .bf16).validate(outputFeatures: 8, inputFeatures: 8))
+        XCTAssertEqual(LayerCompression.pinned(.quantized(.nm(n: 2, m: 4), .int8Dynamic)).unpinned.method, .nm(n: 2, m: 4))
+        XCTAssertEqual(LayerCompression.pinned(.quantized(.dense, .bf16)).quantization, .bf16)
+    }
+}
