@@ -119,6 +119,32 @@ final class BertEncoderTests: XCTestCase {
         }
     }
 
+    /// Token states are what pooling reads: their mean is the unnormalised sentence vector, and
+    /// pooling with normalisation gives `embed`'s vectors, alone or in a mixed batch.
+    func testTokenStatesAndUnnormalisedPooling() throws {
+        let model = try model()
+        let texts = ["A man is eating food.", "The new movie is awesome, and the cast is excellent in every scene."]
+        let sequences = model.encode(texts: texts).map(\.ids)
+        let states = try model.tokenStates(sequences)
+        XCTAssertEqual(states.count, sequences.reduce(0) { $0 + $1.count } * model.hiddenSize)
+        let raw = try model.pooledEmbeddings(sequences, normalize: false)
+        let normalized = try model.pooledEmbeddings(sequences, normalize: true)
+        let reference = try model.embed(tokenSequences: sequences)
+        var offset = 0
+        for (i, ids) in sequences.enumerated() {
+            let h = model.hiddenSize
+            let mean = (0..<h).map { c in (0..<ids.count).reduce(Float(0)) { $0 + states[(offset + $1) * h + c] } / Float(ids.count) }
+            offset += ids.count
+            let row = Array(raw[(i * h)..<((i + 1) * h)])
+            XCTAssertLessThanOrEqual(zip(mean, row).map { abs($0 - $1) }.max()!, 1e-4)
+            XCTAssertGreaterThan(abs(row.reduce(0) { $0 + $1 * $1 }.squareRoot() - 1), 0.05, "mean pooling of MiniLM is not unit length")
+            XCTAssertLessThanOrEqual(zip(normalized[(i * h)..<((i + 1) * h)], reference[i]).map { abs($0 - $1) }.max()!, 1e-5)
+        }
+        XCTAssertTrue(model.normalizesEmbeddings)
+        XCTAssertThrowsError(try model.tokenStates([[]]))
+        XCTAssertThrowsError(try model.tokenStates([[101, 999_999, 102]]))
+    }
+
     func testInferOnBytesTensor() throws {
         let model = try model()
         let texts = ["hello world", "A man is eating food.", ""]

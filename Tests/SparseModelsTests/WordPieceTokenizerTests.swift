@@ -34,6 +34,40 @@ final class WordPieceTokenizerTests: XCTestCase {
         XCTAssertEqual(mismatches, 0, "\(mismatches) of \(cases.count) strings tokenized differently")
     }
 
+    /// `encodeWithOffsets` gives `encode`'s ids for every fixture string, with byte ranges that lie
+    /// in the text, in order.
+    func testOffsetsKeepTheIdsOfEveryFixtureString() throws {
+        let tokenizer = try WordPieceTokenizer(vocabularyFile: MiniLMFiles.requireVocabulary().path)
+        for c in try MiniLMFiles.fixture("tokenizer-cases.json", as: Cases.self).cases {
+            let bytes = Array(c.text.utf8)
+            let (ids, offsets) = try tokenizer.encodeWithOffsets(utf8: bytes)
+            XCTAssertEqual(ids, c.ids, c.text.debugDescription)
+            XCTAssertEqual(offsets.count, ids.count)
+            XCTAssertNil(offsets.first ?? 0..<0)
+            XCTAssertNil(offsets.last ?? 0..<0)
+            let ranges = offsets.compactMap { $0 }
+            XCTAssertEqual(ranges.count, ids.count - 2)
+            for (a, b) in zip(ranges, ranges.dropFirst()) { XCTAssertLessThanOrEqual(a.lowerBound, b.lowerBound, c.text.debugDescription) }
+            XCTAssertTrue(ranges.allSatisfy { $0.lowerBound >= 0 && $0.upperBound <= bytes.count && !$0.isEmpty }, c.text.debugDescription)
+        }
+    }
+
+    func testOffsetsAreUTF8ByteRangesOfThePieces() throws {
+        let t = try tinyTokenizer()
+        func offsets(_ text: String) throws -> [Range<Int>?] { try t.encodeWithOffsets(utf8: Array(text.utf8)).offsets }
+        XCTAssertEqual(try offsets("Hello, WORLD!"), [nil, 0..<5, 5..<6, 7..<12, 12..<13, nil])
+        XCTAssertEqual(try offsets("unaffable"), [nil, 0..<2, 2..<5, 5..<9, nil])
+        XCTAssertEqual(try offsets("CAFÉS"), [nil, 0..<5, 5..<6, nil], "É is two bytes and part of 'cafe'")
+        XCTAssertEqual(try offsets("a中a"), [nil, 0..<1, 1..<4, 4..<5, nil])
+        XCTAssertEqual(try offsets("[MASK] hello"), [nil, 0..<6, 7..<12, nil])
+        XCTAssertEqual(try offsets("unaffx hello"), [nil, 0..<6, 7..<12, nil], "[UNK] covers its whole word")
+        XCTAssertThrowsError(try t.encodeWithOffsets(utf8: [0xFF]))
+        XCTAssertEqual(t.token(for: 6), "##aff")
+        XCTAssertNil(t.token(for: 99))
+        XCTAssertTrue(t.isSpecial(2))
+        XCTAssertFalse(t.isSpecial(9))
+    }
+
     func testKnownMiniLMIds() throws {
         let tokenizer = try WordPieceTokenizer(vocabularyFile: MiniLMFiles.requireVocabulary().path)
         XCTAssertEqual(tokenizer.vocabularySize, 30522)

@@ -11,7 +11,7 @@ import HTTPServer
 /// 4. every other non-public route: 401 without a key that opens it (for `/v1/embeddings`, whose
 ///    model is named in the body, any key of the server or of an endpoint; the body's model is
 ///    checked again once parsed);
-/// 5. the body limit: the endpoint's `maxBodyBytes` for inference, the largest of the
+/// 5. the body limit: the endpoint's `maxBodyBytes` for inference (v2 and TEI), the largest of the
 ///    endpoints' for `/v1/embeddings` (each endpoint's is enforced once the body names it),
 ///    64 KiB for the small admin and index bodies.
 struct RequestGate: Sendable {
@@ -31,22 +31,26 @@ struct RequestGate: Sendable {
         let decision = check(head)
         guard case .reject(var response) = decision else { return decision }
         response.headers.set(name: "X-Request-ID", value: RequestIDs.id(head.headers["x-request-id"]))
-        let label = ((try? Route(path: head.path)) ?? nil)?.label ?? .other
+        let label = routeOf(head)?.label ?? .other
         service.metrics.countHTTP(label, status: response.status)
         return .reject(response)
     }
 
     private func check(_ head: HTTPRequest) -> HTTPHeadDecision {
         if let refusal = checkHost(head.headers["host"]) ?? checkOrigin(head) { return .reject(refusal) }
-        guard let route = (try? Route(path: head.path)) ?? nil else {
+        guard let route = routeOf(head) else {
             return .accept(maxBodyBytes: Self.smallBodyBytes) // 404 or 400 from the router
         }
         if head.method == "OPTIONS" { return .accept(maxBodyBytes: 0) }
         if route.keyScope == .admin { return checkAdmin(head).map(HTTPHeadDecision.reject) ?? .accept(maxBodyBytes: Self.smallBodyBytes) }
         if !service.config.server.publicRoutes.contains(route.group) && !isAuthorized(head, route) {
-            return .reject(Self.unauthorized(openAI: route == .embeddings))
+            return .reject(Self.unauthorized(route.errorShape))
         }
         return .accept(maxBodyBytes: bodyLimit(route))
+    }
+
+    private func routeOf(_ head: HTTPRequest) -> Route? {
+        (try? Route(path: head.path, teiModel: { TEIRoutes.endpointName(service) })) ?? nil
     }
 
     /// The key check `APIKeyAuth` makes, from the head; for `/v1/embeddings` (endpoint named in the
@@ -70,6 +74,8 @@ struct RequestGate: Sendable {
         let server = service.config.server
         switch route {
         case .infer(let model, _):
+            return service.repository.entry(model)?.config.maxBodyBytes ?? server.maxBodyBytes
+        case .tei(let operation, let model) where operation.takesBody:
             return service.repository.entry(model)?.config.maxBodyBytes ?? server.maxBodyBytes
         case .embeddings:
             let limits = service.repository.names.compactMap { service.repository.entry($0)?.config.maxBodyBytes ?? server.maxBodyBytes }
@@ -121,15 +127,20 @@ struct RequestGate: Sendable {
             return .error(status: 415, "repository load and unload need 'Content-Type: application/json'")
         }
         guard APIKeyAuth.keyMatches(head.headers["authorization"], keys: admin.apiKeys) else {
-            return Self.unauthorized(openAI: false, admin: true)
+            return Self.unauthorized(.plain, admin: true)
         }
         return nil
     }
 
-    static func unauthorized(openAI: Bool, admin: Bool = false) -> HTTPResponse {
+    static func unauthorized(_ shape: ErrorShape, admin: Bool = false) -> HTTPResponse {
         let message = admin ? "missing or invalid admin key; send 'Authorization: Bearer <admin key>'"
                             : "missing or invalid API key; send 'Authorization: Bearer <key>'"
-        var response = openAI ? OpenAIEmbeddings.error(401, message) : HTTPResponse.error(status: 401, message)
+        var response: HTTPResponse
+        switch shape {
+        case .plain: response = .error(status: 401, message)
+        case .openAI: response = OpenAIEmbeddings.error(401, message)
+        case .tei: response = TEIErrors.response(401, message)
+        }
         response.headers.set(name: "WWW-Authenticate", value: bearer)
         return response
     }

@@ -14,6 +14,12 @@ enum Route: Equatable, Sendable {
     case metrics
     case openAPI
     case embeddings
+    /// `GET /v1/models`: the endpoints `/v1/embeddings` serves, as OpenAI's list object.
+    case models
+    /// `GET /v1/models/{id}`.
+    case model(id: String)
+    /// A route of the TEI-compatible API (`compat.tei`), served by endpoint `model`.
+    case tei(TEIOperation, model: String)
     case repositoryIndex
     case repositoryLoad(model: String)
     case repositoryUnload(model: String)
@@ -24,14 +30,15 @@ enum Route: Equatable, Sendable {
         switch self {
         case .serverMetadata, .live, .ready, .metrics, .openAPI, .repositoryIndex:
             return .server
-        case .modelMetadata(let model, _), .modelReady(let model, _), .infer(let model, _), .modelConfig(let model, _):
+        case .modelMetadata(let model, _), .modelReady(let model, _), .infer(let model, _), .modelConfig(let model, _),
+             .model(let model), .tei(_, let model):
             return .endpoint(model)
         case .modelStatistics(let model, _):
             return model.map(KeyScope.endpoint) ?? .server
         case .repositoryLoad, .repositoryUnload:
             // Loading and unloading change what the server serves: admin keys only (RequestGate).
             return .admin
-        case .embeddings:
+        case .embeddings, .models:
             return .namedInBody
         }
     }
@@ -39,19 +46,24 @@ enum Route: Equatable, Sendable {
     /// The group `server.publicRoutes` names to exempt a route from API keys.
     var group: RouteGroup {
         switch self {
+        case .tei(.health, _): return .health
+        case .tei(.info, _): return .metadata
         case .live, .ready: return .health
         case .metrics: return .metrics
         case .openAPI: return .openapi
         // A model's readiness names the model: metadata, not health (probes use /v2/health/ready).
-        case .serverMetadata, .modelMetadata, .modelConfig, .modelReady: return .metadata
-        case .infer, .modelStatistics, .embeddings, .repositoryIndex, .repositoryLoad, .repositoryUnload: return .protected
+        case .serverMetadata, .modelMetadata, .modelConfig, .modelReady, .models, .model: return .metadata
+        case .infer, .modelStatistics, .embeddings, .repositoryIndex, .repositoryLoad, .repositoryUnload, .tei: return .protected
         }
     }
 
     /// Low-cardinality label of `sparseserve_http_requests_total`.
     var label: RouteLabel {
         switch self {
-        case .serverMetadata, .modelMetadata, .modelConfig: return .metadata
+        case .tei(.health, _): return .health
+        case .tei(.info, _): return .metadata
+        case .tei: return .tei
+        case .serverMetadata, .modelMetadata, .modelConfig, .models, .model: return .metadata
         case .live, .ready, .modelReady: return .health
         case .infer: return .infer
         case .modelStatistics: return .statistics
@@ -62,21 +74,40 @@ enum Route: Equatable, Sendable {
         }
     }
 
+    /// The shape of this route's error bodies.
+    var errorShape: ErrorShape {
+        switch self {
+        case .embeddings, .models, .model: return .openAI
+        case .tei: return .tei
+        default: return .plain
+        }
+    }
+
     var allowedMethods: [String] {
         switch self {
         case .infer, .repositoryIndex, .repositoryLoad, .repositoryUnload, .embeddings: return ["POST"]
+        case .tei(let operation, _): return operation.takesBody ? ["POST"] : ["GET", "HEAD"]
         default: return ["GET", "HEAD"]
         }
     }
 
     /// The route of `path`, nil when none matches; a malformed percent-encoding is a 400.
-    init?(path: String) throws {
+    /// `teiModel` names the endpoint the TEI-compatible routes serve (nil: they do not exist);
+    /// it is asked only for paths that could be TEI routes.
+    init?(path: String, teiModel: () -> String? = { nil }) throws {
         guard path.hasPrefix("/") else { return nil }
         let segments = try Self.segments(of: path)
+        if segments.count == 1, let operation = TEIOperation(rawValue: segments[0]) {
+            guard let model = teiModel() else { return nil }
+            self = .tei(operation, model: model)
+            return
+        }
         switch segments {
         case ["metrics"]: self = .metrics
         case ["openapi.yaml"]: self = .openAPI
         case ["v1", "embeddings"]: self = .embeddings
+        case ["v1", "models"]: self = .models
+        case let s where s.count == 3 && s[0] == "v1" && s[1] == "models" && !s[2].isEmpty: self = .model(id: s[2])
         default:
             guard segments.first == "v2", let route = Self.v2(Array(segments.dropFirst())) else { return nil }
             self = route
@@ -132,13 +163,28 @@ enum Route: Equatable, Sendable {
     }
 }
 
+/// The routes of the TEI-compatible API, by their path segment (`""` is `POST /`).
+enum TEIOperation: String, Sendable, CaseIterable {
+    case root = "", embed, embedAll = "embed_all", similarity, tokenize, decode, info, health
+
+    /// Whether the operation is a POST with a JSON body (else a GET).
+    var takesBody: Bool { self != .info && self != .health }
+}
+
+/// How a route's errors are written: `{"error": "..."}`, OpenAI's `{"error": {"message", ...}}`
+/// or TEI's `{"error", "error_type"}`.
+enum ErrorShape: Sendable {
+    case plain, openAI, tei
+}
+
 /// Whose API keys open a route.
 enum KeyScope: Equatable, Sendable {
     /// The server's keys.
     case server
     /// The server's keys, or the keys of the endpoint the path names.
     case endpoint(String)
-    /// The endpoint is named in the body: the handler checks once it has parsed it.
+    /// Any key of the server or of an endpoint passes the head; the handler checks the endpoint
+    /// once the body names it (`/v1/embeddings`) or answers only what the key opens (`/v1/models`).
     case namedInBody
     /// The admin API's own keys (`server.admin.apiKeys`), checked by `RequestGate` from the head.
     case admin
@@ -157,6 +203,8 @@ public enum RouteGroup: String, Sendable, CaseIterable {
 /// The `route` label of `sparseserve_http_requests_total`.
 enum RouteLabel: String, Sendable, CaseIterable {
     case metadata, health, infer, statistics, metrics, openapi, embeddings, repository
+    /// The TEI-compatible inference and tokenizer routes.
+    case tei
     /// A path no route matches (or one that cannot be decoded).
     case other
 }

@@ -8,6 +8,8 @@ public final class Router: Sendable {
     private let middleware: [any Middleware]
     private let v2: V2Routes
     private let embeddings: OpenAIEmbeddingsRoute
+    private let models: OpenAIModelsRoute
+    private let tei: TEIRoutes
 
     public init(service: InferenceService) {
         let server = service.config.server, repository = service.repository
@@ -17,11 +19,14 @@ public final class Router: Sendable {
         middleware = [RequestIDs(), RequestMetrics(metrics: service.metrics), CORS(config: server.cors), MethodCheck(), auth]
         v2 = V2Routes(service: service)
         embeddings = OpenAIEmbeddingsRoute(service: service, auth: auth)
+        models = OpenAIModelsRoute(service: service, auth: auth)
+        tei = TEIRoutes(service: service)
     }
 
     /// Handles one request; `respond` is called exactly once, from any thread.
     public func handle(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        let parsed = Result { try Route(path: request.path) }
+        let service = self.service
+        let parsed = Result { try Route(path: request.path, teiModel: { TEIRoutes.endpointName(service) }) }
         let (reply, answer) = middleware.run(request, route: (try? parsed.get()) ?? nil, respond: respond)
         if let answer { return reply(answer) }
         do {
@@ -50,6 +55,9 @@ public final class Router: Sendable {
         case .repositoryLoad(let model): try v2.repositoryLoad(model, request.body, reply)
         case .repositoryUnload(let model): reply(try v2.repositoryUnload(model))
         case .embeddings: embeddings.handle(request, reply)
+        case .models: reply(models.list(request))
+        case .model(let id): reply(models.retrieve(id))
+        case let .tei(operation, model): tei.handle(operation, model: model, request, reply)
         case .openAPI: reply(OpenAPIDocument.response())
         case .metrics:
             var response = HTTPResponse(status: 200, body: service.metrics.exposition())

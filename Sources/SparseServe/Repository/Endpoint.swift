@@ -11,6 +11,8 @@ public final class Endpoint: @unchecked Sendable {
     private let lock = NSLock()
     private var successes = 0
     private var failures = 0
+    /// When the model was loaded (OpenAI's `created`).
+    public let loadedAt = Date()
 
     public init(config: EndpointConfig, model: any InferenceModel) {
         self.config = config
@@ -105,8 +107,9 @@ public final class Endpoint: @unchecked Sendable {
         return .object(pairs)
     }
 
-    /// The v2 metadata `parameters`: scalar compression facts (totals) and the per-layer report as
-    /// a JSON string (Open Inference Protocol parameters hold strings, numbers and booleans).
+    /// The v2 metadata `parameters`: scalar compression facts (totals), the per-layer report as
+    /// a JSON string (Open Inference Protocol parameters hold strings, numbers and booleans) and,
+    /// when batching, `max_batch_size` and the token budget `max_batch_tokens`.
     public func metadataParametersJSON() -> JSON {
         func number(_ v: Double) -> JSON { .number(double: v, integer: nil) }
         let summary = ModelLoader.summary(of: model)
@@ -121,6 +124,11 @@ public final class Endpoint: @unchecked Sendable {
                       ("compression_ratio", number(totals.ratio))]
         }
         pairs.append(("compression_report", .string(String(decoding: JSONWriter.encode(compressionJSON()), as: UTF8.self))))
+        if scheduler != nil {
+            let b = config.batching
+            pairs.append(("max_batch_size", .number(double: Double(b.maxBatchSize), integer: Int64(b.maxBatchSize))))
+            if let t = b.maxBatchTokens { pairs.append(("max_batch_tokens", .number(double: Double(t), integer: Int64(t)))) }
+        }
         return .object(pairs)
     }
 

@@ -5,6 +5,9 @@ import SparseModels
 public struct BatchingConfig: Sendable, Equatable {
     /// Rows (first input dimension) one forward pass may hold; 1 turns batching off.
     public var maxBatchSize = 32
+    /// Tokens one forward pass may hold (text encoders; TEI's `max_batch_tokens`), beside
+    /// `maxBatchSize`; nil = no token budget. A request over the budget runs alone, never refused.
+    public var maxBatchTokens: Int?
     /// How long the oldest waiting request may be held to let a batch fill. 0 = never wait: a batch
     /// is whatever queued up while the compute threads were busy ("natural" batching).
     public var maxQueueDelayMicroseconds = 0
@@ -28,6 +31,8 @@ struct PendingInference {
     var rows: Int
     /// Each input's shape without the batch dimension, by name; only equal signatures share a batch.
     var signature: [String: [Int]]
+    /// Tokens the request holds (text encoders; 0 when the model has no tokens), for `maxBatchTokens`.
+    var tokens = 0
     var arrived: UInt64
     var deadline: UInt64?
     var isCancelled: @Sendable () -> Bool
@@ -80,9 +85,9 @@ final class BatchScheduler: @unchecked Sendable {
             return false
         }
         pending.append(item)
-        let rows = pending.reduce(0) { $0 + $1.rows }
+        let rows = pending.reduce(0) { $0 + $1.rows }, tokens = pending.reduce(0) { $0 + $1.tokens }
         let dispatchNow = config.maxQueueDelayMicroseconds == 0 || rows >= config.maxBatchSize
-            || (config.dispatchWhenIdle && activeDrains == 0)
+            || tokens >= (config.maxBatchTokens ?? .max) || (config.dispatchWhenIdle && activeDrains == 0)
         var armTimer = false
         if !dispatchNow && !timerArmed {
             timerArmed = true
@@ -117,7 +122,9 @@ final class BatchScheduler: @unchecked Sendable {
         }
     }
 
-    /// Takes one batch from the queue (dropping cancelled and expired requests) and runs it.
+    /// Takes one batch from the queue (dropping cancelled and expired requests) and runs it: the
+    /// oldest request, then every later one of the same signature and forward variant that still
+    /// fits the row limit and the token budget (so short requests fill what long ones leave).
     func drain() {
         let now = DispatchTime.now().uptimeNanoseconds
         var expired: [PendingInference] = []
@@ -125,17 +132,19 @@ final class BatchScheduler: @unchecked Sendable {
         var batch: [PendingInference] = []
         lock.lock()
         var keep: [PendingInference] = []
-        var rows = 0
-        let limit = cutPoint(available: pending.reduce(0) { $0 + $1.rows })
+        var rows = 0, tokens = 0
+        let limit = cutPoint(available: pending.reduce(0) { $0 + $1.rows }), budget = config.maxBatchTokens ?? .max
         for item in pending {
             if item.isCancelled() { cancelled.append(item); continue }
             if let d = item.deadline, d <= now { expired.append(item); continue }
             if batch.isEmpty {
                 batch.append(item)
-                rows = item.rows
-            } else if item.signature == batch[0].signature && rows + item.rows <= limit {
+                (rows, tokens) = (item.rows, item.tokens)
+            } else if item.signature == batch[0].signature && item.request.forward?.name == batch[0].request.forward?.name
+                        && rows + item.rows <= limit && tokens + item.tokens <= budget {
                 batch.append(item)
                 rows += item.rows
+                tokens += item.tokens
             } else {
                 keep.append(item)
             }
@@ -167,9 +176,10 @@ final class BatchScheduler: @unchecked Sendable {
 
     private func run(_ batch: [PendingInference], rows: Int) {
         let started = DispatchTime.now().uptimeNanoseconds
+        let forward = batch[0].request.forward?.run ?? model.infer
         if batch.count == 1 {
             let item = batch[0]
-            item.complete(Result { try model.infer(item.request.inputs) }, started)
+            item.complete(Result { try forward(item.request.inputs) }, started)
             return
         }
         do {
@@ -177,7 +187,7 @@ final class BatchScheduler: @unchecked Sendable {
             for name in batch[0].request.inputs.keys {
                 merged[name] = try Tensor.concatenate(batch.map { $0.request.inputs[name]! })
             }
-            let outputs = try model.infer(merged)
+            let outputs = try forward(merged)
             var offset = 0
             for item in batch {
                 var mine: [String: Tensor] = [:]
@@ -191,7 +201,7 @@ final class BatchScheduler: @unchecked Sendable {
             // One bad request must not fail its neighbours: rerun each alone.
             for item in batch {
                 let alone = DispatchTime.now().uptimeNanoseconds
-                item.complete(Result { try model.infer(item.request.inputs) }, alone)
+                item.complete(Result { try forward(item.request.inputs) }, alone)
             }
         }
     }

@@ -11,6 +11,13 @@ struct ProtocolCodec: Sendable {
     var error: @Sendable (Int, String) -> HTTPResponse = { .error(status: $0, $1) }
 }
 
+/// A forward pass a request runs instead of the model's `infer` (e.g. TEI's per-token states);
+/// batched only with requests of the same `name`.
+public struct ForwardVariant: Sendable {
+    public let name: String
+    public let run: @Sendable ([String: Tensor]) throws -> [String: Tensor]
+}
+
 /// The shared path of every protocol's inference: admission to the compute queue, decode on a
 /// compute thread, then the endpoint's batcher or a direct run, encode, metrics.
 struct InferencePipeline: Sendable {
@@ -31,7 +38,7 @@ struct InferencePipeline: Sendable {
             }
             guard let scheduler = endpoint.scheduler else {
                 let started = DispatchTime.now().uptimeNanoseconds
-                let result = Result { try model.infer(request.inputs) }
+                let result = Result { try (request.forward?.run ?? model.infer)(request.inputs) }
                 return pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, respond: respond)
             }
             pipeline.enqueue(request, on: scheduler, endpoint: endpoint, arrived: arrived, codec: codec, clientGone: clientGone,
@@ -50,8 +57,8 @@ struct InferencePipeline: Sendable {
         let signature = request.inputs.mapValues { Array($0.shape.dropFirst()) }
         let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
         let pipeline = self
-        let item = PendingInference(request: request, rows: rows, signature: signature, arrived: arrived, deadline: deadline,
-                                    isCancelled: clientGone) { result, started in
+        let item = PendingInference(request: request, rows: rows, signature: signature, tokens: request.tokenCount ?? 0, arrived: arrived,
+                                    deadline: deadline, isCancelled: clientGone) { result, started in
             pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, respond: respond)
         }
         if !scheduler.enqueue(item) {

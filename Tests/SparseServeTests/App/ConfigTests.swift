@@ -152,6 +152,21 @@ final class ConfigTests: XCTestCase {
         assertConfigError(#"{"endpoints": [{"name": "d", "model": "m", "batching": {"maxDelay": 4}}]}"#, field: "endpoints[0].batching.maxDelay", reasonContains: "unknown key")
     }
 
+    func testTokenBudgetAndCompatSections() throws {
+        let c = try parse(#"{"endpoints": [{"name": "e", "model": "m", "batching": {"maxBatchTokens": 4096}}, {"name": "d", "model": "n"}], "compat": {"tei": {"model": "e"}}}"#)
+        XCTAssertEqual(c.endpoints[0].batching.maxBatchTokens, 4096)
+        XCTAssertNil(c.endpoints[1].batching.maxBatchTokens)
+        XCTAssertEqual(c.compat.tei.model, "e")
+        XCTAssertTrue(c.compat.tei.enabled)
+        let off = try parse(#"{"endpoints": [{"name": "e", "model": "m"}], "compat": {"tei": {"enabled": false}}}"#)
+        XCTAssertFalse(off.compat.tei.enabled)
+        XCTAssertNil(try parse(#"{"endpoints": [{"name": "e", "model": "m"}]}"#).compat.tei.model)
+        assertConfigError(#"{"endpoints": [{"name": "e", "model": "m"}], "compat": {"tei": {"model": "x"}}}"#, field: "compat.tei.model", reasonContains: "not an endpoint")
+        assertConfigError(#"{"endpoints": [{"name": "e", "model": "m"}], "compat": {"tei": {"port": 1}}}"#, field: "compat.tei.port", reasonContains: "unknown key")
+        assertConfigError(#"{"endpoints": [{"name": "e", "model": "m"}], "compat": {"openai": {}}}"#, field: "compat.openai", reasonContains: "unknown key")
+        assertConfigError(#"{"endpoints": [{"name": "e", "model": "m", "batching": {"maxBatchTokens": 0}}]}"#, field: "endpoints[0].batching.maxBatchTokens", reasonContains: "out of range")
+    }
+
     func testShippedDefaultConfigIsValid() throws {
         var dir = URL(fileURLWithPath: #filePath)
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {

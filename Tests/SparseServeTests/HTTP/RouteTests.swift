@@ -15,7 +15,9 @@ final class RouteTests: XCTestCase {
         XCTAssertEqual(try Route(path: "/v2/models/stats"), .modelStatistics(model: nil, version: nil))
         XCTAssertEqual(try Route(path: "/metrics"), .metrics)
         XCTAssertNil(try Route(path: "/v2/models/m/other"))
-        XCTAssertNil(try Route(path: "/v1/models"))
+        XCTAssertEqual(try Route(path: "/v1/models"), .models)
+        XCTAssertEqual(try Route(path: "/v1/models/mini%2Flm"), .model(id: "mini/lm"))
+        XCTAssertNil(try Route(path: "/v1/models/a/b"))
         XCTAssertNil(try Route(path: "/v2/health"))
         XCTAssertNil(try Route(path: "*"))
         XCTAssertThrowsError(try Route(path: "/v2/models/%zz"))
@@ -37,6 +39,29 @@ final class RouteTests: XCTestCase {
             XCTAssertEqual(try Route(path: path)?.keyScope, .server, path)
         }
         XCTAssertEqual(try Route(path: "/v1/embeddings")?.keyScope, .namedInBody)
+        XCTAssertEqual(try Route(path: "/v1/models")?.keyScope, .namedInBody, "the handler lists what the key opens")
+        XCTAssertEqual(try Route(path: "/v1/models/m")?.keyScope, .endpoint("m"))
+        for operation in TEIOperation.allCases {
+            XCTAssertEqual(try Route(path: "/" + operation.rawValue, teiModel: { "m" })?.keyScope, .endpoint("m"), operation.rawValue)
+        }
+    }
+
+    /// The TEI routes exist only while `compat.tei` names an endpoint, and the model is asked for
+    /// only on paths that could be TEI routes.
+    func testTEIRoutes() throws {
+        XCTAssertNil(try Route(path: "/embed"))
+        XCTAssertNil(try Route(path: "/"))
+        XCTAssertEqual(try Route(path: "/", teiModel: { "e" }), .tei(.root, model: "e"))
+        XCTAssertEqual(try Route(path: "/embed_all/", teiModel: { "e" }), .tei(.embedAll, model: "e"))
+        XCTAssertNil(try Route(path: "/embed/x", teiModel: { "e" }))
+        XCTAssertEqual(try Route(path: "/v2/health/live", teiModel: { XCTFail("asked"); return "e" }), .live)
+        XCTAssertEqual(try Route(path: "/health", teiModel: { "e" })?.group, .health)
+        XCTAssertEqual(try Route(path: "/info", teiModel: { "e" })?.group, .metadata)
+        XCTAssertEqual(try Route(path: "/tokenize", teiModel: { "e" })?.group, .protected)
+        XCTAssertEqual(try Route(path: "/embed", teiModel: { "e" })?.allowedMethods, ["POST"])
+        XCTAssertEqual(try Route(path: "/info", teiModel: { "e" })?.allowedMethods, ["GET", "HEAD"])
+        XCTAssertEqual(try Route(path: "/similarity", teiModel: { "e" })?.errorShape, .tei)
+        XCTAssertEqual(try Route(path: "/v1/models")?.errorShape, .openAI)
     }
 
     func testGroupsAndLabels() throws {

@@ -105,6 +105,35 @@ final class BatchSchedulerTests: XCTestCase {
         wait(for: [held], timeout: 0.3)
     }
 
+    /// With `maxBatchTokens`, a batch takes the oldest request and then every later one that still
+    /// fits the budget (short ones fill what long ones leave); a request over the budget runs alone.
+    func testTokenBudgetCutsBatchesAndRunsLargeRequestsAlone() throws {
+        let model = DoublingModel()
+        var config = BatchingConfig()
+        config.maxBatchSize = 8
+        config.maxBatchTokens = 100
+        let compute = ComputeQueue(threads: 1, maxQueueSize: 10)
+        let scheduler = BatchScheduler(model: model, config: config, compute: compute)
+        // The only compute thread waits until every request is queued, so the first drain sees them all.
+        let hold = DispatchSemaphore(value: 0)
+        XCTAssertTrue(compute.submit { hold.wait() })
+        let results = ResultBox()
+        let done = expectation(description: "answered")
+        let tokens = [60, 60, 30, 150, 10]
+        done.expectedFulfillmentCount = tokens.count
+        for (i, t) in tokens.enumerated() {
+            var item = pending([Float(i), Float(i)]) { r in results.set(i, r); done.fulfill() }
+            item.tokens = t
+            XCTAssertTrue(scheduler.enqueue(item))
+        }
+        hold.signal()
+        wait(for: [done], timeout: 5)
+        XCTAssertEqual(model.batches, [3, 1, 1], "60+30+10, then 60, then the 150-token request alone")
+        for i in tokens.indices {
+            XCTAssertEqual(try results.get(i).get()["y"], Tensor(shape: [1, 2], storage: .fp32([Float(2 * i), Float(2 * i)])))
+        }
+    }
+
     func testPoisonedRequestDoesNotFailItsNeighbours() throws {
         let model = DoublingModel()
         var config = BatchingConfig()

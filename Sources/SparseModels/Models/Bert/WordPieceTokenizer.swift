@@ -89,8 +89,10 @@ public struct WordPieceTokenizer: Sendable {
     /// Token ids of `text`: `[CLS]`, pieces, `[SEP]`. With `maxTokens` (≥ 2) the pieces are cut so
     /// that the whole encoding has at most `maxTokens` ids (`[SEP]` is kept), as Hugging Face does.
     public func encode(_ text: String, maxTokens: Int? = nil) -> Encoding {
-        var ids: [Int32] = [clsID]
-        appendPieces(of: text, to: &ids)
+        var sink = PieceSink(tracking: nil)
+        sink.ids.append(clsID)
+        appendPieces(of: text, to: &sink)
+        var ids = sink.ids
         ids.append(sepID)
         let total = ids.count
         if let maxTokens {
@@ -116,27 +118,73 @@ public struct WordPieceTokenizer: Sendable {
 
     /// The word pieces of `text` as strings (no `[CLS]`/`[SEP]`), for inspection.
     public func pieces(_ text: String) -> [String] {
-        var ids: [Int32] = []
-        appendPieces(of: text, to: &ids)
-        return ids.map { vocabulary.token(for: $0) ?? "?" }
+        var sink = PieceSink(tracking: nil)
+        appendPieces(of: text, to: &sink)
+        return sink.ids.map { vocabulary.token(for: $0) ?? "?" }
+    }
+
+    /// The vocabulary entry of `id` (e.g. `##ing`, `[CLS]`), nil outside the vocabulary.
+    public func token(for id: Int32) -> String? { vocabulary.token(for: id) }
+
+    /// Whether `id` is one of the special tokens (`[PAD]`, `[UNK]`, `[CLS]`, `[SEP]`, `[MASK]`).
+    public func isSpecial(_ id: Int32) -> Bool { specialTokens.contains { $0.id == id } }
+
+    /// `encode(utf8:)` without truncation, with each id's UTF-8 byte range in `bytes` (nil for
+    /// the added `[CLS]` and `[SEP]`): a piece covers the characters it came from, a `[UNK]` its
+    /// whole word. Accents are stripped character by character here, so a text with combining
+    /// marks out of canonical order can split differently from `encode` (never seen in practice).
+    public func encodeWithOffsets(utf8 bytes: [UInt8]) throws -> (ids: [Int32], offsets: [Range<Int>?]) {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw InvalidInputError("text is not valid UTF-8")
+        }
+        var starts: [Int] = [], offset = 0
+        for c in text.unicodeScalars {
+            starts.append(offset)
+            offset += String(c).utf8.count
+        }
+        starts.append(offset)
+        var sink = PieceSink(tracking: starts)
+        appendPieces(of: text, to: &sink)
+        return ([clsID] + sink.ids + [sepID], [nil] + (sink.spans ?? []).map { Optional($0) } + [nil])
     }
 
     // MARK: Pipeline
 
-    private func appendPieces(of text: String, to ids: inout [Int32]) {
+    /// Where pieces go: their ids and, when tracking (`starts`: each scalar's UTF-8 offset, plus
+    /// the end), each piece's byte range in the text.
+    private struct PieceSink {
+        var ids: [Int32] = []
+        var spans: [Range<Int>]?
+        let starts: [Int]?
+        init(tracking starts: [Int]?) {
+            self.starts = starts
+            spans = starts == nil ? nil : []
+        }
+        /// Appends `id` covering scalars `first...last` of the text (indices; ignored when not tracking).
+        mutating func append(_ id: Int32, scalars first: Int, _ last: Int) {
+            ids.append(id)
+            if let starts { spans!.append(starts[first]..<starts[last + 1]) }
+        }
+        mutating func removeSince(_ mark: Int) {
+            ids.removeSubrange(mark...)
+            spans?.removeSubrange(mark...)
+        }
+    }
+
+    private func appendPieces(of text: String, to sink: inout PieceSink) {
         let scalars = Array(text.unicodeScalars)
         var segmentStart = 0, i = 0
         while i < scalars.count {
             if scalars[i] == "[", let (length, id) = specialToken(at: i, in: scalars) {
-                appendWords(of: scalars[segmentStart..<i], to: &ids)
-                ids.append(id)
+                appendWords(of: scalars[segmentStart..<i], to: &sink)
+                sink.append(id, scalars: i, i + length - 1)
                 i += length
                 segmentStart = i
             } else {
                 i += 1
             }
         }
-        appendWords(of: scalars[segmentStart..<scalars.count], to: &ids)
+        appendWords(of: scalars[segmentStart..<scalars.count], to: &sink)
     }
 
     private func specialToken(at i: Int, in scalars: [Unicode.Scalar]) -> (Int, Int32)? {
@@ -147,89 +195,107 @@ public struct WordPieceTokenizer: Sendable {
         return best
     }
 
-    /// Normalises one stretch of text (no special tokens in it), splits it into words and appends
-    /// their pieces.
-    private func appendWords(of scalars: ArraySlice<Unicode.Scalar>, to ids: inout [Int32]) {
-        guard !scalars.isEmpty else { return }
-        // Clean and pad CJK characters.
-        var cleaned = String.UnicodeScalarView()
+    /// Cleans a stretch of text (NUL, U+FFFD and control characters dropped, whitespace → space,
+    /// CJK characters padded with spaces) and lower-cases/strips accents when `lowercase` is set;
+    /// with `origins`, records each output scalar's index in the text.
+    private func normalize(_ scalars: ArraySlice<Unicode.Scalar>, origins: inout [Int]?) -> [Unicode.Scalar] {
+        var cleaned: [Unicode.Scalar] = [], from: [Int] = []
         var ascii = true
-        for c in scalars {
+        func keep(_ c: Unicode.Scalar, _ i: Int) {
+            cleaned.append(c)
+            if origins != nil { from.append(i) }
+        }
+        for (i, c) in zip(scalars.indices, scalars) {
             let v = c.value
             if v == 0 || v == 0xFFFD || Self.isControl(c) { continue }
             if Self.isWhitespace(c) {
-                cleaned.append(" ")
+                keep(" ", i)
             } else if Self.isChineseCharacter(v) {
-                cleaned.append(" ")
-                cleaned.append(c)
-                cleaned.append(" ")
+                keep(" ", i); keep(c, i); keep(" ", i)
                 ascii = false
             } else {
-                cleaned.append(c)
+                keep(c, i)
                 ascii = ascii && v < 0x80
             }
         }
+        guard lowercase else { origins = origins == nil ? nil : from; return cleaned }
         var normalized: [Unicode.Scalar] = []
         normalized.reserveCapacity(cleaned.count)
-        if lowercase {
-            if ascii {
-                for c in cleaned {
-                    let v = c.value
-                    normalized.append(v >= 0x41 && v <= 0x5A ? Unicode.Scalar(v + 32)! : c)
-                }
-            } else {
-                // Strip accents (NFD, drop non-spacing marks), then lower-case each character.
-                for c in String(cleaned).decomposedStringWithCanonicalMapping.unicodeScalars where !Self.isNonspacingMark(c) {
-                    let lower = c.properties.lowercaseMapping
-                    if lower.unicodeScalars.count == 1 && lower.unicodeScalars.first == c {
-                        normalized.append(c)
-                    } else {
-                        normalized.append(contentsOf: lower.unicodeScalars)
-                    }
-                }
-            }
-        } else {
-            normalized.append(contentsOf: cleaned)
+        if ascii {
+            for c in cleaned { normalized.append(c.value >= 0x41 && c.value <= 0x5A ? Unicode.Scalar(c.value + 32)! : c) }
+            origins = origins == nil ? nil : from
+            return normalized
         }
-        // Split on whitespace and around punctuation.
-        var word: [UInt8] = []
+        // Strip accents (NFD, drop non-spacing marks), then lower-case each character; per
+        // character when tracking origins, else over the whole stretch.
+        func stripAndLower(_ text: String, origin: Int?) {
+            for c in text.decomposedStringWithCanonicalMapping.unicodeScalars where !Self.isNonspacingMark(c) {
+                let lower = c.properties.lowercaseMapping.unicodeScalars
+                let mapped = lower.count == 1 && lower.first == c ? [c] : Array(lower)
+                normalized.append(contentsOf: mapped)
+                if let origin { origins!.append(contentsOf: repeatElement(origin, count: mapped.count)) }
+            }
+        }
+        if origins == nil {
+            stripAndLower(String(String.UnicodeScalarView(cleaned)), origin: nil)
+        } else {
+            origins = []
+            for (c, o) in zip(cleaned, from) { stripAndLower(String(c), origin: o) }
+        }
+        return normalized
+    }
+
+    /// Normalises one stretch of text (no special tokens in it), splits it into words (on
+    /// whitespace and around punctuation) and appends their pieces.
+    private func appendWords(of scalars: ArraySlice<Unicode.Scalar>, to sink: inout PieceSink) {
+        guard !scalars.isEmpty else { return }
+        var origins: [Int]? = sink.starts == nil ? nil : []
+        let normalized = normalize(scalars, origins: &origins)
+        var word: [UInt8] = [], wordOrigins: [Int] = []
         var characters = 0
         func flush() {
-            if !word.isEmpty { appendWordPieces(word, characters: characters, to: &ids) }
+            if !word.isEmpty { appendWordPieces(word, origins: wordOrigins, characters: characters, to: &sink) }
             word.removeAll(keepingCapacity: true)
+            wordOrigins.removeAll(keepingCapacity: true)
             characters = 0
         }
-        for c in normalized {
+        func add(_ c: Unicode.Scalar, _ k: Int) {
+            let bytes = String(c).utf8
+            word.append(contentsOf: bytes)
+            if let origins { wordOrigins.append(contentsOf: repeatElement(origins[k], count: bytes.count)) }
+            characters += 1
+        }
+        for (k, c) in normalized.enumerated() {
             if Self.isWhitespace(c) {
                 flush()
             } else if Self.isPunctuation(c) {
                 flush()
-                word.append(contentsOf: String(c).utf8)
-                characters = 1
+                add(c, k)
                 flush()
             } else {
-                word.append(contentsOf: String(c).utf8)
-                characters += 1
+                add(c, k)
             }
         }
         flush()
     }
 
-    /// Greedy longest-match-first WordPiece of one word (UTF-8 bytes).
-    private func appendWordPieces(_ word: [UInt8], characters: Int, to ids: inout [Int32]) {
+    /// Greedy longest-match-first WordPiece of one word (UTF-8 bytes; `origins`: each byte's
+    /// scalar index in the text when tracking, else empty).
+    private func appendWordPieces(_ word: [UInt8], origins: [Int], characters: Int, to sink: inout PieceSink) {
+        let whole = (origins.first ?? 0, origins.last ?? 0)
         if characters > maxInputCharactersPerWord {
-            ids.append(unkID)
+            sink.append(unkID, scalars: whole.0, whole.1)
             return
         }
-        let mark = ids.count
+        let mark = sink.ids.count
         var start = 0
         while start < word.count {
             guard let (id, end) = vocabulary.longestMatch(word, from: start, continuation: start > 0) else {
-                ids.removeSubrange(mark...)
-                ids.append(unkID)
+                sink.removeSince(mark)
+                sink.append(unkID, scalars: whole.0, whole.1)
                 return
             }
-            ids.append(id)
+            sink.append(id, scalars: origins.isEmpty ? 0 : origins[start], origins.isEmpty ? 0 : origins[end - 1])
             start = end
         }
     }

@@ -6,6 +6,8 @@ import SparseModels
 public struct ServiceConfig: Sendable, Equatable {
     public var server = ServerConfig()
     public var endpoints: [EndpointConfig] = []
+    /// Other servers' APIs spoken beside our own (`"compat"`).
+    public var compat = CompatConfig()
     /// Folder that relative paths resolve against (the config file's folder).
     public var baseDirectory = FileManager.default.currentDirectoryPath
     public init() {}
@@ -37,6 +39,7 @@ public struct ServiceConfig: Sendable, Equatable {
         guard let list = endpoints.arrayValue, !list.isEmpty else {
             throw ConfigError(field: "endpoints", reason: "must be a non-empty array, got \(endpoints.kindName)")
         }
+        let compat = try root.take("compat")
         try root.finish()
         var names = Set<String>()
         for (i, item) in list.enumerated() {
@@ -46,6 +49,7 @@ public struct ServiceConfig: Sendable, Equatable {
             }
             config.endpoints.append(endpoint)
         }
+        if let compat { config.compat = try CompatConfig.parse(compat, endpoints: config.endpoints.map(\.name)) }
         return config
     }
 
@@ -193,6 +197,7 @@ public struct ServiceConfig: Sendable, Equatable {
         var o = try StrictObject(json, path: path)
         var b = BatchingConfig()
         if let v = try o.integer("maxBatchSize", in: 1...65536) { b.maxBatchSize = v }
+        if let v = try o.integer("maxBatchTokens", in: 1...(1 << 24)) { b.maxBatchTokens = v }
         if let v = try o.integer("maxQueueDelayMicroseconds", in: 0...10_000_000) { b.maxQueueDelayMicroseconds = v }
         if let v = try o.integer("maxQueueSize", in: 1...1_000_000) { b.maxQueueSize = v }
         if let v = try o.integer("rejectStatus", in: 429...503) {

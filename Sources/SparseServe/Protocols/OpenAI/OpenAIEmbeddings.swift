@@ -25,34 +25,34 @@ enum OpenAIEmbeddings {
         var truncate: Bool
     }
 
-    /// Reads `input`: a string, an array of strings, an array of token ids (one input) or an
-    /// array of such arrays.
-    static func inputs(_ input: JSON) throws -> [TextInput] {
+    /// Reads `input` (named `name` in errors, answered with `status`): a string, an array of
+    /// strings, an array of token ids (one input) or an array of such arrays.
+    static func inputs(_ input: JSON, name: String = "input", status: Int = 400) throws -> [TextInput] {
         func tokens(_ list: [JSON], _ name: String) throws -> [Int32] {
-            guard !list.isEmpty else { throw ProtocolError(400, "'\(name)' must not be an empty token array") }
+            guard !list.isEmpty else { throw ProtocolError(status, "'\(name)' must not be an empty token array") }
             return try list.enumerated().map { j, item in
                 guard let v = item.integerValue, v >= 0, v <= Int64(Int32.max) else {
-                    throw ProtocolError(400, "'\(name)[\(j)]' must be a non-negative integer token id")
+                    throw ProtocolError(status, "'\(name)[\(j)]' must be a non-negative integer token id")
                 }
                 return Int32(v)
             }
         }
         if let one = input.stringValue {
-            guard !one.isEmpty else { throw ProtocolError(400, "'input' must not be an empty string") }
+            guard !one.isEmpty else { throw ProtocolError(status, "'\(name)' must not be an empty string") }
             return [.text(Array(one.utf8))]
         }
         guard let list = input.arrayValue else {
-            throw ProtocolError(400, "'input' must be a string, an array of strings or an array of token-id arrays, got \(input.kindName)")
+            throw ProtocolError(status, "'\(name)' must be a string, an array of strings or an array of token-id arrays, got \(input.kindName)")
         }
-        guard !list.isEmpty else { throw ProtocolError(400, "'input' must not be an empty array") }
-        if list.allSatisfy({ $0.integerValue != nil }) { return [.tokens(try tokens(list, "input"))] }
+        guard !list.isEmpty else { throw ProtocolError(status, "'\(name)' must not be an empty array") }
+        if list.allSatisfy({ $0.integerValue != nil }) { return [.tokens(try tokens(list, name))] }
         return try list.enumerated().map { i, item in
             if let text = item.stringValue {
-                guard !text.isEmpty else { throw ProtocolError(400, "'input[\(i)]' must not be an empty string") }
+                guard !text.isEmpty else { throw ProtocolError(status, "'\(name)[\(i)]' must not be an empty string") }
                 return .text(Array(text.utf8))
             }
-            if let ids = item.arrayValue { return .tokens(try tokens(ids, "input[\(i)]")) }
-            throw ProtocolError(400, "'input[\(i)]' must be a string or an array of token ids, got \(item.kindName)")
+            if let ids = item.arrayValue { return .tokens(try tokens(ids, "\(name)[\(i)]")) }
+            throw ProtocolError(status, "'\(name)[\(i)]' must be a string or an array of token ids, got \(item.kindName)")
         }
     }
 

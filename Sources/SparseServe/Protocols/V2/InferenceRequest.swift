@@ -17,6 +17,8 @@ public struct InferenceRequest: Sendable {
     public var truncate = false
     /// Tokens the server produced for a text-encoding request (OpenAI `usage`).
     public var tokenCount: Int?
+    /// Run this instead of the model's `infer` (batched only with the same variant).
+    public var forward: ForwardVariant?
 
     public func wantsBinary(_ output: String) -> Bool {
         allOutputsBinary || (binaryOutputs?.contains(output) ?? false)

@@ -62,9 +62,10 @@ struct V2Routes: Sendable {
             // Text encoders get their texts tokenized here, where the endpoint's limits apply.
             if let encoder = model as? any TextEncodingModel, let spec = model.inputs.first, model.inputs.count == 1,
                spec.datatype == .bytes, let texts = request.inputs[spec.name], case .bytes(let items) = texts.storage {
-                let (ids, _) = try TextInputs.tokenIDs(items.map { .text($0) }, model: encoder, endpoint: config,
-                                                       truncate: request.truncate, parameter: spec.name)
+                let (ids, tokens) = try TextInputs.tokenIDs(items.map { .text($0) }, model: encoder, endpoint: config,
+                                                            truncate: request.truncate, parameter: spec.name)
                 request.inputs = [tokenIDsInputName: ids]
+                request.tokenCount = tokens  // the batch token budget counts them
             }
             return request
         }, encode: V2Codec.response)
