@@ -17,7 +17,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import tritonclient.http, sklearn, safetensors, h11, prometheus_client, yaml, kubernetes_validate, openapi_spec_validator, schemathesis' 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import tritonclient.http, sklearn, safetensors, h11, prometheus_client, yaml, kubernetes_validate, openapi_spec_validator, schemathesis, openai, huggingface_hub, llama_index.embeddings.text_embeddings_inference' 2>/dev/null; then
     echo "== creating .venv"
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r Tests/integration/requirements.txt
