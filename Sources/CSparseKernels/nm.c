@@ -135,9 +135,12 @@ static void gemv_portable(const void *values, int bf16, const void *indices, int
 }
 
 #ifdef SS_X86
-/* Loads the inputs of group g (MC floats) so that every lane can select any of them. */
-SS_T512 SS_AI __m512 group512(const float *x, ptrdiff_t g, const int MC) {
-    if (MC == 4) return _mm512_broadcast_f32x4(_mm_loadu_ps(x + 4 * g));
+/* Loads the inputs of group g (MC floats) so that every lane can select any of them. m = 4 rows
+ * come expanded (expand_row4_512: each group's 4 inputs already repeated in all four 128-bit
+ * lanes), so this is a plain load: a vbroadcastf32x4 from memory takes an FP-pipe slot on Zen 4
+ * and made the selection loop 1.45x slower (measured 2.1 vs 1.45 cycles per FMA). */
+SS_T512 SS_AI __m512 group512(const float *x, ptrdiff_t g, const int MC, const int EXPANDED) {
+    if (MC == 4) return EXPANDED ? _mm512_loadu_ps(x + 16 * g) : _mm512_broadcast_f32x4(_mm_loadu_ps(x + 4 * g));
     if (MC == 8) return _mm512_castps256_ps512(_mm256_loadu_ps(x + 8 * g));
     return _mm512_loadu_ps(x + 16 * g);
 }
@@ -155,12 +158,23 @@ SS_T512 SS_AI __m512 values512(const char *vp, ptrdiff_t e, const int BF16) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
 }
 
+/* x[0..k) of one row as G groups of 16 floats, group g = inputs 4g..4g+3 (zero past k) repeated
+ * four times, then 16 zeros. */
+SS_T512 static void expand_row4_512(const float *x, ptrdiff_t k, ptrdiff_t G, float *out) {
+    for (ptrdiff_t g = 0; g < G; g++) {
+        const ptrdiff_t left = k - 4 * g;
+        const __mmask8 m = left >= 4 ? (__mmask8)0xF : (__mmask8)((1u << left) - 1u);
+        _mm512_storeu_ps(out + 16 * g, _mm512_broadcast_f32x4(_mm_maskz_loadu_ps(m, x + 4 * g)));
+    }
+    _mm512_storeu_ps(out + 16 * G, _mm512_setzero_ps());
+}
+
 /* T token rows (1, 2, 4 or 8) sharing each slot's decode; U groups in flight so that T * U >= 4
  * accumulator chains hide the FMA latency. Inputs of token i at x + i * ldxp (zero padded). */
 SS_T512 SS_AI void gemv512_body(const void *values, const void *indices, int n, ptrdiff_t G,
                                 const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1,
                                 const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy, const int MC, const int T,
-                                const int BF16) {
+                                const int BF16, const int EXPANDED) {
     enum { UMAX = 4 };
     const int U = T == 1 ? 4 : T == 2 ? 2 : 1;
     const __m512i shifts = MC == 4 ? _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
@@ -175,7 +189,7 @@ SS_T512 SS_AI void gemv512_body(const void *values, const void *indices, int n, 
         for (; g + U <= G; g += U) {
             __m512 xg[8][UMAX];
             for (int i = 0; i < T; i++)
-                for (int u = 0; u < U; u++) xg[i][u] = group512(x + i * ldxp, g + u, MC);
+                for (int u = 0; u < U; u++) xg[i][u] = group512(x + i * ldxp, g + u, MC, EXPANDED);
             for (int s = 0; s < n; s++)
                 for (int u = 0; u < U; u++) {
                     const ptrdiff_t e = (g + u) * n + s;
@@ -186,7 +200,7 @@ SS_T512 SS_AI void gemv512_body(const void *values, const void *indices, int n, 
         }
         for (; g < G; g++) {
             __m512 xg[8];
-            for (int i = 0; i < T; i++) xg[i] = group512(x + i * ldxp, g, MC);
+            for (int i = 0; i < T; i++) xg[i] = group512(x + i * ldxp, g, MC, EXPANDED);
             for (int s = 0; s < n; s++) {
                 const ptrdiff_t e = g * n + s;
                 const __m512i iv = decode512(ip, e, MC, shifts);
@@ -205,18 +219,22 @@ SS_T512 SS_AI void gemv512_body(const void *values, const void *indices, int n, 
     }
 }
 
-#define GEMV512(MC, T)                                                                                  \
-    SS_T512 static void gemv512_##MC##_##T(const void *values, const void *indices, int n, ptrdiff_t G,  \
+#define GEMV512_(MC, T, EXP, NAME, NAMEB)                                                               \
+    SS_T512 static void NAME(const void *values, const void *indices, int n, ptrdiff_t G,  \
                                             const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1, \
                                             const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy) {  \
-        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T, 0);            \
+        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T, 0, EXP);            \
     }                                                                                                   \
-    SS_T512 static void gemv512b_##MC##_##T(const void *values, const void *indices, int n, ptrdiff_t G, \
+    SS_T512 static void NAMEB(const void *values, const void *indices, int n, ptrdiff_t G, \
                                              const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1, \
                                              const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy) { \
-        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T, 1);            \
+        gemv512_body(values, indices, n, G, bias, rows, p0, p1, x, ldxp, y, ldy, MC, T, 1, EXP);            \
     }
+#define GEMV512(MC, T) GEMV512_(MC, T, 0, gemv512_##MC##_##T, gemv512b_##MC##_##T)
+/* m = 4 over expanded rows (expand_row4_512) */
+#define GEMV512E(T) GEMV512_(4, T, 1, gemv512e_4_##T, gemv512eb_4_##T)
 GEMV512(4, 1) GEMV512(4, 2) GEMV512(4, 4) GEMV512(4, 8)
+GEMV512E(1) GEMV512E(2) GEMV512E(4) GEMV512E(8)
 GEMV512(8, 1) GEMV512(8, 2) GEMV512(8, 4) GEMV512(8, 8)
 GEMV512(16, 1) GEMV512(16, 2) GEMV512(16, 4) GEMV512(16, 8)
 
@@ -308,7 +326,11 @@ static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices
                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
                    ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
     const ptrdiff_t G = groups_of(k, m);
-    const ptrdiff_t padded = G * m + 16;
+    /* AVX-512, m = 4, three rows or more of at most 1024 inputs: rows expanded (expand_row4_512),
+     * else copied with zero padding (a 4x copy of a long row falls out of L1: no gain at K = 1536,
+     * and the one- and two-row GEMV measured slower with it). */
+    const int expand = isa == SS_ISA_AVX512 && m == 4 && r > 2 && k <= 1024;
+    const ptrdiff_t padded = expand ? G * 16 + 16 : G * m + 16;
     enum { CHUNK = 8 };
     float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(CHUNK * padded));
     if (!xp) return SS_ERR_NO_MEMORY;
@@ -316,6 +338,9 @@ static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices
     for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
         const ptrdiff_t count = ss_min(CHUNK, r - i0);
         for (ptrdiff_t i = 0; i < count; i++) {
+#ifdef SS_X86
+            if (expand) { expand_row4_512(x + (i0 + i) * ldx, k, G, xp + i * padded); continue; }
+#endif
             memcpy(xp + i * padded, x + (i0 + i) * ldx, (size_t)k * sizeof(float));
             memset(xp + i * padded + k, 0, (size_t)(padded - k) * sizeof(float));
         }
@@ -324,16 +349,18 @@ static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices
         if (isa == SS_ISA_AVX512) {
             typedef void (*fn)(const void *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                const float *, ptrdiff_t, float *, ptrdiff_t);
-            static const fn table[2][3][4] = {
+            /* [bf16][m = 4, 8, 16, 4 expanded][rows 1, 2, 4, 8] */
+            static const fn table[2][4][4] = {
                 { { gemv512_4_1, gemv512_4_2, gemv512_4_4, gemv512_4_8 }, { gemv512_8_1, gemv512_8_2, gemv512_8_4, gemv512_8_8 },
-                  { gemv512_16_1, gemv512_16_2, gemv512_16_4, gemv512_16_8 } },
+                  { gemv512_16_1, gemv512_16_2, gemv512_16_4, gemv512_16_8 }, { gemv512e_4_1, gemv512e_4_2, gemv512e_4_4, gemv512e_4_8 } },
                 { { gemv512b_4_1, gemv512b_4_2, gemv512b_4_4, gemv512b_4_8 }, { gemv512b_8_1, gemv512b_8_2, gemv512b_8_4, gemv512b_8_8 },
-                  { gemv512b_16_1, gemv512b_16_2, gemv512b_16_4, gemv512b_16_8 } } };
+                  { gemv512b_16_1, gemv512b_16_2, gemv512b_16_4, gemv512b_16_8 },
+                  { gemv512eb_4_1, gemv512eb_4_2, gemv512eb_4_4, gemv512eb_4_8 } } };
             ptrdiff_t done = 0;
             while (done < count) {
                 const ptrdiff_t left = count - done;
                 const int ti = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
-                table[bf16 != 0][mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, yc + done * ldy, ldy);
+                table[bf16 != 0][expand ? 3 : mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, yc + done * ldy, ldy);
                 done += (ptrdiff_t)1 << ti;
             }
         } else if (isa == SS_ISA_AVX2) {
@@ -412,10 +439,18 @@ PANEL_FN(256, 8, 16, 1) PANEL_FN(256, 8, 16, 2)
 typedef void (*panel_fn)(const float *vp, const void *ip, int n, ptrdiff_t G, const float *xt, ptrdiff_t ldt,
                          float *yt, const float *bias, int valid);
 
-/* Rows of the batched kernel: whole 16-token vectors on AVX-512 (the rest, and batches under 16,
- * go to the multi-row selection kernel, which wastes no lanes); all rows from 3 on elsewhere. */
-static ptrdiff_t gemm_rows_of(ss_isa isa, ptrdiff_t r) {
-    if (isa == SS_ISA_AVX512) return r / 16 * 16;
+/* Up to this many token rows, m = 4 on AVX-512 runs entirely on the multi-row selection kernel
+ * (with expanded rows it beat the 16-token weight-broadcast form at M = 16..31; from 32 tokens
+ * the weight broadcast amortises each broadcast over two or more vectors). */
+#ifndef SS_NM_SELECT_ROWS
+#define SS_NM_SELECT_ROWS 31
+#endif
+
+/* Rows of the batched kernel: whole 16-token vectors on AVX-512 (the rest, batches under 16, and
+ * m = 4 batches up to SS_NM_SELECT_ROWS go to the multi-row selection kernel, which wastes no
+ * lanes); all rows from 3 on elsewhere. */
+static ptrdiff_t gemm_rows_of(ss_isa isa, int m, ptrdiff_t r) {
+    if (isa == SS_ISA_AVX512) return m == 4 && r <= SS_NM_SELECT_ROWS ? 0 : r / 16 * 16;
     return r <= SS_NM_GEMV_ROWS ? 0 : r;
 }
 
@@ -479,13 +514,13 @@ static int nm_gemm(ss_isa isa, const float *values, const void *indices, int n, 
 
 ptrdiff_t ss_nm_input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r) {
     if (!m_supported(m) || k <= 0 || r <= 0) return 0;
-    return ss_tiles_floats(groups_of(k, m) * m, gemm_rows_of(ss_clamp_isa(isa), r));
+    return ss_tiles_floats(groups_of(k, m) * m, gemm_rows_of(ss_clamp_isa(isa), m, r));
 }
 
 void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, int m, float *xt) {
     if (!m_supported(m) || k <= 0 || r <= 0) return;
     isa = ss_clamp_isa(isa);
-    ss_tiles_transpose(isa, x, ldx, gemm_rows_of(isa, r), k, groups_of(k, m) * m, xt);
+    ss_tiles_transpose(isa, x, ldx, gemm_rows_of(isa, m, r), k, groups_of(k, m) * m, xt);
 }
 
 int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
@@ -497,7 +532,7 @@ int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *
     panel_end = ss_min(panels_of(rows), panel_end);
     if (panel_begin >= panel_end || r == 0) return SS_OK;
     isa = ss_clamp_isa(isa);
-    const ptrdiff_t gemm_rows = gemm_rows_of(isa, r);
+    const ptrdiff_t gemm_rows = gemm_rows_of(isa, m, r);
     if (gemm_rows > 0) {
         if (!xt) return SS_ERR_ARGUMENT;
         const int status = nm_gemm(isa, values, indices, n, m, bias, rows, k, xt, y, ldy, gemm_rows, act, panel_begin, panel_end);

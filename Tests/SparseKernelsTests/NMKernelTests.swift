@@ -37,6 +37,19 @@ final class NMKernelTests: XCTestCase {
         }
     }
 
+    /// m = 4 batches over more than 1024 inputs take the selection kernel on unexpanded rows (up to
+    /// 1024 inputs the rows are expanded, see nm.c); both forms, with a K tail.
+    func testLongRowsSelectionPaths() throws {
+        var random = TestRandom(seed: 15)
+        for k in [1031, 1021] {
+            let outputs = 19
+            let op = try NMWeights(magnitudePruning: random.array(outputs * k), outputFeatures: outputs, inputFeatures: k, n: 2, m: 4,
+                                   bias: random.array(outputs))
+            OperatorChecker.check(op, dense: op.denseWeights(), bias: op.bias, rowCounts: [1, 3, 9, 20], activations: [.none, .relu],
+                                  random: &random, "2:4 k=\(k)")
+        }
+    }
+
     /// Groups with fewer than n non-zeros (padding slots), whole zero rows, and K not a multiple of m.
     func testSparserThanPatternAndZeroRows() throws {
         var random = TestRandom(seed: 13)

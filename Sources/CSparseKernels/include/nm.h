@@ -21,9 +21,12 @@
  * Storage: 4 bytes per kept weight plus 2 (m = 4) or 4 (m = 8, 16) bits of index.
  *
  * Kernels (chosen per call):
- *   R <= 2 (GEMV): per slot, the group's inputs are broadcast into a register, each lane's input
- *     is selected in-register (vpsrlvd decode + vpermps), then one FMA per 16 outputs.
- *   R >= 3 (GEMM): tiles of up to 64 tokens of X are transposed once (K-major, L1/L2-resident);
+ *   Selection (R <= 2; on AVX-512 also the rows left over by 16-token tiles, and every row when
+ *     m = 4 and R <= 31): per slot, the group's inputs are in a register (m = 4, R >= 3, K <= 1024: rows
+ *     copied with each group repeated in every 128-bit lane, so this is a plain load), each lane's input is
+ *     selected in-register (vpsrlvd decode + vpermps), then one FMA per 16 outputs; up to 8 rows
+ *     share each decode.
+ *   Weight broadcast (the other rows): tiles of up to 64 tokens of X are transposed once (K-major, L1/L2-resident);
  *     every kept weight is broadcast and multiplies a vector of tokens (weight-broadcast x
  *     activation-vector), four output rows interleaved, the K loop blocked to ~128 inputs, and the
  *     16 x 64 result transposed back in registers with bias and activation applied.
