@@ -10,7 +10,7 @@ budget: p99 latency of short requests (12 tokens with [CLS]/[SEP]) while --flood
     p50/p99 of the short requests and the documents' throughput (target: ≥ 2× lower short p99).
 
     python3 Benchmarks/scripts/tei_bench.py throughput [--rounds 3] [--duration 8] [--clients 8] [--texts 1]
-    python3 Benchmarks/scripts/tei_bench.py budget [--rounds 2] [--duration 20] [--flood 16] [--short 4] [--budget 1000]
+    python3 Benchmarks/scripts/tei_bench.py budget [--rounds 2] [--duration 20] [--flood 16] [--short 4] [--budget 300]
 
 Every result line carries the load average (`uptime`) at its start: numbers taken on a busy machine
 are flagged by it.
@@ -132,7 +132,7 @@ def main():
     ap.add_argument("--texts", type=int, default=1, help="throughput: texts per request")
     ap.add_argument("--flood", type=int, default=16, help="budget: connections posting 256-token documents")
     ap.add_argument("--short", type=int, default=4, help="budget: connections posting 12-token requests")
-    ap.add_argument("--budget", type=int, default=1000, help="budget: maxBatchTokens of the budgeted server")
+    ap.add_argument("--budget", type=int, default=300, help="budget: maxBatchTokens of the budgeted server")
     ap.add_argument("--json", type=pathlib.Path, help="also write the results here")
     args = ap.parse_args()
     if shutil.which("wrk") is None:

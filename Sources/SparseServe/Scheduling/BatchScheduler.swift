@@ -53,6 +53,8 @@ final class BatchScheduler: @unchecked Sendable {
     private var timerArmed = false
     /// Drain jobs submitted to the compute queue and not finished yet.
     private var activeDrains = 0
+    /// A dispatch was skipped because every drain slot was taken: the next drain to end starts one.
+    private var drainWanted = false
     private let timerQueue = DispatchQueue(label: "sparse-serve.batch-timer")
     /// Called with the row count of every executed batch (metrics).
     var onBatch: (@Sendable (Int) -> Void)?
@@ -107,8 +109,16 @@ final class BatchScheduler: @unchecked Sendable {
         return true
     }
 
+    /// Queues a drain job unless one per compute thread is already queued or running (then the
+    /// next one to finish starts another): more would only wait in the endpoint's lane ahead of
+    /// the decode jobs of new requests, which then reach the queue batches late (head-of-line).
     private func submitDrain() {
         lock.lock()
+        guard activeDrains < compute.threadCount else {
+            drainWanted = true
+            lock.unlock()
+            return
+        }
         activeDrains += 1
         lock.unlock()
         compute.submitInternal(lane: lane) { [self] in
@@ -116,7 +126,8 @@ final class BatchScheduler: @unchecked Sendable {
             lock.lock()
             activeDrains -= 1
             // Requests that gathered while this batch ran go next, without waiting for a timer.
-            let next = config.dispatchWhenIdle && activeDrains == 0 && !pending.isEmpty
+            let next = !pending.isEmpty && (drainWanted || (config.dispatchWhenIdle && activeDrains == 0))
+            if next || pending.isEmpty { drainWanted = false }
             lock.unlock()
             if next { submitDrain() }
         }
