@@ -22,6 +22,7 @@ final class PackedLayerQuantizedTests: XCTestCase {
         (.nm(n: 3, m: 8), .bf16, 33, 64, "nm 3:8 bf16"),
         (.blast(blocks: 2, rank: 5, parameterRatio: nil, iterations: 20), .int8Dynamic, 32, 48, "blast b=2x2 r=5 int8"),
         (.blast(blocks: 3, rank: 4, parameterRatio: nil, iterations: 20), .bf16, 30, 45, "blast b=3x3 r=4 bf16"),
+        (.csr(density: 0.3), .int8Dynamic, 30, 45, "csr int8 dynamic"),
     ]
 
     func pack(_ method: LayerCompression, _ q: Q, _ rows: Int, _ columns: Int, bias: [Float]?) throws -> PackedLayer {
@@ -148,12 +149,15 @@ final class PackedLayerQuantizedTests: XCTestCase {
     }
 
     func testCompositionsWithoutAKernelAreRefused() {
-        assertError(try WeightQuantization.int8(.channel).check(.csr(density: 0.5), outputs: 8, inputs: 8), contains: ["no quantized CSR kernel"])
+        assertError(try WeightQuantization.int8(.channel).check(.csr(density: 0.5), outputs: 8, inputs: 8), contains: ["CSR int8 kernel", "int8-dynamic"])
+        XCTAssertNoThrow(try WeightQuantization.int8Dynamic.check(.csr(density: 0.5), outputs: 8, inputs: 8))
         assertError(try WeightQuantization.int8(.channel).check(.nm(n: 2, m: 4), outputs: 8, inputs: 8), contains: ["int8-dynamic"])
         assertError(try WeightQuantization.int8Dynamic.check(.nm(n: 4, m: 8), outputs: 8, inputs: 8), contains: ["1:4 and 2:4 only"])
         assertError(try WeightQuantization.int8(.group(64)).check(.blast(blocks: 2, rank: 2, parameterRatio: nil, iterations: 1), outputs: 8, inputs: 8),
                     contains: ["int8-dynamic"])
         assertError(try LayerCompression.quantized(.csr(density: 0.5), .bf16).validate(outputFeatures: 8, inputFeatures: 8), contains: ["CSR"])
+        assertError(try LayerCompression.quantized(.l1inf(groups: .rows, radius: nil, radiusRatio: 0.5), .bf16).validate(outputFeatures: 8, inputFeatures: 8),
+                    contains: ["ℓ1,∞"])
         XCTAssertNoThrow(try LayerCompression.quantized(.nm(n: 2, m: 4), .bf16).validate(outputFeatures: 8, inputFeatures: 8))
         XCTAssertEqual(LayerCompression.pinned(.quantized(.nm(n: 2, m: 4), .int8Dynamic)).unpinned.method, .nm(n: 2, m: 4))
         XCTAssertEqual(LayerCompression.pinned(.quantized(.dense, .bf16)).quantization, .bf16)

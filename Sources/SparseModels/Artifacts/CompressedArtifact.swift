@@ -149,8 +149,8 @@ public enum CompressedArtifact {
             let base = try baseLayout(fail)
             guard let scheme = try WeightQuantization(parameters: parameters, fail) else { return base }
             switch base {
-            case .dense, .nm, .blast: return .quantized(base, scheme)
-            default: throw fail("a \(method) layer cannot be stored quantized (dense, nm and blast can)")
+            case .dense, .nm, .blast, .csr: return .quantized(base, scheme)
+            default: throw fail("a \(method) layer cannot be stored quantized (dense, nm, blast and csr can)")
             }
         }
 

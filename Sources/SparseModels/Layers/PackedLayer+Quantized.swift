@@ -43,10 +43,12 @@ extension PackedLayer {
         case dense(WeightQuantization, QuantizedValues)
         case nm(n: Int, m: Int, transposable: Bool, WeightQuantization, QuantizedValues, indexWords: [UInt64])
         case blast(rowBlocks: Int, columnBlocks: Int, rank: Int, WeightQuantization, u: QuantizedValues, v: QuantizedValues, s: [Float])
+        /// CSR with int8 values `[nnz]` (scales `[out, 1]`), `colidx` and `rowptr` as fp32 CSR.
+        case csr(WeightQuantization, rowStart: [Int32], columns: [Int32], QuantizedValues)
 
         public var scheme: WeightQuantization {
             switch self {
-            case .dense(let q, _), .nm(_, _, _, let q, _, _), .blast(_, _, _, let q, _, _, _): return q
+            case .dense(let q, _), .nm(_, _, _, let q, _, _), .blast(_, _, _, let q, _, _, _), .csr(let q, _, _, _): return q
             }
         }
 
@@ -55,6 +57,7 @@ extension PackedLayer {
             case .dense: return .dense
             case let .nm(n, m, transposable, _, _, _): return .nm(n: n, m: m, transposable: transposable)
             case let .blast(b1, b2, r, _, _, _, _): return .blast(rowBlocks: b1, columnBlocks: b2, rank: r)
+            case .csr: return .csr
             }
         }
 
@@ -63,6 +66,7 @@ extension PackedLayer {
             case .dense(_, let values): return values.storedBytes
             case let .nm(_, m, _, _, values, words): return values.storedBytes + words.count * (m == 4 ? 4 : 8)
             case let .blast(_, _, _, _, u, v, s): return u.storedBytes + v.storedBytes + 4 * s.count
+            case let .csr(_, rowStart, columns, values): return values.storedBytes + 4 * (rowStart.count + columns.count)
             }
         }
     }
@@ -98,8 +102,17 @@ extension PackedLayer {
             let uq = try Self.quantize(u, rows: out, columns: r, scheme, part: "U")
             result = .blast(rowBlocks: b1, columnBlocks: b2, rank: r, scheme, u: uq,
                             v: try Self.quantizeBlastV(v, inputs: inputs, blocks: b2, rank: r, scheme), s: s)
-        case .csr, .compacted, .quantized:
-            throw FormError(part: nil, reason: "a \(method) layer in this form cannot be quantized (dense, N:M and BLAST can)")
+        case let .csr(rowStart, columns, values):
+            // per output row over its kept weights (absmax / 127), as CSRInt8Weights quantizes
+            let op: CSRInt8Weights
+            do {
+                op = try CSRInt8Weights(CSRWeights(rowStart: rowStart, columns: columns, values: values, outputFeatures: out, inputFeatures: inputs))
+            } catch {
+                throw FormError(part: "values", reason: "\(error)")
+            }
+            result = .csr(scheme, rowStart: rowStart, columns: columns, .int8(values: op.values, scales: op.scales))
+        case .compacted, .quantized:
+            throw FormError(part: nil, reason: "a \(method) layer in this form cannot be quantized (dense, N:M, BLAST and CSR can)")
         }
         return PackedLayer(outputFeatures: out, inputFeatures: inputs, form: .quantized(result), bias: bias, sourceHasBias: sourceHasBias)
     }
@@ -190,6 +203,9 @@ extension PackedLayer {
             let diagonal = Part(name: "s", dtype: .f32, shape: [b1, b2, r], data: littleEndianBytes(s.map(\.bitPattern)))
             return [values("U", u, [out, r]), values("V", v, [inputs, r]), diagonal] + scales("U_scales", u, [out, 1])
                 + scales("V_scales", v, [b2, r])
+        case let .csr(_, rowStart, columns, v):
+            return [values("values", v, [v.count]), Part(name: "colidx", dtype: .i32, shape: [columns.count], data: littleEndianBytes(columns)),
+                    Part(name: "rowptr", dtype: .i32, shape: [rowStart.count], data: littleEndianBytes(rowStart))] + scales("scales", v, [out, 1])
         }
     }
 
@@ -199,6 +215,7 @@ extension PackedLayer {
         switch base {
         case .blast: return ["U", "V", "s"] + (int8 ? ["U_scales", "V_scales"] : [])
         case .nm: return ["values", "indices"] + (int8 ? ["scales"] : [])
+        case .csr: return ["values", "colidx", "rowptr"] + (int8 ? ["scales"] : [])
         default: return ["weight"] + (int8 ? ["scales"] : [])
         }
     }
@@ -231,7 +248,11 @@ extension PackedLayer {
         case let .blast(b1, b2, r):
             let u = try values("U", "U_scales", [out, r], [out, 1]), v = try values("V", "V_scales", [inputs, r], [b2, r])
             return .blast(rowBlocks: b1, columnBlocks: b2, rank: r, scheme, u: u, v: v, s: try reader.floats("s", [b1, b2, r]))
-        case .csr, .compacted, .quantized:
+        case .csr:
+            let rowStart = try reader.words("rowptr", .i32, [out + 1], as: Int32.self)
+            let columns = try reader.words("colidx", .i32, nil, as: Int32.self)
+            return .csr(scheme, rowStart: rowStart, columns: columns, try values("values", "scales", [columns.count], [out, 1]))
+        case .compacted, .quantized:
             throw SafeTensorsError(file: reader.file.source, tensor: "\(reader.prefix).weight", reason: "a \(base.method) layer cannot be stored quantized")
         }
     }

@@ -48,6 +48,16 @@ extension PackedLayer {
             }
         case let .blast(b1, b2, r, scheme, u, v, s):
             return try blastOperator(b1, b2, r, scheme, u, v, s)
+        case let .csr(scheme, rowStart, columns, values):
+            try Self.checkValues(values, "values", "scales", scales: out)
+            guard case let (.int8Dynamic, .int8(v, scales)) = (scheme, values) else {
+                throw FormError(part: "values", reason: "CSR runs int8 with dynamic activations only; \(scheme) is not available")
+            }
+            // the structure checks of fp32 CSR (rows, ranges, strictly increasing columns), naming the part
+            _ = try csrOperator(rowStart: rowStart, columns: columns, values: v.map { Float($0) })
+            return try Self.kernel("values", "scales") {
+                try CSRInt8Weights(rowStart: rowStart, columns: columns, values: v, scales: scales, outputFeatures: out, inputFeatures: inputs, bias: bias)
+            }
         }
     }
 
@@ -124,6 +134,7 @@ extension PackedLayer {
         case let o as NMInt8Weights: return o.denseWeights()
         case let o as NMBF16Weights: return o.denseWeights()
         case let o as BlastWeights: return o.denseWeights()
+        case let o as CSRInt8Weights: return o.denseWeights()
         default: return nil
         }
     }

@@ -306,7 +306,7 @@ public struct PackedLayer: Sendable {
         }
     }
 
-    private func csrOperator(rowStart: [Int32], columns: [Int32], values: [Float]) throws -> CSRWeights {
+    func csrOperator(rowStart: [Int32], columns: [Int32], values: [Float]) throws -> CSRWeights {
         let (out, inputs) = (outputFeatures, inputFeatures)
         let fail = FormError.init
         guard rowStart.count == out + 1, rowStart.first == 0 else { throw fail("rowptr", "needs \(out + 1) entries starting at 0") }

@@ -12,8 +12,9 @@ import SparseKernels
 /// | dense | `Int8Weights` (channel or group) | `Int8DynamicWeights` | `BF16Weights` |
 /// | nm | — | 2:4 / 1:4 `NMInt8Weights` | `NMBF16Weights` |
 /// | blast | — | U, V as `Int8DynamicWeights` | U, V as `BF16Weights` |
+/// | csr | — | `CSRInt8Weights` | — |
 ///
-/// CSR and ℓ1,∞ have no quantized kernel; they are refused with a message saying so.
+/// ℓ1,∞ has no quantized kernel; it and the empty cells are refused with a message saying so.
 public enum WeightQuantization: Sendable, Equatable, CustomStringConvertible {
     /// int8 weights, fp32 activations; scales per output row or per row and group of inputs.
     case int8(Int8Granularity)
@@ -81,7 +82,7 @@ public enum WeightQuantization: Sendable, Equatable, CustomStringConvertible {
         case .blast:
             if case .int8 = self { throw refuse("BLAST's int8 factors run with dynamic activations; use \"activations\": \"int8-dynamic\"") }
         case .csr:
-            throw refuse("there is no quantized CSR kernel yet; use dense, nm or blast")
+            if self != .int8Dynamic { throw refuse("the CSR int8 kernel quantizes activations too; use int8 weights with \"activations\": \"int8-dynamic\"") }
         case .l1inf:
             throw refuse("ℓ1,∞ layers are stored compacted in fp32; quantize is not available for them")
         }

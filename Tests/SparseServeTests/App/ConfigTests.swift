@@ -103,7 +103,10 @@ final class ConfigTests: XCTestCase {
         refused(#"{"weights": "int8", "granularity": {"group": 64}, "activations": "int8-dynamic"}"#, field: "\(q).granularity", "per-channel")
         refused(#"{"weights": "int8", "activations": "int4"}"#, field: "\(q).activations", "int8-dynamic")
         refused(#"{"weights": "int8", "scale": 1}"#, field: "\(q).scale", "unknown key")
-        refused(#"{"weights": "int8"}"#, method: #""method": "csr", "density": 0.5"#, "no quantized CSR kernel")
+        refused(#"{"weights": "int8"}"#, method: #""method": "csr", "density": 0.5"#, "int8-dynamic")
+        refused(#"{"weights": "bf16"}"#, method: #""method": "csr", "density": 0.5"#, "CSR int8 kernel")
+        XCTAssertEqual(try plan(#"{"method": "csr", "density": 0.5, "quantize": {"weights": "int8", "activations": "int8-dynamic"}}"#).method,
+                       .quantized(.csr(density: 0.5), .int8Dynamic))
         refused(#"{"weights": "bf16"}"#, method: #""method": "l1inf", "radiusRatio": 0.5"#, "ℓ1,∞")
         refused(#"{"weights": "int8"}"#, method: #""method": "nm", "n": 2, "m": 4"#, "int8-dynamic")
         refused(#"{"weights": "int8", "activations": "int8-dynamic"}"#, method: #""method": "nm", "n": 4, "m": 8"#, "1:4 and 2:4")
