@@ -76,6 +76,25 @@ final class PackedLayerQuantizedTests: XCTestCase {
         XCTAssertEqual(nm.apply(x).values, kernel.apply(x).values)
     }
 
+    /// Query, key and value quantized alike stack into one operator (MiniLM's fused projection) that
+    /// computes exactly what the three compute: per-row weight scales, per-token activation scales.
+    func testStackedQuantizedRowsComputeWhatTheLayersCompute() throws {
+        let x = Matrix(rows: 9, columns: 48, values: PackedLayerTests.weight(9, 48, seed: 5))
+        for q in [Q.int8Dynamic, .int8(.channel), .int8(.group(16)), .bf16] {
+            let layers = try (0..<3).map { i in
+                try LayerCompression.dense.pack(weights: PackedLayerTests.weight(32, 48, seed: UInt64(10 + i)), outputFeatures: 32, inputFeatures: 48,
+                                                bias: i == 1 ? nil : PackedLayerTests.bias(32)).packed.quantized(q)
+            }
+            let stacked = try XCTUnwrap(PackedLayer.stackingQuantizedDenseRows(layers)).makeOperator()
+            let fused = stacked.apply(x).values, parts = try layers.map { try $0.makeOperator().apply(x).values }
+            for row in 0..<9 {
+                XCTAssertEqual(Array(fused[(row * 96)..<(row * 96 + 96)]), parts.flatMap { Array($0[(row * 32)..<(row * 32 + 32)]) }, "\(q) row \(row)")
+            }
+        }
+        let mixed = [try pack(.dense, .bf16, 8, 16, bias: nil), try pack(.dense, .int8Dynamic, 8, 16, bias: nil)]
+        XCTAssertNil(PackedLayer.stackingQuantizedDenseRows(mixed))
+    }
+
     func testStoredBytesPerFormat() throws {
         let (rows, columns) = (64, 128)
         func bytes(_ method: LayerCompression, _ q: Q) throws -> Int { try pack(method, q, rows, columns, bias: nil).storedBytes }
