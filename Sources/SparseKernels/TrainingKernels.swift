@@ -107,4 +107,68 @@ public enum TrainingKernels {
                                         gradient: UnsafeMutablePointer<Float>?) -> Double {
         ss_train_mse(p, t, rows, cols, cols, scale, gradient)
     }
+    /// Probability floats `attentionForward` keeps per sequence: `heads · length²`, at these offsets.
+    public static func attentionProbabilityOffsets(_ sequences: [TransformerKernels.Sequence], heads: Int) -> (offsets: [Int], total: Int) {
+        var offsets: [Int] = [], total = 0
+        for s in sequences {
+            offsets.append(total)
+            total += heads * s.length * s.length
+        }
+        return (offsets, total)
+    }
+
+    /// Multi-head self-attention of packed sequences for training (`ss_train_attention_forward_isa`):
+    /// q, k, v and the output share the row stride `stride`/`outputStride`; each sequence's
+    /// probabilities go to `probabilities` at its `attentionProbabilityOffsets` offset. Sequences
+    /// are split across `pool`.
+    public static func attentionForward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
+                                        output: UnsafeMutablePointer<Float>, outputStride: Int,
+                                        sequences: [TransformerKernels.Sequence], heads: Int, headDimension: Int, scale: Float,
+                                        probabilities: UnsafeMutablePointer<Float>, isa: InstructionSet = .current, pool: KernelPool = .shared) {
+        let offsets = attentionProbabilityOffsets(sequences, heads: heads).offsets
+        let pq = UnsafeSendablePointer(q), pk = UnsafeSendablePointer(k), pv = UnsafeSendablePointer(v)
+        let po = UnsafeSendableMutablePointer(output), pp = UnsafeSendableMutablePointer(probabilities)
+        bySequences(sequences, headDimension: headDimension, heads: heads, pool: pool) { i, _ in
+            let s = sequences[i]
+            let status = ss_train_attention_forward_isa(isa.cValue, pq.pointer + s.start * stride, pk.pointer + s.start * stride,
+                                                        pv.pointer + s.start * stride, stride, po.pointer + s.start * outputStride,
+                                                        outputStride, s.length, heads, headDimension, scale, pp.pointer + offsets[i])
+            precondition(status == SS_OK, "attentionForward: \(String(cString: ss_status_message(status.rawValue)))")
+        }
+    }
+
+    /// The backward pass of `attentionForward`: dq, dk, dv (row stride `gradientStride`) from the
+    /// output gradient and the kept probabilities.
+    public static func attentionBackward(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, stride: Int,
+                                         outputGradient: UnsafePointer<Float>, outputStride: Int, probabilities: UnsafePointer<Float>,
+                                         sequences: [TransformerKernels.Sequence], heads: Int, headDimension: Int, scale: Float,
+                                         dq: UnsafeMutablePointer<Float>, dk: UnsafeMutablePointer<Float>, dv: UnsafeMutablePointer<Float>,
+                                         gradientStride: Int, isa: InstructionSet = .current, pool: KernelPool = .shared) {
+        let offsets = attentionProbabilityOffsets(sequences, heads: heads).offsets
+        let pq = UnsafeSendablePointer(q), pk = UnsafeSendablePointer(k), pv = UnsafeSendablePointer(v)
+        let pdo = UnsafeSendablePointer(outputGradient), pp = UnsafeSendablePointer(probabilities)
+        let gq = UnsafeSendableMutablePointer(dq), gk = UnsafeSendableMutablePointer(dk), gv = UnsafeSendableMutablePointer(dv)
+        bySequences(sequences, headDimension: headDimension, heads: heads, pool: pool) { i, scratch in
+            let s = sequences[i], a = s.start * stride, g = s.start * gradientStride
+            let status = ss_train_attention_backward_isa(isa.cValue, pq.pointer + a, pk.pointer + a, pv.pointer + a, stride,
+                                                         pdo.pointer + s.start * outputStride, outputStride, pp.pointer + offsets[i],
+                                                         s.length, heads, headDimension, scale, gq.pointer + g, gk.pointer + g,
+                                                         gv.pointer + g, gradientStride, scratch)
+            precondition(status == SS_OK, "attentionBackward: \(String(cString: ss_status_message(status.rawValue)))")
+        }
+    }
+
+    /// Runs `body(sequence index, scratch of length² floats)` for every non-empty sequence,
+    /// contiguous ranges of sequences split across `pool` when the work is large enough.
+    private static func bySequences(_ sequences: [TransformerKernels.Sequence], headDimension d: Int, heads: Int, pool: KernelPool,
+                                    _ body: @escaping @Sendable (Int, UnsafeMutablePointer<Float>) -> Void) {
+        let flops = sequences.reduce(0.0) { $0 + 8 * Double($1.length * $1.length * d * heads) }
+        let split = pool.shouldSplit(flops: flops, rows: 64)
+        pool.forEachRange(units: sequences.count, split: split) { range in
+            let longest = sequences[range].map(\.length).max() ?? 0
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(1, longest * longest))
+            defer { scratch.deallocate() }
+            for i in range where sequences[i].length > 0 { body(i, scratch) }
+        }
+    }
 }

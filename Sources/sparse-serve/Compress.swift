@@ -30,8 +30,9 @@ struct Compress: ParsableCommand {
     @Option(help: ArgumentHelp(#"Calibration data for data-aware compression: a text file (one sample per line) for text encoders, a safetensors file ('inputs' [n, ...], optional 'labels') otherwise; "default" for the model folder's calibration.txt / calibration.safetensors. Same as the compression JSON's "calibration"."#))
     var calibration: String?
 
-    @Option(help: "Held-out data whose quality is measured and recorded in the artifact (default: the model folder's heldout.txt or test.safetensors).")
-    var heldout: String?
+    @Option(name: [.customLong("held-out"), .customLong("heldout")],
+            help: "Held-out data whose quality is measured (one-shot, and before/after recovery) and recorded in the artifact (default: the model folder's heldout.txt or test.safetensors). --heldout is the same option.")
+    var heldOut: String?
 
     @OptionGroup(title: "Recovery training")
     var recovery: RecoveryArguments
@@ -53,7 +54,7 @@ struct Compress: ParsableCommand {
             throw ExitMessage("\(error)")
         }
         let started = Date()
-        let rewrite = recovery.recover ? try recovery.rewrite(model: model) : nil
+        let rewrite = recovery.recover ? try recovery.rewrite(model: model, calibration: calibration, heldOut: heldOut) : nil
         let written: ArtifactWriter.Written
         do {
             let (compressor, metadata) = try prepare(config)
@@ -86,7 +87,7 @@ struct Compress: ParsableCommand {
             compressor = calibrated
             metadata[CompressedArtifact.MetadataKey.calibration] = try encoder.text(calibrated.report)
         }
-        if let path = heldout ?? HeldOutQuality.defaultFile(inModel: model) {
+        if let path = heldOut ?? HeldOutQuality.defaultFile(inModel: model) {
             let (dense, _) = try ModelLoader.open(directory: model, timeLayers: false)
             let (compressed, _) = try ModelLoader.open(directory: model, compression: config.plan, compressor: compressor, timeLayers: false)
             let quality = try HeldOutQuality.measure(compressed: compressed, dense: dense, path: path)

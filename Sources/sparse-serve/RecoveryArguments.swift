@@ -10,64 +10,85 @@ struct RecoveryArguments: ParsableArguments {
     @Flag(help: "Fine-tune the compressed model against the dense one (distillation, structure fixed) before writing the artifact.")
     var recover = false
 
-    @Option(help: "Recovery: passes over the training samples (default 60).")
+    @Option(help: "Recovery: passes over the training samples (default 60 for classifiers; for encoders, per layer, default \(RecoveryOptions.encoder.epochs)).")
     var epochs: Int?
 
-    @Option(help: "Recovery: peak AdamW learning rate (default 1e-3; warm-up, then cosine decay).")
+    @Option(help: "Recovery: peak AdamW learning rate (default 1e-3 for classifiers, \(RecoveryOptions.encoder.learningRate) for encoders; warm-up, then cosine decay).")
     var lr: Float?
 
-    @Option(help: "Recovery: samples per step (default 64).")
+    @Option(help: "Recovery: samples per step (default 64 for classifiers, \(RecoveryOptions.encoder.batchSize) texts for encoders).")
     var batchSize: Int?
 
-    @Option(help: "Recovery: labelled training samples, safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then). Default: calibration.safetensors, else train.safetensors, in the model folder.")
+    @Option(help: "Recovery: training samples. Classifiers: safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then), default calibration.safetensors, else train.safetensors, in the model folder. Text encoders: one text per line, default the --calibration file, else the model folder's calibration.txt.")
     var recoveryData: String?
 
-    @Option(help: "Recovery: held-out samples the result is measured on (same layout, labels required). Default: test.safetensors in the model folder.")
-    var heldOut: String?
+    @Option(help: "Recovery of text encoders: epochs of end-to-end distillation on the sentence embeddings after the block-wise pass (default \(RecoveryOptions.encoder.endToEndEpochs)).")
+    var endToEndEpochs: Int?
 
     func validate() throws {
-        if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || heldOut != nil) {
-            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data and --held-out only apply with --recover")
+        if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || endToEndEpochs != nil) {
+            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data and --end-to-end-epochs only apply with --recover")
         }
+        if let endToEndEpochs, !(0...10_000).contains(endToEndEpochs) { throw ValidationError("--end-to-end-epochs must be in 0...10000") }
         if let epochs, !(1...100_000).contains(epochs) { throw ValidationError("--epochs must be in 1...100000") }
         if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
         if let batchSize, !(1...65_536).contains(batchSize) { throw ValidationError("--batch-size must be in 1...65536") }
     }
 
-    var options: RecoveryOptions {
-        var o = RecoveryOptions()
+    /// The defaults for the model kind, with the options given.
+    func options(encoder: Bool) -> RecoveryOptions {
+        var o = encoder ? RecoveryOptions.encoder : RecoveryOptions()
         if let epochs { o.epochs = epochs }
         if let lr { o.learningRate = lr }
         if let batchSize { o.batchSize = batchSize }
+        if let endToEndEpochs { o.endToEndEpochs = endToEndEpochs }
         return o
     }
 
-    /// The training and held-out files for `model`, or why recovery has no training signal.
-    func files(model: String) throws -> (training: String, heldOut: String?) {
+    /// The training and held-out files of a classifier in `model`, or why recovery has no training signal.
+    func classifierFiles(model: String, heldOut: String?) throws -> (training: String, heldOut: String?) {
         let fm = FileManager.default
         let defaults = ["calibration.safetensors", "train.safetensors"].map { URL(fileURLWithPath: model).appendingPathComponent($0).path }
         guard let training = recoveryData ?? defaults.first(where: { fm.fileExists(atPath: $0) }) else {
             throw ExitMessage("--recover: '\(model)' has no training samples (no calibration.safetensors or train.safetensors beside it) and no "
                               + "--recovery-data was given; recovery training needs samples of the model's inputs, so it is refused")
         }
-        guard fm.fileExists(atPath: training) else { throw ExitMessage("\(training): file does not exist") }
         let defaultHeldOut = URL(fileURLWithPath: model).appendingPathComponent("test.safetensors").path
-        let held = heldOut ?? (fm.fileExists(atPath: defaultHeldOut) ? defaultHeldOut : nil)
-        if let held, !fm.fileExists(atPath: held) { throw ExitMessage("\(held): file does not exist") }
-        return (training, held)
+        return (training, heldOut ?? (fm.fileExists(atPath: defaultHeldOut) ? defaultHeldOut : nil))
     }
 
-    /// The rewrite `CompressedArtifact.write` runs on the compressed layers: the recovery run,
-    /// progress lines on stdout, the first SIGINT stopping it after the current step (the
-    /// artifact is then written with the weights so far; a second SIGINT ends the process).
-    func rewrite(model: String) throws -> ArtifactWriter.LayerRewrite {
-        let (training, held) = try files(model: model)
-        let options = self.options
+    /// The training and held-out texts of a text encoder: --recovery-data, else the calibration
+    /// file, else the model folder's calibration.txt; --held-out, else its heldout.txt.
+    func encoderFiles(model: String, calibration: String?, heldOut: String?) throws -> (training: String, heldOut: String?) {
+        let given = calibration == "default" ? nil : calibration
+        guard let training = recoveryData ?? given ?? CalibrationOptions.defaultFile(inModel: model) else {
+            throw ExitMessage("--recover: '\(model)' has no calibration.txt and neither --recovery-data nor --calibration was given; "
+                              + "recovery training of a text encoder needs texts (one per line), so it is refused")
+        }
+        return (training, heldOut ?? HeldOutQuality.defaultFile(inModel: model))
+    }
+
+    /// The rewrite `CompressedArtifact.write` runs on the compressed layers: the recovery run for
+    /// the model's kind (mlp classifier or bert-encoder), progress lines on stdout, the first
+    /// SIGINT stopping it after the current step (the artifact is then written with the weights so
+    /// far; a second SIGINT ends the process).
+    func rewrite(model: String, calibration: String?, heldOut: String?) throws -> ArtifactWriter.LayerRewrite {
+        let manifest = try ModelManifest.load(path: ModelLoader.path(model, ModelLoader.manifestFileName))
+        let encoder = manifest.architecture == .bertEncoder
+        let (training, held) = try encoder ? encoderFiles(model: model, calibration: calibration, heldOut: heldOut)
+            : classifierFiles(model: model, heldOut: heldOut)
+        for path in [training] + (held.map { [$0] } ?? []) where !FileManager.default.fileExists(atPath: path) {
+            throw ExitMessage("\(path): file does not exist")
+        }
+        let options = self.options(encoder: encoder)
         return { builder in
             let stop = InterruptFlag()
             defer { stop.uninstall() }
-            let result = try ClassifierRecovery.recover(directory: model, builder: builder, training: training, heldOut: held, options: options,
-                                                        progress: printLine, shouldStop: { stop.isSet })
+            let result = try encoder
+                ? EncoderRecovery.recover(directory: model, builder: builder, training: training, heldOut: held, options: options,
+                                              progress: printLine, shouldStop: { stop.isSet })
+                : ClassifierRecovery.recover(directory: model, builder: builder, training: training, heldOut: held, options: options,
+                                                 progress: printLine, shouldStop: { stop.isSet })
             let r = result.report
             printLine(String(format: "recover: %@ after %d of %d steps (%.1f s)", r.outcome.rawValue, r.steps, r.stepsPlanned, r.seconds)
                   + (r.heldOut.map { String(format: "; held-out %@ on %d samples: dense %.4f, one-shot %.4f, recovered %.4f", $0.metric, $0.samples, $0.dense, $0.oneShot, $0.recovered) }

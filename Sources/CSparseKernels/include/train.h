@@ -70,4 +70,21 @@ double ss_train_distill_xent(const float *s, const float *teacher, const int32_t
 /// its gradient into grad (NULL: not written). Returns the loss.
 double ss_train_mse(const float *p, const float *t, ptrdiff_t rows, ptrdiff_t cols, ptrdiff_t ld, float scale, float *grad);
 
+/// Multi-head self-attention forward of one sequence of `length` tokens for training: for each of
+/// `heads` heads h, P_h = softmax(scale * Q_h K_h^T) is stored at probs + h * length^2 (row-major
+/// length x length) and out_h = P_h V_h. Q_h, K_h, V_h and out_h are columns h*d .. h*d+d-1 of the
+/// sequence's rows of q, k, v (row stride ld) and out (ldo). Returns SS_ERR_ARGUMENT (doing
+/// nothing) for empty sizes or strides that do not cover heads * head_dim.
+ss_status ss_train_attention_forward_isa(ss_isa isa, const float *q, const float *k, const float *v, ptrdiff_t ld,
+                                         float *out, ptrdiff_t ldo, ptrdiff_t length, ptrdiff_t heads, ptrdiff_t head_dim,
+                                         float scale, float *probs);
+
+/// Its backward pass from dout (row stride ldo) and the forward's probs: writes dq, dk, dv (same
+/// column layout, row stride ldd; they may be one [length x 3H] buffer like q, k, v).
+/// `scratch` holds length^2 floats.
+ss_status ss_train_attention_backward_isa(ss_isa isa, const float *q, const float *k, const float *v, ptrdiff_t ld,
+                                          const float *dout, ptrdiff_t ldo, const float *probs, ptrdiff_t length,
+                                          ptrdiff_t heads, ptrdiff_t head_dim, float scale, float *dq, float *dk, float *dv,
+                                          ptrdiff_t ldd, float *scratch);
+
 #endif

@@ -15,8 +15,22 @@ public struct RecoveryOptions: Sendable, Equatable {
     /// Linear warm-up over this fraction of the steps, then cosine decay to zero.
     public var warmupFraction = 0.05
     public var seed: UInt64 = 20_240_601
+    /// Encoders: epochs of end-to-end distillation on the sentence embeddings after the
+    /// block-wise pass (`epochs` is then per layer), and their peak learning rate.
+    public var endToEndEpochs = 0
+    public var endToEndLearningRate: Float = 5e-5
 
     public init() {}
+
+    /// The defaults of encoder recovery: one block-wise epoch per layer at peak rate 2e-4, 32 texts
+    /// per step, no end-to-end pass (measured on MiniLM: README's recovery table).
+    public static var encoder: RecoveryOptions {
+        var o = RecoveryOptions()
+        o.epochs = 1
+        o.learningRate = 2e-4
+        o.batchSize = 32
+        return o
+    }
 
     /// Learning rate at step `t` (0-based) of `total`.
     func learningRate(step t: Int, of total: Int) -> Float {
@@ -38,6 +52,18 @@ public struct RecoveryReport: Sendable, Codable, Equatable {
         public var dense: Double
         public var oneShot: Double
         public var recovered: Double
+        /// The lowest per-sample value where the metric has one (cosine).
+        public var oneShotMinimum: Double?
+        public var recoveredMinimum: Double?
+    }
+
+    /// One block of a block-wise run (an encoder layer): its steps, the loss of its first step
+    /// and the mean loss of its last epoch.
+    public struct Block: Sendable, Codable, Equatable {
+        public var layer: String
+        public var steps: Int
+        public var firstLoss: Double?
+        public var lastLoss: Double?
     }
 
     public var method = "distillation"
@@ -59,6 +85,8 @@ public struct RecoveryReport: Sendable, Codable, Equatable {
     public var trainableParameters: Int
     public var seconds: Double
     public var heldOut: HeldOut?
+    /// Block-wise runs: each block's losses.
+    public var blocks: [Block]?
 
     /// The report as the artifact metadata's `recovery` value (sorted keys; non-finite numbers as
     /// the strings "inf", "-inf" and "nan").

@@ -36,17 +36,7 @@ final class TrainableChain {
             let layer = stage.layer
             var z = [Float](repeating: 0, count: rows * layer.outputs)
             current.withUnsafeBufferPointer { px in
-                layer.weight.withUnsafeBufferPointer { pw in
-                    z.withUnsafeMutableBufferPointer { pz in
-                        TrainingKernels.gemm(transA: false, transB: true, m: rows, n: layer.outputs, k: layer.inputs, a: px.baseAddress!, lda: layer.inputs,
-                                             b: pw.baseAddress!, ldb: layer.inputs, beta: 0, c: pz.baseAddress!, ldc: layer.outputs)
-                    }
-                }
-            }
-            if let bias = layer.bias?.values {
-                for r in 0..<rows {
-                    for j in 0..<layer.outputs { z[r * layer.outputs + j] += bias[j] }
-                }
+                z.withUnsafeMutableBufferPointer { layer.forward(px.baseAddress!, ldx: layer.inputs, rows: rows, into: $0.baseAddress!, ldy: layer.outputs) }
             }
             if keep {
                 inputs.append(current)
@@ -65,20 +55,16 @@ final class TrainableChain {
             let layer = stage.layer, z = preActivations[index], x = inputs[index]
             var dz = [Float](repeating: 0, count: g.count)
             TrainingKernels.activationBackward(stage.activation, x: z, dy: g, dx: &dz, count: g.count)
-            var dw = [Float](repeating: 0, count: layer.outputs * layer.inputs)
-            TrainingKernels.gemm(transA: true, transB: false, m: layer.outputs, n: layer.inputs, k: rows, a: dz, lda: layer.outputs,
-                                 b: x, ldb: layer.inputs, beta: 0, c: &dw, ldc: layer.inputs)
-            var db: [Float]?
-            if layer.bias != nil {
-                var sums = [Float](repeating: 0, count: layer.outputs)
-                TrainingKernels.columnSums(dz, rows: rows, cols: layer.outputs, ld: layer.outputs, into: &sums)
-                db = sums
+            var dx = [Float](repeating: 0, count: index > 0 ? rows * layer.inputs : 0)
+            dz.withUnsafeBufferPointer { pdz in
+                x.withUnsafeBufferPointer { px in
+                    dx.withUnsafeMutableBufferPointer { pdx in
+                        layer.backward(pdz.baseAddress!, lddy: layer.outputs, x: px.baseAddress!, ldx: layer.inputs, rows: rows,
+                                       dx: index > 0 ? pdx.baseAddress : nil, lddx: layer.inputs)
+                    }
+                }
             }
-            layer.backward(weightGradient: dw, biasGradient: db)
             guard index > 0 else { break }
-            var dx = [Float](repeating: 0, count: rows * layer.inputs)
-            TrainingKernels.gemm(transA: false, transB: false, m: rows, n: layer.inputs, k: layer.outputs, a: dz, lda: layer.outputs,
-                                 b: layer.weight, ldb: layer.inputs, beta: 0, c: &dx, ldc: layer.inputs)
             g = dx
         }
     }

@@ -128,14 +128,7 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     /// between layers); otherwise the batch runs as one group with every layer split across the
     /// pool. Either way each sequence's vector is the same as when it is encoded alone.
     func forward(_ sequences: [[Int32]], isa: InstructionSet = .current) throws -> [Float] {
-        for (i, ids) in sequences.enumerated() {
-            guard !ids.isEmpty, ids.count <= config.maxPositions else {
-                throw InvalidInputError("sequence \(i) has \(ids.count) tokens; the model takes 1...\(config.maxPositions)")
-            }
-            if let bad = ids.first(where: { $0 < 0 || Int($0) >= config.vocabularySize }) {
-                throw InvalidInputError("sequence \(i) has token id \(bad), outside 0..<\(config.vocabularySize)")
-            }
-        }
+        try validate(sequences)
         let h = config.hiddenSize
         var result = [Float](repeating: 0, count: sequences.count * h)
         guard !sequences.isEmpty else { return result }
