@@ -13,6 +13,8 @@
 #   models/digits-blast     digits MLP, BLAST b=4 at 50 % of fc1/fc2's parameters (committed)
 #   models/minilm-l6-2of4   MiniLM, every encoder linear 2:4       (built when models/minilm-l6 exists; not committed)
 #   models/minilm-l6-blast  MiniLM, FFN BLAST b=4 at 50 %           (same)
+#   models/minilm-l6-2of4-recovered  MiniLM 2:4, then --recover (block-wise distillation on
+#                           calibration.txt; ~10 min on 2 busy cores) (only with RECOVER_MINILM=1; not committed)
 #
 # Usage: scripts/build_artifacts.sh [BINARY]   (default .build/release/sparse-serve)
 set -euo pipefail
@@ -31,6 +33,9 @@ compress digits-2of4-t models/digits-mlp "{\"method\": \"nm\", \"n\": 2, \"m\": 
 compress digits-blast models/digits-mlp "{\"method\": \"blast\", \"blocks\": 4, \"parameterRatio\": 0.5, \"pin\": true, \"calibration\": \"default\", $FC3_DENSE}" --recover
 if [ "${SKIP_MINILM:-0}" != 1 ] && [ -f models/minilm-l6/model.safetensors ]; then
     compress minilm-l6-2of4 models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*": {"method": "nm", "n": 2, "m": 4}}}'
+    if [ "${RECOVER_MINILM:-0}" = 1 ]; then
+        compress minilm-l6-2of4-recovered models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*": {"method": "nm", "n": 2, "m": 4}}}' --recover
+    fi
     compress minilm-l6-blast models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*.intermediate.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}, "encoder.layer.*.output.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}}}'
 else
     echo "models/minilm-l6 is missing (scripts/fetch-minilm.sh): MiniLM artifacts not built"
