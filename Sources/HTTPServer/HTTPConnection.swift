@@ -451,7 +451,7 @@ final class HTTPConnection: @unchecked Sendable {
                                         date: HTTPDate.shared.now(), serverName: configuration.serverName)
         logRequest(method: request.method, target: request.target, status: response.status,
                    bytes: request.method == "HEAD" ? 0 : response.body.count, started: request.started,
-                   requestID: response.headers["x-request-id"])
+                   requestID: response.headers["x-request-id"], extra: response.logMetadata)
         phase = .writing
         closeAfterWrite = !keepAlive
         enqueue(bytes)
@@ -486,7 +486,7 @@ final class HTTPConnection: @unchecked Sendable {
     }
 
     private func logRequest(method: String, target: String, status: Int, bytes: Int, started: UInt64,
-                            reason: String? = nil, requestID: String? = nil) {
+                            reason: String? = nil, requestID: String? = nil, extra: [String: String] = [:]) {
         guard logger.logLevel <= .debug else { return }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds &- started) / 1e6
         var metadata: Logger.Metadata = [
@@ -494,6 +494,7 @@ final class HTTPConnection: @unchecked Sendable {
         ]
         if let reason { metadata["reason"] = "\(reason)" }
         if let requestID { metadata["request_id"] = "\(requestID)" }
+        for (key, value) in extra { metadata[key] = "\(value)" }
         logger.debug("\(method) \(target) \(status)", metadata: metadata)
     }
 

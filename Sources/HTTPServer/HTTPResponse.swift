@@ -15,6 +15,8 @@ public struct HTTPResponse: Sendable {
     /// `HTTPServerConfiguration.compressionMinimumBytes`, `Int.max` = never compress this response
     /// (e.g. a per-endpoint setting). Responses that already carry `Content-Encoding` are sent as is.
     public var compressionMinimumBytes: Int?
+    /// Extra fields of the server's request log line for this response (e.g. `trace_id`).
+    public var logMetadata: [String: String] = [:]
 
     public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
         self.status = status

@@ -39,6 +39,9 @@ struct Serve: ParsableCommand {
     @Option(help: "File of API keys, one per line, added to server.apiKeys (env SPARSESERVE_API_KEYS_FILE; e.g. a mounted secret).")
     var apiKeysFile: String? = ProcessInfo.processInfo.environment["SPARSESERVE_API_KEYS_FILE"]
 
+    @Option(help: ArgumentHelp("Base URL of an OTLP/HTTP collector for trace spans, e.g. http://otel-collector:4318; overrides tracing.otlpEndpoint and OTEL_EXPORTER_OTLP_ENDPOINT.\(OTLPExport.isAvailable ? "" : " (This build has no span export: build with --traits OTLPExport.)")"))
+    var otlpEndpoint: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["SPARSESERVE_LOG_LEVEL"] ?? "info"
 
@@ -53,11 +56,11 @@ struct Serve: ParsableCommand {
     func run() throws {
         installStopSignalHandlers()
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+        LoggingSystem.bootstrap({ label, provider in
+            var handler = StreamLogHandler.standardError(label: label, metadataProvider: provider)
             handler.logLevel = level
             return handler
-        }
+        }, metadataProvider: RequestTracing.logMetadataProvider)
         let logger = Logger(label: "sparse-serve")
         let source = modelDir.map { "--model-dir \($0)" } ?? configPath
         let (modelDir, modelName, configPath) = (modelDir, modelName, configPath)
@@ -65,16 +68,18 @@ struct Serve: ParsableCommand {
             try Serve.readSettings(modelDir: modelDir, modelName: modelName, configPath: configPath)
         }
         var settings: ServiceConfig
+        let tracing: TracingSettings?
         do {
             settings = try readSettings()
             if let apiKeysFile { settings.server.apiKeys += try SecuritySettings.readKeyFile(apiKeysFile, field: "--api-keys-file") }
+            tracing = try TracingSettings.resolve(flag: otlpEndpoint, config: settings.tracing, environment: ProcessInfo.processInfo.environment)
         } catch {
             throw ExitMessage("\(error)")
         }
         if let host { settings.server.host = host }
         if let port { settings.server.port = port }
         if let threads { settings.server.threads = threads }
-        try runServer(settings, source: source, reread: readSettings, logger: logger)
+        try runServer(settings, tracing: tracing, source: source, reread: readSettings, logger: logger)
     }
 
     /// The config file --config (or SPARSESERVE_CONFIG) names, else the default one.
@@ -96,8 +101,16 @@ struct ExitMessage: Error, CustomStringConvertible {
 /// Starts the service and parks the main thread; SIGTERM/SIGINT drain and exit 0, SIGHUP re-reads
 /// the settings (`reread`: the config file or the model folder) and reloads the endpoints that changed.
 /// Kept out of top-level code so Dispatch closures are not main-actor isolated.
-func runServer(_ settings: ServiceConfig, source: String, reread: @escaping @Sendable () throws -> ServiceConfig, logger: Logger) throws -> Never {
-    let service = InferenceService(config: settings, logger: logger)
+func runServer(_ settings: ServiceConfig, tracing: TracingSettings?, source: String, reread: @escaping @Sendable () throws -> ServiceConfig,
+               logger: Logger) throws -> Never {
+    let metrics = ServerMetrics()
+    let exporter = try tracing.map { try OTLPExport.start($0, metrics: metrics, logger: logger) }
+    if let tracing {
+        logger.info("tracing: spans go to \(tracing.tracesURL)", metadata: [
+            "source": "\(tracing.source)", "service": "\(tracing.serviceName)", "sampleRatio": "\(tracing.sampleRatio)",
+        ])
+    }
+    let service = InferenceService(config: settings, logger: logger, metrics: metrics, tracer: exporter?.tracer)
     let urls: [String]
     do {
         urls = try service.start()
@@ -135,6 +148,7 @@ func runServer(_ settings: ServiceConfig, source: String, reread: @escaping @Sen
         }
         logger.info("signal received; draining", metadata: ["signal": "\(byte)", "graceSeconds": "\(settings.server.gracePeriodSeconds)"])
         service.drain()
+        exporter?.stop()
         logger.info("stopped")
         fflush(nil)
         exit(0)

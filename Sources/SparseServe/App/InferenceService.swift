@@ -4,6 +4,7 @@ import Logging
 import SparseKernels
 import SparseModels
 import SparseJSON
+import Tracing
 
 /// The running application and its lifecycle: `start` (listen) → `loadEndpoints` (ready) →
 /// `reload` (SIGHUP) → `drain`. It owns the model repository, the compute queue, the inference
@@ -14,7 +15,9 @@ public final class InferenceService: @unchecked Sendable {
     public let config: ServiceConfig
     public let logger: Logger
     public let compute: ComputeQueue
-    public let metrics = ServerMetrics()
+    public let metrics: ServerMetrics
+    /// Starts a trace per request; nil when tracing is off.
+    public let tracing: RequestTracing?
     public let repository: ModelRepository
     /// The inference path every protocol shares (admission, batching, encode, metrics).
     let pipeline: InferencePipeline
@@ -24,9 +27,11 @@ public final class InferenceService: @unchecked Sendable {
     private var servers: [HTTPServer] = []
 
     /// Sets up the compute queue and the repository; models load in `loadEndpoints()`.
-    public init(config: ServiceConfig, logger: Logger) {
+    public init(config: ServiceConfig, logger: Logger, metrics: ServerMetrics = ServerMetrics(), tracer: (any Tracer)? = nil) {
         self.config = config
         self.logger = logger
+        self.metrics = metrics
+        tracing = tracer.map(RequestTracing.init)
         if let kernelThreads = config.server.kernelThreads { KernelPool.configureShared(threads: kernelThreads) }
         CompressionLimits.shared = config.server.security.admin.compressionLimits
         compute = ComputeQueue(threads: config.server.threads, maxQueueSize: config.server.maxQueueSize)

@@ -31,8 +31,9 @@ struct RequestGate: Sendable {
         let decision = check(head)
         guard case .reject(var response) = decision else { return decision }
         response.headers.set(name: "X-Request-ID", value: RequestIDs.id(head.headers["x-request-id"]))
-        let label = routeOf(head)?.label ?? .other
-        service.metrics.countHTTP(label, status: response.status)
+        let route = routeOf(head)
+        service.metrics.countHTTP(route?.label ?? .other, status: response.status)
+        service.tracing?.refused(head, route: route, status: response.status, requestID: response.headers["x-request-id"])
         return .reject(response)
     }
 

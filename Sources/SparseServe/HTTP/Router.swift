@@ -16,7 +16,8 @@ public final class Router: Sendable {
         let auth = APIKeyAuth(serverKeys: server.apiKeys, publicGroups: server.publicRoutes,
                               endpointKeys: { repository.entry($0)?.config.apiKeys ?? [] })
         self.service = service
-        middleware = [RequestIDs(), RequestMetrics(metrics: service.metrics), CORS(config: server.cors), MethodCheck(), auth]
+        let authentication: any Middleware = service.tracing == nil ? auth : TracedStep(name: "authentication", step: auth)
+        middleware = [RequestIDs(), RequestMetrics(metrics: service.metrics), CORS(config: server.cors), MethodCheck(), authentication]
         v2 = V2Routes(service: service)
         embeddings = OpenAIEmbeddingsRoute(service: service, auth: auth)
         models = OpenAIModelsRoute(service: service, auth: auth)
@@ -25,6 +26,14 @@ public final class Router: Sendable {
 
     /// Handles one request; `respond` is called exactly once, from any thread.
     public func handle(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        guard let tracing = service.tracing else { return route(request, respond) }
+        let service = self.service
+        let route = (try? Route(path: request.path, teiModel: { TEIRoutes.endpointName(service) })) ?? nil
+        tracing.trace(request, route: route, respond: respond) { self.route(request, $0) }
+    }
+
+    /// Runs the middleware steps, then the route's handler.
+    private func route(_ request: HTTPRequest, _ respond: @escaping Responder) {
         let service = self.service
         let parsed = Result { try Route(path: request.path, teiModel: { TEIRoutes.endpointName(service) }) }
         let (reply, answer) = middleware.run(request, route: (try? parsed.get()) ?? nil, respond: respond)

@@ -39,6 +39,26 @@ struct PendingInference {
     /// Called with the outcome and when its forward pass started (uptime ns; for the queue and
     /// compute time metrics — a batch's start, not the moment its result arrives).
     var complete: @Sendable (Result<[String: Tensor], Error>, _ computeStarted: UInt64) -> Void
+    /// Told about the forward pass the request ran in, before `complete` (the request's trace).
+    var onForward: (@Sendable (BatchForward) -> Void)? = nil
+}
+
+/// One forward pass: when it ran (uptime ns) and what it held.
+struct BatchForward: Sendable {
+    var started: UInt64
+    var finished: UInt64
+    var requests: Int
+    var rows: Int
+    /// Tokens of text requests; a row of a model without tokens counts as one.
+    var tokens: Int
+}
+
+extension BatchForward {
+    /// A pass over `batch` that started at `started` and ends now.
+    init(started: UInt64, _ batch: [PendingInference], rows: Int) {
+        self.init(started: started, finished: DispatchTime.now().uptimeNanoseconds, requests: batch.count, rows: rows,
+                  tokens: batch.reduce(0) { $0 + ($1.tokens > 0 ? $1.tokens : $1.rows) })
+    }
 }
 
 /// Coalesces concurrent requests for one model into forward passes of up to `maxBatchSize` rows
@@ -190,7 +210,9 @@ final class BatchScheduler: @unchecked Sendable {
         let forward = batch[0].request.forward?.run ?? model.infer
         if batch.count == 1 {
             let item = batch[0]
-            item.complete(Result { try forward(item.request.inputs) }, started)
+            let result = Result { try forward(item.request.inputs) }
+            item.onForward?(BatchForward(started: started, batch, rows: rows))
+            item.complete(result, started)
             return
         }
         do {
@@ -199,6 +221,7 @@ final class BatchScheduler: @unchecked Sendable {
                 merged[name] = try Tensor.concatenate(batch.map { $0.request.inputs[name]! })
             }
             let outputs = try forward(merged)
+            let pass = BatchForward(started: started, batch, rows: rows)
             var offset = 0
             for item in batch {
                 var mine: [String: Tensor] = [:]
@@ -206,13 +229,16 @@ final class BatchScheduler: @unchecked Sendable {
                     mine[name] = tensor.rows(offset..<(offset + item.rows))
                 }
                 offset += item.rows
+                item.onForward?(pass)
                 item.complete(.success(mine), started)
             }
         } catch {
             // One bad request must not fail its neighbours: rerun each alone.
             for item in batch {
                 let alone = DispatchTime.now().uptimeNanoseconds
-                item.complete(Result { try forward(item.request.inputs) }, alone)
+                let result = Result { try forward(item.request.inputs) }
+                item.onForward?(BatchForward(started: alone, [item], rows: item.rows))
+                item.complete(result, alone)
             }
         }
     }

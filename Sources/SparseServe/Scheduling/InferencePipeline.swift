@@ -27,22 +27,11 @@ struct InferencePipeline: Sendable {
 
     func run(endpoint: Endpoint, codec: ProtocolCodec, clientGone: @escaping @Sendable () -> Bool, respond: @escaping Responder) {
         let arrived = DispatchTime.now().uptimeNanoseconds
-        let pipeline = self
+        let pipeline = self, trace = RequestTrace.current
         let accepted = compute.submit(lane: endpoint.name) {
-            let model = endpoint.model
-            let request: InferenceRequest
-            do {
-                request = try codec.decode(model)
-            } catch {
-                return pipeline.answer(endpoint, nil, .failure(error), arrived: arrived, started: arrived, codec: codec, respond: respond)
+            RequestTrace.bind(trace) {
+                pipeline.decodeAndRun(endpoint: endpoint, codec: codec, arrived: arrived, trace: trace, clientGone: clientGone, respond: respond)
             }
-            guard let scheduler = endpoint.scheduler else {
-                let started = DispatchTime.now().uptimeNanoseconds
-                let result = Result { try (request.forward?.run ?? model.infer)(request.inputs) }
-                return pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, respond: respond)
-            }
-            pipeline.enqueue(request, on: scheduler, endpoint: endpoint, arrived: arrived, codec: codec, clientGone: clientGone,
-                             respond: respond)
         }
         if !accepted {
             reject(endpoint, codec: codec, status: 503, "server is overloaded: \(compute.maxQueueSize) requests are already queued",
@@ -50,16 +39,50 @@ struct InferencePipeline: Sendable {
         }
     }
 
+    /// On a compute thread: decodes the body, then runs the model directly or through the batcher.
+    private func decodeAndRun(endpoint: Endpoint, codec: ProtocolCodec, arrived: UInt64, trace: RequestTrace?,
+                              clientGone: @escaping @Sendable () -> Bool, respond: @escaping Responder) {
+        let model = endpoint.model
+        let begun = DispatchTime.now().uptimeNanoseconds
+        trace?.record("queue wait", from: arrived, to: begun) { $0["sparseserve.queue"] = "compute" }
+        let request: InferenceRequest
+        do {
+            request = try codec.decode(model)
+            trace?.record("decode", from: begun, to: DispatchTime.now().uptimeNanoseconds)
+        } catch {
+            trace?.record("decode", from: begun, to: DispatchTime.now().uptimeNanoseconds, error: error)
+            return answer(endpoint, nil, .failure(error), arrived: arrived, started: arrived, codec: codec, trace: trace, respond: respond)
+        }
+        guard let scheduler = endpoint.scheduler else {
+            let started = DispatchTime.now().uptimeNanoseconds
+            let result = Result { try (request.forward?.run ?? model.infer)(request.inputs) }
+            let rows = request.inputs.values.first?.shape.first ?? 1
+            trace?.forward(BatchForward(started: started, finished: DispatchTime.now().uptimeNanoseconds, requests: 1, rows: rows,
+                                        tokens: request.tokenCount ?? rows), error: result.failure)
+            return answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, trace: trace, respond: respond)
+        }
+        enqueue(request, on: scheduler, endpoint: endpoint, arrived: arrived, codec: codec, trace: trace, clientGone: clientGone,
+                respond: respond)
+    }
+
     /// Hands a decoded request to the endpoint's batcher, or answers that its queue is full.
     private func enqueue(_ request: InferenceRequest, on scheduler: BatchScheduler, endpoint: Endpoint, arrived: UInt64,
-                         codec: ProtocolCodec, clientGone: @escaping @Sendable () -> Bool, respond: @escaping Responder) {
+                         codec: ProtocolCodec, trace: RequestTrace?, clientGone: @escaping @Sendable () -> Bool,
+                         respond: @escaping Responder) {
         let rows = request.inputs.values.first?.shape.first ?? 1
         let signature = request.inputs.mapValues { Array($0.shape.dropFirst()) }
         let deadline = request.timeoutMicroseconds.map { arrived + UInt64($0) * 1000 }
         let pipeline = self
-        let item = PendingInference(request: request, rows: rows, signature: signature, tokens: request.tokenCount ?? 0, arrived: arrived,
+        let enqueued = DispatchTime.now().uptimeNanoseconds
+        var item = PendingInference(request: request, rows: rows, signature: signature, tokens: request.tokenCount ?? 0, arrived: arrived,
                                     deadline: deadline, isCancelled: clientGone) { result, started in
-            pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, respond: respond)
+            pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, trace: trace, respond: respond)
+        }
+        if let trace {
+            item.onForward = { forward in
+                trace.record("queue wait", from: enqueued, to: forward.started) { $0["sparseserve.queue"] = "batch" }
+                trace.forward(forward)
+            }
         }
         if !scheduler.enqueue(item) {
             reject(endpoint, codec: codec, status: scheduler.config.rejectStatus,
@@ -77,11 +100,14 @@ struct InferencePipeline: Sendable {
 
     /// Encodes a finished inference (or its error), records metrics and responds.
     func answer(_ endpoint: Endpoint, _ request: InferenceRequest?, _ result: Result<[String: Tensor], any Error>,
-                arrived: UInt64, started: UInt64, codec: ProtocolCodec, respond: Responder) {
+                arrived: UInt64, started: UInt64, codec: ProtocolCodec, trace: RequestTrace?, respond: Responder) {
         var response: HTTPResponse, failure: FailureReason?, rows = 0
         do {
             guard let request else { throw result.failure ?? ProtocolError(500, "internal error: result without a request") }
-            response = try codec.encode(endpoint, request, try result.get())
+            let outputs = try result.get()
+            let encoding = DispatchTime.now().uptimeNanoseconds
+            defer { trace?.record("encode", from: encoding, to: DispatchTime.now().uptimeNanoseconds) }
+            response = try codec.encode(endpoint, request, outputs)
             rows = request.inputs.values.first?.shape.first ?? 0
             response.compressionMinimumBytes = endpoint.config.gzipMinimumBytes
         } catch {
@@ -101,6 +127,6 @@ struct InferencePipeline: Sendable {
     }
 }
 
-private extension Result {
+extension Result {
     var failure: Failure? { if case .failure(let error) = self { return error } else { return nil } }
 }

@@ -8,6 +8,8 @@ public struct ServiceConfig: Sendable, Equatable {
     public var endpoints: [EndpointConfig] = []
     /// Other servers' APIs spoken beside our own (`"compat"`).
     public var compat = CompatConfig()
+    /// Span export (`"tracing"`); off unless an endpoint is set here, by flag or by environment.
+    public var tracing = TracingConfig()
     /// Folder that relative paths resolve against (the config file's folder).
     public var baseDirectory = FileManager.default.currentDirectoryPath
     public init() {}
@@ -33,6 +35,7 @@ public struct ServiceConfig: Sendable, Equatable {
         if let server = try root.take("server") {
             config.server = try parseServer(server, baseDirectory: baseDirectory)
         }
+        if let tracing = try root.take("tracing") { config.tracing = try TracingConfig.parse(tracing) }
         guard let endpoints = try root.take("endpoints") else {
             throw ConfigError(field: "endpoints", reason: "is required (a non-empty array of endpoints)")
         }

@@ -1,0 +1,169 @@
+import Dispatch
+import Foundation
+import HTTPServer
+import Logging
+import Tracing
+
+/// One traced request: its server span, and child spans recorded with explicit start and end
+/// times (uptime nanoseconds, as the pipeline measures them). It travels in `ServiceContext`
+/// under `RequestTrace.Key`, bound by the router while it handles the request and by the
+/// pipeline on compute threads, so log lines written meanwhile carry its trace id.
+final class RequestTrace: Sendable {
+    enum Key: ServiceContextKey {
+        typealias Value = RequestTrace
+        static var nameOverride: String? { "sparseserve-request-trace" }
+    }
+
+    let tracer: any Tracer
+    let root: any Span
+    /// The 32-hex-digit trace id (from the outgoing `traceparent`), nil when the tracer writes none.
+    let traceID: String?
+    /// Wall clock minus uptime at the start, to turn uptime instants into span times.
+    private let epochOffset: Int64
+    /// The server span's context with this trace in it (what the router and pipeline bind).
+    var context: ServiceContext {
+        var context = root.context
+        context[Key.self] = self
+        return context
+    }
+
+    init(tracer: any Tracer, operation: String, parent: ServiceContext, startedAt uptime: UInt64) {
+        self.tracer = tracer
+        let now = DispatchTime.now().uptimeNanoseconds
+        epochOffset = Int64(DefaultTracerClock.now.nanosecondsSinceEpoch) - Int64(now)
+        let start = DefaultTracerClock.Instant(nanosecondsSinceEpoch: UInt64(Int64(uptime) + epochOffset))
+        root = tracer.startSpan(operation, context: parent, ofKind: .server, at: start)
+        var carrier: [String: String] = [:]
+        tracer.inject(root.context, into: &carrier, using: HeaderDictionaryInjector())
+        traceID = carrier["traceparent"].flatMap(TraceContextHeaders.traceID(ofTraceparent:))
+    }
+
+    /// The trace of the request being handled on this thread, if it is traced.
+    static var current: RequestTrace? { ServiceContext.current?[Key.self] }
+
+    func instant(_ uptime: UInt64) -> DefaultTracerClock.Instant {
+        DefaultTracerClock.Instant(nanosecondsSinceEpoch: UInt64(max(0, Int64(uptime) + epochOffset)))
+    }
+
+    /// A finished child span of the request from `start` to `end` (uptime ns).
+    func record(_ name: String, from start: UInt64, to end: UInt64, error: (any Error)? = nil,
+                _ attributes: (inout SpanAttributes) -> Void = { _ in }) {
+        let span = tracer.startSpan(name, context: root.context, ofKind: .internal, at: instant(start))
+        attributes(&span.attributes)
+        if let error {
+            span.recordError(error)
+            span.setStatus(SpanStatus(code: .error))
+        }
+        span.end(at: instant(max(start, end)))
+    }
+
+    /// The `batch forward` span of a forward pass this request ran in.
+    func forward(_ pass: BatchForward, error: (any Error)? = nil) {
+        record("batch forward", from: pass.started, to: pass.finished, error: error) { a in
+            a["sparseserve.batch.requests"] = pass.requests
+            a["sparseserve.batch.rows"] = pass.rows
+            a["sparseserve.batch.tokens"] = pass.tokens
+        }
+    }
+
+    /// Runs `body` with `trace` bound (log lines get its trace id); without a trace, just runs it.
+    static func bind(_ trace: RequestTrace?, _ body: () -> Void) {
+        guard let trace else { return body() }
+        ServiceContext.withValue(trace.context, operation: body)
+    }
+
+    /// Ends the server span with the response's status (an error for 5xx, as OpenTelemetry's HTTP
+    /// conventions have it).
+    func finish(status: Int, requestID: String?) {
+        root.attributes["http.response.status_code"] = status
+        if let requestID { root.attributes["sparseserve.request_id"] = requestID }
+        if status >= 500 { root.setStatus(SpanStatus(code: .error)) }
+        root.end()
+    }
+}
+
+/// The tracer of a service with tracing on: starts a trace per request from its W3C headers.
+public struct RequestTracing: Sendable {
+    public let tracer: any Tracer
+
+    public init(tracer: any Tracer) { self.tracer = tracer }
+
+    /// Adds the trace id of the request being handled to every log line (`trace_id`).
+    public static let logMetadataProvider = Logger.MetadataProvider {
+        guard let id = RequestTrace.current?.traceID else { return [:] }
+        return ["trace_id": "\(id)"]
+    }
+
+    /// The trace of `request` on `route` (nil: no route matched), continuing the client's trace
+    /// when its `traceparent` is valid.
+    func begin(_ request: HTTPRequest, route: Route?, at uptime: UInt64 = DispatchTime.now().uptimeNanoseconds) -> RequestTrace {
+        let headers = TraceContextHeaders(traceparent: request.headers["traceparent"], tracestate: request.headers["tracestate"])
+        var parent = ServiceContext.topLevel
+        if headers.traceparent != nil {
+            tracer.extract(headers, into: &parent, using: TraceContextExtractor())
+        }
+        let template = route.flatMap(Self.template)
+        let trace = RequestTrace(tracer: tracer, operation: template.map { "\(request.method) \($0)" } ?? request.method,
+                                 parent: parent, startedAt: uptime)
+        trace.root.attributes["http.request.method"] = request.method
+        trace.root.attributes["url.path"] = String(request.path.prefix(256))
+        if let template { trace.root.attributes["http.route"] = template }
+        if let model = route.flatMap(Self.model) { trace.root.attributes["sparseserve.model"] = model }
+        return trace
+    }
+
+    /// Handles a request inside its trace: `body` runs with the trace bound, and its responder
+    /// ends the server span before the response goes out.
+    func trace(_ request: HTTPRequest, route: Route?, respond: @escaping Responder, _ body: (@escaping Responder) -> Void) {
+        let trace = begin(request, route: route)
+        ServiceContext.withValue(trace.context) {
+            body { response in
+                trace.finish(status: response.status, requestID: response.headers["x-request-id"])
+                var response = response
+                if let id = trace.traceID { response.logMetadata["trace_id"] = id }
+                respond(response)
+            }
+        }
+    }
+
+    /// A server span for a request the head gate refused (it never reaches the router), with an
+    /// `authentication` child when it was refused for its key.
+    func refused(_ head: HTTPRequest, route: Route?, status: Int, requestID: String?) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let trace = begin(head, route: route, at: now)
+        if status == 401 {
+            trace.record("authentication", from: now, to: DispatchTime.now().uptimeNanoseconds) { $0["sparseserve.auth.result"] = "refused" }
+        }
+        trace.finish(status: status, requestID: requestID)
+    }
+
+    /// The `http.route` of a route: its path with the names it takes as `{placeholders}`.
+    static func template(_ route: Route) -> String? {
+        switch route {
+        case .infer(_, let version): return version == nil ? "/v2/models/{model}/infer" : "/v2/models/{model}/versions/{version}/infer"
+        case .modelMetadata: return "/v2/models/{model}"
+        case .modelReady: return "/v2/models/{model}/ready"
+        case .modelConfig: return "/v2/models/{model}/config"
+        case .modelStatistics(let model, _): return model == nil ? "/v2/models/stats" : "/v2/models/{model}/stats"
+        case .embeddings: return "/v1/embeddings"
+        case .models: return "/v1/models"
+        case .model: return "/v1/models/{id}"
+        case .tei(let operation, _): return "/" + operation.rawValue
+        case .metrics: return "/metrics"
+        case .live: return "/v2/health/live"
+        case .ready: return "/v2/health/ready"
+        case .serverMetadata: return "/v2"
+        default: return nil
+        }
+    }
+
+    /// The model a route names in its path.
+    static func model(_ route: Route) -> String? {
+        switch route {
+        case .infer(let model, _), .modelMetadata(let model, _), .modelReady(let model, _), .modelConfig(let model, _),
+             .tei(_, let model):
+            return model
+        default: return nil
+        }
+    }
+}

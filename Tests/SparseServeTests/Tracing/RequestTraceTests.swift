@@ -1,0 +1,73 @@
+import Dispatch
+import HTTPServer
+import InMemoryTracing
+import SparseModels
+import Tracing
+import XCTest
+@testable import SparseServe
+
+final class RequestTraceTests: XCTestCase {
+    func testServerSpanCarriesRouteStatusAndChildren() throws {
+        let tracer = InMemoryTracer()
+        let tracing = RequestTracing(tracer: tracer)
+        let sink = ResponseSink()
+        let request = HTTPRequest(method: "POST", target: "/v2/models/digits/infer", headers: HTTPHeaders([]))
+        tracing.trace(request, route: try Route(path: request.path), respond: sink.responder) { respond in
+            let trace = try! XCTUnwrap(RequestTrace.current)
+            let now = DispatchTime.now().uptimeNanoseconds
+            trace.record("decode", from: now, to: now + 1_000) { $0["k"] = 1 }
+            trace.record("encode", from: now + 2_000, to: now + 1_000, error: InvalidInputError("bad"))
+            var response = HTTPResponse(status: 503)
+            response.headers.set(name: "X-Request-ID", value: "r-1")
+            respond(response)
+        }
+        XCTAssertNil(RequestTrace.current, "the trace is bound only while the request is handled")
+        let spans = tracer.finishedSpans
+        let root = try XCTUnwrap(spans.first { $0.operationName == "POST /v2/models/{model}/infer" })
+        XCTAssertEqual(root.kind, .server)
+        XCTAssertEqual(root.attributes["http.response.status_code"]?.toSpanAttribute(), .int64(503))
+        XCTAssertEqual(root.attributes["sparseserve.model"]?.toSpanAttribute(), .string("digits"))
+        XCTAssertEqual(root.attributes["sparseserve.request_id"]?.toSpanAttribute(), .string("r-1"))
+        XCTAssertEqual(root.status?.code, .error, "5xx marks the server span as an error")
+        let decode = try XCTUnwrap(spans.first { $0.operationName == "decode" })
+        XCTAssertEqual(decode.parentSpanID, root.spanID)
+        XCTAssertEqual(decode.endInstant.nanosecondsSinceEpoch - decode.startInstant.nanosecondsSinceEpoch, 1_000)
+        XCTAssertEqual(decode.traceID, root.traceID)
+        let encode = try XCTUnwrap(spans.first { $0.operationName == "encode" })
+        XCTAssertEqual(encode.status?.code, .error)
+        XCTAssertEqual(encode.endInstant.nanosecondsSinceEpoch, encode.startInstant.nanosecondsSinceEpoch, "an end before the start is clamped")
+        XCTAssertEqual(sink.all.map(\.status), [503])
+    }
+
+    func testTracedStepRecordsTheStepAndItsOutcome() throws {
+        let tracer = InMemoryTracer()
+        let tracing = RequestTracing(tracer: tracer)
+        let auth = APIKeyAuth(serverKeys: ["0123456789abcdef0123"], publicGroups: [], endpointKeys: { _ in [] })
+        let step = TracedStep(name: "authentication", step: auth)
+        let request = HTTPRequest(method: "GET", target: "/v2/models/m", headers: HTTPHeaders([]))
+        tracing.trace(request, route: try Route(path: request.path), respond: { _ in }) { respond in
+            var r = respond
+            XCTAssertEqual(step.handle(request, route: try! Route(path: request.path), respond: &r)?.status, 401)
+            respond(HTTPResponse(status: 401))
+        }
+        let span = try XCTUnwrap(tracer.finishedSpans.first { $0.operationName == "authentication" })
+        XCTAssertEqual(span.attributes["sparseserve.step.result"]?.toSpanAttribute(), .string("answered 401"))
+        // outside a trace the step only runs the inner one
+        var respond: Responder = { _ in }
+        XCTAssertEqual(step.handle(request, route: try Route(path: request.path), respond: &respond)?.status, 401)
+        XCTAssertEqual(tracer.finishedSpans.filter { $0.operationName == "authentication" }.count, 1)
+    }
+
+    func testRefusedHeadGetsAServerSpanWithAnAuthenticationChild() throws {
+        let tracer = InMemoryTracer()
+        RequestTracing(tracer: tracer).refused(HTTPRequest(method: "POST", target: "/v2/models/m/infer", headers: HTTPHeaders([])),
+                                               route: try Route(path: "/v2/models/m/infer"), status: 401, requestID: "x")
+        XCTAssertEqual(Set(tracer.finishedSpans.map(\.operationName)), ["POST /v2/models/{model}/infer", "authentication"])
+    }
+
+    func testRouteTemplatesHaveNoNames() throws {
+        XCTAssertEqual(RequestTracing.template(try XCTUnwrap(Route(path: "/v2/models/secret-name/versions/3/infer"))),
+                       "/v2/models/{model}/versions/{version}/infer")
+        XCTAssertEqual(RequestTracing.template(try XCTUnwrap(Route(path: "/v1/embeddings"))), "/v1/embeddings")
+    }
+}

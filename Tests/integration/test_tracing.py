@@ -1,0 +1,306 @@
+"""OpenTelemetry tracing (issue 19 item 5): spans reach a real OTLP/HTTP receiver (protobuf decoded
+with the opentelemetry-proto package) with the caller's W3C trace id; a malformed traceparent starts
+a new trace; a collector that is down or slow costs requests nothing, drops spans from a bounded
+queue and counts them; bad settings stop the start-up with a message naming them.
+
+Span export is behind the SwiftPM trait OTLPExport: the export tests run against a binary built with
+it (SPARSESERVE_OTLP_BINARY; `swift build -c release --traits OTLPExport --scratch-path .build-otlp`)
+and skip without one. A binary without the trait refuses tracing settings at start-up (tested)."""
+import http.server
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import BINARY, DEFAULT_ENDPOINTS, ROOT, ServerProcess
+from security_support import rss_bytes
+
+def has_span_export(binary):
+    """Whether `binary` was built with the OTLPExport trait (its help says when it was not)."""
+    if not os.path.exists(binary):
+        return False
+    out = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
+    return "has no span export" not in " ".join(out.split())
+
+
+OTLP_BINARY = os.environ.get("SPARSESERVE_OTLP_BINARY", BINARY)
+PLAIN_BINARY = os.environ.get("SPARSESERVE_PLAIN_BINARY", str(ROOT / ".build" / "debug" / "sparse-serve"))
+needs_export = pytest.mark.skipif(not has_span_export(OTLP_BINARY),
+                                  reason="no sparse-serve built with --traits OTLPExport: set SPARSESERVE_OTLP_BINARY "
+                                         "(scripts/test.sh does not build it yet; README 'Tracing')")
+
+BODY = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]}
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+CHILDREN = {"authentication", "decode", "queue wait", "batch forward", "encode"}
+# short export delay and timeouts so the tests do not wait for the defaults (5 s, 10 s)
+FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_EXPORTER_OTLP_TIMEOUT": "1000", "OTEL_BSP_EXPORT_TIMEOUT": "2000"}
+
+
+class Receiver:
+    """An OTLP/HTTP trace receiver on loopback: decodes ExportTraceServiceRequest bodies into spans.
+    `delay` holds every answer that long (a slow collector)."""
+
+    def __init__(self, delay=0.0):
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+        self.spans, self.resources, self.posts, self.delay = [], [], 0, delay
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                assert self.path == "/v1/traces", self.path
+                assert self.headers["Content-Type"] == "application/x-protobuf"
+                request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+                receiver.posts += 1
+                for rs in request.resource_spans:
+                    receiver.resources.append({a.key: a.value.string_value for a in rs.resource.attributes})
+                    for ss in rs.scope_spans:
+                        receiver.spans.extend(ss.spans)
+                time.sleep(receiver.delay)
+                out = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def trace(self, trace_id, expect, timeout=20):
+        """Spans of `trace_id` (hex) once `expect(spans)` holds, or what arrived by the timeout."""
+        deadline = time.time() + timeout
+        while True:
+            spans = [s for s in self.spans if s.trace_id.hex() == trace_id]
+            if expect(spans) or time.time() > deadline:
+                return spans
+            time.sleep(0.1)
+
+
+def attributes(span):
+    out = {}
+    for a in span.attributes:
+        v = a.value
+        out[a.key] = v.string_value if v.HasField("string_value") else v.int_value if v.HasField("int_value") else v.double_value
+    return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def launch(tmp_path, monkeypatch):
+    """Starts the OTLP-enabled binary with extra args, environment and a `tracing` config section."""
+    import conftest
+    monkeypatch.setattr(conftest, "BINARY", OTLP_BINARY)
+
+    def start(args=(), env=None, tracing=None):
+        for k, v in {**FAST_EXPORT, **(env or {})}.items():
+            monkeypatch.setenv(k, v)
+        config = {"server": {"threads": 2, "ioThreads": 2}, "endpoints": DEFAULT_ENDPOINTS}
+        if tracing:
+            config["tracing"] = tracing
+        path = tmp_path / "config.json"
+        path.write_text(json.dumps(config))
+        return ServerProcess(path, extra_args=args)
+    return start
+
+
+def metric(server, series):
+    for line in requests.get(server.url + "/metrics", timeout=5).text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
+
+
+@pytest.fixture()
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@needs_export
+def test_spans_continue_the_callers_trace(launch, receiver):
+    s = launch(args=["--otlp-endpoint", receiver.url, "--log-level", "debug"],
+              env={"OTEL_SERVICE_NAME": "sparse-serve-under-test"})
+    try:
+        for model, trace_id in (("digits-batched", TRACE_ID), ("digits", "0af7651916cd43dd8448eb211c80319c")):
+            r = requests.post(f"{s.url}/v2/models/{model}/infer", json=BODY, timeout=10,
+                              headers={"traceparent": f"00-{trace_id}-{PARENT_ID}-01", "tracestate": "vendor=abc"})
+            assert r.status_code == 200, r.text
+            spans = receiver.trace(trace_id, lambda got: CHILDREN <= {x.name for x in got} and len(got) >= 6)
+            names = {x.name for x in spans}
+            assert CHILDREN <= names, names
+            roots = [x for x in spans if x.name == "POST /v2/models/{model}/infer"]
+            assert len(roots) == 1, names
+            root = roots[0]
+            assert root.parent_span_id.hex() == PARENT_ID and root.kind == root.SPAN_KIND_SERVER
+            assert root.trace_state == "vendor=abc"
+            a = attributes(root)
+            assert a["http.response.status_code"] == 200 and a["http.request.method"] == "POST" and a["sparseserve.model"] == model
+            for child in spans:
+                if child is not root:
+                    assert child.parent_span_id == root.span_id, child.name
+                    assert root.start_time_unix_nano <= child.start_time_unix_nano <= child.end_time_unix_nano <= root.end_time_unix_nano
+            forward = next(x for x in spans if x.name == "batch forward")
+            fa = attributes(forward)
+            assert fa["sparseserve.batch.requests"] >= 1 and fa["sparseserve.batch.rows"] >= 1 and fa["sparseserve.batch.tokens"] >= 1
+        assert {"service.name": "sparse-serve-under-test"}.items() <= receiver.resources[0].items()
+        # the trace id is in the log line of the request
+        deadline = time.time() + 5
+        while time.time() < deadline and not any(f"trace_id={TRACE_ID}" in line for line in s.stderr_lines):
+            time.sleep(0.1)
+        assert any(f"trace_id={TRACE_ID}" in line and "/v2/models/digits-batched/infer" in line for line in s.stderr_lines)
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+@needs_export
+@pytest.mark.parametrize("traceparent", [
+    "garbage",
+    f"00-{TRACE_ID.upper()}-{PARENT_ID}-01",             # upper-case hex
+    f"00-{'0' * 32}-{PARENT_ID}-01",                      # all-zero trace id
+    f"00-{TRACE_ID}-{'0' * 16}-01",                       # all-zero parent id
+    f"ff-{TRACE_ID}-{PARENT_ID}-01",                      # forbidden version
+    f"00-{TRACE_ID}-{PARENT_ID}-01-extra",                # version 00 has exactly four fields
+    f"00-{TRACE_ID[:-1]}-{PARENT_ID}-01",                 # short trace id
+    "00-" + "a" * 4000,                                   # long
+])
+def test_malformed_traceparent_starts_a_new_trace(launch, receiver, traceparent):
+    s = launch(args=["--otlp-endpoint", receiver.url])
+    try:
+        r = requests.post(f"{s.url}/v2/models/digits/infer", json=BODY, timeout=10,
+                          headers={"traceparent": traceparent, "tracestate": "k=v"})
+        assert r.status_code == 200, r.text
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(x.name.endswith("/infer") for x in receiver.spans):
+            time.sleep(0.1)
+        roots = [x for x in receiver.spans if x.name == "POST /v2/models/{model}/infer"]
+        assert len(roots) == 1
+        assert roots[0].trace_id.hex() not in (TRACE_ID, TRACE_ID.upper(), "0" * 32)
+        assert roots[0].parent_span_id == b"" and roots[0].trace_state == ""
+        assert s.alive()
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+def requests_take(s, n, path="/v2/models/digits/infer"):
+    """Seconds of each of n sequential requests, all checked 200."""
+    times = []
+    with requests.Session() as session:
+        for _ in range(n):
+            t = time.perf_counter()
+            r = session.post(s.url + path, json=BODY, timeout=10)
+            times.append(time.perf_counter() - t)
+            assert r.status_code == 200, r.text
+    return sorted(times)
+
+
+@needs_export
+def test_collector_down_requests_unaffected_and_drops_counted(launch):
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    s = launch(args=["--otlp-endpoint", down])
+    try:
+        series = 'sparseserve_tracing_spans_dropped_total{reason="export_failed"}'
+        assert metric(s, series) == 0
+        requests_take(s, 200)
+        rss0 = rss_bytes(s.proc.pid)
+        times = requests_take(s, 2000)
+        assert times[len(times) // 2] < 0.05 and times[-1] < 2, "requests waited on the exporter"
+        deadline = time.time() + 30
+        while time.time() < deadline and (metric(s, series) or 0) < 1000:
+            time.sleep(0.5)
+        assert metric(s, series) >= 1000, "spans that could not be exported are counted"
+        assert rss_bytes(s.proc.pid) - rss0 < 32 << 20, "memory grew with a collector down"
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+@needs_export
+def test_slow_collector_bounded_queue_drops_and_counts(launch):
+    slow = Receiver(delay=3.0)
+    s = launch(args=["--otlp-endpoint", slow.url],
+              env={"OTEL_BSP_MAX_QUEUE_SIZE": "64", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "32", "OTEL_EXPORTER_OTLP_TIMEOUT": "10000",
+                   "OTEL_BSP_EXPORT_TIMEOUT": "10000"})
+    try:
+        requests_take(s, 100)
+        rss0 = rss_bytes(s.proc.pid)
+        times = requests_take(s, 2000)
+        assert times[len(times) // 2] < 0.05 and times[-1] < 2, "requests waited on the exporter"
+        series = 'sparseserve_tracing_spans_dropped_total{reason="queue_full"}'
+        deadline = time.time() + 30
+        while time.time() < deadline and (metric(s, series) or 0) < 1000:
+            time.sleep(0.5)
+        assert metric(s, series) >= 1000, "a full export queue drops spans and counts them"
+        assert rss_bytes(s.proc.pid) - rss0 < 32 << 20, "memory grew with a slow collector"
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+        slow.close()
+
+
+@needs_export
+def test_sample_ratio_zero_sends_no_new_traces(launch, receiver):
+    s = launch(args=["--otlp-endpoint", receiver.url], env={"OTEL_TRACES_SAMPLER_ARG": "0"})
+    try:
+        requests_take(s, 20)
+        # a caller's sampled trace is still followed (parent-based sampling)
+        r = requests.post(f"{s.url}/v2/models/digits/infer", json=BODY, timeout=10,
+                          headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+        assert r.status_code == 200
+        spans = receiver.trace(TRACE_ID, lambda got: len(got) >= 6)
+        assert CHILDREN <= {x.name for x in spans}
+        assert {x.trace_id.hex() for x in receiver.spans} == {TRACE_ID}
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+@needs_export
+@pytest.mark.parametrize("how, named", [
+    ({"args": ["--otlp-endpoint", "not a url"]}, "--otlp-endpoint"),
+    ({"args": ["--otlp-endpoint", "ftp://collector:4318"]}, "--otlp-endpoint"),
+    ({"tracing": {"otlpEndpoint": "http://"}}, "tracing.otlpEndpoint"),
+    ({"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+    ({"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_SAMPLER_ARG": "1.5"}}, "OTEL_TRACES_SAMPLER_ARG"),
+])
+def test_bad_tracing_settings_stop_the_start_with_a_clear_message(tmp_path, how, named):
+    config = {"server": {"threads": 1}, "endpoints": DEFAULT_ENDPOINTS[:1]}
+    if "tracing" in how:
+        config["tracing"] = how["tracing"]
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    env = {**os.environ, **how.get("env", {})}
+    r = subprocess.run([OTLP_BINARY, "serve", "--config", str(path), "--port", "0", *how.get("args", [])],
+                       capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+    assert r.returncode != 0
+    assert named in r.stderr and "listening" not in r.stdout, r.stderr
+    assert re.search(r"https?://", r.stderr), "the message shows what a valid endpoint looks like"
+
+
+def test_a_binary_without_span_export_refuses_tracing_settings(tmp_path):
+    if has_span_export(PLAIN_BINARY) or not os.path.exists(PLAIN_BINARY):
+        pytest.skip("no binary built without the OTLPExport trait here (scripts/test.sh's debug build is one)")
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"endpoints": DEFAULT_ENDPOINTS[:1]}))
+    r = subprocess.run([PLAIN_BINARY, "serve", "--config", str(config), "--port", "0", "--otlp-endpoint", "http://127.0.0.1:4318"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode != 0 and "OTLPExport" in r.stderr and "listening" not in r.stdout, r.stderr
