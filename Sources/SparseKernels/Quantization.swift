@@ -37,7 +37,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .shape(let message): return message
-        case let .invalidScale(index, value): return "scale \(index) is \(value); scales must be finite and positive"
+        case let .invalidScale(index, value): return "scale \(index) is \(value); scales must be finite and positive, with 127 × scale finite"
         case .nonFiniteWeight(let index): return "weight \(index) is not finite"
         case .invalidGroup(let width): return "group width \(width) must be positive"
         }
@@ -53,10 +53,11 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         if let bias, bias.count != outputs { throw QuantizationError.shape("\(what): bias has \(bias.count) values, expected \(outputs)") }
     }
 
-    /// Checks a scale array: `expected` entries, each finite and > 0.
+    /// Checks a scale array: `expected` entries, each > 0 and small enough that 127 × scale (the
+    /// largest dequantised weight) is finite — a larger one makes inf weights and NaN outputs.
     static func checkScales(_ scales: [Float], expected: Int, what: String) throws {
         guard scales.count == expected else { throw QuantizationError.shape("\(what): \(scales.count) scales, expected \(expected)") }
-        if let bad = scales.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
+        if let bad = scales.firstIndex(where: { !isUsableScale($0) }) {
             throw QuantizationError.invalidScale(index: bad, value: scales[bad])
         }
     }
@@ -166,3 +167,6 @@ public enum BlastFactorStorage: String, Sendable, CaseIterable {
         }
     }
 }
+
+/// A stored int8 scale the kernels can use: positive, with 127 × scale finite.
+public func isUsableScale(_ scale: Float) -> Bool { scale > 0 && (scale * 127).isFinite }

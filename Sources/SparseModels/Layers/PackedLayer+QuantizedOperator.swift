@@ -98,8 +98,8 @@ extension PackedLayer {
         switch values {
         case let .int8(v, scales):
             guard scales.count == expected else { throw FormError(part: scalesPart, reason: "\(scales.count) scales, expected \(expected)") }
-            if let bad = scales.firstIndex(where: { !($0.isFinite && $0 > 0) }) {
-                throw FormError(part: scalesPart, reason: "scale \(bad) is \(scales[bad]); scales must be finite and positive")
+            if let bad = scales.firstIndex(where: { !isUsableScale($0) }) {
+                throw FormError(part: scalesPart, reason: "scale \(bad) is \(scales[bad]); scales must be finite and positive, with 127 × scale finite")
             }
             if let bad = v.firstIndex(of: Int8.min) {
                 throw FormError(part: part, reason: "value \(bad) is -128, outside the symmetric range -127...127 int8 weights are stored in")
