@@ -37,6 +37,8 @@ scripts/fetch-minilm.sh
 
 echo "== functions longer than 80 lines (the HTTP parser's state machine excepted)"
 python3 scripts/long-functions.py Sources Fuzz Benchmarks
+echo "== tests mirror sources (scripts/test-mirror.py: no new source file without its test file)"
+python3 scripts/test-mirror.py --check
 echo "== swift build -c release (the whole package: every library, tool, benchmark and fuzz target)"
 swift build -c release
 # (Span export, the OTLPExport trait, is not built here yet: see README "Tracing".)

@@ -241,3 +241,10 @@ extension XCTestCase {
         return condition()
     }
 }
+
+extension XCTestCase {
+    /// A GET request head for `path` with `extra` header lines (each ending in CRLF).
+    func get(_ path: String, extra: String = "") -> String {
+        "GET \(path) HTTP/1.1\r\nHost: test\r\n\(extra)\r\n"
+    }
+}

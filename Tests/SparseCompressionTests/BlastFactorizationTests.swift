@@ -29,7 +29,7 @@ final class BlastFactorizationTests: XCTestCase {
         var rng = SplitMix(seed: 3)
         let m = 32, n = 24, r = 3
         let a = (0..<(m * r)).map { _ in rng.normal() }, c = (0..<(r * n)).map { _ in rng.normal() }
-        let lowRank = Dense.multiply(a, m, r, c, n).map(Float.init)
+        let lowRank = DoubleMatrix.multiply(a, m, r, c, n).map(Float.init)
         let fit = try BlastFactorization(fitting: lowRank, rows: m, columns: n, rowBlocks: 1, columnBlocks: 1, rank: r, iterations: 60)
         XCTAssertLessThan(fit.relativeError, 1e-3)
         XCTAssertThrowsError(try BlastFactorization(fitting: lowRank, rows: m, columns: n, rowBlocks: 5, columnBlocks: 1, rank: 2))
@@ -92,7 +92,7 @@ final class BlastFactorizationTests: XCTestCase {
         let m = 256, n = 512, r = 85
         let a = (0..<(m * n)).map { _ in rng.normal() }
         // singular values of the 512×256 transpose (Gram 256×256)
-        let sigma = Self.singularValues(Dense.transpose(a, m, n), rows: n, cols: m)
+        let sigma = Self.singularValues(DoubleMatrix.transpose(a, m, n), rows: n, cols: m)
         let optimum = Self.svdError(sigma, rank: r)
         let start = Date()
         let fit = try BlastFactorization(fitting: a.map(Float.init), rows: m, columns: n, rowBlocks: 1, columnBlocks: 1, rank: r,
@@ -123,7 +123,7 @@ final class BlastFactorizationTests: XCTestCase {
         for e in 0..<(m * n) { a[e] += 0.01 * scale * noise[e] }
         let start = Date()
         let fit = try BlastFactorization(fitting: a.map(Float.init), rows: m, columns: n, rowBlocks: b, columnBlocks: b, rank: r, iterations: 200)
-        let sigma = Self.singularValues(Dense.transpose(a, m, n), rows: n, cols: m)
+        let sigma = Self.singularValues(DoubleMatrix.transpose(a, m, n), rows: n, cols: m)
         let svd = Self.svdError(sigma, rank: r * (m + n + b * b) / (m + n))
         print(String(format: "BLAST b=4 r=64 on planted BLAST(4, 32) + 1%% noise: error %.4f (equal-parameter SVD %.4f), %.1f s",
                      fit.relativeError, svd, Date().timeIntervalSince(start)))

@@ -33,7 +33,7 @@ final class CSRInt8WeightsTests: XCTestCase {
     func testIrregularRows() throws {
         var random = TestRandom(seed: 122)
         let (k, n) = (37, 6)
-        let (rowStart, columns) = CSRKernelTests.irregular
+        let (rowStart, columns) = CSRWeightsTests.irregular
         let values: [Int8] = (0..<columns.count).map { (i: Int) -> Int8 in Int8((i * 37) % 255 - 127) }
         let op = try CSRInt8Weights(rowStart: rowStart, columns: columns, values: values, scales: [0.5, 0.25, 1, 2, 1, 0.125],
                                     outputFeatures: n, inputFeatures: k)

@@ -30,8 +30,6 @@ public struct CompressionConfig: Sendable, Equatable {
         }
     }
 
-    /// Methods the compression issue adds later; refused with a clear message until then.
-
     /// The compression block's keys for data-aware compression.
     static let calibrationKeys: Set<String> = ["calibration", "saliency", "refit", "refitIterations", "damping"]
 

@@ -3,7 +3,7 @@ import SparseJSON
 import XCTest
 @testable import SparseServe
 
-/// TEI request bodies, error shapes and the WordPiece decoding of `/decode`, without sockets.
+/// TEI request bodies (embed, similarity, tokenize, decode) and their validation errors, without sockets.
 final class TEIRequestsTests: XCTestCase {
     func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
@@ -61,25 +61,5 @@ final class TEIRequestsTests: XCTestCase {
         XCTAssertFalse(d.skipSpecialTokens)
         assertStatus(422, "ids[1]") { _ = try TEIRequests.decode(self.bytes(#"{"ids": [1, -2]}"#)) }
         assertStatus(422, "'ids'") { _ = try TEIRequests.decode(self.bytes(#"{"ids": []}"#)) }
-    }
-
-    func testWordPieceDecodingAsHuggingFace() {
-        XCTAssertEqual(TEITokens.wordPieceText(["hello", "world", ",", "cafe", "!"]), "hello world, cafe!")
-        XCTAssertEqual(TEITokens.wordPieceText(["un", "##aff", "##able", "isn", "'", "t", "it", "?"]), "unaffable isn't it?")
-        XCTAssertEqual(TEITokens.wordPieceText(["##s", "a"]), "##s a", "a leading continuation keeps its ##")
-        XCTAssertEqual(TEITokens.wordPieceText([]), "")
-    }
-
-    func testErrorShapeAndStatuses() throws {
-        let r = TEIErrors.response(413, "too many")
-        XCTAssertEqual(r.status, 413)
-        XCTAssertEqual(try JSON.parse(r.body), .object([("error", .string("too many")), ("error_type", .string("validation"))]))
-        XCTAssertEqual(TEIErrors.pipeline(503, "queue full").status, 429, "a full or timed-out queue is TEI's overloaded")
-        XCTAssertEqual(TEIErrors.type(429), "overloaded")
-        XCTAssertEqual(TEIErrors.pipeline(500, "boom").status, 424, "a failed inference is TEI's backend error")
-        XCTAssertEqual(TEIErrors.type(424), "backend")
-        XCTAssertEqual(TEIErrors.type(503), "unhealthy")
-        XCTAssertEqual(TEIErrors.type(401), "unauthorized")
-        XCTAssertEqual(TEIErrors.response(ProtocolError(422, "bad")).status, 422)
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import SparseKernels
 
-final class TransformerKernelTests: XCTestCase {
+final class TransformerKernelsTests: XCTestCase {
     /// Deterministic values in [-scale, scale).
     func randomValues(_ count: Int, seed: UInt64, scale: Float = 1) -> [Float] {
         var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1

@@ -3,7 +3,7 @@ import XCTest
 @testable import HTTPServer
 
 /// Content coding: negotiation and codecs (unit), request decoding and response compression (sockets).
-final class CompressionTests: XCTestCase {
+final class HTTPCompressionTests: XCTestCase {
     // MARK: - Negotiation
 
     func testNegotiationFollowsQValuesAndPreferences() {

@@ -1,5 +1,5 @@
-/// Small dense double-precision helpers (row-major).
-enum Dense {
+/// Small dense double-precision helpers for the BLAST tests' references (row-major).
+enum DoubleMatrix {
     static func transpose(_ a: [Double], _ rows: Int, _ cols: Int) -> [Double] {
         var out = [Double](repeating: 0, count: a.count)
         for x in 0..<rows { for y in 0..<cols { out[y * rows + x] = a[x * cols + y] } }

@@ -7,7 +7,7 @@ import SparseCompression
 
 /// all-MiniLM-L6-v2 against the committed numpy reference (which reproduces sentence-transformers
 /// to ~1.5e-7). Needs models/minilm-l6 (scripts/fetch-minilm.sh, run by the test command first).
-final class BertEncoderTests: XCTestCase {
+final class BertEncoderModelTests: XCTestCase {
     struct Reference: Decodable {
         struct Case: Decodable {
             var text: String

@@ -27,7 +27,7 @@ struct TestRandom {
     mutating func array(_ count: Int) -> [Float] { (0..<count).map { _ in next() } }
 }
 
-final class DenseGemmTests: XCTestCase {
+final class DenseWeightsTests: XCTestCase {
     let rowCounts = [1, 2, 3, 7, 8, 33, 64, 130]
     let featureCounts = [1, 15, 17, 64, 100, 384]
 

@@ -4,7 +4,7 @@ import SparseKernels
 
 /// BLAST operators (three-step kernel) against their own dense weight: b in {1, 2, 3, 4, 8},
 /// b1 ≠ b2, blocks of unequal size, ranks from 1 up, every instruction set.
-final class BlastKernelTests: XCTestCase {
+final class BlastWeightsTests: XCTestCase {
     func testMatchesItsDenseWeight() throws {
         var random = TestRandom(seed: 3)
         let cases: [(n: Int, k: Int, b1: Int, b2: Int, r: Int)] = [

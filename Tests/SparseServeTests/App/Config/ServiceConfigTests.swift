@@ -2,7 +2,9 @@ import XCTest
 @testable import SparseServe
 import SparseModels
 
-final class ConfigTests: XCTestCase {
+/// The service config file: server fields, endpoints, compression plans, keys, batching and compat
+/// sections, each error naming its field.
+final class ServiceConfigTests: XCTestCase {
     func parse(_ text: String) throws -> ServiceConfig {
         try ServiceConfig.parse(Array(text.utf8), baseDirectory: "/base/dir")
     }

@@ -3,7 +3,9 @@ import XCTest
 @testable import SparseServe
 import SparseJSON
 
-final class V2CodecTests: XCTestCase {
+/// v2 inference requests (JSON, binary extension, raw binary) decoded and checked against the
+/// model's declared inputs and outputs.
+final class V2RequestDecoderTests: XCTestCase {
     let inputs = [TensorSpec(name: "x", datatype: .fp32, shape: [-1, 3])]
     let outputs = [TensorSpec(name: "y", datatype: .fp32, shape: [-1, 2]), TensorSpec(name: "z", datatype: .int64, shape: [-1])]
 
@@ -157,21 +159,5 @@ final class V2CodecTests: XCTestCase {
         XCTAssertThrowsError(try decodeOne(.bool, "[1, 0]"))
         XCTAssertEqual(try decodeOne(.bytes, #"["a", "é"]"#), .bytes([[0x61], [0xC3, 0xA9]]))
         XCTAssertEqual(try decodeOne(.fp64, "[1e300, -2]"), .fp64([1e300, -2]))
-    }
-
-    func testEncodeResponse() throws {
-        let bytes = V2Codec.encodeResponse(modelName: "m", modelVersion: "1", id: "r1", outputs: [
-            ("y", Tensor(shape: [1, 2], storage: .fp32([0.5, 0.25]))),
-            ("z", Tensor(shape: [1], storage: .int64([3]))),
-            ("s", Tensor(shape: [1], storage: .bytes([Array("q\"".utf8)]))),
-        ])
-        let json = try JSON.parse(bytes.body)
-        XCTAssertEqual(json["model_name"]?.stringValue, "m")
-        XCTAssertEqual(json["id"]?.stringValue, "r1")
-        let outs = json["outputs"]!.arrayValue!
-        XCTAssertEqual(outs[0]["shape"], .array([.number(double: 1, integer: 1), .number(double: 2, integer: 2)]))
-        XCTAssertEqual(outs[0]["data"]?.arrayValue?.compactMap(\.doubleValue), [0.5, 0.25])
-        XCTAssertEqual(outs[1]["datatype"]?.stringValue, "INT64")
-        XCTAssertEqual(outs[2]["data"]?.arrayValue?.first?.stringValue, "q\"")
     }
 }

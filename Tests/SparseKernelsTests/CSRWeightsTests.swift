@@ -4,7 +4,7 @@ import SparseKernels
 
 /// CSR operators: construction checks and the gather GEMV / weight-broadcast GEMM against a
 /// float64 reference on every instruction set.
-final class CSRKernelTests: XCTestCase {
+final class CSRWeightsTests: XCTestCase {
     func testMatchesReference() {
         var random = TestRandom(seed: 5)
         for (k, outputs, density) in [(7, 5, 0.5), (96, 33, 0.1), (64, 16, 1.0), (10, 4, 0.0), (130, 40, 0.3)] {

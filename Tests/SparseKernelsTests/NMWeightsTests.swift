@@ -5,7 +5,7 @@ import SparseKernels
 /// N:M operators: packing, masks, and every kernel path (one/two-row selection GEMV, the
 /// multi-row GEMV for batches under 16, the weight-broadcast GEMM and its 16-row remainder split)
 /// against a float64 reference on every instruction set, with K, N and M tails.
-final class NMKernelTests: XCTestCase {
+final class NMWeightsTests: XCTestCase {
     static let patterns = [(1, 4), (2, 4), (3, 4), (1, 8), (2, 8), (4, 8), (7, 8), (1, 16), (4, 16), (8, 16), (15, 16)]
 
     func testEveryPatternMatchesReference() throws {
