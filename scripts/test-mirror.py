@@ -55,8 +55,6 @@ MISSING = {
     'Sources/SparseCompression/Saliency/SecondOrderPruning.swift',  # covered in part by the Calibration/Recovery/Saliency tests under other names
     'Sources/SparseCompression/Saliency/WhitenedBlast.swift',  # covered in part by the Calibration/Recovery/Saliency tests under other names
     'Sources/SparseModels/Layers/LinearLayerBuilder.swift',
-    'Sources/SparseModels/Models/Bert/BertEncoderModel+Calibration.swift',
-    'Sources/SparseModels/Models/Bert/BertEncoderModel+TokenStates.swift',
     'Sources/SparseModels/Models/Bert/BertEncoderModel+Training.swift',
 }
 
