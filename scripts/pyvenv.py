@@ -18,6 +18,7 @@ def run_in_venv(venv: Path, packages, modules):
     python = venv / "bin" / "python"
     if not python.exists():
         subprocess.check_call([sys.executable, "-m", "venv", str(venv)])
-    subprocess.check_call([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *packages])
+    # `python -m pip`, not bin/pip: a copied venv's pip script still names the original's interpreter.
+    subprocess.check_call([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *packages])
     os.environ[marker] = "1"
     os.execv(str(python), [str(python), sys.argv[0]] + sys.argv[1:])

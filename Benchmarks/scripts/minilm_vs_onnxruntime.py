@@ -29,8 +29,9 @@ faster). Timing runs magnitude masks (the kernels and shapes are those of calibr
 (`minilm-bench --cosine --calibration default`, needs models/minilm-l6/calibration.txt).
 
 Runs in its own venv (.build/minilm-bench-venv: onnx, onnxruntime, numpy, safetensors, sympy for the
-optimizer's shape inference), made on
-first use.
+optimizer's shape inference), made on first use. Benchmarks/scripts/minilm_vs_peers.py reuses the
+graph, the engines, the timing and the alternating rounds here and adds OpenVINO (fp32, bf16, NNCF
+full int8).
 """
 import argparse
 import base64
@@ -49,10 +50,11 @@ SHAPES = [(1, 16), (1, 128), (8, 128)]
 THREADS = [1, 2]
 
 
-def ensure_packages():
+def ensure_packages(extra=()):
+    """Re-runs the script in VENV unless the packages (and `extra`, e.g. openvino) import here."""
     sys.path.insert(0, str(ROOT / "scripts"))
     from pyvenv import run_in_venv
-    packages = ["onnx", "onnxruntime", "numpy", "safetensors", "sympy"]
+    packages = ["onnx", "onnxruntime", "numpy", "safetensors", "sympy", *extra]
     run_in_venv(VENV, packages, packages)
 
 
@@ -167,45 +169,56 @@ def quantize_int8(plain):
 
 
 def our_cosine(bench, compression, calibrated=False):
+    """(lowest, mean) cosine of our forward pass to the reference (`minilm-bench --cosine`)."""
     extra = ["--calibration", "default"] if calibrated and compression.startswith(("nm", "blast")) else []
     out = subprocess.run([str(bench), "--cosine", "--model", str(MODEL), "--compression", compression, *extra],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    return json.loads(out)["lowestCosine"]
+    row = json.loads(out)
+    return row["lowestCosine"], row["meanCosine"]
 
 
-def session(path, threads):
-    import onnxruntime as ort
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+def ort_engine(path):
+    """An engine: threads -> run(feed) -> embeddings, here an ONNX Runtime CPU session of `path`."""
+    def make(threads):
+        import onnxruntime as ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return lambda feed: sess.run(["embedding"], feed)[0]
+    return make
 
 
-def check_against_reference(sess):
-    """Cosine of the graph's embeddings to the committed reference (numpy ≈ sentence-transformers)."""
+def feed_of(ids):
+    import numpy as np
+    ids = np.array(ids, dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+
+
+def check_against_reference(run):
+    """Lowest and mean cosine of an engine's embeddings to the committed reference (numpy ≈
+    sentence-transformers) on the first 40 fixture sentences, as `minilm-bench --cosine`."""
     import numpy as np
     cases = json.loads((ROOT / "Tests" / "fixtures" / "minilm" / "embeddings.json").read_text())["cases"][:40]
-    worst = 1.0
+    cosines = []
     for c in cases:
-        ids = np.array([c["ids"]], dtype=np.int64)
-        e = sess.run(["embedding"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        e = run(feed_of([c["ids"]]))[0]
         ref = np.frombuffer(base64.b64decode(c["embedding"]), "<f4")
-        worst = min(worst, float(e @ ref / np.linalg.norm(e) / np.linalg.norm(ref)))
-    return worst
+        cosines.append(float(e @ ref / np.linalg.norm(e) / np.linalg.norm(ref)))
+    return min(cosines), sum(cosines) / len(cosines)
 
 
-def time_session(sess, batch, tokens, seconds):
-    import numpy as np
-    ids = np.array([token_ids(tokens, b) for b in range(batch)], dtype=np.int64)
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+def time_run(run, batch, tokens, seconds):
+    """(median, min) ms of run() on batch sequences of `tokens` ids, after 3 warm-up passes."""
+    feed = feed_of([token_ids(tokens, b) for b in range(batch)])
     for _ in range(3):
-        sess.run(["embedding"], feed)
+        run(feed)
     samples, start = [], time.perf_counter()
     while len(samples) < 5 or (time.perf_counter() - start < seconds and len(samples) < 2000):
         t0 = time.perf_counter()
-        sess.run(["embedding"], feed)
+        run(feed)
         samples.append((time.perf_counter() - t0) * 1e3)
     samples.sort()
     return samples[len(samples) // 2], samples[0]
@@ -219,74 +232,105 @@ def ours(bench, threads, seconds, compression):
     return {(r["batch"], r["tokens"]): (r["medianMilliseconds"], r["minMilliseconds"]) for r in map(json.loads, out.splitlines())}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def add_common_arguments(parser, compression="dense"):
     parser.add_argument("--seconds", type=float, default=1.0, help="time budget per cell and round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating ORT / ours rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (every engine, then ours)")
     parser.add_argument("--bench", default=str(ROOT / ".build" / "release" / "minilm-bench"))
-    parser.add_argument("--compression", default="dense", help="our side, comma-separated: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables), blast-ffn:0.5, int8-dynamic, int8, int8:64, bf16, nm-int8:2:4")
-    parser.add_argument("--ort-int8", action="store_true", help="also time ORT's quantize_dynamic int8 graph")
+    parser.add_argument("--compression", default=compression, help="our side, comma-separated: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables), blast-ffn:0.5, int8-dynamic, int8, int8:64, bf16, nm-int8:2:4")
     parser.add_argument("--calibrated-cosine", action="store_true", help="cosine of N:M / BLAST specs with calibrated masks")
-    args = parser.parse_args()
-    ensure_packages()
-    import onnx
-    import onnxruntime as ort
 
+
+def prepare(bench):
+    """Checks the weights and minilm-bench (building it when missing); writes the plain graph.
+    Returns (bench path, plain graph path, heads, hidden)."""
+    import onnx
     if not (MODEL / "model.safetensors").exists():
         sys.exit("models/minilm-l6 is missing: run scripts/fetch-minilm.sh")
-    bench = Path(args.bench)
+    bench = Path(bench)
     if not bench.exists():
         subprocess.run(["swift", "build", "-c", "release", "--product", "minilm-bench"], cwd=ROOT, check=True)
-
     work = ROOT / ".build" / "minilm-onnx"
     work.mkdir(parents=True, exist_ok=True)
     model, heads, hidden = build_graph()
     plain = work / "minilm.onnx"
     onnx.save(model, str(plain))
+    return bench, plain, heads, hidden
+
+
+def print_our_cosines(bench, specs, calibrated):
+    """Prints and returns {"ours SPEC": (lowest, mean)} to the reference on the 40 sentences."""
+    result = {}
+    for spec in specs:
+        label = " (calibrated masks)" if calibrated and spec.startswith(("nm", "blast")) else ""
+        result[f"ours {spec}"] = our_cosine(bench, spec, calibrated)
+        print(f"ours {spec}{label}: lowest cosine to the reference on 40 sentences {result[f'ours {spec}'][0]:.7f}")
+    return result
+
+
+def load_average():
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def alternate_rounds(engines, bench, specs, rounds, seconds):
+    """Times every engine (name, make(threads) -> run) and then `minilm-bench` per spec, per thread
+    count, `rounds` times over, so load from other processes hits every side alike. Returns
+    {(name, threads, shape): (median, min) ms}, each cell's best round (the median of its runs)."""
+    best = {}
+    for round_index in range(rounds):
+        for threads in THREADS:
+            for name, make in engines:
+                run = make(threads)
+                for shape in SHAPES:
+                    cell = time_run(run, *shape, seconds)
+                    best[(name, threads, shape)] = min(best.get((name, threads, shape), cell), cell)
+                del run
+            for spec in specs:
+                for shape, cell in ours(bench, threads, seconds, spec).items():
+                    key = (f"ours {spec}", threads, shape)
+                    best[key] = min(best.get(key, cell), cell)
+        print(f"round {round_index + 1}/{rounds} done", file=sys.stderr)
+    return best
+
+
+def print_wide_table(best, names, specs, baseline, rounds):
+    """One row per shape and thread count, a column per engine: median (min) ms, ours / baseline."""
+    mine = [f"ours {spec}" for spec in specs]
+    print(f"\nMiniLM-L6 forward pass, ms: median (min) of the best of {rounds} rounds; ours = SparseServe; "
+          f"ratio = ours / {baseline or 'best ORT'} median (< 1: ours faster); load average after: {load_average()}")
+    print(f"{'batch x tokens':>14} {'threads':>7} " + " ".join(f"{n:>20}" for n in names + mine)
+          + " ".join(f"{'ratio ' + spec:>20}" for spec in specs))
+    for threads in THREADS:
+        for b, t in SHAPES:
+            cells = [best[(n, threads, (b, t))] for n in names + mine]
+            reference = best[(baseline, threads, (b, t))][0] if baseline else min(c[0] for c in cells[:len(names)])
+            print(f"{b:>6} x {t:<6} {threads:>7} " + " ".join(f"{c[0]:10.2f} ({c[1]:7.2f})" for c in cells)
+                  + " ".join(f"{c[0] / reference:20.2f}" for c in cells[len(names):]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_common_arguments(parser)
+    parser.add_argument("--ort-int8", action="store_true", help="also time ORT's quantize_dynamic int8 graph")
+    args = parser.parse_args()
+    ensure_packages()
+    import onnxruntime as ort
+
+    bench, plain, heads, hidden = prepare(args.bench)
     fused, counts = fuse(plain, heads, hidden)
     graphs = [("ORT", plain)] + ([("ORT fused", fused)] if fused else [])
     if args.ort_int8:
         graphs.append(("ORT int8", quantize_int8(plain)))
     fused_ops = ", ".join(f"{k} {v}" for k, v in counts.items() if v) or "none"
     print(f"onnxruntime {ort.__version__}, graph {plain.stat().st_size / 1e6:.1f} MB; fused operators: {fused_ops}")
-    for name, path in graphs:
-        print(f"{name}: lowest cosine to the reference on 40 sentences {check_against_reference(session(path, 1)):.7f}")
-    ours_specs = args.compression.split(",")
-    for spec in ours_specs:
-        label = " (calibrated masks)" if args.calibrated_cosine and spec.startswith(("nm", "blast")) else ""
-        print(f"ours {spec}{label}: lowest cosine to the reference on 40 sentences {our_cosine(bench, spec, args.calibrated_cosine):.7f}")
-    print(f"load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    engines = [(name, ort_engine(path)) for name, path in graphs]
+    for name, make in engines:
+        print(f"{name}: lowest cosine to the reference on 40 sentences {check_against_reference(make(1))[0]:.7f}")
+    specs = args.compression.split(",")
+    print_our_cosines(bench, specs, args.calibrated_cosine)
+    print(f"load average before timing: {load_average()}")
+    best = alternate_rounds(engines, bench, specs, args.rounds, args.seconds)
+    print_wide_table(best, [name for name, _ in engines], specs, "ORT int8" if args.ort_int8 else None, args.rounds)
 
-    # Rounds alternate ORT and ours, so load from other processes hits both sides alike; each cell
-    # keeps its best round (the median of that round's runs).
-    best = {}
-    for round_index in range(args.rounds):
-        for threads in THREADS:
-            for name, path in graphs:
-                sess = session(path, threads)
-                for shape in SHAPES:
-                    cell = time_session(sess, *shape, args.seconds)
-                    key = (name, threads, shape)
-                    best[key] = min(best.get(key, cell), cell)
-            for spec in ours_specs:
-                for shape, cell in ours(bench, threads, args.seconds, spec).items():
-                    key = (f"ours {spec}", threads, shape)
-                    best[key] = min(best.get(key, cell), cell)
-        print(f"round {round_index + 1}/{args.rounds} done", file=sys.stderr)
-
-    names = [name for name, _ in graphs]
-    mine = [f"ours {spec}" for spec in ours_specs]
-    baseline = "ORT int8" if args.ort_int8 else "best ORT"
-    print(f"\nMiniLM-L6 forward pass, ms: median (min) of the best of {args.rounds} rounds; ours = SparseServe; "
-          f"ratio = ours / {baseline} median (< 1: ours faster); load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"{'batch x tokens':>14} {'threads':>7} " + " ".join(f"{n:>20}" for n in names + mine)
-          + " ".join(f"{'ratio ' + spec:>20}" for spec in ours_specs))
-    for threads in THREADS:
-        for b, t in SHAPES:
-            cells = [best[(n, threads, (b, t))] for n in names + mine]
-            reference = best[("ORT int8", threads, (b, t))][0] if args.ort_int8 else min(c[0] for c in cells[:len(names)])
-            print(f"{b:>6} x {t:<6} {threads:>7} " + " ".join(f"{c[0]:10.2f} ({c[1]:7.2f})" for c in cells)
-                  + " ".join(f"{c[0] / reference:20.2f}" for c in cells[len(names):]))
 
 if __name__ == "__main__":
     main()
