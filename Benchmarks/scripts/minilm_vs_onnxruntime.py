@@ -232,8 +232,8 @@ def ours(bench, threads, seconds, compression):
     return {(r["batch"], r["tokens"]): (r["medianMilliseconds"], r["minMilliseconds"]) for r in map(json.loads, out.splitlines())}
 
 
-def add_common_arguments(parser, compression="dense"):
-    parser.add_argument("--seconds", type=float, default=1.0, help="time budget per cell and round")
+def add_common_arguments(parser, compression="dense", seconds=1.0):
+    parser.add_argument("--seconds", type=float, default=seconds, help="time budget per cell and round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (every engine, then ours)")
     parser.add_argument("--bench", default=str(ROOT / ".build" / "release" / "minilm-bench"))
     parser.add_argument("--compression", default=compression, help="our side, comma-separated: dense, nm:2:4 (all encoder layers), nm-ffn:2:4, pwl (GELU/exp tables), blast-ffn:0.5, int8-dynamic, int8, int8:64, bf16, nm-int8:2:4")

@@ -21,7 +21,7 @@ and threads (median of the best round), every engine's lowest / mean cosine to t
 reference embeddings on 40 fixture sentences, and ours / OpenVINO full int8 (< 1: ours faster).
 
     scripts/fetch-minilm.sh && swift build -c release --product minilm-bench
-    python3 Benchmarks/scripts/minilm_vs_peers.py --rounds 2 [--seconds 0.5]
+    python3 Benchmarks/scripts/minilm_vs_peers.py --rounds 2 [--seconds 0.5] [--bench PATH]
         [--compression dense,int8-dynamic,nm-int8:2:4] [--calibrated-cosine] [--json PATH]
 
 Runs in the venv of minilm_vs_onnxruntime.py (.build/minilm-bench-venv) with openvino and nncf
@@ -186,7 +186,7 @@ def write_json(path, best, cosines, rounds):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    add_common_arguments(parser, compression="dense,int8-dynamic,nm-int8:2:4")
+    add_common_arguments(parser, compression="dense,int8-dynamic,nm-int8:2:4", seconds=0.5)
     parser.add_argument("--json", help="also write every cell to this JSON file")
     args = parser.parse_args()
     ensure_packages(extra=("openvino", "nncf"))
