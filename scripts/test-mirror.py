@@ -50,7 +50,6 @@ MISSING = {
     'Sources/SparseCompression/Recovery/RecoveryChains.swift',  # covered in part by the Calibration/Recovery/Saliency tests under other names
     'Sources/SparseCompression/Recovery/TrainableChain.swift',  # covered in part by the Calibration/Recovery/Saliency tests under other names
     'Sources/SparseCompression/Saliency/SecondOrderPruning.swift',  # covered in part by the Calibration/Recovery/Saliency tests under other names
-    'Sources/SparseCompression/Saliency/WhitenedBlast.swift',  # covered in part by the Calibration/Recovery/Saliency tests under other names
     'Sources/SparseModels/Layers/LinearLayerBuilder.swift',
     'Sources/SparseModels/Models/Bert/BertEncoderModel+Training.swift',
 }
