@@ -13,8 +13,8 @@
 #   models/digits-blast     digits MLP, BLAST b=4 at 50 % of fc1/fc2's parameters (committed)
 #   models/minilm-l6-2of4   MiniLM, every encoder linear 2:4       (built when models/minilm-l6 exists; not committed)
 #   models/minilm-l6-blast  MiniLM, FFN BLAST b=4 at 50 %           (same)
-#   models/minilm-l6-2of4-recovered  MiniLM 2:4, then --recover (block-wise distillation on
-#                           calibration.txt; ~10 min on 2 busy cores) (only with RECOVER_MINILM=1; not committed)
+#   models/minilm-l6-2of4-recovered  MiniLM 2:4, then --recover (block-wise, then end-to-end
+#                           distillation on recovery.txt; ~15 min on 2 cores) (only with RECOVER_MINILM=1; not committed)
 #
 # Usage: scripts/build_artifacts.sh [BINARY]   (default .build/release/sparse-serve)
 set -euo pipefail

@@ -32,11 +32,13 @@ complete() {
     [ "$(stat -c %s "$DEST/model.safetensors")" -eq 90868376 ]
 }
 
-# The default calibration set and the held-out texts (models/wordnet, made by make_calibration.py)
-# beside the weights, where `compress --calibration default` and the quality reports look.
+# The default calibration set, the held-out texts and the recovery-training texts (models/wordnet,
+# made by make_calibration.py) beside the weights, where `compress --calibration default`,
+# `compress --recover` and the quality reports look.
 copy_texts() {
     cp models/wordnet/calibration.txt "$1/calibration.txt"
     cp models/wordnet/heldout.txt "$1/heldout.txt"
+    cp models/wordnet/recovery.txt "$1/recovery.txt"
 }
 
 if [ "${FORCE:-0}" != 1 ] && complete; then

@@ -3,7 +3,9 @@
 held-out splits that compression never sees (the quality reports measure on those).
 
   models/wordnet/calibration.txt     English glosses and example sentences of WordNet 3.0 (Debian
-  models/wordnet/heldout.txt         package `wordnet-base`), one text per line. Calibration and
+  models/wordnet/recovery.txt        package `wordnet-base`), one text per line (recovery.txt, the
+  models/wordnet/heldout.txt         training texts of `compress --recover`, is a superset of
+                                     calibration.txt from the same side). Calibration and
                                      held-out texts come from disjoint synsets (a synset goes to
                                      held-out when a hash of its offset says so), so no gloss or
                                      example is shared. Used for the MiniLM text encoder.
@@ -21,7 +23,7 @@ use, copy, modify and distribute with the copyright notice kept) is copied to
 models/wordnet/LICENSE.
 
 Usage: .venv/bin/python scripts/make_calibration.py [--only wordnet|digits|timeseries]
-       [--calibration-texts N] [--heldout-texts N] [--out-dir DIR]
+       [--calibration-texts N] [--heldout-texts N] [--recovery-texts N] [--out-dir DIR]
 (the GunPoint part re-runs itself in .build/timeseries-py, as train_timeseries.py does).
 """
 import argparse
@@ -90,18 +92,22 @@ def heldout_text_set(path):
     return {t.lower() for t in Path(path).read_text(encoding="utf-8").splitlines()} if Path(path).exists() else set()
 
 
-def write_wordnet(out_dir, calibration_count, heldout_count):
+def write_wordnet(out_dir, calibration_count, heldout_count, recovery_count=0):
     calibration, heldout = wordnet_texts()
-    if calibration_count > len(calibration) or heldout_count > len(heldout):
+    if max(calibration_count, recovery_count) > len(calibration) or heldout_count > len(heldout):
         sys.exit(f"WordNet has {len(calibration)} calibration and {len(heldout)} held-out texts")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "calibration.txt").write_text("\n".join(calibration[:calibration_count]) + "\n", encoding="utf-8")
+    if recovery_count:
+        # recovery training's texts: the first N of the same calibration-side order (a superset of
+        # calibration.txt when N is larger), so they share no synset with heldout.txt either
+        (out_dir / "recovery.txt").write_text("\n".join(calibration[:recovery_count]) + "\n", encoding="utf-8")
     (out_dir / "heldout.txt").write_text("\n".join(heldout[:heldout_count]) + "\n", encoding="utf-8")
     if WORDNET_COPYRIGHT.exists():
         shutil.copyfile(WORDNET_COPYRIGHT, out_dir / "LICENSE")
-    overlap = {t.lower() for t in calibration[:calibration_count]} & {t.lower() for t in heldout[:heldout_count]}
+    overlap = {t.lower() for t in calibration[:max(calibration_count, recovery_count)]} & {t.lower() for t in heldout[:heldout_count]}
     assert not overlap, overlap
-    print(f"wordnet: {calibration_count} of {len(calibration)} calibration texts, "
+    print(f"wordnet: {calibration_count} of {len(calibration)} calibration texts, {recovery_count} recovery texts, "
           f"{heldout_count} of {len(heldout)} held-out texts -> {out_dir}")
 
 
@@ -147,13 +153,14 @@ def main():
     ap.add_argument("--only", choices=["wordnet", "digits", "timeseries"])
     ap.add_argument("--calibration-texts", type=int, default=4096)
     ap.add_argument("--heldout-texts", type=int, default=1024)
+    ap.add_argument("--recovery-texts", type=int, default=16384, help="texts of recovery.txt (0: do not write it)")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "models" / "wordnet")
     args = ap.parse_args()
     if args.only in (None, "timeseries"):
         import train_timeseries
         train_timeseries.ensure_packages()   # re-runs this script in the aeon venv when needed
     if args.only in (None, "wordnet"):
-        write_wordnet(args.out_dir, args.calibration_texts, args.heldout_texts)
+        write_wordnet(args.out_dir, args.calibration_texts, args.heldout_texts, args.recovery_texts)
     if args.only in (None, "digits"):
         write_digits()
     if args.only in (None, "timeseries"):

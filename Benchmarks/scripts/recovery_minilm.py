@@ -2,17 +2,19 @@
 """Recovery training of MiniLM: one-shot (calibrated) vs recovered, held-out quality and time.
 
 For 2:4, 4:8 and transposable 2:4 on every encoder linear and BLAST b=4 at 50 % of the FFN's
-parameters, it runs `sparse-serve compress` (release binary) twice on models/minilm-l6: calibrated
-one-shot, then the same with `--recover` (block-wise distillation on the shipped calibration texts,
-models/minilm-l6/calibration.txt, then end to end). It reads each artifact's metadata (held-out mean
-and minimum cosine to dense on heldout.txt, which neither compression nor recovery sees; the
-recovery report), serves the dense model and every artifact, and measures the Lee et al.
+parameters, it runs `sparse-serve compress` (release binary, SPARSESERVE_BINARY overrides) twice
+on models/minilm-l6: calibrated one-shot, then the same with `--recover` (the binary's defaults: the
+one-shot step on 4,096 calibration samples, then block-wise and end-to-end distillation on
+models/minilm-l6/recovery.txt). It reads each artifact's metadata (held-out mean and minimum cosine
+to dense on heldout.txt, which neither compression nor recovery sees; the recovery report with the
+recovery's one-shot starting point), serves the dense model and every artifact, and measures the Lee et al.
 document-similarity Spearman correlation with human scores (the set compression_quality.py uses).
 Prints a markdown table with the load average before and after (the machine may be shared: times
 taken under load are flagged as such).
 
     python3 Benchmarks/scripts/recovery_minilm.py [--rows nm24,nm48,nm24t,blast] [--epochs N]
-        [--end-to-end-epochs N] [--keep DIR] [--json OUT]
+        [--end-to-end-epochs N] [--recovery-data FILE] [--recover-args '...']
+        [--recover-calibration-samples N] [--keep DIR] [--json OUT]
 
 --keep DIR keeps the artifacts (DIR/NAME-oneshot, DIR/NAME-recovered).
 """
@@ -47,8 +49,10 @@ ROWS = {
 }
 
 
-def compress(name, compression, out, recover_args):
+def compress(name, compression, out, recover_args, calibration_samples=None):
     started = time.time()
+    if calibration_samples:
+        compression = dict(compression, calibration={"samples": calibration_samples})
     r = subprocess.run([BINARY, "compress", "--model", str(MINILM), "--compression", json.dumps(compression), "--out", str(out),
                         "--calibration", "default", *recover_args], capture_output=True, text=True)
     if r.returncode != 0:
@@ -84,11 +88,16 @@ def main():
     ap.add_argument("--rows", default=",".join(ROWS))
     ap.add_argument("--epochs", type=int, help="block-wise epochs per layer (default: the binary's)")
     ap.add_argument("--end-to-end-epochs", type=int, help="end-to-end epochs (default: the binary's)")
+    ap.add_argument("--recovery-data", type=pathlib.Path, help="training texts (default: the binary's, see README)")
+    ap.add_argument("--recover-args", default="", help="further compress --recover options, e.g. '--lr 5e-4 --batch-size 16'")
+    ap.add_argument("--recover-calibration-samples", type=int, help="calibration samples of the recovered runs' one-shot step "
+                    "(compression JSON calibration.samples; default: the binary's)")
     ap.add_argument("--keep", type=pathlib.Path, help="keep the artifacts in this folder")
     ap.add_argument("--json", type=pathlib.Path, help="also write the results to this file")
     args = ap.parse_args()
     recover = ["--recover"] + (["--epochs", str(args.epochs)] if args.epochs else []) + \
-        (["--end-to-end-epochs", str(args.end_to_end_epochs)] if args.end_to_end_epochs is not None else [])
+        (["--end-to-end-epochs", str(args.end_to_end_epochs)] if args.end_to_end_epochs is not None else []) + \
+        (["--recovery-data", str(args.recovery_data)] if args.recovery_data else []) + args.recover_args.split()
     load_before = os.getloadavg()
     folder = args.keep or pathlib.Path(tempfile.mkdtemp(prefix="recovery-minilm-"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,9 +105,11 @@ def main():
     for key in args.rows.split(","):
         label, compression = ROWS[key]
         oneshot = compress(key, compression, folder / f"{key}-oneshot", [])
-        recovered = compress(key, compression, folder / f"{key}-recovered", recover)
-        print(f"{key}: one-shot {oneshot['wall']:.0f} s, recovered {recovered['wall']:.0f} s "
-              f"({recovered['recovery']['heldOut']['recovered']:.4f}); load {os.getloadavg()[0]:.1f}", flush=True)
+        recovered = compress(key, compression, folder / f"{key}-recovered", recover, args.recover_calibration_samples)
+        held = recovered['recovery']['heldOut']
+        print(f"{key}: one-shot {oneshot['wall']:.0f} s ({oneshot['quality']['meanCosine']:.4f}), recovered {recovered['wall']:.0f} s "
+              f"(from {held['oneShot']:.4f} to {held['recovered']:.4f} / min {held['recoveredMinimum']:.4f}, "
+              f"training {recovered['recovery']['seconds']:.0f} s); load {os.getloadavg()[0]:.1f}", flush=True)
         results[key] = (label, oneshot, recovered)
         models[f"{key}-oneshot"], models[f"{key}-recovered"] = folder / f"{key}-oneshot", folder / f"{key}-recovered"
     rho = spearmans(models)
@@ -113,17 +124,18 @@ def main():
 
 def report(results, rho, load_before, load_after):
     first = next(iter(results.values()))[2]["recovery"]
-    print(f"\nMiniLM: {first['trainingSamples']} training texts (calibration.txt), {first['heldOut']['samples']} held-out texts "
-          f"(heldout.txt); block-wise {first['epochs']} epochs per layer, batch {first['batchSize']}, peak lr {first['learningRate']}; "
-          f"Lee Spearman dense {rho['dense']:.4f}")
+    print(f"\nMiniLM: {first['trainingSamples']} training texts ({pathlib.Path(first['trainingFile']).name}), "
+          f"{first['heldOut']['samples']} held-out texts (heldout.txt); block-wise {first['epochs']} epochs per layer, "
+          f"batch {first['batchSize']}, peak lr {first['learningRate']}; loss: {first['loss']}; Lee Spearman dense {rho['dense']:.4f}")
     print(f"load average before {load_before[0]:.1f} / after {load_after[0]:.1f} (1 min)\n")
-    print("| compression | one-shot cos mean / min | recovered cos mean / min | Lee ρ one-shot / recovered (dense) "
-          "| steps | recovery s | compress --recover wall s |")
-    print("|---|---|---|---|---:|---:|---:|")
+    print("| compression | one-shot cos mean / min | recovery's one-shot start | recovered cos mean / min "
+          "| Lee ρ one-shot / recovered (dense) | steps | recovery s | compress --recover wall s |")
+    print("|---|---|---|---|---|---:|---:|---:|")
     for key, (label, oneshot, recovered) in results.items():
         q, r = oneshot["quality"], recovered["recovery"]
         h = r["heldOut"]
-        print(f"| {label} | {q['meanCosine']:.4f} / {q['minCosine']:.4f} | {h['recovered']:.4f} / {h['recoveredMinimum']:.4f} "
+        print(f"| {label} | {q['meanCosine']:.4f} / {q['minCosine']:.4f} | {h['oneShot']:.4f} / {h['oneShotMinimum']:.4f} "
+              f"| {h['recovered']:.4f} / {h['recoveredMinimum']:.4f} "
               f"| {rho[key + '-oneshot']:.4f} / {rho[key + '-recovered']:.4f} ({rho['dense']:.4f}) | {r['steps']} | {r['seconds']:.0f} "
               f"| {recovered['wall']:.0f} |")
 

@@ -57,7 +57,7 @@ struct Compress: ParsableCommand {
         let rewrite = recovery.recover ? try recovery.rewrite(model: model, calibration: calibration, heldOut: heldOut) : nil
         let written: ArtifactWriter.Written
         do {
-            let (compressor, metadata) = try prepare(config)
+            let (compressor, metadata) = try prepare(config, json: text)
             written = try ArtifactWriter.write(source: model, plan: config.plan, compressionJSON: normalized,
                                                toolVersion: InferenceService.version, output: out, compressor: compressor,
                                                extraMetadata: metadata, rewrite: rewrite)
@@ -68,15 +68,17 @@ struct Compress: ParsableCommand {
         printSummary(written.summary, model: written.model)
     }
 
-    /// The compressor (calibrated when the JSON or --calibration asks for it) and the metadata it
+    /// The compressor (calibrated when the JSON or --calibration asks for it; more samples when a
+    /// text encoder is recovered, see `RecoveryArguments.oneShotCalibration`) and the metadata it
     /// adds: the calibration report and the one-shot quality on held-out data, measured before writing
     /// (recovery, when asked for, records its own figures under `recovery`).
-    func prepare(_ config: CompressionConfig) throws -> (any LayerCompressor, [String: String]) {
+    func prepare(_ config: CompressionConfig, json: String) throws -> (any LayerCompressor, [String: String]) {
         var options = config.calibration
         if let calibration {
             options = options ?? CalibrationOptions()
             options?.path = calibration == "default" ? nil : URL(fileURLWithPath: calibration).standardizedFileURL.path
         }
+        options = try recovery.oneShotCalibration(options, model: model, json: json)
         var compressor: any LayerCompressor = WeightCompressor()
         var metadata: [String: String] = [:]
         let encoder = JSONValueEncoder()

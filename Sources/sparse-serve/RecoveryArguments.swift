@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SparseCompression
+import SparseJSON
 import SparseModels
 
 /// `compress --recover`: fine-tune the compressed layers against the dense model before the
@@ -19,19 +20,26 @@ struct RecoveryArguments: ParsableArguments {
     @Option(help: "Recovery: samples per step (default 64 for classifiers, \(RecoveryOptions.encoder.batchSize) texts for encoders).")
     var batchSize: Int?
 
-    @Option(help: "Recovery: training samples. Classifiers: safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then), default calibration.safetensors, else train.safetensors, in the model folder. Text encoders: one text per line, default the --calibration file, else the model folder's calibration.txt.")
+    @Option(help: "Recovery: training samples. Classifiers: safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then), default calibration.safetensors, else train.safetensors, in the model folder. Text encoders: one text per line, default the --calibration file, else the model folder's recovery.txt, else its calibration.txt.")
     var recoveryData: String?
 
     @Option(help: "Recovery of text encoders: epochs of end-to-end distillation on the sentence embeddings after the block-wise pass (default \(RecoveryOptions.encoder.endToEndEpochs)).")
     var endToEndEpochs: Int?
 
+    @Option(name: .customLong("end-to-end-lr"), help: "Recovery of text encoders: peak learning rate of the end-to-end pass (default \(RecoveryOptions.encoder.endToEndLearningRate)).")
+    var endToEndLR: Float?
+
+    @Flag(help: "Recovery of text encoders: train the LayerNorms' gains and biases too (stored in the artifact; default off).")
+    var trainNorms = false
+
     func validate() throws {
-        if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || endToEndEpochs != nil) {
-            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data and --end-to-end-epochs only apply with --recover")
+        if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || endToEndEpochs != nil || endToEndLR != nil || trainNorms) {
+            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data, --end-to-end-epochs, --end-to-end-lr and --train-norms only apply with --recover")
         }
         if let endToEndEpochs, !(0...10_000).contains(endToEndEpochs) { throw ValidationError("--end-to-end-epochs must be in 0...10000") }
         if let epochs, !(1...100_000).contains(epochs) { throw ValidationError("--epochs must be in 1...100000") }
         if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
+        if let endToEndLR, !(endToEndLR.isFinite && endToEndLR > 0) { throw ValidationError("--end-to-end-lr must be a positive number") }
         if let batchSize, !(1...65_536).contains(batchSize) { throw ValidationError("--batch-size must be in 1...65536") }
     }
 
@@ -42,7 +50,20 @@ struct RecoveryArguments: ParsableArguments {
         if let lr { o.learningRate = lr }
         if let batchSize { o.batchSize = batchSize }
         if let endToEndEpochs { o.endToEndEpochs = endToEndEpochs }
+        if let endToEndLR { o.endToEndLearningRate = endToEndLR }
+        o.trainNorms = trainNorms
         return o
+    }
+
+    /// The one-shot step's calibration when recovering a text encoder: `RecoveryOptions.encoderCalibrationSamples`
+    /// samples unless the compression JSON (`json`) sets `calibration.samples`; classifiers and
+    /// plain one-shot runs keep `options` as they are.
+    func oneShotCalibration(_ options: CalibrationOptions?, model: String, json: String) throws -> CalibrationOptions? {
+        guard recover, var options,
+              try ModelManifest.load(path: ModelLoader.path(model, ModelLoader.manifestFileName)).architecture == .bertEncoder,
+              (try? JSON.parse(json))?["calibration"]?["samples"] == nil else { return options }
+        options.samples = max(options.samples, RecoveryOptions.encoderCalibrationSamples)
+        return options
     }
 
     /// The training and held-out files of a classifier in `model`, or why recovery has no training signal.
@@ -57,12 +78,14 @@ struct RecoveryArguments: ParsableArguments {
         return (training, heldOut ?? (fm.fileExists(atPath: defaultHeldOut) ? defaultHeldOut : nil))
     }
 
-    /// The training and held-out texts of a text encoder: --recovery-data, else the calibration
-    /// file, else the model folder's calibration.txt; --held-out, else its heldout.txt.
+    /// The training and held-out texts of a text encoder: --recovery-data, else a --calibration
+    /// file, else the model folder's recovery.txt, else its calibration.txt; --held-out, else its heldout.txt.
     func encoderFiles(model: String, calibration: String?, heldOut: String?) throws -> (training: String, heldOut: String?) {
         let given = calibration == "default" ? nil : calibration
-        guard let training = recoveryData ?? given ?? CalibrationOptions.defaultFile(inModel: model) else {
-            throw ExitMessage("--recover: '\(model)' has no calibration.txt and neither --recovery-data nor --calibration was given; "
+        let shipped = URL(fileURLWithPath: model).appendingPathComponent("recovery.txt").path
+        let recovery = FileManager.default.fileExists(atPath: shipped) ? shipped : nil
+        guard let training = recoveryData ?? given ?? recovery ?? CalibrationOptions.defaultFile(inModel: model) else {
+            throw ExitMessage("--recover: '\(model)' has no recovery.txt or calibration.txt and neither --recovery-data nor --calibration was given; "
                               + "recovery training of a text encoder needs texts (one per line), so it is refused")
         }
         return (training, heldOut ?? HeldOutQuality.defaultFile(inModel: model))
@@ -93,7 +116,7 @@ struct RecoveryArguments: ParsableArguments {
             printLine(String(format: "recover: %@ after %d of %d steps (%.1f s)", r.outcome.rawValue, r.steps, r.stepsPlanned, r.seconds)
                   + (r.heldOut.map { String(format: "; held-out %@ on %d samples: dense %.4f, one-shot %.4f, recovered %.4f", $0.metric, $0.samples, $0.dense, $0.oneShot, $0.recovered) }
                       ?? "; no held-out samples, quality not measured"))
-            return (result.layers, try RecoveryReport.json(result.report))
+            return (result.layers, result.tensors, try RecoveryReport.json(result.report))
         }
     }
 }

@@ -191,4 +191,41 @@ final class BertArtifactTests: XCTestCase {
         XCTAssertEqual(layers["encoder.layer.2.attention.self.query"]?.compression?.method, "dense")
         XCTAssertTrue(layers["encoder.layer.0.intermediate.dense"]?.activation?.hasPrefix("gelu (pwl 32 segments") == true)
     }
+
+    /// Trained LayerNorms (recovery with `trainNorms`) replace the source's tensors in the artifact
+    /// and load back; a name that is not a source tensor, or a wrong size, is refused.
+    func testTrainedLayerNormsAreStoredAndLoadBack() throws {
+        if dlsym(dlopen(nil, RTLD_NOW), "__tsan_init") != nil { throw XCTSkip("file format and numerics only: skipped under ThreadSanitizer") }
+        let source = MiniLMFiles.modelDirectory.path
+        guard FileManager.default.fileExists(atPath: ModelLoader.path(source, ModelLoader.weightsFileName)) else {
+            throw XCTSkip("models/minilm-l6 is absent: run scripts/fetch-minilm.sh")
+        }
+        let dir = try makeTemporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        let plan = CompressionPlan(method: .dense, overrides: [("encoder.layer.0.intermediate.dense", .pinned(.nm(n: 2, m: 4)))])
+        let gamma = (0..<384).map { 1 + Float($0 % 7) / 20 }, beta = (0..<384).map { Float($0 % 5) / 10 - 0.2 }
+        let norms = ["encoder.layer.2.output.LayerNorm.weight": gamma, "encoder.layer.2.output.LayerNorm.bias": beta]
+        func write(_ tensors: [String: [Float]], to name: String) throws -> String {
+            let out = dir.appendingPathComponent(name).path
+            _ = try ArtifactWriter.write(source: source, plan: plan, compressionJSON: #"{"method":"dense"}"#, toolVersion: "t", output: out) { _ in
+                ([:], tensors, #"{"test": true}"#)
+            }
+            return out
+        }
+        let out = try write(norms, to: "normed")
+        let file = try SafeTensors(contentsOf: ModelLoader.path(out, ModelLoader.weightsFileName))
+        XCTAssertEqual(try file.tensor(named: "encoder.layer.2.output.LayerNorm.weight"), gamma)
+        XCTAssertEqual(try file.tensor(named: "encoder.layer.2.output.LayerNorm.bias"), beta)
+        let dense = try SafeTensors(contentsOf: ModelLoader.path(source, ModelLoader.weightsFileName))
+        XCTAssertEqual(try file.tensor(named: "encoder.layer.1.output.LayerNorm.weight"), try dense.tensor(named: "encoder.layer.1.output.LayerNorm.weight"))
+        let artifact = try XCTUnwrap(try ModelLoader.load(directory: out) as? BertEncoderModel)
+        let compressed = try BertEncoderLoader.load(directory: source, compression: plan, compressor: WeightCompressor())
+        let texts = ["hello world", "Sparse matrices store only their non-zero entries."]
+        XCTAssertEqual(try artifact.embed(texts: texts), try compressed.replacingNorms(norms).embed(texts: texts))
+        XCTAssertNotEqual(try artifact.embed(texts: texts), try compressed.embed(texts: texts))
+        assertError(try write(["encoder.layer.2.output.LayerNorm.gain": gamma], to: "unknown"), contains: ["encoder.layer.2.output.LayerNorm.gain", "not a stored tensor"])
+        assertError(try write(["encoder.layer.2.output.LayerNorm.bias": [1, 2]], to: "short"), contains: ["2 F32 values"])
+        assertError(try compressed.replacingNorms(["encoder.layer.9.output.LayerNorm.bias": beta]), contains: ["name no encoder LayerNorm"])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("short").path))
+    }
 }

@@ -16,8 +16,9 @@ public enum ArtifactWriter {
     /// (created, or replaced when it holds an earlier artifact or nothing). `compressionJSON` is
     /// the compression block as the user gave it (recorded; its `method` labels the artifact).
     /// The written artifact is loaded back and checked before it replaces `output`. `rewrite`
-    /// (recovery training) may replace compressed layers by name before they are written; its
-    /// JSON is recorded under the metadata's `recovery` key. `extraMetadata` adds entries (the
+    /// (recovery training) may replace compressed layers by name, and other F32 tensors of the
+    /// source (trained LayerNorms) by name with the same shape, before they are written; its JSON is
+    /// recorded under the metadata's `recovery` key. `extraMetadata` adds entries (the
     /// calibration report and held-out quality) beside the format's own.
     public static func write(source: String, plan: CompressionPlan, compressionJSON: String, toolVersion: String,
                              output: String, compressor: any LayerCompressor = WeightCompressor(),
@@ -32,22 +33,23 @@ public enum ArtifactWriter {
         guard let builder, !builder.built.isEmpty else {
             throw ModelLoadError(file: manifestPath, "a '\(model.architecture)' model has no layers an artifact stores (artifacts hold mlp and bert-encoder models)")
         }
-        var built = builder.built, recovery: String?
+        var built = builder.built, recovery: String?, trained: [String: [Float]] = [:]
         if let rewrite {
-            let (layers, json) = try rewrite(builder)
+            let (layers, tensors, json) = try rewrite(builder)
             built = try replacing(built, with: layers, source: builder.weights)
-            recovery = json
+            (trained, recovery) = (tensors, json)
         }
-        var writer = try tensors(of: builder, built)
+        var writer = try tensors(of: builder, built, trained: trained)
         writer.metadata = try metadata(of: builder, built, source: sourceURL, compressionJSON: compressionJSON, toolVersion: toolVersion)
             .merging(extraMetadata) { own, _ in own }
         if let recovery { writer.metadata[CompressedArtifact.MetadataKey.recovery] = recovery }
         return try stage(writer, source: sourceURL, manifestPath: manifestPath, output: outputURL)
     }
 
-    /// Replaces the compressed layers of a model being written, by layer name, and returns the JSON
-    /// to record under the metadata's `recovery` key.
-    public typealias LayerRewrite = (LinearLayerBuilder) throws -> (layers: [String: PackedLayer], metadata: String)
+    /// Replaces the compressed layers of a model being written, by layer name, and other tensors
+    /// of the source (F32, same shape) by tensor name, and returns the JSON to record under the
+    /// metadata's `recovery` key.
+    public typealias LayerRewrite = (LinearLayerBuilder) throws -> (layers: [String: PackedLayer], tensors: [String: [Float]], metadata: String)
     typealias BuiltLayers = [(name: String, weight: String, bias: String?, layer: BuiltLinearLayer)]
 
     /// `built` with the layers named in `layers` replaced (same method parameters; the relative
@@ -81,11 +83,22 @@ public enum ArtifactWriter {
         }
     }
 
-    /// The source's own tensors, minus the dense weights and biases the layers replace, then the packed layers.
-    private static func tensors(of builder: LinearLayerBuilder, _ built: BuiltLayers) throws -> SafeTensorsWriter {
+    /// The source's own tensors (those in `trained` with their new values), minus the dense
+    /// weights and biases the layers replace, then the packed layers.
+    private static func tensors(of builder: LinearLayerBuilder, _ built: BuiltLayers, trained: [String: [Float]] = [:]) throws -> SafeTensorsWriter {
         let replaced = Set(built.flatMap { [$0.weight] + ($0.bias.map { [$0] } ?? []) })
         var writer = SafeTensorsWriter()
+        for name in trained.keys where replaced.contains(name) || !builder.weights.contains(name) {
+            throw ModelLoadError(file: builder.weights.source, "trained tensor '\(name)' is not a stored tensor of the source")
+        }
         for info in builder.weights.tensors where !replaced.contains(info.name) {
+            if let values = trained[info.name] {
+                guard info.dtype == .f32, info.shape.reduce(1, *) == values.count else {
+                    throw ModelLoadError(file: builder.weights.source, "trained tensor '\(info.name)': \(values.count) F32 values for \(info.dtype) \(info.shape)")
+                }
+                try writer.add(info.name, floats: values, shape: info.shape)
+                continue
+            }
             try writer.add(info.name, dtype: info.dtype, shape: info.shape, bytes: try builder.weights.rawBytes(named: info.name))
         }
         for entry in built {

@@ -19,18 +19,27 @@ public struct RecoveryOptions: Sendable, Equatable {
     /// block-wise pass (`epochs` is then per layer), and their peak learning rate.
     public var endToEndEpochs = 0
     public var endToEndLearningRate: Float = 5e-5
+    /// Encoders: train the LayerNorms' gains and biases too (stored in the artifact).
+    public var trainNorms = false
 
     public init() {}
 
-    /// The defaults of encoder recovery: one block-wise epoch per layer at peak rate 2e-4, 32 texts
-    /// per step, no end-to-end pass (measured on MiniLM: README's recovery table).
+    /// The defaults of encoder recovery: one block-wise epoch per layer at peak rate 1e-3, then one
+    /// end-to-end epoch at 2e-4, 32 texts per step (measured on MiniLM: README's recovery section).
     public static var encoder: RecoveryOptions {
         var o = RecoveryOptions()
         o.epochs = 1
-        o.learningRate = 2e-4
+        o.learningRate = 1e-3
         o.batchSize = 32
+        o.endToEndEpochs = 1
+        o.endToEndLearningRate = 2e-4
         return o
     }
+
+    /// Encoders: calibration samples of the one-shot step that recovery starts from, unless the
+    /// compression's `calibration.samples` says otherwise (more than one-shot compression's default
+    /// 512: the one-shot fit generalises better, measured in README's recovery section).
+    public static let encoderCalibrationSamples = 4096
 
     /// Learning rate at step `t` (0-based) of `total`.
     func learningRate(step t: Int, of total: Int) -> Float {

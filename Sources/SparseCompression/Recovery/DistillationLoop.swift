@@ -2,7 +2,8 @@ import Foundation
 import SparseKernels
 
 /// The optimisation loop of encoder recovery: AdamW with linear warm-up and cosine decay over
-/// shuffled mini-batches of whole sequences, one progress line per epoch. The objective (forward
+/// shuffled mini-batches of whole sequences, one progress line per epoch (and per quarter epoch
+/// when an epoch has 100 steps or more). The objective (forward
 /// pass, loss, backward pass) is the caller's. A non-finite loss restores the parameters of the
 /// last finite loss and stops the run; a non-finite gradient stops it before the update;
 /// `shouldStop` stops it after the current step. `Clock` carries progress and the outcome across
@@ -36,10 +37,10 @@ struct DistillationLoop {
         var block = Block(layer: name, steps: 0, firstLoss: nil, lastLoss: nil)
         var rng = SplitMix(seed: seed)
         var order = Array(0..<samples), lastGood = tensors.map(\.values)
+        let quarter = perEpoch >= 100 ? perEpoch / 4 : 0
         for epoch in 0..<epochs {
             order.shuffle(using: &rng)
-            var epochLoss = 0.0
-            let batches = perEpoch
+            var epochLoss = 0.0, windowLoss = 0.0
             for b in 0..<perEpoch {
                 guard !stopped(name, &clock) else { return block }
                 for tensor in tensors { tensor.zeroGradient() }
@@ -53,13 +54,23 @@ struct DistillationLoop {
                 block.steps += 1
                 clock.steps += 1
                 epochLoss += loss
+                windowLoss += loss
+                if quarter > 0, (b + 1) % quarter == 0, b + 1 < perEpoch {
+                    progress(line(name, epoch: epoch, of: epochs, loss: windowLoss / Double(quarter), clock: clock) + " (last \(quarter) steps)")
+                    windowLoss = 0
+                }
             }
-            block.lastLoss = epochLoss / Double(max(1, batches))
-            let elapsed = Date().timeIntervalSince(clock.started)
-            progress(String(format: "recover: %@ epoch %d/%d  step %d/%d  loss %.6f  %.1f s  ETA %.0f s", name, epoch + 1, epochs, clock.steps,
-                            clock.totalSteps, block.lastLoss ?? .nan, elapsed, elapsed / Double(max(1, clock.steps)) * Double(clock.totalSteps - clock.steps)))
+            block.lastLoss = epochLoss / Double(max(1, perEpoch))
+            progress(line(name, epoch: epoch, of: epochs, loss: block.lastLoss ?? .nan, clock: clock))
         }
         return block
+    }
+
+    /// A progress line: block, epoch, steps, loss, elapsed time and ETA.
+    private func line(_ name: String, epoch: Int, of epochs: Int, loss: Double, clock: Clock) -> String {
+        let elapsed = Date().timeIntervalSince(clock.started)
+        return String(format: "recover: %@ epoch %d/%d  step %d/%d  loss %.6f  %.1f s  ETA %.0f s", name, epoch + 1, epochs, clock.steps,
+                      clock.totalSteps, loss, elapsed, elapsed / Double(max(1, clock.steps)) * Double(clock.totalSteps - clock.steps))
     }
 
     /// Whether `shouldStop` asks to stop (the clock then says so).

@@ -20,7 +20,8 @@ public enum EncoderRecovery {
     /// The student (the compressed layers `builder` built) and the dense teacher, layer by layer.
     /// Refuses what it cannot train: piecewise-linear activations, layers whose operators do not
     /// run at the layer's full width, and plans that leave every layer dense.
-    static func layers(config: BertConfig, builder: LinearLayerBuilder) throws -> (student: [TrainableEncoderLayer], teacher: [TrainableEncoderLayer]) {
+    static func layers(config: BertConfig, builder: LinearLayerBuilder, trainsNorms: Bool = false) throws
+        -> (student: [TrainableEncoderLayer], teacher: [TrainableEncoderLayer]) {
         try checkTrainable(builder)
         let built = Dictionary(builder.built.map { ($0.name, $0.layer) }, uniquingKeysWith: { a, _ in a })
         let shape = EncoderShape(hidden: config.hiddenSize, heads: config.heads, intermediate: config.intermediateSize, epsilon: config.layerNormEpsilon)
@@ -43,7 +44,7 @@ public enum EncoderRecovery {
                 let w = try source.tensor(named: name + ".weight", shape: [out, inp]), b = try source.tensor(named: name + ".bias", shape: [out])
                 dense.append(try TrainableLinear(PackedLayer(outputFeatures: out, inputFeatures: inp, form: .dense(weight: w), bias: b)))
             }
-            student.append(TrainableEncoderLayer(shape: shape, linears: mine, attentionNorm: norms[0], outputNorm: norms[1]))
+            student.append(TrainableEncoderLayer(shape: shape, linears: mine, attentionNorm: norms[0], outputNorm: norms[1], trainsNorms: trainsNorms))
             teacher.append(TrainableEncoderLayer(shape: shape, linears: dense, attentionNorm: norms[0], outputNorm: norms[1]))
         }
         return (student, teacher)
@@ -70,11 +71,11 @@ public enum EncoderRecovery {
         guard let dense = opened as? BertEncoderModel else {
             throw RecoveryRefusal("encoder recovery needs a bert-encoder; this model is '\(opened.architecture)'")
         }
-        let (student, teacher) = try layers(config: dense.config, builder: builder)
+        let (student, teacher) = try layers(config: dense.config, builder: builder, trainsNorms: options.trainNorms)
         guard case .tokens(let sequences) = try CalibrationSet.load(path: training, for: dense).samples else {
             throw RecoveryRefusal("\(training): a bert-encoder trains on text (one sample per line)")
         }
-        let oneShot = try heldOut.map { try quality(directory: directory, builder: builder, layers: [:], dense: dense, heldOut: $0) }
+        let oneShot = try heldOut.map { try quality(directory: directory, builder: builder, layers: [:], norms: [:], dense: dense, heldOut: $0) }
         let embedded = PackedStates(spans: PackedStates.spans(lengths: sequences.map(\.count)), width: dense.config.hiddenSize,
                                     values: try dense.embeddingStates(sequences))
         let pooling = SentencePooling(pooling: dense.options.pooling, normalize: dense.options.normalize)
@@ -89,16 +90,17 @@ public enum EncoderRecovery {
         for (i, layer) in student.enumerated() {
             for (name, linear) in zip(names(layer: i).linears, layer.linears) { packed[name] = try linear.repacked() }
         }
-        let recovered = try heldOut.map { try quality(directory: directory, builder: builder, layers: packed, dense: dense, heldOut: $0) }
+        let norms = options.trainNorms ? trainedNorms(student) : [:]
+        let recovered = try heldOut.map { try quality(directory: directory, builder: builder, layers: packed, norms: norms, dense: dense, heldOut: $0) }
         var held: RecoveryReport.HeldOut?
         if let before = oneShot, let after = recovered {
             held = .init(file: after.source, samples: after.samples, metric: "mean cosine to dense", dense: 1, oneShot: before.meanCosine ?? .nan,
                          recovered: after.meanCosine ?? .nan, oneShotMinimum: before.minCosine, recoveredMinimum: after.minCosine)
         }
         let report = self.report(options: options, training: training, samples: sequences.count, blocks: blocks, clock: clock,
-                                 trainable: student.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.trainableCount } },
+                                 trainable: student.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.trainableCount } + ($1.trainsNorms ? 4 * $1.shape.hidden : 0) },
                                  seconds: Date().timeIntervalSince(started), heldOut: held)
-        return RecoveredLayers(layers: packed, report: report)
+        return RecoveredLayers(layers: packed, tensors: norms, report: report)
     }
 
     /// Block-wise distillation layer by layer (inputs: the student's own states; targets: the
@@ -117,7 +119,7 @@ public enum EncoderRecovery {
                                    clock: &clock, objective: EncoderObjectives.layer(layer, inputs: inputs, targets: targets)))
             blocks[i].layer = "encoder.layer.\(i)"
             guard clock.outcome == .completed else { return (blocks, clock) }
-            if i + 1 < student.count || options.endToEndEpochs > 0 { inputs = layer.forwardAll(inputs) }
+            if i + 1 < student.count { inputs = layer.forwardAll(inputs) }
             denseInputs = targets
         }
         guard options.endToEndEpochs > 0 else { return (blocks, clock) }
@@ -129,13 +131,27 @@ public enum EncoderRecovery {
         return (blocks, clock)
     }
 
-    /// Held-out cosine to the dense model of the encoder with `layers` in place of the ones `builder` built.
-    static func quality(directory: String, builder: LinearLayerBuilder, layers: [String: PackedLayer], dense: BertEncoderModel,
-                        heldOut: String) throws -> HeldOutQuality {
+    /// Held-out cosine to the dense model of the encoder with `layers` in place of the ones
+    /// `builder` built and the LayerNorm tensors `norms` (by tensor name) in place of the source's.
+    static func quality(directory: String, builder: LinearLayerBuilder, layers: [String: PackedLayer], norms: [String: [Float]],
+                        dense: BertEncoderModel, heldOut: String) throws -> HeldOutQuality {
         var all = Dictionary(builder.built.map { ($0.name, $0.layer.packed) }, uniquingKeysWith: { a, _ in a })
         all.merge(layers) { _, new in new }
-        let (model, _) = try ModelLoader.open(directory: directory, compression: builder.plan, compressor: PackedLayerSet(packed: all), timeLayers: false)
+        var (model, _) = try ModelLoader.open(directory: directory, compression: builder.plan, compressor: PackedLayerSet(packed: all), timeLayers: false)
+        if !norms.isEmpty, let encoder = model as? BertEncoderModel { model = try encoder.replacingNorms(norms) }
         return try HeldOutQuality.measure(compressed: model, dense: dense, path: heldOut)
+    }
+
+    /// The trained LayerNorm gains and biases of every layer, by tensor name (`….LayerNorm.weight` / `.bias`).
+    static func trainedNorms(_ student: [TrainableEncoderLayer]) -> [String: [Float]] {
+        var tensors: [String: [Float]] = [:]
+        for (i, layer) in student.enumerated() {
+            for (name, norm) in zip(names(layer: i).norms, layer.norms) {
+                tensors[name + ".weight"] = norm.gamma
+                tensors[name + ".bias"] = norm.beta
+            }
+        }
+        return tensors
     }
 
     static func report(options: RecoveryOptions, training: String, samples: Int, blocks: [RecoveryReport.Block], clock: DistillationLoop.Clock,
@@ -145,6 +161,7 @@ public enum EncoderRecovery {
         let loss = "block-wise: MSE of each encoder layer's output hidden states to the dense layer's, on the compressed model's own inputs"
             + (options.endToEndEpochs > 0 ? String(format: "; then end to end: mean ‖e − e_dense‖² of the sentence embeddings (%d epochs, peak lr %g)",
                                                    options.endToEndEpochs, options.endToEndLearningRate) : "")
+            + (options.trainNorms ? "; LayerNorm gains and biases train too" : "; LayerNorms frozen")
         var report = RecoveryReport(loss: loss,
                                     trainingFile: training, trainingFingerprint: (try? CompressedArtifact.fingerprint(training)) ?? "unknown",
                                     trainingSamples: samples, usesLabels: false, epochs: options.epochs, batchSize: options.batchSize,

@@ -58,6 +58,8 @@ extension ClassifierRecovery {
 /// layer name, and the run's report.
 public struct RecoveredLayers: Sendable {
     public var layers: [String: PackedLayer]
+    /// Other trained tensors by name (an encoder's LayerNorm gains and biases), stored in place of the source's.
+    public var tensors: [String: [Float]] = [:]
     public var report: RecoveryReport
 }
 

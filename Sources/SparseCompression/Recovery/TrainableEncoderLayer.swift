@@ -14,29 +14,39 @@ struct EncoderShape: Sendable, Equatable {
 }
 
 /// One BERT encoder layer with trainable linear layers (query, key, value, attention output,
-/// intermediate, output; each with its structure fixed, see `TrainableLinear`) and frozen
-/// LayerNorms, over sequences packed back to back (each attends to its own tokens only):
+/// intermediate, output; each with its structure fixed, see `TrainableLinear`) and LayerNorms
+/// (trained when `trainsNorms`, else frozen), over sequences packed back to back (each attends to
+/// its own tokens only):
 ///   z1 = x + Attention(x)·Woᵀ + bo,  x1 = LN1(z1),  h = GELU(x1·W1ᵀ + b1),  z2 = x1 + h·W2ᵀ + b2,  y = LN2(z2).
 /// `forward(keep: true)` returns what `backward` needs; `backward` adds every linear layer's
 /// parameter gradients and returns d loss / d x when asked.
 final class TrainableEncoderLayer {
     typealias Norm = (gamma: [Float], beta: [Float])
+    /// A LayerNorm's gain and bias as trainable tensors.
+    typealias NormTensors = (gamma: TrainableTensor, beta: TrainableTensor)
 
     let shape: EncoderShape
     let query, key, value, attentionOutput, intermediate, output: TrainableLinear
-    let attentionNorm, outputNorm: Norm
+    let attentionNorm, outputNorm: NormTensors
+    let trainsNorms: Bool
 
-    init(shape: EncoderShape, linears: [TrainableLinear], attentionNorm: Norm, outputNorm: Norm) {
+    init(shape: EncoderShape, linears: [TrainableLinear], attentionNorm: Norm, outputNorm: Norm, trainsNorms: Bool = false) {
         precondition(linears.count == 6, "an encoder layer has six linear layers")
         self.shape = shape
         (query, key, value, attentionOutput, intermediate, output) = (linears[0], linears[1], linears[2], linears[3], linears[4], linears[5])
-        self.attentionNorm = attentionNorm
-        self.outputNorm = outputNorm
+        self.attentionNorm = (TrainableTensor(attentionNorm.gamma), TrainableTensor(attentionNorm.beta))
+        self.outputNorm = (TrainableTensor(outputNorm.gamma), TrainableTensor(outputNorm.beta))
+        self.trainsNorms = trainsNorms
     }
 
     /// In the order of `EncoderLayerNames.linears`.
     var linears: [TrainableLinear] { [query, key, value, attentionOutput, intermediate, output] }
-    var tensors: [TrainableTensor] { linears.flatMap(\.tensors) }
+    /// The two LayerNorms' current gains and biases (attention, output).
+    var norms: [Norm] { [attentionNorm, outputNorm].map { (gamma: $0.gamma.values, beta: $0.beta.values) } }
+    /// Every tensor that trains: the linear layers', then the LayerNorms' when `trainsNorms`.
+    var tensors: [TrainableTensor] {
+        linears.flatMap(\.tensors) + (trainsNorms ? [attentionNorm.gamma, attentionNorm.beta, outputNorm.gamma, outputNorm.beta] : [])
+    }
 
     /// The activations one forward pass keeps for its backward pass (row-major, one row per token).
     struct Cache {
@@ -132,11 +142,11 @@ final class TrainableEncoderLayer {
     }
 
     /// LayerNorm of each row of `z` with `norm`'s parameters.
-    private func normalized(_ z: [Float], _ norm: Norm, rows: Int) -> [Float] {
+    private func normalized(_ z: [Float], _ norm: NormTensors, rows: Int) -> [Float] {
         var y = z
         y.withUnsafeMutableBufferPointer { py in
-            norm.gamma.withUnsafeBufferPointer { g in
-                norm.beta.withUnsafeBufferPointer { b in
+            norm.gamma.values.withUnsafeBufferPointer { g in
+                norm.beta.values.withUnsafeBufferPointer { b in
                     TransformerKernels.addLayerNorm(py.baseAddress!, rows: rows, columns: shape.hidden, gamma: g.baseAddress!, beta: b.baseAddress!,
                                                     epsilon: shape.epsilon)
                 }
@@ -145,12 +155,17 @@ final class TrainableEncoderLayer {
         return y
     }
 
-    /// d loss / d z of `y = LN(z)` (the norm's parameters stay frozen).
-    private func normBackward(_ z: [Float], _ dy: [Float], _ norm: Norm, rows: Int) -> [Float] {
+    /// d loss / d z of `y = LN(z)`; adds the gradients of the norm's gain and bias when `trainsNorms`.
+    private func normBackward(_ z: [Float], _ dy: [Float], _ norm: NormTensors, rows: Int) -> [Float] {
         var dz = Self.zeros(z.count)
-        norm.gamma.withUnsafeBufferPointer { g in
-            TrainingKernels.layerNormBackward(x: z, dy: dy, dx: &dz, rows: rows, cols: shape.hidden, gamma: g.baseAddress!, epsilon: shape.epsilon,
-                                              dgamma: nil, dbeta: nil)
+        norm.gamma.values.withUnsafeBufferPointer { g in
+            norm.gamma.gradient.withUnsafeMutableBufferPointer { dg in
+                norm.beta.gradient.withUnsafeMutableBufferPointer { db in
+                    TrainingKernels.layerNormBackward(x: z, dy: dy, dx: &dz, rows: rows, cols: shape.hidden, gamma: g.baseAddress!,
+                                                      epsilon: shape.epsilon, dgamma: trainsNorms ? dg.baseAddress : nil,
+                                                      dbeta: trainsNorms ? db.baseAddress : nil)
+                }
+            }
         }
         return dz
     }

@@ -7,7 +7,8 @@ import SparseKernels
 
 /// Encoder recovery on all-MiniLM-L6-v2 (models/minilm-l6, scripts/fetch-minilm.sh): the training
 /// forward pass equals the served encoder, and a short block-wise run keeps every layer's
-/// structure exactly (N:M and transposable masks, BLAST blocks and rank) while training them.
+/// structure exactly (N:M and transposable masks, BLAST blocks and rank) while training them (and
+/// the LayerNorms, when asked).
 final class EncoderRecoveryTests: XCTestCase {
     var minilm: String { MiniLMFiles.modelDirectory.path }
 
@@ -81,7 +82,7 @@ final class EncoderRecoveryTests: XCTestCase {
         let builder = try compressed().builder
         let before = Dictionary(uniqueKeysWithValues: builder.built.map { ($0.name, $0.layer.packed) })
         var options = RecoveryOptions.encoder
-        (options.epochs, options.batchSize, options.learningRate, options.endToEndEpochs) = (1, 2, 1e-3, 1)
+        (options.epochs, options.batchSize, options.learningRate, options.endToEndEpochs, options.trainNorms) = (1, 2, 1e-3, 1, true)
         var lines: [String] = []
         let result = try EncoderRecovery.recover(directory: minilm, builder: builder, training: try texts(4), heldOut: nil,
                                                  options: options, progress: { lines.append($0) }, shouldStop: { false })
@@ -92,6 +93,11 @@ final class EncoderRecoveryTests: XCTestCase {
         XCTAssertEqual(lines.count, 7, "one progress line per layer and epoch")
         XCTAssertNil(report.heldOut)
         XCTAssertEqual(result.layers.count, 36)
+        // --train-norms: both LayerNorms of every layer trained, by tensor name, for the artifact
+        XCTAssertEqual(result.tensors.count, 24)
+        for (name, values) in result.tensors {
+            XCTAssertNotEqual(values, try builder.weights.tensor(named: name), "\(name) not trained")
+        }
         for (name, old) in before {
             let new = try XCTUnwrap(result.layers[name])
             XCTAssertEqual(new.layout, old.layout, name)

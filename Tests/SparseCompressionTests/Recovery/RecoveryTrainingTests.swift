@@ -159,7 +159,7 @@ final class RecoveryTrainingTests: XCTestCase {
             let result = try ClassifierRecovery.recover(directory: self.digits, builder: builder, training: training, heldOut: self.digits + "/test.safetensors",
                                                         options: self.shortRun, progress: { _ in }, shouldStop: { false })
             trained = result.layers
-            return (result.layers, try RecoveryReport.json(result.report))
+            return (result.layers, result.tensors, try RecoveryReport.json(result.report))
         }
         let file = try SafeTensors(contentsOf: out + "/model.safetensors")
         let report = try JSONDecoder().decode(RecoveryReport.self, from: Data(try XCTUnwrap(file.metadata["recovery"]).utf8))

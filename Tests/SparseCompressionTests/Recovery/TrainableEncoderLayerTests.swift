@@ -6,8 +6,8 @@ import SparseKernels
 @testable import SparseCompression
 
 /// The backward pass of one BERT encoder layer (attention over packed sequences, add & norm, GELU
-/// feed-forward) against central differences, on a tiny layer with random weights whose six
-/// linear layers take every trainable form: N:M, transposable N:M, dense, BLAST, CSR.
+/// feed-forward, LayerNorm gains and biases) against central differences, on a tiny layer with
+/// random weights whose six linear layers take every trainable form: N:M, transposable N:M, dense, BLAST, CSR.
 final class TrainableEncoderLayerTests: XCTestCase {
     let shape = EncoderShape(hidden: 8, heads: 2, intermediate: 16, epsilon: 1e-5)
     let spans = [TransformerKernels.Sequence(start: 0, length: 3), .init(start: 3, length: 1), .init(start: 4, length: 5)]
@@ -38,7 +38,8 @@ final class TrainableEncoderLayerTests: XCTestCase {
             try nm(&rng, outputs: h, inputs: f, transposable: false),
         ]
         let norms = (0..<2).map { _ in (rng.array(h).map { 1 + 0.3 * $0 }, rng.array(h).map { 0.2 * $0 }) }
-        return TrainableEncoderLayer(shape: shape, linears: try packed.map { try TrainableLinear($0) }, attentionNorm: norms[0], outputNorm: norms[1])
+        return TrainableEncoderLayer(shape: shape, linears: try packed.map { try TrainableLinear($0) }, attentionNorm: norms[0], outputNorm: norms[1],
+                                     trainsNorms: true)
     }
 
     func testBackwardMatchesFiniteDifferences() throws {

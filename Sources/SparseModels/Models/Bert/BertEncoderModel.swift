@@ -46,12 +46,12 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
         var norm: Norm
     }
 
-    private let embeddings: Embeddings
+    let embeddings: Embeddings
     let layers: [Layer]
     let pool: KernelPool
     /// Piecewise-linear GELU and softmax exp (`compression.activations`), or nil for the exact ones.
-    private let geluTable: PWLActivation?
-    private let expTable: PWLActivation?
+    let geluTable: PWLActivation?
+    let expTable: PWLActivation?
 
     /// Assembles a loaded encoder (`BertEncoderLoader` reads the files and builds the parts).
     init(config: BertConfig, options: BertEncoderOptions, tokenizer: WordPieceTokenizer, embeddings: Embeddings, layers: [Layer],
