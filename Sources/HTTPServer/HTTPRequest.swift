@@ -33,6 +33,9 @@ public struct HTTPRequest: Sendable {
     /// reserved); a handler may charge what it builds from the body to it. Released when the
     /// handler completes. nil for requests built by hand.
     public var bodyAccount: HTTPBodyAccount?
+    /// Uptime (`DispatchTime` nanoseconds) at which the server had the complete head, before the
+    /// head policy ran and the body was read; 0 for requests built by hand.
+    public var headReceivedAt: UInt64 = 0
 
     /// Builds a request; `path` and `query` are derived from `target`.
     public init(method: String = "GET", target: String = "/", versionMinor: Int = 1,

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// A protocol violation found by `HTTPRequestParser`. The connection answers with `status`
 /// (a JSON error carrying `message`) and closes.
 package struct HTTPParseError: Error, Equatable, Sendable {
@@ -408,6 +410,7 @@ package struct HTTPRequestParser {
 
     /// Validates framing, Host and Expect, applies the body cap, and chooses the body state.
     private mutating func finishHead() -> Step {
+        request.headReceivedAt = DispatchTime.now().uptimeNanoseconds
         let headers = request.headers
         let hosts = headers.values(for: "Host")
         if hosts.count > 1 { return fail(400, "more than one Host header") }

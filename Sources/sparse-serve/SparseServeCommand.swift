@@ -64,21 +64,19 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "sparse-serve")
         let source = modelDir.map { "--model-dir \($0)" } ?? configPath
         let (modelDir, modelName, configPath) = (modelDir, modelName, configPath)
+        // The flags apply to the settings re-read on SIGHUP too, so an unchanged file reloads as unchanged.
+        let overrides = ServerOverrides(host: host, port: port, threads: threads, apiKeysFile: apiKeysFile)
         let readSettings: @Sendable () throws -> ServiceConfig = {
-            try Serve.readSettings(modelDir: modelDir, modelName: modelName, configPath: configPath)
+            try overrides.applied(to: Serve.readSettings(modelDir: modelDir, modelName: modelName, configPath: configPath))
         }
-        var settings: ServiceConfig
+        let settings: ServiceConfig
         let tracing: TracingSettings?
         do {
             settings = try readSettings()
-            if let apiKeysFile { settings.server.apiKeys += try SecuritySettings.readKeyFile(apiKeysFile, field: "--api-keys-file") }
             tracing = try TracingSettings.resolve(flag: otlpEndpoint, config: settings.tracing, environment: ProcessInfo.processInfo.environment)
         } catch {
             throw ExitMessage("\(error)")
         }
-        if let host { settings.server.host = host }
-        if let port { settings.server.port = port }
-        if let threads { settings.server.threads = threads }
         try runServer(settings, tracing: tracing, source: source, reread: readSettings, logger: logger)
     }
 

@@ -1,5 +1,16 @@
+import Foundation
 import XCTest
 @testable import HTTPServer
+
+/// The instant a head policy saw (set from the parser's callback).
+private final class LockedTime: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: UInt64 = 0
+    var value: UInt64 {
+        get { lock.lock(); defer { lock.unlock() }; return stored }
+        set { lock.lock(); stored = newValue; lock.unlock() }
+    }
+}
 
 final class HTTPRequestParserTests: XCTestCase {
     private struct Outcome {
@@ -149,6 +160,26 @@ final class HTTPRequestParserTests: XCTestCase {
         XCTAssertEqual(parse("POST / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n").heads, [false], "no body, no 100")
         XCTAssertEqual(parse("POST / HTTP/1.0\r\nExpect: whatever\r\nContent-Length: 1\r\n\r\nx").requests.count, 1,
                        "HTTP/1.0 expectations are ignored")
+    }
+
+    func testHeadTimeIsTakenWhenTheHeadIsCompleteNotWhenTheBodyIs() throws {
+        let policyTime = LockedTime()
+        var parser = HTTPRequestParser(limits: HTTPParserLimits(), headPolicy: { head in
+            policyTime.value = head.headReceivedAt
+            return .accept(maxBodyBytes: 100)
+        })
+        var outcome = Outcome()
+        let before = DispatchTime.now().uptimeNanoseconds
+        parser.append(Array("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhe".utf8))
+        drain(&parser, into: &outcome)
+        let afterHead = DispatchTime.now().uptimeNanoseconds
+        Thread.sleep(forTimeInterval: 0.05)
+        parser.append(Array("llo".utf8))
+        drain(&parser, into: &outcome)
+        let request = try XCTUnwrap(outcome.requests.first)
+        XCTAssertTrue((before...afterHead).contains(request.headReceivedAt), "stamped when the head completed, before the body's end")
+        XCTAssertEqual(policyTime.value, request.headReceivedAt, "the head policy sees the same instant")
+        XCTAssertEqual(HTTPRequest().headReceivedAt, 0, "0 for requests built by hand")
     }
 
     // MARK: - Rejections

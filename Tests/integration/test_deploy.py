@@ -1,11 +1,13 @@
 """Deployment artefacts: Dockerfile lint and runtime contract, Kubernetes and Compose manifests."""
 import json
+import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import requests
 import yaml
@@ -62,6 +64,9 @@ def test_binary_starts_with_the_baked_in_config_layout(tmp_path):
     try:
         assert requests.get(f"http://{s.authority}/v2/health/ready", timeout=5).status_code == 200
         assert requests.get(f"http://{s.authority}/v2/models/timeseries/ready", timeout=5).status_code == 200
+        # compat.tei.model is minilm, whose weights the image does not bake in: TEI's routes say so
+        r = requests.post(f"http://{s.authority}/embed", json={"inputs": "hello"}, timeout=5)
+        assert r.status_code == 503 and r.json()["error_type"] and "'minilm' is not loaded" in r.json()["error"], r.text
         probe = subprocess.run([BINARY, "probe", "--url", f"http://127.0.0.1:{s.port}/v2/health/live"],
                                capture_output=True, text=True, timeout=10)
         assert probe.returncode == 0, probe.stdout + probe.stderr
@@ -70,6 +75,36 @@ def test_binary_starts_with_the_baked_in_config_layout(tmp_path):
     probe = subprocess.run([BINARY, "probe", "--url", f"http://127.0.0.1:{s.port}/v2/health/live", "--timeout", "1"],
                            capture_output=True, text=True, timeout=10)
     assert probe.returncode != 0
+
+
+def test_shipped_config_serves_the_tei_routes_with_dense_minilm(tmp_path):
+    """Deploy/config.json has six MiniLM endpoints, so TEI's routes need compat.tei.model: it names
+    the dense `minilm`. Started with the shipped compat section and the digits and minilm endpoints
+    (the other MiniLM variants compress at load, which takes long and changes nothing here)."""
+    shipped = json.loads((DEPLOY / "config.json").read_text())
+    assert shipped["compat"] == {"tei": {"model": "minilm"}}
+    minilm = next(e for e in shipped["endpoints"] if e["name"] == "minilm")
+    assert "compression" not in minilm, "the TEI endpoint is the dense model"
+    if not (ROOT / "models" / "minilm-l6" / "model.safetensors").exists() and not os.environ.get("SPARSESERVE_REQUIRE_ALL"):
+        pytest.skip("models/minilm-l6 is absent (scripts/fetch-minilm.sh fetches it)")
+    config = {**shipped, "endpoints": [e for e in shipped["endpoints"] if e["name"] in ("digits", "minilm")]}
+    for e in config["endpoints"]:
+        e["model"] = str((DEPLOY / e["model"]).resolve())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    s = ServerProcess(path)
+    try:
+        base = f"http://{s.authority}"
+        assert requests.get(base + "/info", timeout=5).json()["model_id"] == "minilm"
+        texts = ["Kubernetes schedules pods onto nodes.", "A man is eating food."]
+        tei = requests.post(base + "/embed", json={"inputs": texts}, timeout=60)
+        openai = requests.post(base + "/v1/embeddings", json={"model": "minilm", "input": texts}, timeout=60)
+        assert tei.status_code == 200 and openai.status_code == 200, tei.text + openai.text
+        for got, want in zip(tei.json(), sorted(openai.json()["data"], key=lambda d: d["index"])):
+            a, b = np.asarray(got), np.asarray(want["embedding"])
+            assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) >= 0.9999
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
 
 def load_all(path):

@@ -175,3 +175,34 @@ def test_sighup_reloads_the_config_file(tmp_path):
         assert s.alive()
     finally:
         assert s.stop() == 0
+
+
+def test_sighup_warns_of_server_settings_only_when_they_changed(tmp_path):
+    # --host, --port (ServerProcess passes both) and --threads override the file; a re-read of the
+    # file gets the same flags, so an unchanged server section is no change of server settings.
+    path = write_config(tmp_path, DEFAULT_ENDPOINTS[:1])
+    s = ServerProcess(path, extra_args=["--threads", "1"])
+    warning = "server settings changed"
+
+    def reloads():
+        return sum("SIGHUP: reloading config" in line for line in s.stderr_lines)
+    try:
+        # 1: an endpoint changes (applied once the reload is done)
+        config = json.loads(path.read_text())
+        config["endpoints"][0]["batching"] = {"maxBatchSize": 4}
+        path.write_text(json.dumps(config))
+        s.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: requests.get(s.url + "/v2/models/digits/config", timeout=5).json()["max_batch_size"] == 4)
+        # 2: nothing changes
+        s.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: reloads() == 2)
+        # 3: a server setting changes; reloads run one after another, so once this one has warned,
+        # the two before it are done, and only it may have warned
+        config["server"]["maxQueueSize"] = 77
+        path.write_text(json.dumps(config))
+        s.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: any(warning in line for line in s.stderr_lines))
+        assert sum(warning in line for line in s.stderr_lines) == 1, "".join(s.stderr_lines)[-3000:]
+        assert requests.post(s.url + "/v2/models/digits/infer", json=digits_body(), timeout=5).status_code == 200
+    finally:
+        assert s.stop() == 0

@@ -1,7 +1,8 @@
 """OpenTelemetry tracing (issue 19 item 5): spans reach a real OTLP/HTTP receiver (protobuf decoded
 with the opentelemetry-proto package) with the caller's W3C trace id; a malformed traceparent starts
-a new trace; a collector that is down or slow costs requests nothing, drops spans from a bounded
-queue and counts them; bad settings stop the start-up with a message naming them.
+a new trace; the server span starts at the request head; a collector that is down, refusing or slow
+costs requests nothing, drops spans from a bounded queue and counts them; bad settings stop the
+start-up with a message naming them.
 
 Span export is behind the SwiftPM trait OTLPExport: the export tests run against a binary built with
 it (SPARSESERVE_OTLP_BINARY; `swift build -c release --traits OTLPExport --scratch-path .build-otlp`)
@@ -38,18 +39,19 @@ needs_export = pytest.mark.skipif(not has_span_export(OTLP_BINARY),
 BODY = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
-CHILDREN = {"authentication", "decode", "queue wait", "batch forward", "encode"}
+CHILDREN = {"read body", "authentication", "decode", "queue wait", "batch forward", "encode"}
 # short export delay and timeouts so the tests do not wait for the defaults (5 s, 10 s)
 FAST_EXPORT = {"OTEL_BSP_SCHEDULE_DELAY": "200", "OTEL_EXPORTER_OTLP_TIMEOUT": "1000", "OTEL_BSP_EXPORT_TIMEOUT": "2000"}
 
 
 class Receiver:
     """An OTLP/HTTP trace receiver on loopback: decodes ExportTraceServiceRequest bodies into spans.
-    `delay` holds every answer that long (a slow collector)."""
+    `delay` holds every answer that long (a slow collector); `refuse` answers with that status
+    instead of accepting (a collector refusing the exporter, e.g. 403 for missing credentials)."""
 
-    def __init__(self, delay=0.0):
+    def __init__(self, delay=0.0, refuse=None):
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-        self.spans, self.resources, self.posts, self.delay = [], [], 0, delay
+        self.spans, self.resources, self.posts, self.delay, self.refuse = [], [], 0, delay, refuse
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -59,6 +61,11 @@ class Receiver:
                 assert self.headers["Content-Type"] == "application/x-protobuf"
                 request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
                 receiver.posts += 1
+                if receiver.refuse:
+                    self.send_response(receiver.refuse)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 for rs in request.resource_spans:
                     receiver.resources.append({a.key: a.value.string_value for a in rs.resource.attributes})
                     for ss in rs.scope_spans:
@@ -148,7 +155,7 @@ def test_spans_continue_the_callers_trace(launch, receiver):
             r = requests.post(f"{s.url}/v2/models/{model}/infer", json=BODY, timeout=10,
                               headers={"traceparent": f"00-{trace_id}-{PARENT_ID}-01", "tracestate": "vendor=abc"})
             assert r.status_code == 200, r.text
-            spans = receiver.trace(trace_id, lambda got: CHILDREN <= {x.name for x in got} and len(got) >= 6)
+            spans = receiver.trace(trace_id, lambda got: CHILDREN <= {x.name for x in got} and len(got) >= 7)
             names = {x.name for x in spans}
             assert CHILDREN <= names, names
             roots = [x for x in spans if x.name == "POST /v2/models/{model}/infer"]
@@ -171,6 +178,33 @@ def test_spans_continue_the_callers_trace(launch, receiver):
         while time.time() < deadline and not any(f"trace_id={TRACE_ID}" in line for line in s.stderr_lines):
             time.sleep(0.1)
         assert any(f"trace_id={TRACE_ID}" in line and "/v2/models/digits-batched/infer" in line for line in s.stderr_lines)
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+@needs_export
+def test_server_span_starts_at_the_head_so_a_slow_body_is_inside_it(launch, receiver):
+    s = launch(args=["--otlp-endpoint", receiver.url])
+    try:
+        body = json.dumps(BODY).encode()
+        head = (f"POST /v2/models/digits/infer HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\ntraceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\nConnection: close\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+            sock.sendall(head + body[:10])
+            time.sleep(0.4)  # a slow client: the rest of the body comes later
+            sock.sendall(body[10:])
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+        spans = receiver.trace(TRACE_ID, lambda got: CHILDREN <= {x.name for x in got})
+        root = next(x for x in spans if x.kind == x.SPAN_KIND_SERVER)
+        read = next(x for x in spans if x.name == "read body")
+        assert read.parent_span_id == root.span_id and read.start_time_unix_nano == root.start_time_unix_nano
+        assert read.end_time_unix_nano - read.start_time_unix_nano >= 0.35e9, "the wait for the body is in the read body span"
+        assert root.end_time_unix_nano - root.start_time_unix_nano >= 0.35e9, "and inside the server span"
+        assert attributes(read)["http.request.body.size"] == len(body)
+        assert all(x.start_time_unix_nano >= read.end_time_unix_nano for x in spans if x.name in CHILDREN - {"read body"})
     finally:
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
@@ -237,6 +271,24 @@ def test_collector_down_requests_unaffected_and_drops_counted(launch):
 
 
 @needs_export
+def test_refusing_collector_requests_unaffected_and_drops_counted(launch):
+    refusing = Receiver(refuse=403)
+    s = launch(args=["--otlp-endpoint", refusing.url])
+    try:
+        series = 'sparseserve_tracing_spans_dropped_total{reason="export_failed"}'
+        times = requests_take(s, 300)
+        assert times[len(times) // 2] < 0.05 and times[-1] < 2, "requests waited on the exporter"
+        deadline = time.time() + 30
+        while time.time() < deadline and (metric(s, series) or 0) < 300:
+            time.sleep(0.5)
+        assert refusing.posts >= 1 and metric(s, series) >= 300, "spans the collector refused are counted"
+        assert s.alive()
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+        refusing.close()
+
+
+@needs_export
 def test_slow_collector_bounded_queue_drops_and_counts(launch):
     slow = Receiver(delay=3.0)
     s = launch(args=["--otlp-endpoint", slow.url],
@@ -267,7 +319,7 @@ def test_sample_ratio_zero_sends_no_new_traces(launch, receiver):
         r = requests.post(f"{s.url}/v2/models/digits/infer", json=BODY, timeout=10,
                           headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
         assert r.status_code == 200
-        spans = receiver.trace(TRACE_ID, lambda got: len(got) >= 6)
+        spans = receiver.trace(TRACE_ID, lambda got: len(got) >= 7)
         assert CHILDREN <= {x.name for x in spans}
         assert {x.trace_id.hex() for x in receiver.spans} == {TRACE_ID}
     finally:

@@ -113,9 +113,17 @@ public struct RequestTracing: Sendable {
     }
 
     /// Handles a request inside its trace: `body` runs with the trace bound, and its responder
-    /// ends the server span before the response goes out.
+    /// ends the server span before the response goes out. The server span starts when the head
+    /// was complete (`headReceivedAt`), so the head gate and reading the body are inside it (a
+    /// request with a body gets a `read body` child over that time). Nothing of the trace is built
+    /// before the gate let the head through and the body was read: only that instant was taken.
     func trace(_ request: HTTPRequest, route: Route?, respond: @escaping Responder, _ body: (@escaping Responder) -> Void) {
-        let trace = begin(request, route: route)
+        let now = DispatchTime.now().uptimeNanoseconds
+        let head = request.headReceivedAt > 0 ? min(request.headReceivedAt, now) : now
+        let trace = begin(request, route: route, at: head)
+        if head < now && !request.body.isEmpty {
+            trace.record("read body", from: head, to: now) { $0["http.request.body.size"] = request.body.count }
+        }
         ServiceContext.withValue(trace.context) {
             body { response in
                 trace.finish(status: response.status, requestID: response.headers["x-request-id"])
@@ -130,9 +138,10 @@ public struct RequestTracing: Sendable {
     /// `authentication` child when it was refused for its key.
     func refused(_ head: HTTPRequest, route: Route?, status: Int, requestID: String?) {
         let now = DispatchTime.now().uptimeNanoseconds
-        let trace = begin(head, route: route, at: now)
+        let start = head.headReceivedAt > 0 ? min(head.headReceivedAt, now) : now
+        let trace = begin(head, route: route, at: start)
         if status == 401 {
-            trace.record("authentication", from: now, to: DispatchTime.now().uptimeNanoseconds) { $0["sparseserve.auth.result"] = "refused" }
+            trace.record("authentication", from: start, to: now) { $0["sparseserve.auth.result"] = "refused" }
         }
         trace.finish(status: status, requestID: requestID)
     }

@@ -1,4 +1,5 @@
 import Dispatch
+import Foundation
 import HTTPServer
 import InMemoryTracing
 import SparseModels
@@ -63,6 +64,45 @@ final class RequestTraceTests: XCTestCase {
         RequestTracing(tracer: tracer).refused(HTTPRequest(method: "POST", target: "/v2/models/m/infer", headers: HTTPHeaders([])),
                                                route: try Route(path: "/v2/models/m/infer"), status: 401, requestID: "x")
         XCTAssertEqual(Set(tracer.finishedSpans.map(\.operationName)), ["POST /v2/models/{model}/infer", "authentication"])
+    }
+
+    func testServerSpanStartsAtTheHeadAndReadBodyCoversTheWaitForTheBody() throws {
+        let tracer = InMemoryTracer()
+        var request = HTTPRequest(method: "POST", target: "/v2/models/digits/infer", headers: HTTPHeaders([]), body: Array(repeating: 7, count: 300))
+        let headAt = DispatchTime.now().uptimeNanoseconds
+        request.headReceivedAt = headAt
+        Thread.sleep(forTimeInterval: 0.02)  // the body arrives later
+        let routed = DispatchTime.now().uptimeNanoseconds
+        RequestTracing(tracer: tracer).trace(request, route: try Route(path: request.path), respond: { _ in }) { respond in
+            respond(HTTPResponse(status: 200))
+        }
+        let spans = tracer.finishedSpans
+        let root = try XCTUnwrap(spans.first { $0.kind == .server })
+        let read = try XCTUnwrap(spans.first { $0.operationName == "read body" })
+        XCTAssertEqual(read.parentSpanID, root.spanID)
+        XCTAssertEqual(read.startInstant.nanosecondsSinceEpoch, root.startInstant.nanosecondsSinceEpoch, "the server span starts at the head")
+        let readNs = read.endInstant.nanosecondsSinceEpoch - read.startInstant.nanosecondsSinceEpoch
+        XCTAssertGreaterThanOrEqual(readNs, routed - headAt, "the time between head and routing is inside the server span")
+        XCTAssertEqual(read.attributes["http.request.body.size"]?.toSpanAttribute(), .int64(300))
+        // no body, or a request built by hand (no head instant): no read body span
+        for (headReceivedAt, body) in [(headAt, [UInt8]()), (0, [UInt8](repeating: 1, count: 3))] {
+            let other = InMemoryTracer()
+            var r = HTTPRequest(method: "POST", target: "/v2/models/digits/infer", headers: HTTPHeaders([]), body: body)
+            r.headReceivedAt = headReceivedAt
+            RequestTracing(tracer: other).trace(r, route: try Route(path: r.path), respond: { _ in }) { $0(HTTPResponse(status: 200)) }
+            XCTAssertEqual(other.finishedSpans.map(\.operationName), ["POST /v2/models/{model}/infer"])
+        }
+    }
+
+    func testRefusedHeadsAuthenticationSpanStartsAtTheHead() throws {
+        let tracer = InMemoryTracer()
+        var head = HTTPRequest(method: "POST", target: "/v2/models/m/infer", headers: HTTPHeaders([]))
+        head.headReceivedAt = DispatchTime.now().uptimeNanoseconds - 3_000_000
+        RequestTracing(tracer: tracer).refused(head, route: try Route(path: head.path), status: 401, requestID: nil)
+        let root = try XCTUnwrap(tracer.finishedSpans.first { $0.kind == .server })
+        let auth = try XCTUnwrap(tracer.finishedSpans.first { $0.operationName == "authentication" })
+        XCTAssertEqual(auth.startInstant.nanosecondsSinceEpoch, root.startInstant.nanosecondsSinceEpoch)
+        XCTAssertGreaterThanOrEqual(auth.endInstant.nanosecondsSinceEpoch - auth.startInstant.nanosecondsSinceEpoch, 3_000_000)
     }
 
     func testRouteTemplatesHaveNoNames() throws {

@@ -187,5 +187,8 @@ final class ServiceConfigTests: XCTestCase {
         for endpoint in c.endpoints.dropFirst(2) {
             XCTAssertTrue(endpoint.optional, "artifacts (scripts/build_artifacts.sh) and MiniLM weights (fetched) may be absent: \(endpoint.name) must be optional")
         }
+        // six MiniLM endpoints: without a choice none would serve the TEI routes; the dense one does
+        XCTAssertEqual(c.compat.tei.model, "minilm")
+        XCTAssertTrue(c.compat.tei.enabled)
     }
 }
