@@ -181,28 +181,75 @@ static void obs_choose(const double *w, const double *u, ptrdiff_t cols, ptrdiff
     }
 }
 
+/* What one sweep does at each column: prune (choose n of m, or follow a mask) or quantize. */
+typedef struct {
+    const ss_obs_params *prune;          /* pruning; NULL when quantizing */
+    const ss_obs_quant_params *quant;    /* quantizing; NULL when pruning */
+    ptrdiff_t block;                     /* lazy-update width */
+    ptrdiff_t groups;                    /* scales per row (quantizing) */
+    float *scales;                       /* the tile's scales, nr x groups (quantizing) */
+    int8_t *q;                           /* the tile's int8 values, stride ldq (quantizing) */
+    ptrdiff_t ldq;
+} obs_sweep;
+
+/* Symmetric int8 scale of w[0..count) over the kept entries (mask 1): absmax / 127, 1 when 0. */
+static float obs_scale(const double *w, const uint8_t *mask, ptrdiff_t count) {
+    double absmax = 0.0;
+    for (ptrdiff_t c = 0; c < count; c++)
+        if (mask[c]) absmax = fmax(absmax, fabs(w[c]));
+    const float scale = (float)(absmax / 127.0);
+    return scale > 0.0f && isfinite(scale * 127.0f) ? scale : 1.0f;
+}
+
+/* The value column i of tile row r ends at: 0 when pruned, the nearest int8 level when quantized
+ * (recorded in q), itself when it is a free column. Group scales are set at each group's start. */
+static double obs_target(const obs_sweep *s, const double *w, const uint8_t *mask, ptrdiff_t cols, int r, ptrdiff_t i) {
+    const uint8_t *row_mask = mask + r * cols;
+    if (!s->quant) return row_mask[i] ? w[i] : 0.0;
+    const ss_obs_quant_params *p = s->quant;
+    const ptrdiff_t qcols = cols - p->free_cols;
+    if (i >= qcols) return w[i];
+    if (p->group > 0 && i % p->group == 0)
+        s->scales[r * s->groups + i / p->group] = obs_scale(w + i, row_mask + i, ss_min(p->group, qcols - i));
+    int8_t *q = s->q + r * s->ldq + i;
+    if (!row_mask[i]) { *q = 0; return 0.0; }
+    const double scale = s->scales[r * s->groups + (p->group > 0 ? i / p->group : 0)];
+    const double level = rint(w[i] / scale);
+    *q = (int8_t)(level > 127.0 ? 127 : level < -127.0 ? -127 : (int)level);
+    return (double)*q * scale;
+}
+
 /* One lazy block [b0, b1) of a tile of nr rows (wt: nr x cols doubles, err: nr x block). */
-static void obs_block(ss_isa isa, const ss_obs_params *p, const double *u, ptrdiff_t cols, ptrdiff_t b0, ptrdiff_t b1,
+static void obs_block(ss_isa isa, const obs_sweep *s, const double *u, ptrdiff_t cols, ptrdiff_t b0, ptrdiff_t b1,
                       double *wt, double *err, int nr, uint8_t *mask /* row 0 of the tile */) {
+    const ss_obs_params *p = s->prune;
     for (ptrdiff_t i = b0; i < b1; i++) {
-        if (!p->fixed_mask && (i - b0) % p->m == 0)
+        if (p && !p->fixed_mask && (i - b0) % p->m == 0)
             for (int r = 0; r < nr; r++) obs_choose(wt + r * cols + i, u, cols, i, p->n, p->m, mask + r * cols + i);
         const double d = u[i * cols + i];
         for (int r = 0; r < nr; r++) {
             double *w = wt + r * cols;
-            const double e = mask[r * cols + i] ? 0.0 : w[i] / d;
-            err[r * p->block + (i - b0)] = e;
+            const double target = obs_target(s, w, mask, cols, r, i);
+            const double e = (w[i] - target) / d;
+            err[r * s->block + (i - b0)] = e;
+            w[i] = target;
             if (e == 0.0) continue;
-            w[i] = 0.0;
             ss_daxpy(isa, b1 - i - 1, -e, u + i * cols + i + 1, w + i + 1);
         }
     }
     if (b1 >= cols) return;
     for (ptrdiff_t k = b0; k < b1; k++)          /* the block's errors onto every later column */
         for (int r = 0; r < nr; r++) {
-            const double e = err[r * p->block + (k - b0)];
+            const double e = err[r * s->block + (k - b0)];
             if (e != 0.0) ss_daxpy(isa, cols - b1, -e, u + k * cols + b1, wt + r * cols + b1);
         }
+}
+
+/* Loads rows [r0, r0 + nr) of w into the double tile (dead inputs zeroed). */
+static void obs_load(const float *w, ptrdiff_t ldw, ptrdiff_t r0, int nr, ptrdiff_t cols, const uint8_t *dead, double *wt) {
+    for (int r = 0; r < nr; r++)
+        for (ptrdiff_t c = 0; c < cols; c++)
+            wt[r * cols + c] = dead && dead[c] ? 0.0 : (double)w[(r0 + r) * ldw + c];
 }
 
 ss_status ss_obs_prune(ss_isa isa, const ss_obs_params *p, const double *u, ptrdiff_t cols, const uint8_t *dead,
@@ -213,17 +260,54 @@ ss_status ss_obs_prune(ss_isa isa, const ss_obs_params *p, const double *u, ptrd
     double *wt = malloc((size_t)(OBS_ROWS * (cols + p->block)) * sizeof(double));
     if (!wt) return SS_ERR_NO_MEMORY;
     double *err = wt + OBS_ROWS * cols;
+    const obs_sweep s = {p, NULL, p->block, 0, NULL, NULL, 0};
     for (ptrdiff_t r0 = row_begin; r0 < row_end; r0 += OBS_ROWS) {
         const int nr = (int)ss_min(OBS_ROWS, row_end - r0);
-        for (int r = 0; r < nr; r++)
-            for (ptrdiff_t c = 0; c < cols; c++)
-                wt[r * cols + c] = dead && dead[c] ? 0.0 : (double)w[(r0 + r) * ldw + c];
+        obs_load(w, ldw, r0, nr, cols, dead, wt);
         for (ptrdiff_t b0 = 0; b0 < cols; b0 += p->block)
-            obs_block(isa, p, u, cols, b0, ss_min(b0 + p->block, cols), wt, err, nr, mask + r0 * cols);
+            obs_block(isa, &s, u, cols, b0, ss_min(b0 + p->block, cols), wt, err, nr, mask + r0 * cols);
         for (int r = 0; r < nr; r++)
             for (ptrdiff_t c = 0; c < cols; c++)
                 w[(r0 + r) * ldw + c] = mask[(r0 + r) * cols + c] ? (float)wt[r * cols + c] : 0.0f;
     }
     free(wt);
+    return SS_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The GPTQ sweep: the same column sweep with int8 rounding in place of pruning                 */
+/* ------------------------------------------------------------------------------------------ */
+
+ptrdiff_t ss_obs_quant_groups(const ss_obs_quant_params *p, ptrdiff_t cols) {
+    const ptrdiff_t qcols = cols - p->free_cols;
+    return qcols <= 0 ? 0 : p->group > 0 ? ss_ceil_div(qcols, p->group) : 1;
+}
+
+ss_status ss_obs_quantize(ss_isa isa, const ss_obs_quant_params *p, const double *u, ptrdiff_t cols, const uint8_t *dead,
+                          float *w, ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, int8_t *q, ptrdiff_t ldq,
+                          float *scales) {
+    isa = ss_clamp_isa(isa);
+    const ptrdiff_t qcols = cols - p->free_cols, groups = ss_obs_quant_groups(p, cols);
+    if (p->group < 0 || p->free_cols < 0 || qcols <= 0 || ldq < qcols || ldw < cols || row_begin < 0) return SS_ERR_ARGUMENT;
+    const ptrdiff_t block = p->group > 0 ? p->group * ss_max(1, 128 / p->group) : 128;   /* groups never straddle blocks */
+    double *wt = malloc((size_t)(OBS_ROWS * (cols + block)) * sizeof(double));
+    uint8_t *keep = malloc((size_t)(OBS_ROWS * cols));
+    if (!wt || !keep) { free(wt); free(keep); return SS_ERR_NO_MEMORY; }
+    double *err = wt + OBS_ROWS * cols;
+    for (ptrdiff_t r0 = row_begin; r0 < row_end; r0 += OBS_ROWS) {
+        const int nr = (int)ss_min(OBS_ROWS, row_end - r0);
+        obs_load(w, ldw, r0, nr, cols, dead, wt);
+        for (int r = 0; r < nr; r++) {
+            for (ptrdiff_t c = 0; c < cols; c++) keep[r * cols + c] = p->mask ? p->mask[(r0 + r) * cols + c] : 1;
+            if (p->group == 0) scales[(r0 + r) * groups] = obs_scale(wt + r * cols, keep + r * cols, qcols);
+        }
+        const obs_sweep s = {NULL, p, block, groups, scales + r0 * groups, q + r0 * ldq, ldq};
+        for (ptrdiff_t b0 = 0; b0 < cols; b0 += block)
+            obs_block(isa, &s, u, cols, b0, ss_min(b0 + block, cols), wt, err, nr, keep);
+        for (int r = 0; r < nr; r++)
+            for (ptrdiff_t c = 0; c < cols; c++) w[(r0 + r) * ldw + c] = (float)wt[r * cols + c];
+    }
+    free(wt);
+    free(keep);
     return SS_OK;
 }

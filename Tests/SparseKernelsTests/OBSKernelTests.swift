@@ -121,6 +121,96 @@ final class OBSKernelTests: XCTestCase {
         XCTAssertEqual(ss_obs_prune(SS_ISA_PORTABLE, &params, &u, 8, nil, &w, 8, 0, 1, &mask), SS_ERR_ARGUMENT)
     }
 
+    // MARK: - GPTQ (int8 rounding in the sweep)
+
+    /// The quantizing sweep equals an eager double port of GPTQ on every ISA (channel and group
+    /// scales, a fixed mask, a free last column, lazy blocks crossed, odd sizes): values within
+    /// −127…127, w = q · scale in the rounded columns, 0 where pruned.
+    func testQuantizingSweepMatchesEagerReference() {
+        var random = TestRandom(seed: 45)
+        for (rows, cols, group, free, masked) in [(5, 13, 0, 0, false), (9, 300, 64, 0, false), (4, 37, 8, 1, true), (3, 130, 0, 1, true)] {
+            let tokens = 2 * cols
+            let h = Self.gram(random.array(tokens * cols), tokens: tokens, cols: cols)
+            let w = random.array(rows * cols).map { $0 * 3 }
+            let mask: [UInt8]? = masked ? (0..<rows * cols).map { UInt8(($0 * 7) % 3 == 0 ? 0 : 1) } : nil
+            var u = h, dead = [UInt8](repeating: 0, count: cols)
+            XCTAssertEqual(ss_obs_prepare(&u, cols, 0.01, &dead), SS_OK)
+            let expected = Self.eagerQuantize(w: w.map(Double.init), u: u, rows: rows, cols: cols, group: group, free: free, mask: mask)
+            for isa in InstructionSet.available {
+                var out = w
+                let qcols = cols - free, groups = group == 0 ? 1 : (qcols + group - 1) / group
+                var q = [Int8](repeating: 99, count: rows * qcols), scales = [Float](repeating: -1, count: rows * groups)
+                let status = (mask ?? []).withUnsafeBufferPointer { mk in
+                    var params = ss_obs_quant_params(group: group, free_cols: free, mask: mask == nil ? nil : mk.baseAddress)
+                    XCTAssertEqual(ss_obs_quant_groups(&params, cols), groups)
+                    return ss_obs_quantize(isa.cValue, &params, u, cols, nil, &out, cols, 0, rows, &q, qcols, &scales)
+                }
+                XCTAssertEqual(status, SS_OK)
+                for r in 0..<rows {
+                    for c in 0..<cols {
+                        let i = r * cols + c, tag = "\(isa) \(rows)x\(cols) group \(group) row \(r) col \(c)"
+                        XCTAssertEqual(Double(out[i]), expected[i], accuracy: 1e-5 * max(1, abs(expected[i])), tag)
+                        guard c < qcols else { continue }
+                        let scale = scales[r * groups + (group == 0 ? 0 : c / group)]
+                        XCTAssertTrue((-127...127).contains(Int(q[r * qcols + c])), tag)
+                        XCTAssertEqual(out[i], Float(Double(q[r * qcols + c]) * Double(scale)), tag)
+                        if mask?[i] == 0 { XCTAssertEqual(q[r * qcols + c], 0, tag) }
+                    }
+                }
+            }
+        }
+        var params = ss_obs_quant_params(group: 0, free_cols: 4, mask: nil)   // nothing left to round
+        var w = [Float](repeating: 1, count: 4), q = [Int8](repeating: 0, count: 4), scales = [Float](repeating: 0, count: 1)
+        XCTAssertEqual(ss_obs_quantize(SS_ISA_PORTABLE, &params, [Double](repeating: 1, count: 16), 4, nil, &w, 4, 0, 1, &q, 4, &scales),
+                       SS_ERR_ARGUMENT)
+    }
+
+    /// With uncorrelated inputs (diagonal H) nothing is compensated: GPTQ is round-to-nearest,
+    /// value for value and scale for scale (`ss_int8_quantize_weights`).
+    func testQuantizingSweepWithDiagonalHessianIsRoundToNearest() {
+        var random = TestRandom(seed: 46)
+        let (rows, cols) = (6, 70)
+        var u = [Double](repeating: 0, count: cols * cols), dead = [UInt8](repeating: 0, count: cols)
+        for j in 0..<cols { u[j * cols + j] = Double(1 + j % 5) }
+        XCTAssertEqual(ss_obs_prepare(&u, cols, 0, &dead), SS_OK)
+        let w = random.array(rows * cols)
+        for group in [0, 32] {
+            var rq = [Int8](repeating: 0, count: rows * cols), rs = [Float](repeating: 0, count: rows * (group == 0 ? 1 : 3))
+            XCTAssertEqual(ss_int8_quantize_weights(w, rows, cols, cols, group, &rq, &rs), 0)
+            var out = w, q = rq.map { _ in Int8(0) }, scales = rs.map { _ in Float(0) }
+            var params = ss_obs_quant_params(group: group, free_cols: 0, mask: nil)
+            XCTAssertEqual(ss_obs_quantize(SS_ISA_PORTABLE, &params, u, cols, nil, &out, cols, 0, rows, &q, cols, &scales), SS_OK)
+            XCTAssertEqual(q, rq, "group \(group)")
+            for (a, b) in zip(scales, rs) { XCTAssertEqual(a, b, accuracy: 1e-7 * b, "group \(group)") }
+        }
+    }
+
+    /// GPTQ without lazy blocks, in double: per row, scales as the kernel sets them, each rounded
+    /// (or pruned) weight's error onto every later column through row i of U.
+    static func eagerQuantize(w: [Double], u: [Double], rows: Int, cols: Int, group: Int, free: Int, mask: [UInt8]?) -> [Double] {
+        var w = w
+        let qcols = cols - free
+        func scale(_ r: Int, _ range: Range<Int>) -> Double {
+            let a = range.filter { mask?[r * cols + $0] ?? 1 != 0 }.map { abs(w[r * cols + $0]) }.max() ?? 0
+            let s = Double(Float(a / 127))
+            return s > 0 ? s : 1
+        }
+        for r in 0..<rows {
+            var s = group == 0 ? scale(r, 0..<qcols) : 0
+            for i in 0..<cols {
+                if group > 0, i < qcols, i % group == 0 { s = scale(r, i..<min(i + group, qcols)) }
+                let target: Double
+                if i >= qcols { target = w[r * cols + i] } else if mask?[r * cols + i] == 0 { target = 0 } else {
+                    target = min(127, max(-127, (w[r * cols + i] / s).rounded(.toNearestOrEven))) * s
+                }
+                let e = (w[r * cols + i] - target) / u[i * cols + i]
+                for j in i..<cols { w[r * cols + j] -= e * u[i * cols + j] }
+                w[r * cols + i] = target
+            }
+        }
+        return w
+    }
+
     // MARK: - references
 
     static func gram(_ x: [Float], tokens: Int, cols: Int) -> [Double] {

@@ -27,6 +27,10 @@ FORMATS = {
     "bf16": {"method": "dense", "quantize": {"weights": "bf16"}},
     "2of4-int8": {"method": "nm", "n": 2, "m": 4, "pin": True, "calibration": "default", "quantize": W8A8},
     "2of4": {"method": "nm", "n": 2, "m": 4, "pin": True, "calibration": "default"},
+    # with calibration data int8 weights are rounded by GPTQ (the default "rounding")
+    "int8-channel-gptq": {"method": "dense", "quantize": {"weights": "int8", "granularity": "channel"}, "calibration": "default"},
+    "int8-dynamic-gptq": {"method": "dense", "quantize": W8A8, "calibration": "default"},
+    "int8-dynamic-nearest": {"method": "dense", "quantize": W8A8, "calibration": "default", "rounding": "nearest"},
 }
 
 
@@ -59,11 +63,15 @@ def test_quantized_digits_keep_accuracy_and_report_bytes(tmp_path, int8_artifact
         acc = {name: float((p.argmax(axis=1) == SPLIT["labels"]).mean()) for name, p in out.items()}
         print("held-out accuracy:", acc)
         # bf16 keeps the dense accuracy; round-to-nearest int8 loses 1.3-1.6 points on this MLP
-        # (numpy gives the same 0.960 per channel: fc1's rows hold outliers, 1.4 % weight error), short
-        # of the issue's 0.5-point target
+        # (fc1 folds the input standardisation into its columns: a few huge columns set each row's
+        # scale); GPTQ on the calibration split stays within the issue's 0.5 point of dense
         assert abs(acc["bf16"] - acc["dense"]) <= 0.005, acc
-        for name in ("int8-channel", "int8-group64", "int8-dynamic", "artifact"):
+        for name in ("int8-channel", "int8-group64", "int8-dynamic", "artifact", "int8-dynamic-nearest"):
             assert abs(acc[name] - acc["dense"]) <= 0.02, (name, acc)
+        for name in ("int8-channel-gptq", "int8-dynamic-gptq"):
+            assert acc[name] >= acc["dense"] - 0.005, (name, acc)
+            assert acc[name] > acc[name.replace("-gptq", "")], (name, acc)
+        assert np.array_equal(out["int8-dynamic-nearest"], out["int8-dynamic"])  # rounding "nearest" = no GPTQ
         assert acc["2of4-int8"] >= acc["2of4"] - 0.005, acc
         assert np.array_equal(out["artifact"], out["int8-dynamic"])
         assert not np.array_equal(out["int8-dynamic"], out["dense"])  # the quantized kernels really ran

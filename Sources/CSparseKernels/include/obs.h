@@ -18,6 +18,11 @@
  *                       with the largest w^2 / U_jj^2 (on the already-updated weights), or follows a
  *                       given mask; each pruned weight's error is spread over the columns to its
  *                       right through row j of U.
+ *   ss_obs_quantize     the same sweep with symmetric int8 rounding in place of pruning (GPTQ): each
+ *                       weight goes to its nearest int8 level and its rounding error is spread over
+ *                       the columns to its right; optionally with a fixed sparsity mask (pruned
+ *                       weights go to 0 in the same sweep) and free trailing columns (e.g. the bias
+ *                       of an augmented input) that are not rounded and absorb the error.
  *
  * Every function returns an ss_status: SS_ERR_NO_MEMORY when a buffer cannot be allocated,
  * SS_ERR_ARGUMENT for invalid sizes or a non-finite H (outputs are then unspecified).
@@ -53,5 +58,26 @@ typedef struct {
 /// split them across threads.
 ss_status ss_obs_prune(ss_isa isa, const ss_obs_params *p, const double *u, ptrdiff_t cols, const uint8_t *dead,
                  float *w, ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, uint8_t *mask);
+
+typedef struct {
+    ptrdiff_t group;         /* 0: one scale per row, from the row's kept weights before the sweep;
+                                else one per row and group of `group` columns, from the group's
+                                weights when the sweep reaches it (already compensated) */
+    ptrdiff_t free_cols;     /* the last free_cols columns are not rounded (they absorb the error) */
+    const uint8_t *mask;     /* NULL: every weight kept; else 1 = keep (stride cols, indexed by row) */
+} ss_obs_quant_params;
+
+/// Scales per row for `cols` columns: 1 per channel, else ceil((cols - free_cols) / group).
+ptrdiff_t ss_obs_quant_groups(const ss_obs_quant_params *p, ptrdiff_t cols);
+
+/// The GPTQ sweep over rows [row_begin, row_end) of w (stride ldw >= cols). Scales are absmax / 127
+/// over the kept weights (1 when all are zero), values rint(w / scale) clamped to -127...127. Writes
+/// q (rows x (cols - free_cols) int8, stride ldq, indexed by row: rows before row_begin untouched),
+/// scales (rows x ss_obs_quant_groups, indexed by row) and w: the dequantised q * scale in the rounded
+/// columns (0 where pruned or dead), the compensated values in the free ones. u is ss_obs_prepare's
+/// factor for all cols columns. Rows are independent, so callers split them across threads.
+ss_status ss_obs_quantize(ss_isa isa, const ss_obs_quant_params *p, const double *u, ptrdiff_t cols, const uint8_t *dead,
+                          float *w, ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, int8_t *q, ptrdiff_t ldq,
+                          float *scales);
 
 #endif

@@ -10,19 +10,28 @@ import SparseModels
 /// the dense model runs beside it, giving each layer the dense outputs to refit to.
 ///
 /// The result is a `LayerCompressor` holding the packed layers; layers it did not compress (dense,
-/// ℓ1,∞, magnitude BLAST) go to the weight-only `WeightCompressor`. Hand it to `ModelLoader` or
+/// magnitude BLAST and ℓ1,∞) are compressed weight-only, and ℓ1,∞ layers it projected are
+/// compacted with their neighbours as the weight-only compressor does. Hand it to `ModelLoader` or
 /// `ArtifactWriter` like any compressor.
 public struct CalibratedCompressor: LayerCompressor {
     public let packed: [String: PackedLayer]
     public let report: CalibrationReport
 
+    /// Calibrated layers as packed here; ℓ1,∞ layers compacted across the chain from their
+    /// calibrated projections; the others by the weight-only compressor.
     public func pack(chain layers: [DenseLinearLayer]) -> [Result<(packed: PackedLayer, relativeError: Double?), any Error>] {
-        var rest = layers
-        for i in rest.indices where packed[rest[i].name] != nil { rest[i].method = .dense }
-        let fallback = WeightCompressor().pack(chain: rest)
-        return zip(layers, fallback).map { layer, other in
+        var projected: [Int: (weights: [Float], bias: [Float]?)] = [:], fixed = Set<Int>()
+        for (i, layer) in layers.enumerated() {
+            guard let mine = packed[layer.name] else { continue }
+            if case .l1inf = layer.method.unpinned.method, case .dense(let w) = mine.form {
+                projected[i] = (w, mine.bias)
+            } else {
+                fixed.insert(i)
+            }
+        }
+        return L1InfCompaction.pack(layers, projected: projected, fixed: fixed) { layer in
             if let mine = packed[layer.name] { return .success((mine, nil)) }
-            return other
+            return L1InfCompaction.packAlone(layer)
         }
     }
 
@@ -45,9 +54,12 @@ public struct CalibratedCompressor: LayerCompressor {
             stageCount += 1
             tokens = stage.rows
             let methods = stage.layers.map { plan.method(forLayer: $0.name) }
-            guard methods.contains(where: { $0.unpinned.method != .dense }) else { return stage.layers.map { _ in nil } }
+            guard methods.contains(where: { $0.unpinned.method != .dense || CalibratedLayer.rounds($0, options) }) else {
+                return stage.layers.map { _ in nil }
+            }
             let t0 = Date()
-            var statistics = InputStatistics(features: stage.features, cross: options.refit && stage.denseInputs != nil)
+            let refits = methods.contains { $0.unpinned.method != .dense }   // (GPTQ of dense layers needs no cross term)
+            var statistics = InputStatistics(features: stage.features, cross: options.refit && refits && stage.denseInputs != nil)
             try statistics.add(stage.inputs, dense: stage.denseInputs, rows: stage.rows)
             statistics.finish()
             var ops: [(any LinearOperator)?] = []
@@ -79,6 +91,8 @@ public struct CalibrationReport: Sendable, Equatable, Codable {
     public var refit: Bool
     public var refitIterations: Int
     public var damping: Double
+    /// How int8 weights were rounded ("gptq" or "nearest").
+    public var rounding: String
     public var stages: Int
     public var seconds: Double
 
@@ -90,6 +104,7 @@ public struct CalibrationReport: Sendable, Equatable, Codable {
         refit = options.refit
         refitIterations = options.refitIterations
         damping = options.damping
+        rounding = options.rounding.rawValue
         self.stages = stages
         self.seconds = seconds
     }

@@ -11,7 +11,11 @@ import SparseModels
 /// - CSR: the globally largest saliencies, then (hessian) the sweep with that mask fixed.
 /// - then, with `refit`, kept weights and bias refitted to the dense layer's outputs.
 /// - BLAST (activation or hessian saliency): the fit whitened by the block-diagonal part of H.
-/// Other methods (dense, ℓ1,∞) return nil: the weight-only compressor handles them.
+/// - ℓ1,∞ (activation or hessian saliency): the projection of the activation-scaled weight, then
+///   compensation and refit of the kept groups (`CalibratedL1Inf`).
+/// - int8 weights (`compression.quantize`) of dense, N:M and CSR layers are then rounded by GPTQ
+///   (`rounding` `gptq`, the default): the OBS sweep with the quantizer, the mask kept.
+/// Other methods (unquantized dense, magnitude BLAST and ℓ1,∞) return nil: the weight-only compressor handles them.
 enum CalibratedLayer {
     struct Result {
         var packed: PackedLayer
@@ -20,20 +24,49 @@ enum CalibratedLayer {
 
     static func compress(weights w: [Float], bias: [Float]?, outputs: Int, inputs: Int, method: LayerCompression,
                          statistics s: InputStatistics, options: CalibrationOptions) throws -> Result? {
+        let (base, mask) = try compressed(weights: w, bias: bias, outputs: outputs, inputs: inputs, method: method, statistics: s,
+                                          options: options)
+        guard rounds(method, options), let scheme = method.quantization else { return base }
+        let packed = base?.packed ?? PackedLayer(outputFeatures: outputs, inputFeatures: inputs, form: .dense(weight: w), bias: bias)
+        let sweep = try SecondOrderPruning(gram: s.gram, features: inputs, damping: options.damping)
+        let quantized = try packed.quantized(scheme) { weights, rows, _, granularity in
+            var rounded = weights
+            return try sweep.quantize(&rounded, rows: rows, granularity: granularity, mask: mask)
+        }
+        return Result(packed: quantized, op: try quantized.makeOperator())
+    }
+
+    /// Whether calibration rounds this layer's int8 weights itself (GPTQ): dense, N:M and CSR layers
+    /// with int8 weights, when `rounding` is `gptq` (BLAST's factors and bf16 round to nearest).
+    static func rounds(_ method: LayerCompression, _ options: CalibrationOptions) -> Bool {
+        guard options.rounding == .gptq, let scheme = method.quantization, scheme != .bf16 else { return false }
+        switch method.unpinned.method {
+        case .dense, .nm, .transposableNM, .csr: return true
+        default: return false
+        }
+    }
+
+    /// The method's fp32 form and its mask (1 = keep; nil for unpruned forms), or nil for methods
+    /// the weight-only compressor handles.
+    private static func compressed(weights w: [Float], bias: [Float]?, outputs: Int, inputs: Int, method: LayerCompression,
+                                   statistics s: InputStatistics, options: CalibrationOptions) throws -> (Result?, [UInt8]?) {
         switch method.unpinned.method {
         case let .nm(n, m):
-            return try pruned(w, bias, outputs, inputs, s, options, form: .nm(n: n, m: m, transposable: false)) { scores, pruning in
+            let (result, mask) = try pruned(w, bias, outputs, inputs, s, options, form: .nm(n: n, m: m, transposable: false)) { scores, pruning in
                 if let pruning { return (nil, pruning) }
                 return (Self.bytes(NMWeights.magnitudeKept(scores, outputFeatures: outputs, inputFeatures: inputs, n: n, m: m)), nil)
             }
+            return (result, mask)
         case let .transposableNM(n, m):
-            return try pruned(w, bias, outputs, inputs, s, options, form: .nm(n: n, m: m, transposable: true)) { scores, _ in
+            let (result, mask) = try pruned(w, bias, outputs, inputs, s, options, form: .nm(n: n, m: m, transposable: true)) { scores, _ in
                 (Self.bytes(try TransposableMask.mask(scores, rows: outputs, columns: inputs, n: n, m: m)), nil)
             }
+            return (result, mask)
         case let .csr(density):
-            return try pruned(w, bias, outputs, inputs, s, options, form: .csr) { scores, _ in
+            let (result, mask) = try pruned(w, bias, outputs, inputs, s, options, form: .csr) { scores, _ in
                 (Self.topMask(scores, keep: Int((Double(scores.count) * density).rounded())), nil)
             }
+            return (result, mask)
         case let .blast(blocks, rank, ratio, iterations) where options.saliency != .magnitude:
             let r = rank ?? LayerCompression.blastRank(blocks, ratio, outputs, inputs)
             let fit = try WhitenedBlast.fit(weights: w, rows: outputs, columns: inputs, blocks: blocks, rank: r, iterations: iterations,
@@ -41,9 +74,16 @@ enum CalibratedLayer {
             let packed = PackedLayer(outputFeatures: outputs, inputFeatures: inputs,
                                      form: .blast(rowBlocks: blocks, columnBlocks: blocks, rank: r, u: fit.u.map(Float.init),
                                                   v: fit.v.map(Float.init), s: fit.s.map(Float.init)), bias: bias)
-            return Result(packed: packed, op: try fit.makeOperator(bias: bias))
+            return (Result(packed: packed, op: try fit.makeOperator(bias: bias)), nil)
+        case let .l1inf(groups, radius, ratio) where options.saliency != .magnitude:
+            let (weights, b) = try CalibratedL1Inf.project(weights: w, bias: bias, rows: outputs, columns: inputs, groups: groups, radius: radius,
+                                                          radiusRatio: ratio, statistics: s, options: options)
+            // dense form with the vanished groups zero: `CalibratedCompressor.pack` compacts it across the chain
+            let packed = PackedLayer(outputFeatures: outputs, inputFeatures: inputs, form: .dense(weight: weights), bias: b,
+                                     sourceHasBias: bias != nil)
+            return (Result(packed: packed, op: DenseWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: b)), nil)
         default:
-            return nil
+            return (nil, nil)
         }
     }
 
@@ -52,7 +92,7 @@ enum CalibratedLayer {
     /// Scores → mask (or the sweep's own n:m choice, when `choose` hands the pruner back), compensation, refit, pack.
     private static func pruned(_ w: [Float], _ bias: [Float]?, _ outputs: Int, _ inputs: Int, _ s: InputStatistics,
                                _ options: CalibrationOptions, form: PrunedForm,
-                               choose: ([Float], SecondOrderPruning?) throws -> ([UInt8]?, SecondOrderPruning?)) throws -> Result {
+                               choose: ([Float], SecondOrderPruning?) throws -> ([UInt8]?, SecondOrderPruning?)) throws -> (Result, [UInt8]) {
         var weights = w, mask: [UInt8]
         if options.saliency == .hessian {
             let pruning = try SecondOrderPruning(gram: s.gram, features: inputs, damping: options.damping)
@@ -96,7 +136,7 @@ enum CalibratedLayer {
             packedForm = .csr(rowStart: rowStart, columns: columns, values: values)
         }
         let packed = PackedLayer(outputFeatures: outputs, inputFeatures: inputs, form: packedForm, bias: newBias, sourceHasBias: bias != nil)
-        return Result(packed: packed, op: DenseWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: newBias))
+        return (Result(packed: packed, op: DenseWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: newBias)), mask)
     }
 
     static func bytes(_ mask: [Bool]) -> [UInt8] { mask.map { $0 ? 1 : 0 } }

@@ -13,6 +13,15 @@ public struct CalibrationOptions: Sendable, Equatable, CustomStringConvertible {
         case hessian
     }
 
+    /// How int8 weights (`compression.quantize`) are rounded when calibrating.
+    public enum Rounding: String, Sendable, CaseIterable {
+        /// Each weight to its nearest level (as without calibration).
+        case nearest
+        /// GPTQ: the OBS sweep with the quantizer in place of pruning, compensating each rounding
+        /// error with the weights to its right (`SecondOrderPruning.quantize`).
+        case gptq
+    }
+
     /// The calibration file; nil means the model's own default (`calibration.txt` or
     /// `calibration.safetensors` in its folder).
     public var path: String?
@@ -25,22 +34,24 @@ public struct CalibrationOptions: Sendable, Equatable, CustomStringConvertible {
     public var damping: Double
     /// Most conjugate-gradient iterations of the refit.
     public var refitIterations: Int
+    public var rounding: Rounding
 
     public init(path: String? = nil, samples: Int = 512, saliency: Saliency = .hessian, refit: Bool = true, damping: Double = 0.01,
-                refitIterations: Int = 15) {
+                refitIterations: Int = 15, rounding: Rounding = .gptq) {
         self.path = path
         self.samples = samples
         self.saliency = saliency
         self.refit = refit
         self.damping = damping
         self.refitIterations = refitIterations
+        self.rounding = rounding
     }
 
     /// Most samples a calibration run may use.
     public static let maximumSamples = 65_536
 
     public var description: String {
-        "calibration \(path ?? "(model default)") samples=\(samples) saliency=\(saliency.rawValue) refit=\(refit) (\(refitIterations) iterations) damping=\(damping)"
+        "calibration \(path ?? "(model default)") samples=\(samples) saliency=\(saliency.rawValue) refit=\(refit) (\(refitIterations) iterations) damping=\(damping) rounding=\(rounding.rawValue)"
     }
 
     /// The default calibration file in a model folder, when there is one.

@@ -28,12 +28,16 @@ public enum L1InfCompaction {
 
     /// Packs every layer of a chain; layers are packed one by one (`alone`, by default their
     /// method's `pack`) unless an ℓ1,∞ layer lets them shrink, when they are stored compacted.
+    /// `projected` gives ℓ1,∞ layers already projected elsewhere (calibration: weights with their
+    /// vanished groups zero, and bias), used instead of projecting them; layers in `fixed` are
+    /// packed alone whatever their method, and nothing around them shrinks.
     /// Errors name the layer's method; the caller adds the layer name.
-    public static func pack(_ layers: [DenseLinearLayer], alone: (DenseLinearLayer) -> Packed = packAlone) -> [Packed] {
-        let roles = layers.map { role($0.method) }
+    public static func pack(_ layers: [DenseLinearLayer], projected given: [Int: (weights: [Float], bias: [Float]?)] = [:],
+                            fixed: Set<Int> = [], alone: (DenseLinearLayer) -> Packed = packAlone) -> [Packed] {
+        let roles = layers.indices.map { fixed.contains($0) ? (compactable: false, l1inf: false) : role(layers[$0].method) }
         guard roles.contains(where: \.l1inf) else { return layers.map(alone) }
-        let (weights, errors) = projected(layers, roles: roles)
-        var biases = layers.map { $0.bias }
+        let (weights, errors) = projected(layers, roles: roles, given: given)
+        var biases = layers.indices.map { given[$0].map(\.bias) ?? layers[$0].bias }
         let (kept, folded) = links(layers, roles: roles, weights: weights, biases: &biases)
         return layers.indices.map { i in
             let linkedIn = i > 0 ? kept[i - 1] : nil, linkedOut = kept[i]
@@ -48,16 +52,17 @@ public enum L1InfCompaction {
 
     /// Effective weights: projected for ℓ1,∞ layers, as given for dense ones, nil for the others;
     /// and the projections' relative errors.
-    private static func projected(_ layers: [DenseLinearLayer], roles: [(compactable: Bool, l1inf: Bool)]) -> ([[Float]?], [Double]) {
+    private static func projected(_ layers: [DenseLinearLayer], roles: [(compactable: Bool, l1inf: Bool)],
+                                  given: [Int: (weights: [Float], bias: [Float]?)]) -> ([[Float]?], [Double]) {
         var weights: [[Float]?] = [], errors: [Double] = []
-        for (layer, r) in zip(layers, roles) {
+        for (i, (layer, r)) in zip(layers, roles).enumerated() {
             guard r.l1inf, case let .l1inf(groups, radius, ratio) = unpinned(layer.method) else {
                 weights.append(r.compactable ? layer.weights : nil)
                 errors.append(0)
                 continue
             }
-            let projected = L1InfProjection.project(layer.weights, rows: layer.outputFeatures, columns: layer.inputFeatures,
-                                                    groups: groups, radius: radius, radiusRatio: ratio)
+            let projected = given[i]?.weights ?? L1InfProjection.project(layer.weights, rows: layer.outputFeatures, columns: layer.inputFeatures,
+                                                                        groups: groups, radius: radius, radiusRatio: ratio)
             weights.append(projected)
             errors.append(LayerCompression.relativeError(layer.weights, projected))
         }

@@ -35,25 +35,32 @@ public struct SecondOrderPruning: Sendable {
         var mask = fixed ?? [UInt8](repeating: 0, count: rows * features)
         var params = ss_obs_params(n: Int32(n), m: Int32(m), block: 128 / m * m, fixed_mask: fixed == nil ? 0 : 1)
         if fixed != nil { params = ss_obs_params(n: 1, m: 1, block: 128, fixed_mask: 1) }
-        let parts = max(1, min(pool.threadCount * 2, rows / 8))
-        let status = SendableStatus(parts)
         let f = features, p = params
-        try factor.withUnsafeBufferPointer { u in
-            try dead.withUnsafeBufferPointer { d in
-                weights.withUnsafeMutableBufferPointer { w in
-                    mask.withUnsafeMutableBufferPointer { mk in
-                        let (pu, pd) = (SendablePointer(u.baseAddress!), SendablePointer(d.baseAddress!))
-                        let (pw, pm) = (SendablePointer(w.baseAddress!), SendablePointer(mk.baseAddress!))
-                        pool.run(parts: parts) { part in
-                            var params = p
-                            status.set(part, ss_obs_prune(InstructionSet.current.cValue, &params, pu.pointer, f, pd.pointer, pw.pointer, f,
-                                                          rows * part / parts, rows * (part + 1) / parts, pm.pointer))
-                        }
-                    }
-                }
-                try status.check("OBS sweep of a \(rows) × \(f) weight")
+        try mask.withUnsafeMutableBufferPointer { mk in
+            let pm = SendablePointer(mk.baseAddress!)
+            try sweep(&weights, rows: rows, pool: pool, "OBS sweep") { u, dead, w, begin, end in
+                var params = p
+                return ss_obs_prune(InstructionSet.current.cValue, &params, u, f, dead, w, f, begin, end, pm.pointer)
             }
         }
         return mask
+    }
+
+    /// Runs `body(u, dead, weights, rowBegin, rowEnd)` over parts of the rows of `weights` on the pool.
+    func sweep(_ weights: inout [Float], rows: Int, pool: KernelPool, _ what: String,
+               _ body: @escaping @Sendable (UnsafePointer<Double>, UnsafePointer<UInt8>, UnsafeMutablePointer<Float>, Int, Int) -> ss_status) throws {
+        let parts = max(1, min(pool.threadCount * 2, rows / 8))
+        let status = SendableStatus(parts)
+        try factor.withUnsafeBufferPointer { u in
+            try dead.withUnsafeBufferPointer { d in
+                weights.withUnsafeMutableBufferPointer { w in
+                    let (pu, pd, pw) = (SendablePointer(u.baseAddress!), SendablePointer(d.baseAddress!), SendablePointer(w.baseAddress!))
+                    pool.run(parts: parts) { part in
+                        status.set(part, body(UnsafePointer(pu.pointer), UnsafePointer(pd.pointer), pw.pointer, rows * part / parts, rows * (part + 1) / parts))
+                    }
+                }
+                try status.check("\(what) of a \(rows) × \(features) weight")
+            }
+        }
     }
 }

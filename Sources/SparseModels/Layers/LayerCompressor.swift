@@ -51,7 +51,7 @@ extension BuiltLinearLayer {
             Result {
                 var (form, error) = try result.get()
                 let method = layer.method
-                if let scheme = method.quantization {
+                if let scheme = method.quantization, form.quantizedScheme != scheme {  // (a calibrated compressor may round it: GPTQ)
                     form = try form.quantized(scheme)
                     error = nil  // measured on the quantized weights
                 }

@@ -73,14 +73,21 @@ extension PackedLayer {
 
     // MARK: Quantizing a packed form
 
-    /// This fp32 dense, N:M or BLAST form with its weights quantized as `scheme` (same mask,
-    /// same factors). int8 is symmetric, scale = absmax / 127 (`quantizeInt8`); bf16 rounds to nearest even.
-    public func quantized(_ scheme: WeightQuantization) throws -> PackedLayer {
+    /// Chooses int8 values and scales for a row-major `rows × columns` weight (zero where pruned),
+    /// laid out as `quantizeInt8` returns them: round-to-nearest by default, or a data-aware
+    /// rounding (GPTQ, from calibration data).
+    public typealias Int8Rounding = ([Float], _ rows: Int, _ columns: Int, Int8Granularity) throws -> (values: [Int8], scales: [Float])
+
+    /// This fp32 dense, N:M, BLAST or CSR form with its weights quantized as `scheme` (same mask,
+    /// same factors). int8 is symmetric, scale = absmax / 127 (`quantizeInt8`), or what `rounding`
+    /// gives for the layer's weight (dense, N:M, CSR; BLAST's factors round to nearest); bf16 rounds
+    /// to nearest even.
+    public func quantized(_ scheme: WeightQuantization, rounding: Int8Rounding? = nil) throws -> PackedLayer {
         let (out, inputs) = (outputFeatures, inputFeatures)
         let result: QuantizedForm
         switch form {
         case .dense(let w):
-            result = .dense(scheme, try Self.quantize(w, rows: out, columns: inputs, scheme, part: "weight"))
+            result = .dense(scheme, try Self.quantize(w, rows: out, columns: inputs, scheme, part: "weight", rounding: rounding))
         case let .nm(n, m, transposable, values, words):
             let op: NMWeights
             do { op = try NMWeights(packedValues: values, indexWords: words, outputFeatures: out, inputFeatures: inputs, n: n, m: m) } catch {
@@ -90,7 +97,8 @@ extension PackedLayer {
                 result = .nm(n: n, m: m, transposable: transposable, scheme, try Self.quantize(values, rows: values.count / 16, columns: 16, scheme, part: "values"),
                              indexWords: words)
             } else {
-                guard case let .int8(q, scales) = try Self.quantize(op.denseWeights(), rows: out, columns: inputs, scheme, part: "values") else {
+                guard case let .int8(q, scales) = try Self.quantize(op.denseWeights(), rows: out, columns: inputs, scheme, part: "values",
+                                                                    rounding: rounding) else {
                     throw FormError(part: "values", reason: "int8 quantization gave no int8 values")
                 }
                 let (packed, packedWords) = try NMWeights.pack(weights: q.map { Float($0) }, mask: op.keptMask(), outputFeatures: out,
@@ -103,35 +111,57 @@ extension PackedLayer {
             result = .blast(rowBlocks: b1, columnBlocks: b2, rank: r, scheme, u: uq,
                             v: try Self.quantizeBlastV(v, inputs: inputs, blocks: b2, rank: r, scheme), s: s)
         case let .csr(rowStart, columns, values):
-            // per output row over its kept weights (absmax / 127), as CSRInt8Weights quantizes
-            let op: CSRInt8Weights
-            do {
-                op = try CSRInt8Weights(CSRWeights(rowStart: rowStart, columns: columns, values: values, outputFeatures: out, inputFeatures: inputs))
-            } catch {
-                throw FormError(part: "values", reason: "\(error)")
-            }
-            result = .csr(scheme, rowStart: rowStart, columns: columns, .int8(values: op.values, scales: op.scales))
+            result = .csr(scheme, rowStart: rowStart, columns: columns,
+                          try Self.quantizeCSR(rowStart, columns, values, outputs: out, inputs: inputs, scheme, rounding: rounding))
         case .compacted, .quantized:
             throw FormError(part: nil, reason: "a \(method) layer in this form cannot be quantized (dense, N:M, BLAST and CSR can)")
         }
         return PackedLayer(outputFeatures: out, inputFeatures: inputs, form: .quantized(result), bias: bias, sourceHasBias: sourceHasBias)
     }
 
-    private static func quantize(_ w: [Float], rows: Int, columns: Int, _ scheme: WeightQuantization, part: String) throws -> QuantizedValues {
+    private static func quantize(_ w: [Float], rows: Int, columns: Int, _ scheme: WeightQuantization, part: String,
+                                 rounding: Int8Rounding? = nil) throws -> QuantizedValues {
+        let round: Int8Rounding = rounding ?? { try quantizeInt8($0, rows: $1, columns: $2, granularity: $3) }
         do {
             switch scheme {
             case .bf16:
                 return .bf16(bits: try BF16Weights(weights: w, outputFeatures: rows, inputFeatures: columns).bits)
             case .int8(let granularity):
-                let (q, s) = try quantizeInt8(w, rows: rows, columns: columns, granularity: granularity)
+                let (q, s) = try round(w, rows, columns, granularity)
                 return .int8(values: q, scales: s)
             case .int8Dynamic:
-                let (q, s) = try quantizeInt8(w, rows: rows, columns: columns, granularity: .channel)
+                let (q, s) = try round(w, rows, columns, .channel)
                 return .int8(values: q, scales: s)
             }
         } catch {
             throw FormError(part: part, reason: "\(error)")
         }
+    }
+
+    /// CSR values as int8, one scale per output row over its kept weights: absmax / 127 (as
+    /// CSRInt8Weights quantizes), or `rounding` of the dense weight read back at the kept positions.
+    private static func quantizeCSR(_ rowStart: [Int32], _ columns: [Int32], _ values: [Float], outputs out: Int, inputs: Int,
+                                    _ scheme: WeightQuantization, rounding: Int8Rounding?) throws -> QuantizedValues {
+        let csr: CSRWeights
+        do { csr = try CSRWeights(rowStart: rowStart, columns: columns, values: values, outputFeatures: out, inputFeatures: inputs) } catch {
+            throw FormError(part: "values", reason: "\(error)")
+        }
+        guard let rounding else {
+            do {
+                let op = try CSRInt8Weights(csr)
+                return .int8(values: op.values, scales: op.scales)
+            } catch {
+                throw FormError(part: "values", reason: "\(error)")
+            }
+        }
+        var dense = [Float](repeating: 0, count: out * inputs)
+        for r in 0..<out { for k in Int(rowStart[r])..<Int(rowStart[r + 1]) { dense[r * inputs + Int(columns[k])] = values[k] } }
+        guard case let .int8(q, scales) = try quantize(dense, rows: out, columns: inputs, scheme, part: "values", rounding: rounding) else {
+            throw FormError(part: "values", reason: "int8 quantization gave no int8 values")
+        }
+        var kept = [Int8](repeating: 0, count: values.count)
+        for r in 0..<out { for k in Int(rowStart[r])..<Int(rowStart[r + 1]) { kept[k] = q[r * inputs + Int(columns[k])] } }
+        return .int8(values: kept, scales: scales)
     }
 
     /// V `[in, r]` quantized with one scale per column block j and rank component t (the rows of V_jᵀ).

@@ -31,10 +31,10 @@ public struct CompressionConfig: Sendable, Equatable {
     }
 
     /// The compression block's keys for data-aware compression.
-    static let calibrationKeys: Set<String> = ["calibration", "saliency", "refit", "refitIterations", "damping"]
+    static let calibrationKeys: Set<String> = ["calibration", "saliency", "refit", "refitIterations", "damping", "rounding"]
 
     /// `"calibration": "PATH"` or `{"path": "PATH", "samples": N}` (`"default"` or no path: the
-    /// model folder's own set), `"saliency"`, `"refit"`, `"refitIterations"`, `"damping"`; nil when none is given.
+    /// model folder's own set), `"saliency"`, `"refit"`, `"refitIterations"`, `"damping"`, `"rounding"`; nil when none is given.
     static func parseCalibration(_ pairs: [(String, JSON)], path: String, baseDirectory: String) throws -> CalibrationOptions? {
         guard !pairs.isEmpty else { return nil }
         var o = try StrictObject(.object(pairs), path: path)
@@ -63,6 +63,12 @@ public struct CompressionConfig: Sendable, Equatable {
         if let v = try o.take("damping") {
             guard let d = v.doubleValue, d > 0, d <= 1 else { throw ConfigError(field: "\(path).damping", reason: "must be a number in (0, 1]") }
             options.damping = d
+        }
+        if let v = try o.string("rounding") {
+            guard let rounding = CalibrationOptions.Rounding(rawValue: v) else {
+                throw ConfigError(field: "\(path).rounding", reason: "'\(v)' is not one of nearest, gptq")
+            }
+            options.rounding = rounding
         }
         try o.finish()
         return options
