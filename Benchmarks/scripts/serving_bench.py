@@ -35,8 +35,8 @@ end
 """
 
 
-def start_server(config_path):
-    proc = subprocess.Popen([BINARY, "serve", "--config", str(config_path), "--port", "0", "--host", "127.0.0.1",
+def start_server(config_path, binary=None):
+    proc = subprocess.Popen([binary or BINARY, "serve", "--config", str(config_path), "--port", "0", "--host", "127.0.0.1",
                              "--log-level", "warning"], stdout=subprocess.PIPE, text=True)
     for line in proc.stdout:
         m = re.search(r"listening on (http://\S+)", line)

@@ -320,8 +320,70 @@ SS_T256 SS_AI void gemv256_body(const void *values, const void *indices, int n, 
 GEMV256(4) GEMV256(8) GEMV256(16)
 #endif
 
-/* In-register-selection kernel for r token rows over panels [p0, p1); AVX-512 shares each slot's
- * decode across up to 8 rows. */
+/* Copies rows [i0, i0 + count) of x into xp (row stride padded): expanded (expand_row4_512) or
+ * zero-padded. */
+static void prepare_rows(const float *x, ptrdiff_t ldx, ptrdiff_t k, ptrdiff_t G, int expand, ptrdiff_t padded,
+                         ptrdiff_t count, float *xp) {
+    for (ptrdiff_t i = 0; i < count; i++) {
+#ifdef SS_X86
+        if (expand) { expand_row4_512(x + i * ldx, k, G, xp + i * padded); continue; }
+#endif
+        (void)G;
+        (void)expand;
+        memcpy(xp + i * padded, x + i * ldx, (size_t)k * sizeof(float));
+        memset(xp + i * padded + k, 0, (size_t)(padded - k) * sizeof(float));
+    }
+}
+
+/* The selection kernels for `count` prepared rows (stride padded) over panels [p0, p1): on
+ * AVX-512 in blocks of 8, 4, 2 and 1 rows sharing each slot's decode, elsewhere row by row. */
+static void select_rows(ss_isa isa, const void *values, int bf16, const void *indices, int n, int m, ptrdiff_t G,
+                        const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1, int expand,
+                        const float *xp, ptrdiff_t padded, ptrdiff_t count, float *y, ptrdiff_t ldy) {
+    const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
+#ifdef SS_X86
+    if (isa == SS_ISA_AVX512) {
+        typedef void (*fn)(const void *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                           const float *, ptrdiff_t, float *, ptrdiff_t);
+        /* [bf16][m = 4, 8, 16, 4 expanded][rows 1, 2, 4, 8] */
+        static const fn table[2][4][4] = {
+            { { gemv512_4_1, gemv512_4_2, gemv512_4_4, gemv512_4_8 }, { gemv512_8_1, gemv512_8_2, gemv512_8_4, gemv512_8_8 },
+              { gemv512_16_1, gemv512_16_2, gemv512_16_4, gemv512_16_8 }, { gemv512e_4_1, gemv512e_4_2, gemv512e_4_4, gemv512e_4_8 } },
+            { { gemv512b_4_1, gemv512b_4_2, gemv512b_4_4, gemv512b_4_8 }, { gemv512b_8_1, gemv512b_8_2, gemv512b_8_4, gemv512b_8_8 },
+              { gemv512b_16_1, gemv512b_16_2, gemv512b_16_4, gemv512b_16_8 },
+              { gemv512eb_4_1, gemv512eb_4_2, gemv512eb_4_4, gemv512eb_4_8 } } };
+        ptrdiff_t done = 0;
+        while (done < count) {
+            const ptrdiff_t left = count - done;
+            const int ti = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
+            table[bf16 != 0][expand ? 3 : mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, y + done * ldy, ldy);
+            done += (ptrdiff_t)1 << ti;
+        }
+        return;
+    }
+    if (isa == SS_ISA_AVX2) {
+        typedef void (*fn)(const void *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                           const float *, float *);
+        static const fn table[2][3] = { { gemv256_4, gemv256_8, gemv256_16 }, { gemv256b_4, gemv256b_8, gemv256b_16 } };
+        for (ptrdiff_t i = 0; i < count; i++) table[bf16 != 0][mi](values, indices, n, G, bias, rows, p0, p1, xp + i * padded, y + i * ldy);
+        return;
+    }
+#endif
+    (void)mi;
+    (void)expand;
+    for (ptrdiff_t i = 0; i < count; i++)
+        gemv_portable(values, bf16, indices, n, m, G, bias, rows, p0, p1, xp + i * padded, y + i * ldy);
+}
+
+/* Weight bytes per pass over a batch of rows: every row of the batch runs on a block of panels
+ * while its weights are in L2, so a call streams its weights from L3 or memory once, not once per
+ * block of 8 rows (14 rows were 3 passes). At least one panel per block. */
+#ifndef SS_NM_SELECT_BLOCK_BYTES
+#define SS_NM_SELECT_BLOCK_BYTES 65536
+#endif
+
+/* In-register-selection kernel for r token rows over panels [p0, p1): rows prepared in batches
+ * of up to CHUNK, each batch run panel block by panel block. */
 static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices, int n, int m, const float *bias,
                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
                    ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
@@ -331,50 +393,16 @@ static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices
      * and the one- and two-row GEMV measured slower with it). */
     const int expand = isa == SS_ISA_AVX512 && m == 4 && r > 2 && k <= 1024;
     const ptrdiff_t padded = expand ? G * 16 + 16 : G * m + 16;
-    enum { CHUNK = 8 };
-    float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(CHUNK * padded));
+    enum { CHUNK = 32 };
+    const ptrdiff_t block = ss_max(1, SS_NM_SELECT_BLOCK_BYTES / (G * n * SS_PANEL * (bf16 ? 2 : 4)));
+    float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(ss_min(CHUNK, r) * padded));
     if (!xp) return SS_ERR_NO_MEMORY;
-    const int mi = m == 4 ? 0 : m == 8 ? 1 : 2;
     for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
         const ptrdiff_t count = ss_min(CHUNK, r - i0);
-        for (ptrdiff_t i = 0; i < count; i++) {
-#ifdef SS_X86
-            if (expand) { expand_row4_512(x + (i0 + i) * ldx, k, G, xp + i * padded); continue; }
-#endif
-            memcpy(xp + i * padded, x + (i0 + i) * ldx, (size_t)k * sizeof(float));
-            memset(xp + i * padded + k, 0, (size_t)(padded - k) * sizeof(float));
-        }
-        float *yc = y + i0 * ldy;
-#ifdef SS_X86
-        if (isa == SS_ISA_AVX512) {
-            typedef void (*fn)(const void *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                               const float *, ptrdiff_t, float *, ptrdiff_t);
-            /* [bf16][m = 4, 8, 16, 4 expanded][rows 1, 2, 4, 8] */
-            static const fn table[2][4][4] = {
-                { { gemv512_4_1, gemv512_4_2, gemv512_4_4, gemv512_4_8 }, { gemv512_8_1, gemv512_8_2, gemv512_8_4, gemv512_8_8 },
-                  { gemv512_16_1, gemv512_16_2, gemv512_16_4, gemv512_16_8 }, { gemv512e_4_1, gemv512e_4_2, gemv512e_4_4, gemv512e_4_8 } },
-                { { gemv512b_4_1, gemv512b_4_2, gemv512b_4_4, gemv512b_4_8 }, { gemv512b_8_1, gemv512b_8_2, gemv512b_8_4, gemv512b_8_8 },
-                  { gemv512b_16_1, gemv512b_16_2, gemv512b_16_4, gemv512b_16_8 },
-                  { gemv512eb_4_1, gemv512eb_4_2, gemv512eb_4_4, gemv512eb_4_8 } } };
-            ptrdiff_t done = 0;
-            while (done < count) {
-                const ptrdiff_t left = count - done;
-                const int ti = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
-                table[bf16 != 0][expand ? 3 : mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, yc + done * ldy, ldy);
-                done += (ptrdiff_t)1 << ti;
-            }
-        } else if (isa == SS_ISA_AVX2) {
-            typedef void (*fn)(const void *, const void *, int, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                               const float *, float *);
-            static const fn table[2][3] = { { gemv256_4, gemv256_8, gemv256_16 }, { gemv256b_4, gemv256b_8, gemv256b_16 } };
-            for (ptrdiff_t i = 0; i < count; i++)
-                table[bf16 != 0][mi](values, indices, n, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
-        } else
-#endif
-        {
-            for (ptrdiff_t i = 0; i < count; i++)
-                gemv_portable(values, bf16, indices, n, m, G, bias, rows, p0, p1, xp + i * padded, yc + i * ldy);
-        }
+        prepare_rows(x + i0 * ldx, ldx, k, G, expand, padded, count, xp);
+        for (ptrdiff_t p = p0; p < p1; p += block)
+            select_rows(isa, values, bf16, indices, n, m, G, bias, rows, p, ss_min(p1, p + block), expand,
+                        xp, padded, count, y + i0 * ldy, ldy);
     }
     if (act != SS_ACT_NONE) {
         const ptrdiff_t c0 = p0 * SS_PANEL, c1 = ss_min(p1 * SS_PANEL, rows);

@@ -273,7 +273,7 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
                       activation: Activation, pool: KernelPool?, isa: InstructionSet) {
         checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
         guard rows > 0 else { return }
-        let split = splits(rows: rows, pool: pool)
+        let split = splits(rows: rows, pool: pool, costFactor: rows <= 2 ? 1 : Self.batchedCostFactor)
         if split && applySplitByTokens(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride,
                                        activation: activation, pool: pool, isa: isa) { return }
         // A split batched call transposes its input once, on the caller, for all parts.
@@ -294,6 +294,13 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
             }
         }
     }
+
+    /// Time per kept multiply-add of the batched kernels relative to the dense GEMM's per
+    /// multiply-add, for the pool's split decision: 2:4 at 3..64 rows runs at 1.1–1.35× dense
+    /// speed with half the multiply-adds, so each kept one costs about 1.6× a dense one. Counted
+    /// as 1 (as before), a 2:4 layer that takes as long as a dense one the pool splits stayed on
+    /// one thread.
+    static let batchedCostFactor = 1.6
 
     /// The batched kernel's transposed input in the caller's scratch (slot 3), or nil if none is needed.
     private func prepareInput(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, isa: InstructionSet) -> UnsafeSendablePointer? {

@@ -25,7 +25,8 @@
  *     m = 4 and R <= 31): per slot, the group's inputs are in a register (m = 4, R >= 3, K <= 1024: rows
  *     copied with each group repeated in every 128-bit lane, so this is a plain load), each lane's input is
  *     selected in-register (vpsrlvd decode + vpermps), then one FMA per 16 outputs; up to 8 rows
- *     share each decode.
+ *     share each decode, and every row of a call (up to 32 at a time) runs on one output panel
+ *     before the next, so the weights are streamed once per call.
  *   Weight broadcast (the other rows): tiles of up to 64 tokens of X are transposed once (K-major, L1/L2-resident);
  *     every kept weight is broadcast and multiplies a vector of tokens (weight-broadcast x
  *     activation-vector), four output rows interleaved, the K loop blocked to ~128 inputs, and the

@@ -34,7 +34,12 @@ final class ChosenDense: LinearOperator, @unchecked Sendable {
     var outputFeatures: Int { dense.outputFeatures }
     var parameterCount: Int { dense.parameterCount }
     var byteCount: Int { dense.byteCount }
-    func apply(_ x: UnsafePointer<Float>, rows: Int, into y: UnsafeMutablePointer<Float>, activation: Activation, isa: InstructionSet) {
-        dense.apply(x, rows: rows, into: y, activation: activation, isa: isa)
+    var flopsPerRow: Int { dense.flopsPerRow }
+    /// The dense kernel's own strided, pool-splitting call (no copies of strided rows, split by
+    /// output panels like any dense layer).
+    func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+               activation: Activation, pool: KernelPool?, isa: InstructionSet) {
+        dense.apply(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation, pool: pool,
+                    isa: isa)
     }
 }

@@ -5,7 +5,8 @@ import SparseKernels
 /// `"encoder"` block), `config.json`, `vocab.txt`, the sentence-transformers files
 /// (`BertEncoderFiles`) and `model.safetensors` with BERT's tensor names (no `bert.` prefix).
 /// Linear layers come from a `LinearLayerBuilder` (compressed at load, or read from an
-/// artifact); when query, key and value are all dense they are fused into one [3H × H] GEMM.
+/// artifact); when query, key and value are all dense (or all N:M alike) they are fused into one
+/// [3H × H] operator.
 public enum BertEncoderLoader {
     /// Loads the bert-encoder in `directory` on `pool` (benchmarks choose the pool; servers go
     /// through `ModelLoader`).
@@ -41,6 +42,21 @@ public enum BertEncoderLoader {
         return BertEncoderModel(config: config, options: options, tokenizer: tokenizer, embeddings: embeddings, layers: layers,
                                 tables: reader.tables, inputs: manifest.inputs, outputs: manifest.outputs, summary: summary,
                                 pool: source.pool)
+    }
+
+    /// Query, key and value as one operator when all three run the same sparse kernel: N:M layers
+    /// of one n:m stacked into one pack, or layers whose dense form timed faster (`ChosenDense`)
+    /// stacked into one dense GEMM. Each row computes what it computed alone; nil otherwise.
+    static func stackedProjection(_ ops: [any LinearOperator]) -> (any LinearOperator)? {
+        let nm = ops.compactMap { $0 as? NMWeights }
+        if nm.count == ops.count { return NMWeights.stacking(nm) }
+        let dense = ops.compactMap { ($0 as? ChosenDense)?.dense }
+        guard dense.count == ops.count, let first = dense.first, dense.allSatisfy({ $0.inputFeatures == first.inputFeatures }) else {
+            return nil
+        }
+        let bias = dense.contains { $0.bias != nil } ? dense.flatMap { $0.bias ?? [Float](repeating: 0, count: $0.outputFeatures) } : nil
+        return DenseWeights(weights: dense.flatMap { $0.unpackedWeights() }, outputFeatures: dense.reduce(0) { $0 + $1.outputFeatures },
+                            inputFeatures: first.inputFeatures, bias: bias)
     }
 
     /// The manifest's tensors and the options' token limit must fit the model's shape.
@@ -104,9 +120,10 @@ private final class BertWeightReader {
 
     /// Query, key and value: one fused [3H × H] GEMM when all three are dense or quantized dense
     /// alike (per-row weight scales and per-token activation scales make the stacked int8 operator
-    /// compute exactly what the three compute), else three operators.
+    /// compute exactly what the three compute), one stacked pack when all three are N:M alike
+    /// (`stackedProjection`), else three operators.
     private func attentionProjections(_ names: [String]) throws -> [any LinearOperator] {
-        guard names.allSatisfy({ builder.isDense($0) }) else { return try quantizedProjections(names) }
+        guard names.allSatisfy({ builder.isDense($0) }) else { return try compressedProjections(names) }
         var w: [Float] = [], b: [Float] = [], facts: [LayerCompressionFacts] = []
         for name in names {
             let layer = try builder.denseLayer(name, weight: name + ".weight", bias: name + ".bias", outputs: h, inputs: h)
@@ -121,20 +138,21 @@ private final class BertWeightReader {
         return [fused]
     }
 
-    private func quantizedProjections(_ names: [String]) throws -> [any LinearOperator] {
+    private func compressedProjections(_ names: [String]) throws -> [any LinearOperator] {
         var built: [BuiltLinearLayer] = []
         for name in names {
             do { built.append(try builder.linear(name, weight: name + ".weight", bias: name + ".bias", outputs: h, inputs: h)) } catch let error as LayerCompressionError {
                 throw fail(error.description)
             }
         }
-        guard let stacked = PackedLayer.stackingQuantizedDenseRows(built.map(\.packed)) else {
-            for (name, layer) in zip(names, built) { record(name, layer.op, facts: layer.facts) }
-            return built.map(\.op)
+        if let stacked = PackedLayer.stackingQuantizedDenseRows(built.map(\.packed)) {
+            let fused = try stacked.makeOperator()
+            for (name, layer) in zip(names, built) { record(name, fused, facts: layer.facts, parameters: fused.parameterCount / 3, bytes: fused.byteCount / 3) }
+            return [fused]
         }
-        let fused = try stacked.makeOperator()
-        for (name, layer) in zip(names, built) { record(name, fused, facts: layer.facts, parameters: fused.parameterCount / 3, bytes: fused.byteCount / 3) }
-        return [fused]
+        for (name, layer) in zip(names, built) { record(name, layer.op, facts: layer.facts) }
+        if let fused = BertEncoderLoader.stackedProjection(built.map(\.op)) { return [fused] }
+        return built.map(\.op)
     }
 
     private func linear(_ name: String, out: Int, in inputs: Int, activation: Activation = .none) throws -> any LinearOperator {

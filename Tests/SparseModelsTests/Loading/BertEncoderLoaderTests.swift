@@ -46,7 +46,7 @@ final class BertEncoderLoaderTests: XCTestCase {
     }
 
     func folder(manifest: String = manifest(), config: String = config(), leaving missing: String? = nil,
-                sentenceTransformers: Bool = true) throws -> ModelFolder {
+                sentenceTransformers: Bool = true, tensors: [(name: String, values: [Float], shape: [Int])]? = nil) throws -> ModelFolder {
         var files = ["config.json": config, "vocab.txt": Self.vocabulary.joined(separator: "\n") + "\n"]
         if sentenceTransformers {
             files["1_Pooling/config.json"] = #"{"word_embedding_dimension": 4, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": false}"#
@@ -54,7 +54,7 @@ final class BertEncoderLoaderTests: XCTestCase {
             files["sentence_bert_config.json"] = #"{"max_seq_length": 8, "do_lower_case": false}"#
             files["tokenizer_config.json"] = #"{"do_lower_case": false}"#
         }
-        return try ModelFolder(self, manifest: manifest, tensors: Self.tensors(leaving: missing), files: files)
+        return try ModelFolder(self, manifest: manifest, tensors: tensors ?? Self.tensors(leaving: missing), files: files)
     }
 
     func testLoadsTheEncoderWithTheOptionsItsFilesGive() throws {
@@ -89,6 +89,45 @@ final class BertEncoderLoaderTests: XCTestCase {
         for (a, b) in zip(try unfused.embed(texts: texts), try fused.embed(texts: texts)) {
             assertClose(a, b, tolerance: 1e-5)
         }
+    }
+
+    /// Q, K, V all 2:4 run as one stacked N:M operator (one call per layer, as the dense GEMM
+    /// is fused), holding each projection's own mask and values; the encoder gives what a dense
+    /// model with the same pruned weights gives.
+    func testTwoOfFourProjectionsRunAsOneStackedOperator() throws {
+        let plan = CompressionPlan(method: .dense, overrides: [("encoder.layer.*.attention.self.*", .pinned(.nm(n: 2, m: 4)))])
+        let sparse = try BertEncoderLoader.load(directory: try folder().path, compression: plan, compressor: WeightCompressor())
+        let qkv = sparse.layers[0].qkv
+        XCTAssertEqual(qkv.count, 1)
+        let fused = try XCTUnwrap(qkv.first as? NMWeights)
+        XCTAssertEqual(fused.outputFeatures, 3 * Self.hidden)
+        XCTAssertEqual(sparse.summary.layers.first { $0.name.hasSuffix("attention.self.value") }?.storage, "nm 2:4")
+        let h = Self.hidden, projections = ["query", "key", "value"].map { "encoder.layer.0.attention.self.\($0)" }
+        let pruned = Self.tensors().map { t -> (name: String, values: [Float], shape: [Int]) in
+            guard projections.contains(where: { t.name == $0 + ".weight" }) else { return t }
+            return (t.name, NMWeights.magnitudeMask(t.values, outputFeatures: h, inputFeatures: h, n: 2, m: 4), t.shape)
+        }
+        XCTAssertEqual(fused.denseWeights(), projections.flatMap { name in pruned.first { $0.name == name + ".weight" }!.values })
+        let dense = try BertEncoderLoader.load(directory: try folder(tensors: pruned).path)
+        let texts = ["hello world", "sparse sparses", "world hello world"]
+        for (a, b) in zip(try sparse.embed(texts: texts), try dense.embed(texts: texts)) {
+            assertClose(a, b, tolerance: 1e-5)
+        }
+    }
+
+    /// What stacks: N:M parts of one n:m, or parts whose dense form was chosen (one dense GEMM);
+    /// mixed kinds stay three operators.
+    func testStackedProjectionKinds() throws {
+        var random = SeededRandom(seed: 21)
+        let w = (0..<3).map { _ in random.array(16 * 8) }
+        let nm = try w.map { try NMWeights(magnitudePruning: $0, outputFeatures: 16, inputFeatures: 8, n: 2, m: 4) }
+        XCTAssertEqual((BertEncoderLoader.stackedProjection(nm) as? NMWeights)?.outputFeatures, 48)
+        let chosen = zip(w, nm).map { ChosenDense(DenseWeights(weights: $0, outputFeatures: 16, inputFeatures: 8), instead: $1.storage,
+                                                  sparseMicroseconds: 2, denseMicroseconds: 1) }
+        let dense = try XCTUnwrap(BertEncoderLoader.stackedProjection(chosen) as? DenseWeights)
+        XCTAssertEqual(dense.unpackedWeights(), w.flatMap { $0 })
+        XCTAssertNil(dense.bias)
+        XCTAssertNil(BertEncoderLoader.stackedProjection([nm[0], nm[1], chosen[2]]))
     }
 
     func testWhatDoesNotFitIsRefusedNamingTheFile() throws {

@@ -12,8 +12,8 @@ import SparseKernels
 /// padding, so every linear layer is one GEMM whose M dimension is the batch's token count, and a
 /// text gets the same vector alone or in any batch. Linear layers are `LinearOperator`s built by
 /// the compression plan (layer names are the tensor prefixes, e.g.
-/// `encoder.layer.0.intermediate.dense`); when query, key and value are all dense they run as one
-/// fused GEMM. Immutable after loading and safe to call from many threads.
+/// `encoder.layer.0.intermediate.dense`); when query, key and value are all dense, or all N:M
+/// alike, they run as one fused operator. Immutable after loading and safe to call from many threads.
 public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked Sendable {
     public let architecture = "bert-encoder"
     public let inputs: [TensorSpec]
