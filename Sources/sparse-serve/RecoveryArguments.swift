@@ -11,16 +11,16 @@ struct RecoveryArguments: ParsableArguments {
     @Flag(help: "Fine-tune the compressed model against the dense one (distillation, structure fixed) before writing the artifact.")
     var recover = false
 
-    @Option(help: "Recovery: passes over the training samples (default 60 for classifiers; for encoders, per layer, default \(RecoveryOptions.encoder.epochs)).")
+    @Option(help: "Recovery: passes over the training samples (default 60 for mlp classifiers, \(RecoveryOptions.sequence.epochs) for sequential ones; for encoders, per layer, default \(RecoveryOptions.encoder.epochs)).")
     var epochs: Int?
 
-    @Option(help: "Recovery: peak AdamW learning rate (default 1e-3 for classifiers, \(RecoveryOptions.encoder.learningRate) for encoders; warm-up, then cosine decay).")
+    @Option(help: "Recovery: peak AdamW learning rate (default 1e-3 for mlp classifiers, \(RecoveryOptions.sequence.learningRate) for sequential ones, \(RecoveryOptions.encoder.learningRate) for encoders; warm-up, then cosine decay).")
     var lr: Float?
 
-    @Option(help: "Recovery: samples per step (default 64 for classifiers, \(RecoveryOptions.encoder.batchSize) texts for encoders).")
+    @Option(help: "Recovery: samples per step (default 64 for mlp classifiers, \(RecoveryOptions.sequence.batchSize) for sequential ones, \(RecoveryOptions.encoder.batchSize) texts for encoders).")
     var batchSize: Int?
 
-    @Option(help: "Recovery: training samples. Classifiers: safetensors with 'inputs' [n, features] and 'labels' [n] (labels optional: the teacher alone then), default calibration.safetensors, else train.safetensors, in the model folder. Text encoders: one text per line, default the --calibration file, else the model folder's recovery.txt, else its calibration.txt.")
+    @Option(help: "Recovery: training samples. Classifiers: safetensors with 'inputs' [n, features] ([n, channels, length] for sequential models) and 'labels' [n] (labels optional: the teacher alone then), default calibration.safetensors, else train.safetensors, in the model folder. Text encoders: one text per line, default the --calibration file, else the model folder's recovery.txt, else its calibration.txt.")
     var recoveryData: String?
 
     @Option(help: "Recovery of text encoders: epochs of end-to-end distillation on the sentence embeddings after the block-wise pass (default \(RecoveryOptions.encoder.endToEndEpochs)).")
@@ -43,9 +43,9 @@ struct RecoveryArguments: ParsableArguments {
         if let batchSize, !(1...65_536).contains(batchSize) { throw ValidationError("--batch-size must be in 1...65536") }
     }
 
-    /// The defaults for the model kind, with the options given.
-    func options(encoder: Bool) -> RecoveryOptions {
-        var o = encoder ? RecoveryOptions.encoder : RecoveryOptions()
+    /// The defaults for the model's architecture, with the options given.
+    func options(for architecture: ModelArchitecture) -> RecoveryOptions {
+        var o = architecture == .bertEncoder ? RecoveryOptions.encoder : architecture == .sequential ? RecoveryOptions.sequence : RecoveryOptions()
         if let epochs { o.epochs = epochs }
         if let lr { o.learningRate = lr }
         if let batchSize { o.batchSize = batchSize }
@@ -103,7 +103,7 @@ struct RecoveryArguments: ParsableArguments {
         for path in [training] + (held.map { [$0] } ?? []) where !FileManager.default.fileExists(atPath: path) {
             throw ExitMessage("\(path): file does not exist")
         }
-        let options = self.options(encoder: encoder)
+        let options = self.options(for: manifest.architecture)
         return { builder in
             let stop = InterruptFlag()
             defer { stop.uninstall() }

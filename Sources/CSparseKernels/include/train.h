@@ -87,4 +87,37 @@ ss_status ss_train_attention_backward_isa(ss_isa isa, const float *q, const floa
                                           ptrdiff_t heads, ptrdiff_t head_dim, float scale, float *dq, float *dk, float *dv,
                                           ptrdiff_t ldd, float *scratch);
 
+/// Geometry of a 1-D convolution over time-major rows (value t * channels + c): output step t, tap k
+/// reads input step t * stride - pad_left + k * dilation (zero outside 0 ..< length).
+typedef struct {
+    ptrdiff_t length, channels, kernel, stride, dilation, pad_left, out_len;
+} ss_conv1d_shape;
+
+/// im2col: for each of `rows` rows of x ([rows][length * channels]) and output step t, the window
+/// [kernel * channels] (tap k's channels at k * channels) into cols at row r * out_len + t. A
+/// convolution is then the linear layer Y = cols W^T with W [out][kernel * channels].
+ss_status ss_train_im2col_isa(ss_isa isa, const ss_conv1d_shape *shape, const float *x, ptrdiff_t rows, float *cols);
+
+/// col2im, the adjoint of im2col: dx (overwritten) = the sum of every window's columns of dcols
+/// at the input steps it read (the gradient of a convolution's input from that of its windows).
+ss_status ss_train_col2im_isa(ss_isa isa, const ss_conv1d_shape *shape, const float *dcols, ptrdiff_t rows, float *dx);
+
+/// Max pooling over time per channel, windows of `kernel` steps every `stride` (out_len windows,
+/// which must fit the length): y [rows][out_len * channels] and, per output, the input step of
+/// the window's first maximum in arg (a NaN counts as a maximum, as in inference).
+ss_status ss_train_maxpool_isa(ss_isa isa, const float *x, ptrdiff_t rows, ptrdiff_t length, ptrdiff_t channels, ptrdiff_t kernel,
+                               ptrdiff_t stride, ptrdiff_t out_len, float *y, int32_t *arg);
+
+/// Its backward pass: dx (overwritten, [rows][length * channels]) gets each dy at its arg step.
+/// Returns SS_ERR_ARGUMENT for a step outside the length.
+ss_status ss_train_maxpool_backward_isa(ss_isa isa, const float *dy, const int32_t *arg, ptrdiff_t rows, ptrdiff_t length,
+                                        ptrdiff_t channels, ptrdiff_t out_len, float *dx);
+
+/// Average pooling (windows as for max pooling; a global pool is kernel = length) and its
+/// backward pass (dx overwritten: dy / kernel at every step of the window).
+ss_status ss_train_avgpool_isa(ss_isa isa, const float *x, ptrdiff_t rows, ptrdiff_t length, ptrdiff_t channels, ptrdiff_t kernel,
+                               ptrdiff_t stride, ptrdiff_t out_len, float *y);
+ss_status ss_train_avgpool_backward_isa(ss_isa isa, const float *dy, ptrdiff_t rows, ptrdiff_t length, ptrdiff_t channels,
+                                        ptrdiff_t kernel, ptrdiff_t stride, ptrdiff_t out_len, float *dx);
+
 #endif

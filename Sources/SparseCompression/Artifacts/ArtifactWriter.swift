@@ -31,12 +31,12 @@ public enum ArtifactWriter {
         }
         let (model, builder) = try ModelLoader.open(directory: sourceURL.path, compression: plan, compressor: compressor, timeLayers: false)
         guard let builder, !builder.built.isEmpty else {
-            throw ModelLoadError(file: manifestPath, "a '\(model.architecture)' model has no layers an artifact stores (artifacts hold mlp and bert-encoder models)")
+            throw ModelLoadError(file: manifestPath, "a '\(model.architecture)' model has no layers an artifact stores (artifacts hold mlp, bert-encoder and sequential models)")
         }
         var built = builder.built, recovery: String?, trained: [String: [Float]] = [:]
         if let rewrite {
             let (layers, tensors, json) = try rewrite(builder)
-            built = try replacing(built, with: layers, source: builder.weights)
+            built = try replacing(built, with: layers, builder: builder)
             (trained, recovery) = (tensors, json)
         }
         var writer = try tensors(of: builder, built, trained: trained)
@@ -54,13 +54,14 @@ public enum ArtifactWriter {
 
     /// `built` with the layers named in `layers` replaced (same method parameters; the relative
     /// error re-measured against the source weight, or kept for compacted layers, which have none).
-    static func replacing(_ built: BuiltLayers, with layers: [String: PackedLayer], source: SafeTensors) throws -> BuiltLayers {
+    static func replacing(_ built: BuiltLayers, with layers: [String: PackedLayer], builder: LinearLayerBuilder) throws -> BuiltLayers {
         try built.map { entry in
             guard let packed = layers[entry.name] else { return entry }
             let old = entry.layer
             let isCompacted: Bool
             if case .compacted = packed.form { isCompacted = true } else { isCompacted = false }
-            let reference = isCompacted ? nil : try source.tensor(named: entry.weight, shape: [packed.outputFeatures, packed.inputFeatures])
+            let reference = isCompacted ? nil : try builder.denseWeight(of: entry.name, tensor: entry.weight, outputs: packed.outputFeatures,
+                                                                         inputs: packed.inputFeatures)
             let layer = try BuiltLinearLayer(packed: packed, parameters: old.facts.parameters, pinned: old.facts.pinned, reference: reference,
                                              relativeError: isCompacted ? old.facts.relativeError : nil, time: false)
             return (entry.name, entry.weight, entry.bias, layer)

@@ -40,9 +40,9 @@ public struct CalibratedCompressor: LayerCompressor {
     public static func run(modelDirectory directory: String, plan: CompressionPlan, options: CalibrationOptions,
                            progress: (String) -> Void = { _ in }) throws -> CalibratedCompressor {
         let started = Date()
-        let (model, _) = try ModelLoader.open(directory: directory, compression: .dense, compressor: nil, timeLayers: false)
+        let (model, builder) = try ModelLoader.open(directory: directory, compression: .dense, compressor: nil, timeLayers: false)
         guard let steppable = model as? any LayerwiseCalibratable else {
-            throw CalibrationError(file: directory, "a '\(model.architecture)' model cannot be calibrated layer by layer (supported: mlp, bert-encoder)")
+            throw CalibrationError(file: directory, "a '\(model.architecture)' model cannot be calibrated layer by layer (supported: mlp, bert-encoder, sequential)")
         }
         guard let path = options.path ?? CalibrationOptions.defaultFile(inModel: directory) else {
             throw CalibrationError(file: directory, "no calibration file given and the model folder has no calibration.txt or calibration.safetensors")
@@ -64,7 +64,9 @@ public struct CalibratedCompressor: LayerCompressor {
             statistics.finish()
             var ops: [(any LinearOperator)?] = []
             for (layer, method) in zip(stage.layers, methods) {
-                let w = try weights.tensor(named: layer.weight, shape: [layer.outputs, stage.features])
+                // (through the builder: a conv1d weight is read in its window layout)
+                let w = try builder?.denseWeight(of: layer.name, tensor: layer.weight, outputs: layer.outputs, inputs: stage.features)
+                    ?? weights.tensor(named: layer.weight, shape: [layer.outputs, stage.features])
                 let b = try layer.bias.map { try weights.tensor(named: $0, shape: [layer.outputs]) }
                 let result = try CalibratedLayer.compress(weights: w, bias: b, outputs: layer.outputs, inputs: stage.features,
                                                           method: method, statistics: statistics, options: options)

@@ -53,7 +53,9 @@ enum CalibratedLayer {
         switch method.unpinned.method {
         case let .nm(n, m):
             let (result, mask) = try pruned(w, bias, outputs, inputs, s, options, form: .nm(n: n, m: m, transposable: false)) { scores, pruning in
-                if let pruning { return (nil, pruning) }
+                // The sweep chooses whole groups; a width that m does not divide (a conv window such as
+                // 7 = kernel 7 × 1 channel) takes the saliency mask per group instead, then the same compensation.
+                if let pruning, inputs % m == 0 { return (nil, pruning) }
                 return (Self.bytes(NMWeights.magnitudeKept(scores, outputFeatures: outputs, inputFeatures: inputs, n: n, m: m)), nil)
             }
             return (result, mask)

@@ -41,6 +41,16 @@ public struct RecoveryOptions: Sendable, Equatable {
     /// 512: the one-shot fit generalises better, measured in README's recovery section).
     public static let encoderCalibrationSamples = 4096
 
+    /// The defaults of sequential (1-D CNN) classifier recovery: GunPoint has 50 training series,
+    /// so small batches and more epochs (measured: README's recovery section).
+    public static var sequence: RecoveryOptions {
+        var o = RecoveryOptions()
+        o.epochs = 200
+        o.batchSize = 10
+        o.learningRate = 3e-3
+        return o
+    }
+
     /// Learning rate at step `t` (0-based) of `total`.
     func learningRate(step t: Int, of total: Int) -> Float {
         let warmup = max(1, Int(warmupFraction * Double(total)))
@@ -106,18 +116,18 @@ public struct RecoveryReport: Sendable, Codable, Equatable {
     }
 }
 
-/// Recovery training of a compressed classifier chain against its dense teacher on labelled
+/// Recovery training of a compressed classifier (an mlp chain or a sequential conv model) against its dense teacher on labelled
 /// samples: AdamW with warm-up and cosine decay over shuffled mini-batches, distillation
 /// cross-entropy on the logits. Keeps the parameters of the last step whose loss was finite:
 /// a diverging run (non-finite loss or gradient) stops there and says so; an interrupted run
 /// (`shouldStop`) stops after the current step.
 public final class ClassifierRecovery {
-    let student: TrainableChain
-    let teacher: TrainableChain
+    let student: any TrainableClassifier
+    let teacher: any TrainableClassifier
     let data: LabelledSamples
     let options: RecoveryOptions
 
-    init(student: TrainableChain, teacher: TrainableChain, data: LabelledSamples, options: RecoveryOptions) {
+    init(student: any TrainableClassifier, teacher: any TrainableClassifier, data: LabelledSamples, options: RecoveryOptions) {
         self.student = student
         self.teacher = teacher
         self.data = data
@@ -125,7 +135,7 @@ public final class ClassifierRecovery {
     }
 
     /// Fraction of `samples` whose argmax of `chain`'s outputs equals the label.
-    static func accuracy(_ chain: TrainableChain, _ samples: LabelledSamples) -> Double {
+    static func accuracy(_ chain: any TrainableClassifier, _ samples: LabelledSamples) -> Double {
         guard let labels = samples.labels else { return .nan }
         let out = chain.forward(samples.inputs, rows: samples.count, keep: false), k = chain.outputFeatures
         var right = 0
@@ -171,7 +181,7 @@ public final class ClassifierRecovery {
             for (tensor, good) in zip(tensors, state.lastGood) { tensor.values = good }
             state.step = state.goodSteps
         }
-        for stage in student.stages { stage.layer.materialize() }
+        for layer in student.layers { layer.materialize() }
         let held = try heldOut.map { h -> RecoveryReport.HeldOut in
             guard h.labels != nil else { throw SafeTensorsError(file: h.source, tensor: LabelledSamples.labelsTensor, reason: "held-out samples need labels") }
             return .init(file: h.source, samples: h.count, metric: "accuracy", dense: Self.accuracy(teacher, h), oneShot: oneShot ?? .nan,
@@ -199,7 +209,7 @@ public final class ClassifierRecovery {
         let k = student.outputFeatures
         let teacherBatch = indices.flatMap { teacherLogits[$0 * k ..< ($0 + 1) * k] }
         for tensor in tensors { tensor.zeroGradient() }
-        let logits = student.forward(x, rows: indices.count)
+        let logits = student.forward(x, rows: indices.count, keep: true)
         var gradient = [Float](repeating: 0, count: logits.count)
         let loss = TrainingKernels.distillationLoss(logits: logits, teacher: teacherBatch, labels: labels, rows: indices.count, cols: k,
                                                     alpha: options.alpha, temperature: options.temperature, gradient: &gradient) ?? .nan
@@ -219,7 +229,7 @@ public final class ClassifierRecovery {
         }
         let adam = TrainingKernels.Adam(learningRate: options.learningRate(step: state.step, of: total), weightDecay: options.weightDecay)
         for tensor in tensors { tensor.step(adam, step: state.step + 1) }
-        for stage in student.stages { stage.layer.materialize() }
+        for layer in student.layers { layer.materialize() }
         state.step += 1
         if state.firstLoss == nil { state.firstLoss = loss }
         state.lastLoss = loss
@@ -237,7 +247,7 @@ public final class ClassifierRecovery {
                               learningRate: Double("\(options.learningRate)") ?? Double(options.learningRate),
                               schedule: String(format: "AdamW, linear warm-up over %.0f %% of steps, cosine decay to 0", 100 * options.warmupFraction),
                               stepsPlanned: total, steps: state.step, outcome: state.outcome, note: state.note, firstLoss: state.firstLoss,
-                              lastLoss: state.lastLoss, trainableParameters: student.stages.reduce(0) { $0 + $1.layer.trainableCount },
+                              lastLoss: state.lastLoss, trainableParameters: student.layers.reduce(0) { $0 + $1.trainableCount },
                               seconds: seconds, heldOut: heldOut)
     }
 }

@@ -15,7 +15,7 @@ extension ClassifierRecovery {
     /// before the last layer, and plans that leave every layer dense (nothing to recover).
     static func chains(manifest: ModelManifest, builder: LinearLayerBuilder, source: SafeTensors) throws -> (student: TrainableChain, teacher: TrainableChain) {
         guard manifest.architecture == .mlp else {
-            throw RecoveryRefusal("recovery training supports mlp classifiers so far; this model is '\(manifest.architecture.rawValue)'")
+            throw RecoveryRefusal("recovery training supports mlp and sequential classifiers and bert-encoders; this model is '\(manifest.architecture.rawValue)'")
         }
         var links: [(name: String, weight: String, bias: String?, activation: Activation)] = []
         for (i, layer) in manifest.layers.enumerated() {
@@ -37,10 +37,7 @@ extension ClassifierRecovery {
         if let bad = links.first(where: { !TrainingKernels.hasBackward($0.activation) }) {
             throw RecoveryRefusal("layer '\(bad.name)': activation '\(bad.activation.rawValue)' has no backward kernel (none, relu and gelu do)")
         }
-        let built = Dictionary(builder.built.map { ($0.name, $0.layer) }, uniquingKeysWith: { a, _ in a })
-        guard built.values.contains(where: { $0.packed.method != "dense" || $0.packed.layout != .dense }) else {
-            throw RecoveryRefusal("nothing to recover: the compression leaves every layer dense")
-        }
+        let built = try compressedLayers(builder)
         var student: [TrainableChain.Stage] = [], teacher: [TrainableChain.Stage] = []
         for link in links {
             guard let layer = built[link.name] else { throw RecoveryRefusal("layer '\(link.name)' was not built") }
@@ -64,7 +61,16 @@ public struct RecoveredLayers: Sendable {
 }
 
 extension ClassifierRecovery {
-    /// Fine-tunes the layers `builder` compressed from the dense mlp in `directory` against that
+    /// The layers `builder` built, by name; refuses a compression that leaves every layer dense.
+    static func compressedLayers(_ builder: LinearLayerBuilder) throws -> [String: BuiltLinearLayer] {
+        let built = Dictionary(builder.built.map { ($0.name, $0.layer) }, uniquingKeysWith: { a, _ in a })
+        guard built.values.contains(where: { $0.packed.method != "dense" || $0.packed.layout != .dense }) else {
+            throw RecoveryRefusal("nothing to recover: the compression leaves every layer dense")
+        }
+        return built
+    }
+
+    /// Fine-tunes the layers `builder` compressed from the dense mlp or sequential classifier in `directory` against that
     /// dense model on the labelled samples in `training`, measures accuracy on `heldOut` (dense,
     /// one-shot and recovered), and returns the trained layers in their stored forms.
     public static func recover(directory: String, builder: LinearLayerBuilder, training: String, heldOut: String?,
@@ -72,13 +78,24 @@ extension ClassifierRecovery {
                                shouldStop: () -> Bool) throws -> RecoveredLayers {
         let manifest = try ModelManifest.load(path: ModelLoader.path(directory, ModelLoader.manifestFileName))
         let source = try SafeTensors(contentsOf: ModelLoader.path(directory, ModelLoader.weightsFileName))
-        let (student, teacher) = try chains(manifest: manifest, builder: builder, source: source)
-        let data = try LabelledSamples(path: training, features: student.inputFeatures, classes: student.outputFeatures)
-        let held = try heldOut.map { try LabelledSamples(path: $0, features: student.inputFeatures, classes: student.outputFeatures) }
+        let parts: (student: any TrainableClassifier, teacher: any TrainableClassifier, names: [String], channels: Int)
+        if manifest.architecture == .sequential {
+            let models = try TrainableSequence.models(manifest: manifest, builder: builder, source: source)
+            parts = (models.student, models.teacher, models.student.names, models.student.inputChannels)
+        } else {
+            let mlp = try Self.chains(manifest: manifest, builder: builder, source: source)
+            parts = (mlp.student, mlp.teacher, builder.built.map(\.name), 1)
+        }
+        let (student, teacher, names, channels) = parts
+        func samples(_ path: String) throws -> LabelledSamples {
+            try LabelledSamples(path: path, features: student.inputFeatures, classes: student.outputFeatures, channels: channels)
+        }
+        let data = try samples(training)
+        let held = try heldOut.map(samples)
         let run = ClassifierRecovery(student: student, teacher: teacher, data: data, options: options)
         let report = try run.run(heldOut: held, progress: progress, shouldStop: shouldStop)
         var layers: [String: PackedLayer] = [:]
-        for (entry, stage) in zip(builder.built, student.stages) { layers[entry.name] = try stage.layer.repacked() }
+        for (name, layer) in zip(names, student.layers) { layers[name] = try layer.repacked() }
         return RecoveredLayers(layers: layers, report: report)
     }
 }

@@ -1,10 +1,25 @@
 import SparseKernels
 import SparseModels
 
+/// A classifier's layers up to its logits, for recovery training: `forward` (keeping what
+/// `backward` needs when asked) and `backward`, which adds every trainable layer's parameter
+/// gradients. `layers` lists the trainable linear layers in order.
+protocol TrainableClassifier: AnyObject {
+    var inputFeatures: Int { get }
+    var outputFeatures: Int { get }
+    var layers: [TrainableLinear] { get }
+    func forward(_ x: [Float], rows: Int, keep: Bool) -> [Float]
+    func backward(_ outputGradient: [Float])
+}
+
+extension TrainableClassifier {
+    var tensors: [TrainableTensor] { layers.flatMap(\.tensors) }
+}
+
 /// A feed-forward chain of linear layers, each followed by one activation with a backward kernel
 /// (none, ReLU, GELU): an MLP's layers up to its logits. `forward` keeps each stage's input and
 /// pre-activation for `backward`, which adds every layer's parameter gradients.
-final class TrainableChain {
+final class TrainableChain: TrainableClassifier {
     struct Stage {
         let layer: TrainableLinear
         let activation: Activation
@@ -22,7 +37,7 @@ final class TrainableChain {
 
     var inputFeatures: Int { stages.first?.layer.inputs ?? 0 }
     var outputFeatures: Int { stages.last?.layer.outputs ?? 0 }
-    var tensors: [TrainableTensor] { stages.flatMap(\.layer.tensors) }
+    var layers: [TrainableLinear] { stages.map(\.layer) }
 
     /// The chain's outputs for `rows` rows of `x`; `keep` stores what `backward` needs.
     func forward(_ x: [Float], rows: Int, keep: Bool = true) -> [Float] {

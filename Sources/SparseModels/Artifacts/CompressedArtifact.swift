@@ -392,7 +392,8 @@ public enum CompressedArtifact {
             for entry in builder.built {
                 let packed = entry.layer.packed
                 guard let represented = packed.denseWeights(entry.layer.compressed) else { continue }  // compacted: see denseWeights
-                let w = try source.tensor(named: entry.weight, shape: [packed.outputFeatures, packed.inputFeatures])
+                let w = try builder.denseWeight(of: entry.name, tensor: entry.weight, outputs: packed.outputFeatures,
+                                                inputs: packed.inputFeatures, in: source)
                 rows.append((entry.name, entry.layer.facts.relativeError, LayerCompression.relativeError(w, represented)))
             }
             return .success(rows)

@@ -1,7 +1,8 @@
 import SparseKernels
 
 /// Shared steps of building weighted layers from a manifest: reading a weight whose shape must fit
-/// the previous layer, and compressing it through the plan — with errors that name the layer.
+/// the previous layer, and building it through the `LinearLayerBuilder` (compressed by the plan, or
+/// read from an artifact) — with errors that name the layer.
 enum LayerBuilding {
     /// The shape of `tensor`, which must have `rank` positive dimensions (`layout` names them, e.g.
     /// "[out, in]") with `inputs` at dimension 1 (the previous layer's `unit`, e.g. "features").
@@ -19,38 +20,50 @@ enum LayerBuilding {
         return shape
     }
 
-    /// `method`'s operator for a row-major `outputs × inputs` weight, and its relative error.
-    static func compress(_ w: [Float], outputs: Int, inputs: Int, bias: [Float]?, method: LayerCompression,
-                         compressor: (any LayerCompressor)?, layer: String, fail: (String) -> ModelLoadError) throws -> (any LinearOperator, Double) {
-        do {
-            let dense = DenseLinearLayer(name: layer, weights: w, bias: bias, outputFeatures: outputs, inputFeatures: inputs, method: method)
-            let built = try BuiltLinearLayer(compressing: dense, compressor: compressor)
-            return (built.op, built.facts.relativeError)
-        } catch {
-            throw fail("layer '\(layer)' cannot be compressed as \(method): \(error)")
+    /// `[out, in]` of a 2-D layer weight whose `in` must be `inputs`: from the tensor of a dense
+    /// model (checked as `weightShape` does), or from an artifact's record of the layer.
+    static func matrixShape(_ builder: LinearLayerBuilder, _ tensor: String, layer: String, layout: String, inputs: Int,
+                            unit: String) throws -> (outputs: Int, inputs: Int) {
+        guard builder.artifact != nil else {
+            let shape = try weightShape(builder.weights, tensor, layer: layer, rank: 2, layout: layout, inputs: inputs, unit: unit)
+            return (shape[0], shape[1])
         }
+        let (outputs, recorded) = try builder.shape(of: layer, weight: tensor)
+        guard recorded == inputs else {
+            throw SafeTensorsError(file: builder.weights.source, tensor: nil,
+                                   reason: "metadata of layer '\(layer)': shape [\(outputs), \(recorded)], but the previous layer produces \(inputs) \(unit)")
+        }
+        return (outputs, recorded)
     }
 
-    /// A `linear` layer over `inputs` features: its operator, relative error and output count.
-    static func linear(_ spec: LinearLayerSpec, layer: String, weights: SafeTensors, inputs: Int, unit: String = "features",
-                       compression: CompressionPlan, compressor: (any LayerCompressor)?,
-                       fail: (String) -> ModelLoadError) throws -> (op: any LinearOperator, error: Double, outputs: Int) {
-        let out = try weightShape(weights, spec.weight, layer: layer, rank: 2, layout: "[out, in]", inputs: inputs, unit: unit)[0]
-        let b = try spec.bias.map { try weights.tensor(named: $0, shape: [out]) }
-        let (op, error) = try compress(try weights.tensor(named: spec.weight), outputs: out, inputs: inputs, bias: b,
-                                       method: compression.method(forLayer: layer), compressor: compressor, layer: layer, fail: fail)
-        return (op, error, out)
+    /// A weight matrix of the builder (compressed through its plan or read from its artifact);
+    /// compression failures are reported against the manifest through `fail`.
+    static func built(_ builder: LinearLayerBuilder, _ name: String, weight: String, bias: String?, outputs: Int, inputs: Int,
+                      activation: Activation, fail: (String) -> ModelLoadError) throws -> BuiltLinearLayer {
+        let link = LinearLayerBuilder.ChainLink(name: name, weight: weight, bias: bias, outputs: outputs, inputs: inputs,
+                                                activations: [activation], feedsNext: false)
+        do { return try builder.chain([link])[0] } catch let error as LayerCompressionError { throw fail(error.description) }
+    }
+
+    /// A `linear` layer over `inputs` features: the built layer and its output count.
+    static func linear(_ spec: LinearLayerSpec, layer: String, builder: LinearLayerBuilder, inputs: Int, unit: String = "features",
+                       fail: (String) -> ModelLoadError) throws -> (built: BuiltLinearLayer, outputs: Int) {
+        let out = try matrixShape(builder, spec.weight, layer: layer, layout: "[out, in]", inputs: inputs, unit: unit).outputs
+        return (try built(builder, layer, weight: spec.weight, bias: spec.bias, outputs: out, inputs: inputs, activation: spec.activation,
+                          fail: fail), out)
     }
 
     /// The summary row of a layer with an operator (`density` overrides the operator's own).
     static func summary(_ name: String, type: String, inputs: Int, outputs: Int, activation: Activation?,
-                        op: (any LinearOperator)? = nil, density: Double? = nil, error: Double? = nil) -> ModelSummary.Layer {
+                        op: (any LinearOperator)? = nil, density: Double? = nil, error: Double? = nil,
+                        facts: LayerCompressionFacts? = nil) -> ModelSummary.Layer {
         var entry = ModelSummary.Layer(name: name, type: type, inputFeatures: inputs, outputFeatures: outputs,
                                        activation: activation.flatMap { $0 == .none ? nil : $0.rawValue },
                                        parameterCount: op?.parameterCount ?? 0, byteCount: op?.byteCount ?? 0)
         entry.storage = op?.storage
         entry.density = density ?? op?.density
         entry.relativeError = error
+        entry.compression = facts
         return entry
     }
 }

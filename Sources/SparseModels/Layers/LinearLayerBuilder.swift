@@ -21,6 +21,17 @@ public final class LinearLayerBuilder {
     let timeLayers: Bool
     /// Every layer built, in order, with the dense tensor names it stands for.
     public private(set) var built: [(name: String, weight: String, bias: String?, layer: BuiltLinearLayer)] = []
+    /// How the source stores each built layer's dense weight (absent: `[outputs, inputs]`).
+    private var layouts: [String: SourceLayout] = [:]
+
+    /// How a source model stores a layer's dense weight.
+    public enum SourceLayout: Sendable, Equatable {
+        /// `[outputs, inputs]`.
+        case matrix
+        /// A conv1d weight `[outputs, channels, kernelSize]` (PyTorch's layout); the layer is its
+        /// window form `[outputs, kernelSize·channels]` (`BandedOperator.windowWeights`).
+        case conv1d(channels: Int, kernelSize: Int)
+    }
 
     /// Compresses the dense layers of `weights` with `plan` through `compressor`.
     public init(weights: SafeTensors, plan: CompressionPlan = .dense, compressor: (any LayerCompressor)? = nil, timeLayers: Bool = true) {
@@ -102,8 +113,12 @@ public final class LinearLayerBuilder {
         public var activations: [Activation]
         /// Whether the next link reads this one's output through `activations` only.
         public var feedsNext: Bool
+        /// How the source stores the dense weight.
+        public var layout: SourceLayout
 
-        public init(name: String, weight: String, bias: String?, outputs: Int, inputs: Int, activations: [Activation], feedsNext: Bool) {
+        public init(name: String, weight: String, bias: String?, outputs: Int, inputs: Int, activations: [Activation], feedsNext: Bool,
+                    layout: SourceLayout = .matrix) {
+            self.layout = layout
             self.name = name
             self.weight = weight
             self.bias = bias
@@ -120,6 +135,7 @@ public final class LinearLayerBuilder {
     /// one by one as stored).
     public func chain(_ links: [ChainLink]) throws -> [BuiltLinearLayer] {
         let layers: [BuiltLinearLayer]
+        for link in links where link.layout != .matrix { layouts[link.name] = link.layout }
         if let artifact {
             layers = try links.map { try artifact.build($0.name, weight: $0.weight, bias: $0.bias, outputs: $0.outputs, inputs: $0.inputs,
                                                          file: weights, time: timeLayers) }
@@ -139,7 +155,7 @@ public final class LinearLayerBuilder {
                 do { try CompressionLimits.check(method, layer: link.name, outputs: link.outputs, inputs: link.inputs) } catch {
                     throw LayerCompressionError(layer: link.name, method: method, underlying: error)
                 }
-                return DenseLinearLayer(name: link.name, weights: try weights.tensor(named: link.weight, shape: [link.outputs, link.inputs]),
+                return DenseLinearLayer(name: link.name, weights: try denseWeight(of: link.name, tensor: link.weight, outputs: link.outputs, inputs: link.inputs),
                                         bias: try link.bias.map { try weights.tensor(named: $0, shape: [link.outputs]) },
                                         outputFeatures: link.outputs, inputFeatures: link.inputs, method: method,
                                         activations: link.activations, feedsNext: link.feedsNext)
@@ -150,6 +166,19 @@ public final class LinearLayerBuilder {
         }
         for (link, layer) in zip(links, layers) { built.append((link.name, link.weight, link.bias, layer)) }
         return layers
+    }
+
+    /// The dense weight of layer `name` (source tensor `tensor`) in the layer's `[outputs, inputs]`
+    /// form, read from `file` (default `weights`; e.g. the source model of an artifact).
+    public func denseWeight(of name: String, tensor: String, outputs: Int, inputs: Int, in file: SafeTensors? = nil) throws -> [Float] {
+        let source = file ?? weights
+        switch layouts[name] ?? .matrix {
+        case .matrix:
+            return try source.tensor(named: tensor, shape: [outputs, inputs])
+        case let .conv1d(channels, kernelSize):
+            let w = try source.tensor(named: tensor, shape: [outputs, channels, kernelSize])
+            return BandedOperator.windowWeights(w, inChannels: channels, outChannels: outputs, kernelSize: kernelSize)
+        }
     }
 
     /// The weight and bias of a dense layer (`isDense`), for models that fuse dense layers; the

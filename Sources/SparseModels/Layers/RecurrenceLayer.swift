@@ -1,7 +1,8 @@
 import SparseKernels
 
-/// A `recurrence` manifest layer built at load: B goes through the compression plan (without the
-/// bias, which the forms add themselves), then the layer runs as a `RecurrenceScan` or as the
+/// A `recurrence` manifest layer built at load: B is a linear layer of the `LinearLayerBuilder`
+/// (compressed through the plan or read from an artifact; without the bias, which the forms add
+/// themselves), then the layer runs as a `RecurrenceScan` or as the
 /// unrolled lower-triangular matrix (`RecurrenceMatrix`) — the spec's `form`, or for `"auto"` the
 /// one that times faster on the layer's real shape (1 and 32 rows). The matrix is only considered
 /// up to `matrixLimit` stored values: its work grows with T², the scan's with T.
@@ -15,17 +16,22 @@ struct RecurrenceLayer {
     let input: any LinearOperator
     let relativeError: Double
 
-    init(spec: RecurrenceLayerSpec, layerName: String, weights: SafeTensors, steps: Int, inChannels: Int,
-         method: LayerCompression, compressor: (any LayerCompressor)?, fail: (String) -> ModelLoadError) throws {
-        let d = try LayerBuilding.weightShape(weights, spec.weight, layer: layerName, rank: 2, layout: "[state, in_channels]",
-                                              inputs: inChannels, unit: "channels")[0]
+    /// B's compression facts (from the plan, or from an artifact).
+    let facts: LayerCompressionFacts
+
+    init(spec: RecurrenceLayerSpec, layerName: String, builder: LinearLayerBuilder, steps: Int, inChannels: Int,
+         fail: (String) -> ModelLoadError) throws {
         let c = inChannels
-        let decay = try weights.tensor(named: spec.decay, shape: [d])
-        let bias = try spec.bias.map { try weights.tensor(named: $0, shape: [d]) }
+        let d = try LayerBuilding.matrixShape(builder, spec.weight, layer: layerName, layout: "[state, in_channels]", inputs: c,
+                                              unit: "channels").outputs
+        let decay = try builder.weights.tensor(named: spec.decay, shape: [d])
+        let bias = try spec.bias.map { try builder.weights.tensor(named: $0, shape: [d]) }
         let lastOnly = spec.output == .last
-        let input: any LinearOperator
-        (input, relativeError) = try LayerBuilding.compress(try weights.tensor(named: spec.weight), outputs: d, inputs: c, bias: nil,
-                                                            method: method, compressor: compressor, layer: layerName, fail: fail)
+        let built = try LayerBuilding.built(builder, layerName, weight: spec.weight, bias: nil, outputs: d, inputs: c, activation: .none,
+                                            fail: fail)
+        let input = built.op
+        facts = built.facts
+        relativeError = built.facts.relativeError
         let matrixValues = (lastOnly ? 1 : steps) * d * steps * c
         if spec.form == .matrix && matrixValues > Self.matrixLimit {
             throw fail("layer '\(layerName)': the matrix form would hold \(matrixValues) values (T = \(steps)), more than \(Self.matrixLimit); use form 'scan' or 'auto'")

@@ -57,7 +57,8 @@ public enum ModelLoader {
             let (model, layers) = try MLPLoader.open(source)
             return (model, layers)
         case .sequential:
-            return (try SequentialLoader.open(source), nil)
+            let (model, layers) = try SequentialLoader.open(source)
+            return (model, layers)
         case .identity:
             return (try IdentityLoader.open(source), nil)
         }

@@ -2,15 +2,15 @@ import SparseKernels
 
 /// Builds a `SequentialModel` from a sequential folder's manifest and `model.safetensors`: each
 /// layer of the list is lowered, once, to a step on time-major rows (convolutions to banded
-/// operators, recurrences to scans or matrices), its weights compressed through the plan by
-/// layer name. Artifacts of sequential models are not supported.
+/// operators, recurrences to scans or matrices). Weight matrices (conv window weights, linear
+/// weights, a recurrence's B) come from the `LinearLayerBuilder`: compressed through the plan by
+/// layer name, or read as stored from a compressed artifact.
 enum SequentialLoader {
-    static func open(_ source: ModelSource) throws -> SequentialModel {
-        guard source.manifest.compressed == nil else {
-            throw source.fail("compressed artifacts of sequential models are not supported; compress at load with the endpoint's compression block")
-        }
-        let weights = try SafeTensors(contentsOf: ModelLoader.path(source.directory, ModelLoader.weightsFileName))
-        return try build(source, weights: weights)
+    static func open(_ source: ModelSource) throws -> (model: SequentialModel, layers: LinearLayerBuilder) {
+        let builder = try source.linearLayers()
+        let model = try build(source, builder: builder)
+        try builder.finish()
+        return (model, builder)
     }
 
     /// The shape of the rows between layers: steps × channels.
@@ -20,7 +20,7 @@ enum SequentialLoader {
         var features: Int { steps * channels }
     }
 
-    static func build(_ source: ModelSource, weights: SafeTensors) throws -> SequentialModel {
+    static func build(_ source: ModelSource, builder: LinearLayerBuilder) throws -> SequentialModel {
         let manifest = source.manifest, fail = source.fail
         guard manifest.inputs.count == 1, let input = manifest.inputs.first else {
             throw fail("a sequential model has exactly one input, the manifest declares \(manifest.inputs.count)")
@@ -33,51 +33,52 @@ enum SequentialLoader {
         let length = shape.last!, channels = shape.count == 3 ? shape[1] : 1
 
         var current = Shape(steps: length, channels: channels)
-        var steps: [SequentialModel.Step] = [], summaries: [ModelSummary.Layer] = []
+        var steps: [SequentialModel.Step] = [], summaries: [ModelSummary.Layer] = [], calibration: [CalibrationStage.Layer?] = []
         for (i, layer) in manifest.layers.enumerated() {
-            let (step, summary, next) = try lower(layer, name: layer.name ?? "layers[\(i)]", shape: current, weights: weights, source: source)
+            let name = layer.name ?? "layers[\(i)]"
+            let (step, summary, next) = try lower(layer, name: name, shape: current, builder: builder, source: source)
             steps.append(step)
             summaries.append(summary)
+            switch layer {
+            case .conv1d(let spec): calibration.append(CalibrationStage.Layer(name: name, weight: spec.weight, bias: spec.bias, outputs: next.channels))
+            case .linear(let spec): calibration.append(CalibrationStage.Layer(name: name, weight: spec.weight, bias: spec.bias, outputs: next.channels))
+            default: calibration.append(nil)
+            }
             current = next
         }
         try checkOutputs(manifest, shape: current, fail: fail)
         var declared = input
         if channels == 1 { declared.alternativeShapes = [shape.count == 2 ? [-1, 1, length] : [-1, length]] }
+        var summary = ModelSummary(architecture: "sequential", name: manifest.name, layers: summaries)
+        summary.artifact = builder.artifact?.provenance
         return SequentialModel(manifest: manifest, input: declared, inputLength: length, inputChannels: channels,
-                               outputLength: current.steps, outputChannels: current.channels, steps: steps,
-                               summary: ModelSummary(architecture: "sequential", name: manifest.name, layers: summaries),
+                               outputLength: current.steps, outputChannels: current.channels, steps: steps, calibrationLayers: calibration, summary: summary,
                                pool: source.pool)
     }
 
     /// One layer's step and summary row, and the shape it produces.
-    private static func lower(_ layer: LayerSpec, name layerName: String, shape: Shape, weights: SafeTensors,
+    private static func lower(_ layer: LayerSpec, name layerName: String, shape: Shape, builder: LinearLayerBuilder,
                               source: ModelSource) throws -> (SequentialModel.Step, ModelSummary.Layer, Shape) {
         let (t, c) = (shape.steps, shape.channels), fail = source.fail
-        let method = source.plan.method(forLayer: layerName)
         func entry(_ outFeatures: Int, activation: Activation? = nil, op: (any LinearOperator)? = nil, density: Double? = nil,
-                   error: Double? = nil) -> ModelSummary.Layer {
+                   facts: LayerCompressionFacts? = nil) -> ModelSummary.Layer {
             LayerBuilding.summary(layerName, type: layer.type, inputs: shape.features, outputs: outFeatures, activation: activation,
-                                  op: op, density: density, error: error)
+                                  op: op, density: density, error: facts?.relativeError, facts: facts)
         }
         switch layer {
         case .linear(let spec):
-            let (op, error, out) = try LayerBuilding.linear(spec, layer: layerName, weights: weights, inputs: c, unit: "channels per step",
-                                                            compression: source.plan, compressor: source.compressor, fail: fail)
-            return (.op(op, spec.activation, steps: t), entry(t * out, activation: spec.activation, op: op, error: error),
+            let (built, out) = try LayerBuilding.linear(spec, layer: layerName, builder: builder, inputs: c, unit: "channels per step", fail: fail)
+            return (.op(built.op, spec.activation, steps: t), entry(t * out, activation: spec.activation, op: built.op, facts: built.facts),
                     Shape(steps: t, channels: out))
         case .conv1d(let spec):
-            let conv = try Conv1dLayer(spec: spec, layerName: layerName, weights: weights, inputLength: t, inChannels: c,
-                                       method: method, compressor: source.compressor, fail: fail)
+            let conv = try Conv1dLayer(spec: spec, layerName: layerName, builder: builder, inputLength: t, inChannels: c, fail: fail)
             return (.op(conv.op, spec.activation, steps: 1),
-                    entry(conv.op.outputFeatures, activation: spec.activation, op: conv.op, density: conv.op.inner.density,
-                          error: conv.relativeError),
+                    entry(conv.op.outputFeatures, activation: spec.activation, op: conv.op, density: conv.op.inner.density, facts: conv.facts),
                     Shape(steps: conv.outputLength, channels: conv.outChannels))
         case .recurrence(let spec):
-            let rec = try RecurrenceLayer(spec: spec, layerName: layerName, weights: weights, steps: t, inChannels: c,
-                                          method: method, compressor: source.compressor, fail: fail)
+            let rec = try RecurrenceLayer(spec: spec, layerName: layerName, builder: builder, steps: t, inChannels: c, fail: fail)
             return (.op(rec.op, spec.activation, steps: 1),
-                    entry(rec.op.outputFeatures, activation: spec.activation, op: rec.op, density: rec.input.density,
-                          error: rec.relativeError),
+                    entry(rec.op.outputFeatures, activation: spec.activation, op: rec.op, density: rec.input.density, facts: rec.facts),
                     Shape(steps: rec.outputLength, channels: rec.stateSize))
         case .pool(let spec):
             let size = spec.kernelSize ?? t, stride = spec.stride ?? size

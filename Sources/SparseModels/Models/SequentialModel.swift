@@ -35,12 +35,15 @@ public final class SequentialModel: InferenceModel, SummarizedModel {
         case flatten(steps: Int, channels: Int)
     }
 
-    private let steps: [Step]
+    let steps: [Step]
+    /// Per step: the layer whose weight matrix it runs (conv window weights or a linear weight),
+    /// for layer-by-layer calibration; nil for other steps (recurrences too).
+    let calibrationLayers: [CalibrationStage.Layer?]
     private let pool: KernelPool
 
     /// Assembles a built model (`SequentialLoader` reads the manifest and lowers the layers).
     init(manifest: ModelManifest, input: TensorSpec, inputLength: Int, inputChannels: Int, outputLength: Int, outputChannels: Int,
-         steps: [Step], summary: ModelSummary, pool: KernelPool) {
+         steps: [Step], calibrationLayers: [CalibrationStage.Layer?], summary: ModelSummary, pool: KernelPool) {
         name = manifest.name
         inputs = [input]
         outputs = manifest.outputs
@@ -50,6 +53,7 @@ public final class SequentialModel: InferenceModel, SummarizedModel {
         self.outputLength = outputLength
         self.outputChannels = outputChannels
         self.steps = steps
+        self.calibrationLayers = calibrationLayers
         self.pool = pool
         self.summary = summary
     }
@@ -60,27 +64,33 @@ public final class SequentialModel: InferenceModel, SummarizedModel {
         precondition(x.columns == inputLength * inputChannels,
                      "SequentialModel.forward: \(x.columns) values per row, expected \(inputLength) × \(inputChannels)")
         var current = x
+        for step in steps { current = run(step, on: current, isa: isa) }
+        return current
+    }
+
+    /// One step on a batch of rows; `replacement` (calibration) runs instead of an `.op` step's operator.
+    func run(_ step: Step, on x: Matrix, replacement: (any LinearOperator)? = nil, isa: InstructionSet = .current) -> Matrix {
+        var current = x
         let rows = x.rows
-        for step in steps {
-            switch step {
-            case let .op(op, activation, steps):
-                if steps == 1 {
-                    current = op.apply(current, activation: activation, pool: pool, isa: isa)
-                } else {
-                    let perStep = Matrix(rows: rows * steps, columns: current.columns / steps, values: current.values)
-                    let out = op.apply(perStep, activation: activation, pool: pool, isa: isa)
-                    current = Matrix(rows: rows, columns: out.columns * steps, values: out.values)
-                }
-            case .activation(let activation):
-                current.apply(activation, isa: isa)
-            case .softmax(let channels):
-                VectorKernels.softmaxRows(&current.values, columns: channels, isa: isa)
-            case .pool(let pooling):
-                current = pooling.apply(current)
-            case let .flatten(steps, channels):
-                current = Matrix(rows: rows, columns: steps * channels,
-                                 values: Self.transposeRows(current.values, rows: rows, first: steps, second: channels))
+        switch step {
+        case let .op(original, activation, steps):
+            let op = replacement ?? original
+            if steps == 1 {
+                current = op.apply(current, activation: activation, pool: pool, isa: isa)
+            } else {
+                let perStep = Matrix(rows: rows * steps, columns: current.columns / steps, values: current.values)
+                let out = op.apply(perStep, activation: activation, pool: pool, isa: isa)
+                current = Matrix(rows: rows, columns: out.columns * steps, values: out.values)
             }
+        case .activation(let activation):
+            current.apply(activation, isa: isa)
+        case .softmax(let channels):
+            VectorKernels.softmaxRows(&current.values, columns: channels, isa: isa)
+        case .pool(let pooling):
+            current = pooling.apply(current)
+        case let .flatten(steps, channels):
+            current = Matrix(rows: rows, columns: steps * channels,
+                             values: Self.transposeRows(current.values, rows: rows, first: steps, second: channels))
         }
         return current
     }

@@ -15,12 +15,8 @@ final class RecoveryTrainingTests: XCTestCase {
     /// gather and scatter, CSR; ReLU and GELU in between.
     func smallChain() throws -> TrainableChain {
         var rng = SeededRandom(seed: 3)
-        let w1 = rng.array(8 * 8)
-        let (values, words) = try NMWeights.pack(weights: w1, mask: NMWeights.magnitudeKept(w1, outputFeatures: 8, inputFeatures: 8, n: 2, m: 4),
-                                                 outputFeatures: 8, inputFeatures: 8, n: 2, m: 4)
-        let nm = PackedLayer(outputFeatures: 8, inputFeatures: 8, form: .nm(n: 2, m: 4, transposable: false, values: values, indexWords: words), bias: rng.array(8))
-        let blast = PackedLayer(outputFeatures: 8, inputFeatures: 8, form: .blast(rowBlocks: 2, columnBlocks: 2, rank: 3, u: rng.array(24), v: rng.array(24), s: rng.array(12)),
-                                bias: rng.array(8))
+        let nm = try TrainableTestLayers.nm(&rng, outputs: 8, inputs: 8)
+        let blast = TrainableTestLayers.blast(&rng, outputs: 8, inputs: 8, blocks: 2, rank: 3)
         let compaction = PackedLayer.Compaction(method: "l1inf", weight: rng.array(4 * 3), inputWidth: 8, outputWidth: 8, gather: [0, 2, 5],
                                                 scatterKept: [1, 3, 4, 6], scatterDropped: [0, 2, 5, 7], scatterConstants: [0.5, -0.25, 1, 0], storage: "test")
         let compacted = PackedLayer(outputFeatures: 8, inputFeatures: 8, form: .compacted(compaction), bias: rng.array(4))
@@ -84,13 +80,7 @@ final class RecoveryTrainingTests: XCTestCase {
         return (before, result)
     }
 
-    var shortRun: RecoveryOptions {
-        var o = RecoveryOptions()
-        o.epochs = 2
-        o.batchSize = 32
-        o.learningRate = 1e-2
-        return o
-    }
+    var shortRun: RecoveryOptions { TrainableTestLayers.options(epochs: 2, batchSize: 32, learningRate: 1e-2) }
 
     func testMasksStayExactlyNMAndTransposable() throws {
         for plan in [CompressionPlan(method: .nm(n: 2, m: 4)), CompressionPlan(method: .transposableNM(n: 2, m: 4), overrides: [("fc3", .dense)])] {

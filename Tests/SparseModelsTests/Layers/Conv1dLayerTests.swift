@@ -15,8 +15,8 @@ final class Conv1dLayerTests: XCTestCase {
         try writer.add("c.weight", floats: weight, shape: [outChannels, inChannels, kernelSize])
         try writer.add("c.bias", floats: bias, shape: [outChannels])
         let file = try SafeTensors(data: writer.serialized(), source: "c.safetensors")
-        return try Conv1dLayer(spec: spec, layerName: "c", weights: file, inputLength: length ?? self.length, inChannels: inChannels,
-                               method: .dense, compressor: nil, fail: { ModelLoadError(file: "model.json", $0) })
+        return try Conv1dLayer(spec: spec, layerName: "c", builder: LinearLayerBuilder(weights: file, timeLayers: false),
+                               inputLength: length ?? self.length, inChannels: inChannels, fail: { ModelLoadError(file: "model.json", $0) })
     }
 
     /// out[t, o] = b[o] + Σ_c Σ_j w[o, c, j] · x[t·stride + j·dilation − left, c], x zero outside.

@@ -35,12 +35,14 @@ final class LayerBuildingTests: XCTestCase {
         let w = try weights()
         let fail = { (message: String) in ModelLoadError(file: "m/model.json", message) }
         let spec = try JSONDecoder().decode(LinearLayerSpec.self, from: Data(#"{"name": "fc", "weight": "fc.weight", "bias": "fc.bias"}"#.utf8))
-        let (op, error, outputs) = try LayerBuilding.linear(spec, layer: "fc", weights: w, inputs: 4, compression: .dense, compressor: nil, fail: fail)
+        let builder = LinearLayerBuilder(weights: w, timeLayers: false)
+        let (built, outputs) = try LayerBuilding.linear(spec, layer: "fc", builder: builder, inputs: 4, fail: fail)
         XCTAssertEqual(outputs, 3)
-        XCTAssertEqual(error, 0)
-        XCTAssertEqual(op.apply(Matrix(rows: 1, columns: 4, values: [1, 1, 1, 1])).values, [3, 4, 5])
-        let nm = CompressionPlan(method: .nm(n: 2, m: 4))
-        assertError(try LayerBuilding.linear(spec, layer: "fc", weights: w, inputs: 4, compression: nm, compressor: nil, fail: fail),
+        XCTAssertEqual(built.facts.relativeError, 0)
+        XCTAssertEqual(built.op.apply(Matrix(rows: 1, columns: 4, values: [1, 1, 1, 1])).values, [3, 4, 5])
+        XCTAssertEqual(builder.built.map(\.name), ["fc"], "the builder records the layer (an artifact stores it)")
+        let nm = LinearLayerBuilder(weights: w, plan: CompressionPlan(method: .nm(n: 2, m: 4)), timeLayers: false)
+        assertError(try LayerBuilding.linear(spec, layer: "fc", builder: nm, inputs: 4, fail: fail),
                     contains: ["m/model.json", "layer 'fc' cannot be compressed as nm 2:4", "needs a layer compressor"])
     }
 

@@ -40,8 +40,7 @@ final class RecurrenceLayerTests: XCTestCase {
         for form in [RecurrenceLayerSpec.Form.scan, .matrix, .auto] {
             for output in [RecurrenceLayerSpec.Output.sequence, .last] {
                 let spec = RecurrenceLayerSpec(name: "r", weight: "r.weight", decay: "r.decay", bias: "r.bias", output: output, form: form)
-                let layer = try RecurrenceLayer(spec: spec, layerName: "r", weights: weights, steps: steps, inChannels: channels, method: .dense,
-                                                compressor: nil, fail: { ModelLoadError(file: "model.json", $0) })
+                let layer = try RecurrenceLayer(spec: spec, layerName: "r", builder: LinearLayerBuilder(weights: weights, timeLayers: false), steps: steps, inChannels: channels, fail: { ModelLoadError(file: "model.json", $0) })
                 let label = "\(form) \(output)"
                 XCTAssertEqual(layer.outputLength, output == .last ? 1 : steps, label)
                 XCTAssertEqual(layer.stateSize, state, label)
@@ -60,8 +59,7 @@ final class RecurrenceLayerTests: XCTestCase {
         let (weights, b, _, _) = try file(&random)
         let tooLong = RecurrenceLayer.matrixLimit / (state * channels) + 1
         let spec = RecurrenceLayerSpec(name: "r", weight: "r.weight", decay: "r.decay", output: .last, form: .matrix)
-        assertError(try RecurrenceLayer(spec: spec, layerName: "r", weights: weights, steps: tooLong, inChannels: channels, method: .dense,
-                                        compressor: nil, fail: { ModelLoadError(file: "model.json", $0) }),
+        assertError(try RecurrenceLayer(spec: spec, layerName: "r", builder: LinearLayerBuilder(weights: weights, timeLayers: false), steps: tooLong, inChannels: channels, fail: { ModelLoadError(file: "model.json", $0) }),
                     contains: ["model.json", "layer 'r': the matrix form would hold", "use form 'scan' or 'auto'"])
         let input = DenseWeights(weights: b, outputFeatures: state, inputFeatures: channels)
         let matrix = RecurrenceMatrix(input: input, bias: nil, decay: [1, 1, 1], steps: 4, lastOnly: false)
