@@ -44,20 +44,8 @@ final class DenseWeightsTests: XCTestCase {
                     let ldx = k + 3, ldy = n + 5
                     let x = random.array(m * ldx)
                     // Pre-activation reference and a scale for the rounding error bound.
-                    var reference = [Double](repeating: 0, count: m * n)
-                    var scale = [Double](repeating: 0, count: m * n)
-                    for i in 0..<m {
-                        for j in 0..<n {
-                            var sum = Double(bias[j]), magnitude = abs(Double(bias[j]))
-                            for p in 0..<k {
-                                let term = Double(x[i * ldx + p]) * Double(w[j * k + p])
-                                sum += term
-                                magnitude += abs(term)
-                            }
-                            reference[i * n + j] = sum
-                            scale[i * n + j] = magnitude
-                        }
-                    }
+                    let (reference, scale) = OperatorChecker.reference(x: x, rows: m, weights: w, outputs: n, inputs: k,
+                                                                       bias: bias, rowStride: ldx)
                     for isa in InstructionSet.available {
                         for activation in Activation.allCases {
                             var y = [Float](repeating: .nan, count: m * ldy)

@@ -6,16 +6,17 @@ import SparseKernels
 /// reference of their dense weight.
 struct OperatorChecker {
     /// act(x · wᵀ + b) pre-activation values and, per output, Σ|w·x| + |b| (the scale of the
-    /// float32 rounding error), for `rows` rows of `x` (row stride k).
+    /// float32 rounding error), for `rows` rows of `x` (row stride `rowStride`, default k).
     static func reference(x: [Float], rows: Int, weights w: [Float], outputs n: Int, inputs k: Int,
-                          bias: [Float]?) -> (values: [Double], scale: [Double]) {
+                          bias: [Float]?, rowStride: Int? = nil) -> (values: [Double], scale: [Double]) {
+        let ldx = rowStride ?? k
         var values = [Double](repeating: 0, count: rows * n), scale = values
         for r in 0..<rows {
             for o in 0..<n {
                 let b = Double(bias?[o] ?? 0)
                 var sum = b, magnitude = abs(b)
                 for c in 0..<k {
-                    let term = Double(x[r * k + c]) * Double(w[o * k + c])
+                    let term = Double(x[r * ldx + c]) * Double(w[o * k + c])
                     sum += term
                     magnitude += abs(term)
                 }
