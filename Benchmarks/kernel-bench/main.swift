@@ -156,7 +156,7 @@ for (k, n) in shapes {
                                    inputFeatures: k, rowBlocks: 4, columnBlocks: 4, rank: r, bias: bias)
         operators.append(("blast \(Int(fraction * 100))% r=\(r)", op))
         if fraction == 0.5 {
-            for storage in [BlastFactorStorage.bf16, .int8] {
+            for storage in [BlastFactorStorage.bf16, .int8, .int8WeightOnly] {
                 operators.append(("blast-\(storage.rawValue) 50%", try! BlastWeights(
                     u: randomArray(n * r), v: randomArray(k * r), s: randomArray(16 * r), outputFeatures: n, inputFeatures: k,
                     rowBlocks: 4, columnBlocks: 4, rank: r, bias: bias, factorStorage: storage)))
@@ -166,11 +166,15 @@ for (k, n) in shapes {
     let csr = CSRWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, density: 0.1, bias: bias)
     operators.append(("csr 10%", csr))
     operators.append(("csr 10% int8", try! CSRInt8Weights(csr)))
+    operators.append(("csr 10% int8 w-only", try! CSRWeightOnlyInt8Weights(csr)))
     operators.append(("int8 dynamic", try! Int8DynamicWeights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))
     operators.append(("int8 w-only ch", try! Int8Weights(weights: w, outputFeatures: n, inputFeatures: k, granularity: .channel, bias: bias)))
     operators.append(("int8 w-only g64", try! Int8Weights(weights: w, outputFeatures: n, inputFeatures: k, granularity: .group(64), bias: bias)))
     operators.append(("bf16", try! BF16Weights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)))
     operators.append(("nm 2:4 int8", try! NMInt8Weights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, bias: bias)))
+    let nm24 = try! NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: 2, m: 4, bias: bias)
+    operators.append(("nm 2:4 int8 w-only ch", try! NMWeightOnlyInt8Weights(nm24, granularity: .channel)))
+    operators.append(("nm 2:4 int8 w-only g64", try! NMWeightOnlyInt8Weights(nm24, granularity: .group(64))))
     operators.append(("nm 2:4 bf16", try! NMBF16Weights(NMWeights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, n: 2, m: 4, bias: bias))))
     operators = operators.filter { selected($0.0) }
     for m in batches {

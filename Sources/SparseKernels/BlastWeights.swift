@@ -17,7 +17,7 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
     public let columnBlocks: Int
     public let rank: Int
     public let bias: [Float]?
-    /// How U and V are stored (fp32, bf16 or int8 with dynamic activations).
+    /// How U and V are stored (fp32, bf16, int8 with dynamic activations, or weight-only int8).
     public let factorStorage: BlastFactorStorage
     /// b2 packed `V_jᵀ` (r × q_j) and b1 packed `U_i` (p_i × r), each a dense (or quantized) kernel.
     private let v: [any ColumnRangeOperator]
@@ -44,7 +44,7 @@ public final class BlastWeights: LinearOperator, @unchecked Sendable {
                       columnBlocks: b2, rank: r, bias: bias, factorStorage: .fp32)
     }
 
-    /// As above with U and V stored as `factorStorage`: fp32, bf16, or int8 with dynamic activations.
+    /// As above with U and V stored as `factorStorage`: fp32, bf16, int8 with dynamic activations or weight-only.
     public init(u: [Float], v: [Float], s: [Float], outputFeatures: Int, inputFeatures: Int,
                 rowBlocks b1: Int, columnBlocks b2: Int, rank r: Int, bias: [Float]?,
                 factorStorage: BlastFactorStorage) throws {

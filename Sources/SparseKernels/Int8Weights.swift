@@ -3,7 +3,7 @@ import CSparseKernels
 /// A linear layer with int8 weights and fp32 activations (weight-only quantization): scales per
 /// output row or per row and group of inputs; the kernel widens the int8 weights to fp32 in
 /// registers, so a batch-1 call streams a quarter of the fp32 bytes (`int8.h`, "W8").
-public final class Int8Weights: LinearOperator, @unchecked Sendable {
+public final class Int8Weights: ColumnRangeOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let granularity: Int8Granularity
@@ -71,4 +71,20 @@ public final class Int8Weights: LinearOperator, @unchecked Sendable {
             }
         }
     }
+
+    /// Output columns `outputColumns` only, on the calling thread (`ColumnRangeOperator`: BLAST's
+    /// weight-only int8 factors).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet) {
+        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
+        guard rows > 0 else { return }
+        let columns = outputColumns ?? 0..<outputFeatures
+        let status = withOptionalPointer(bias) { b in
+            ss_w8_gemm_cols_isa(isa.cValue, packed.pointer, packedScales.pointer, granularity.cGroup, b, outputFeatures, inputFeatures,
+                                x, inputStride, y, outputStride, rows, activation.cKind, columns.lowerBound, columns.upperBound)
+        }
+        KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), columns \(columns)")
+    }
+
+    public func unpackedWeights() -> [Float] { denseWeights() }
 }

@@ -142,7 +142,7 @@ extension AlignedBuffer where Element == Float {
 }
 
 /// Operators that compute any panel-aligned range of output columns (so BLAST can split its
-/// factor GEMMs by output panels): fp32 `DenseWeights`, `BF16Weights`, `Int8DynamicWeights`.
+/// factor GEMMs by output panels): fp32 `DenseWeights`, `BF16Weights`, `Int8DynamicWeights`, `Int8Weights`.
 public protocol ColumnRangeOperator: LinearOperator {
     /// `apply` on output columns `outputColumns` only (bounds multiples of 16, or the upper one
     /// `outputFeatures`; nil: all).
@@ -154,9 +154,11 @@ public protocol ColumnRangeOperator: LinearOperator {
 
 extension DenseWeights: ColumnRangeOperator {}
 
-/// How BLAST stores its factors U and V: fp32, bf16, or int8 with dynamic activations.
+/// How BLAST stores its factors U and V: fp32, bf16, int8 with dynamic activations (`int8`), or
+/// weight-only int8 with fp32 activations (`int8WeightOnly`; one scale per row of U_i and of V_jᵀ).
 public enum BlastFactorStorage: String, Sendable, CaseIterable {
     case fp32, bf16, int8
+    case int8WeightOnly = "int8 weight-only"
 
     /// The factor operator for a row-major `outputs × inputs` weight.
     func makeOperator(weights: [Float], outputs: Int, inputs: Int, bias: [Float]?) throws -> any ColumnRangeOperator {
@@ -164,6 +166,8 @@ public enum BlastFactorStorage: String, Sendable, CaseIterable {
         case .fp32: return DenseWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: bias)
         case .bf16: return try BF16Weights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: bias)
         case .int8: return try Int8DynamicWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: bias)
+        case .int8WeightOnly:
+            return try Int8Weights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, granularity: .channel, bias: bias)
         }
     }
 }

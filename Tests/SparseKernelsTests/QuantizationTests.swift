@@ -120,6 +120,7 @@ final class QuantizationTests: XCTestCase {
         XCTAssertTrue(try BlastFactorStorage.fp32.makeOperator(weights: w, outputs: 6, inputs: 5, bias: nil) is DenseWeights)
         XCTAssertTrue(try BlastFactorStorage.bf16.makeOperator(weights: w, outputs: 6, inputs: 5, bias: nil) is BF16Weights)
         XCTAssertTrue(try BlastFactorStorage.int8.makeOperator(weights: w, outputs: 6, inputs: 5, bias: nil) is Int8DynamicWeights)
+        XCTAssertTrue(try BlastFactorStorage.int8WeightOnly.makeOperator(weights: w, outputs: 6, inputs: 5, bias: nil) is Int8Weights)
     }
 
     func testPaddedRowsAreZeroFilledToWholePanels() {

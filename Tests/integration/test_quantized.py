@@ -90,6 +90,49 @@ def test_quantized_digits_keep_accuracy_and_report_bytes(tmp_path, int8_artifact
         assert s.stop() == 0
 
 
+def test_weight_only_sparse_artifacts_serve_what_load_time_compression_serves(tmp_path):
+    """Weight-only int8 with N:M (group scales) and CSR: `compress` writes the int8 packs and their
+    scales, the artifact serves exactly what compressing at load serves, and a zero or NaN scale
+    in either pack fails that endpoint's load naming the tensor while the others serve."""
+    formats = {"nm": {"method": "nm", "n": 4, "m": 8, "pin": True, "quantize": {"weights": "int8", "granularity": {"group": 64}}},
+               "csr": {"method": "csr", "density": 0.5, "pin": True, "quantize": {"weights": "int8", "granularity": "channel"}}}
+    artifacts = {}
+    for name, c in formats.items():
+        out = tmp_path / f"digits-{name}-int8w"
+        r = run("compress", "--model", DIGITS, "--compression", json.dumps(c), "--out", out)
+        assert r.returncode == 0, r.stderr
+        artifacts[name] = out
+    t = load_file(str(artifacts["nm"] / "model.safetensors"))
+    assert t["fc1.nm.values"].dtype == np.int8 and t["fc2.nm.scales"].shape == (256, 4)  # 256 inputs / group 64
+    assert load_file(str(artifacts["csr"] / "model.safetensors"))["fc2.csr.scales"].shape == (256, 1)
+
+    def set_scale(tensor, value):
+        def change(t, _):
+            scales = t[tensor].copy()
+            scales[5, 0] = value
+            t[tensor] = scales
+        return change
+    broken = {"nm-zero": ("nm", "fc2.nm.scales", 0.0), "csr-nan": ("csr", "fc1.csr.scales", np.nan)}
+    paths = {n: broken_copy(tmp_path, artifacts[src], n, set_scale(tensor, v)) for n, (src, tensor, v) in broken.items()}
+    endpoints = [{"name": f"{n}-artifact", "model": str(p)} for n, p in artifacts.items()]
+    endpoints += [{"name": f"{n}-load", "model": str(DIGITS), "compression": c} for n, c in formats.items()]
+    endpoints += [{"name": n, "model": str(p)} for n, p in paths.items()]
+    s = ServerProcess(write_config(tmp_path, endpoints, server={"exitOnModelLoadError": False}))
+    try:
+        index = {e["name"]: e for e in requests.post(s.url + "/v2/repository/index", timeout=5).json()}
+        for name, (_, tensor, _) in broken.items():
+            assert index[name]["state"] == "UNAVAILABLE", name
+            reason = index[name]["reason"]
+            assert f"'{tensor}'" in reason and "finite and positive" in reason, reason
+        client = httpclient.InferenceServerClient(s.authority)
+        for name in formats:
+            assert np.array_equal(infer(client, f"{name}-artifact"), infer(client, f"{name}-load")), name
+            meta = requests.get(f"{s.url}/v2/models/{name}-artifact", timeout=5).json()["compression"]
+            assert meta["layers"][0]["parameters"]["weights"] == "int8", meta["layers"][0]
+    finally:
+        assert s.stop() == 0
+
+
 def test_inspect_reports_quantized_bytes(int8_artifact):
     r = run("inspect", int8_artifact)
     assert r.returncode == 0, r.stderr

@@ -36,7 +36,7 @@ extension PackedLayer {
     /// A method's packed form with quantized weights (`WeightQuantization`). Tensor parts (int8
     /// scales after the method's own parts):
     /// - dense: `weight` `[out, in]` (I8 or BF16), `scales` `[out, G]` (G = 1 per channel, else ⌈in / group⌉);
-    /// - nm: `values` `[panels, groups, n, 16]` (the N:M pack, I8 or BF16), `indices` as fp32 N:M, `scales` `[out, 1]`;
+    /// - nm: `values` `[panels, groups, n, 16]` (the N:M pack, I8 or BF16), `indices` as fp32 N:M, `scales` `[out, G]`;
     /// - blast: `U` `[out, r]`, `V` `[in, r]` (I8 or BF16), `s` fp32, `U_scales` `[out, 1]` (per row of U) and
     ///   `V_scales` `[b2, r]` (per column block and rank component: the rows of the kernel's V_jᵀ).
     public enum QuantizedForm: Sendable {
@@ -223,12 +223,12 @@ extension PackedLayer {
         case .dense(let scheme, let v):
             let perRow = Self.scalesPerRow(scheme, inputs: inputs)
             return [values("weight", v, [out, inputs])] + scales("scales", v, [out, perRow])
-        case let .nm(n, m, _, _, v, words):
+        case let .nm(n, m, _, scheme, v, words):
             let (panels, groups) = NMWeights.packedShape(outputFeatures: out, inputFeatures: inputs, m: m)
             let indices = m == 4
                 ? Part(name: "indices", dtype: .u32, shape: [panels, groups, n], data: littleEndianBytes(words.map { UInt32(truncatingIfNeeded: $0) }))
                 : Part(name: "indices", dtype: .u64, shape: [panels, groups, n], data: littleEndianBytes(words))
-            return [values("values", v, [panels, groups, n, 16]), indices] + scales("scales", v, [out, 1])
+            return [values("values", v, [panels, groups, n, 16]), indices] + scales("scales", v, [out, Self.scalesPerRow(scheme, inputs: inputs)])
         case let .blast(b1, b2, r, _, u, v, s):
             let diagonal = Part(name: "s", dtype: .f32, shape: [b1, b2, r], data: littleEndianBytes(s.map(\.bitPattern)))
             return [values("U", u, [out, r]), values("V", v, [inputs, r]), diagonal] + scales("U_scales", u, [out, 1])
@@ -270,7 +270,7 @@ extension PackedLayer {
                 throw SafeTensorsError(file: reader.file.source, tensor: "\(reader.prefix).values", reason: "\(n):\(m) is not a supported N:M pattern")
             }
             let (panels, groups) = NMWeights.packedShape(outputFeatures: out, inputFeatures: inputs, m: m)
-            let v = try values("values", "scales", [panels, groups, n, 16], [out, 1])
+            let v = try values("values", "scales", [panels, groups, n, 16], [out, scalesPerRow(scheme, inputs: inputs)])
             let words: [UInt64] = m == 4
                 ? try reader.words("indices", .u32, [panels, groups, n], as: UInt32.self).map(UInt64.init)
                 : try reader.words("indices", .u64, [panels, groups, n], as: UInt64.self)

@@ -22,7 +22,7 @@ extension PackedLayer {
                 }
             }
         case let .nm(n, m, transposable, scheme, values, words):
-            try Self.checkValues(values, "values", "scales", scales: out)
+            try Self.checkValues(values, "values", "scales", scales: out * Self.scalesPerRow(scheme, inputs: inputs))
             let pack: NMWeights
             do {
                 pack = try NMWeights(packedValues: values.floats(scale: nil), indexWords: words, outputFeatures: out, inputFeatures: inputs,
@@ -40,29 +40,36 @@ extension PackedLayer {
                 case (.int8Dynamic, .int8(_, let scales)) where m == 4 && n <= 2:
                     return try NMInt8Weights(values: pack.denseWeights().map { Int8($0) }, scales: scales, outputFeatures: out,
                                              inputFeatures: inputs, bias: bias)
+                case let (.int8(granularity), .int8(_, scales)):
+                    return try NMWeightOnlyInt8Weights(integerPack: pack, scales: scales, granularity: granularity)
                 case (.bf16, .bf16):
                     return try NMBF16Weights(pack)
                 default:
-                    throw FormError(part: "values", reason: "no kernel runs \(n):\(m) with \(scheme) (N:M runs bf16, or int8 with dynamic activations at 1:4 and 2:4)")
+                    throw FormError(part: "values", reason: "no kernel runs \(n):\(m) with \(scheme) (N:M runs bf16, weight-only int8, or int8 with dynamic activations at 1:4 and 2:4)")
                 }
             }
         case let .blast(b1, b2, r, scheme, u, v, s):
             return try blastOperator(b1, b2, r, scheme, u, v, s)
         case let .csr(scheme, rowStart, columns, values):
             try Self.checkValues(values, "values", "scales", scales: out)
-            guard case let (.int8Dynamic, .int8(v, scales)) = (scheme, values) else {
-                throw FormError(part: "values", reason: "CSR runs int8 with dynamic activations only; \(scheme) is not available")
+            guard case let .int8(v, scales) = values, scheme == .int8Dynamic || scheme == .int8(.channel) else {
+                throw FormError(part: "values", reason: "CSR runs int8 with per-row scales (weight-only or with dynamic activations); \(scheme) is not available")
             }
             // the structure checks of fp32 CSR (rows, ranges, strictly increasing columns), naming the part
             _ = try csrOperator(rowStart: rowStart, columns: columns, values: v.map { Float($0) })
             return try Self.kernel("values", "scales") {
-                try CSRInt8Weights(rowStart: rowStart, columns: columns, values: v, scales: scales, outputFeatures: out, inputFeatures: inputs, bias: bias)
+                if scheme == .int8Dynamic {
+                    return try CSRInt8Weights(rowStart: rowStart, columns: columns, values: v, scales: scales, outputFeatures: out,
+                                              inputFeatures: inputs, bias: bias)
+                }
+                return try CSRWeightOnlyInt8Weights(rowStart: rowStart, columns: columns, values: v, scales: scales, outputFeatures: out,
+                                                    inputFeatures: inputs, bias: bias)
             }
         }
     }
 
     /// BLAST with quantized U and V: the factors are dequantised and handed to `BlastWeights`, whose
-    /// factor kernels quantize them again — per row of U_i and of V_jᵀ, which reproduces the stored
+    /// factor kernels (W8A8 or weight-only int8) quantize them again — per row of U_i and of V_jᵀ, which reproduces the stored
     /// values (the largest |value| of each such row is 127) — or round them to bf16 (exact).
     private func blastOperator(_ b1: Int, _ b2: Int, _ r: Int, _ scheme: WeightQuantization, _ u: QuantizedValues,
                                _ v: QuantizedValues, _ s: [Float]) throws -> any LinearOperator {
@@ -80,7 +87,8 @@ extension PackedLayer {
         switch (scheme, u, v) {
         case (.bf16, .bf16, .bf16): storage = .bf16
         case (.int8Dynamic, .int8, .int8): storage = .int8
-        default: throw FormError(part: "U", reason: "BLAST factors run bf16, or int8 with dynamic activations; \(scheme) is not available")
+        case (.int8(.channel), .int8, .int8): storage = .int8WeightOnly
+        default: throw FormError(part: "U", reason: "BLAST factors run bf16, or int8 with per-row scales (weight-only or with dynamic activations); \(scheme) is not available")
         }
         var blockOf = [Int](repeating: 0, count: inputs)  // column → its column block (BlastWeights' split)
         for j in 0..<b2 { for c in (j * inputs / b2)..<((j + 1) * inputs / b2) { blockOf[c] = j } }
@@ -135,6 +143,8 @@ extension PackedLayer {
         case let o as NMBF16Weights: return o.denseWeights()
         case let o as BlastWeights: return o.denseWeights()
         case let o as CSRInt8Weights: return o.denseWeights()
+        case let o as NMWeightOnlyInt8Weights: return o.denseWeights()
+        case let o as CSRWeightOnlyInt8Weights: return o.denseWeights()
         default: return nil
         }
     }

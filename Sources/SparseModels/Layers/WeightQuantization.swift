@@ -10,11 +10,12 @@ import SparseKernels
 /// | method | int8 weight-only | int8 + int8-dynamic | bf16 |
 /// |---|---|---|---|
 /// | dense | `Int8Weights` (channel or group) | `Int8DynamicWeights` | `BF16Weights` |
-/// | nm | — | 2:4 / 1:4 `NMInt8Weights` | `NMBF16Weights` |
-/// | blast | — | U, V as `Int8DynamicWeights` | U, V as `BF16Weights` |
-/// | csr | — | `CSRInt8Weights` | — |
+/// | nm | `NMWeightOnlyInt8Weights` (any n:m; channel, or groups a multiple of m) | 2:4 / 1:4 `NMInt8Weights` | `NMBF16Weights` |
+/// | blast | U, V as `Int8Weights` (channel) | U, V as `Int8DynamicWeights` | U, V as `BF16Weights` |
+/// | csr | `CSRWeightOnlyInt8Weights` (channel) | `CSRInt8Weights` | — |
 ///
-/// ℓ1,∞ has no quantized kernel; it and the empty cells are refused with a message saying so.
+/// ℓ1,∞ has no quantized kernel; it, the empty cells and group scales on BLAST and CSR (their
+/// int8 layouts keep one scale per row) are refused with a message saying so.
 public enum WeightQuantization: Sendable, Equatable, CustomStringConvertible {
     /// int8 weights, fp32 activations; scales per output row or per row and group of inputs.
     case int8(Int8Granularity)
@@ -75,14 +76,22 @@ public enum WeightQuantization: Sendable, Equatable, CustomStringConvertible {
             try check(inner, outputs: outputs, inputs: inputs)
         case let .nm(n, m), let .transposableNM(n, m):
             switch self {
-            case .bf16: return
-            case .int8Dynamic: if m != 4 || n > 2 { throw refuse("the N:M int8 kernel runs 1:4 and 2:4 only") }
-            case .int8: throw refuse("the N:M int8 kernel quantizes activations too; use \"activations\": \"int8-dynamic\"")
+            case .bf16, .int8(.channel): return
+            case .int8Dynamic: if m != 4 || n > 2 { throw refuse("the N:M W8A8 kernel runs 1:4 and 2:4 only (weight-only int8 runs every n:m)") }
+            case .int8(.group(let width)):
+                if width % m != 0 { throw refuse("a scale group must cover whole groups of m = \(m) inputs; \(width) is not a multiple of \(m)") }
             }
         case .blast:
-            if case .int8 = self { throw refuse("BLAST's int8 factors run with dynamic activations; use \"activations\": \"int8-dynamic\"") }
+            if case .int8(.group) = self {
+                throw refuse("BLAST's int8 factors keep one scale per row of U and per rank component of each V block; use \"granularity\": \"channel\"")
+            }
         case .csr:
-            if self != .int8Dynamic { throw refuse("the CSR int8 kernel quantizes activations too; use int8 weights with \"activations\": \"int8-dynamic\"") }
+            switch self {
+            case .int8Dynamic, .int8(.channel): return
+            case .int8(.group):
+                throw refuse("CSR int8 keeps one scale per output row over its kept weights; use \"granularity\": \"channel\"")
+            case .bf16: throw refuse("there is no CSR bf16 kernel; use int8 weights")
+            }
         case .l1inf:
             throw refuse("ℓ1,∞ layers are stored compacted in fp32; quantize is not available for them")
         }

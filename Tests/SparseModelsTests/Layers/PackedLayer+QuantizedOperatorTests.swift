@@ -32,6 +32,12 @@ final class PackedLayerQuantizedOperatorTests: XCTestCase {
         let nm = try pack(.nm(n: 2, m: 4), .int8Dynamic, rows, columns, bias: bias).makeOperator()
         let kernel = try NMInt8Weights(magnitudePruning: w, outputFeatures: rows, inputFeatures: columns, bias: bias)
         XCTAssertEqual(nm.apply(x).values, kernel.apply(x).values)
+        let source = try NMWeights(magnitudePruning: w, outputFeatures: rows, inputFeatures: columns, n: 2, m: 4, bias: bias)
+        for granularity in [Int8Granularity.channel, .group(32)] {
+            let weightOnly = try pack(.nm(n: 2, m: 4), .int8(granularity), rows, columns, bias: bias).makeOperator()
+            let direct = try NMWeightOnlyInt8Weights(source, granularity: granularity)
+            XCTAssertEqual(weightOnly.apply(x, activation: .relu).values, direct.apply(x, activation: .relu).values, "2:4 \(granularity)")
+        }
     }
 
     func testBrokenQuantizedFormsAreRefusedNamingThePart() throws {
@@ -62,7 +68,19 @@ final class PackedLayerQuantizedOperatorTests: XCTestCase {
         assertFormError(broken, part: "indices", contains: ["used twice"])
         let weightOnly = PackedLayer(outputFeatures: 32, inputFeatures: 32, form: .quantized(.nm(n: n, m: m, transposable: false, .int8(.channel),
                                                                                                   nmValues, indexWords: words)), bias: nil)
-        assertFormError(weightOnly, part: "values", contains: ["no kernel runs 2:4 with int8 channel"])
+        XCTAssertEqual(try weightOnly.makeOperator().storage, "nm 2:4 int8 channel")
+        guard case .int8(let nmInt8, let nmScales) = nmValues else { return XCTFail() }
+        let grouped = PackedLayer(outputFeatures: 32, inputFeatures: 32, form: .quantized(.nm(n: n, m: m, transposable: false, .int8(.group(16)),
+                                                                                               nmValues, indexWords: words)), bias: nil)
+        assertFormError(grouped, part: "scales", contains: ["32 scales, expected 64"])
+        var zeroScale = nmScales
+        zeroScale[7] = 0
+        let badNM = PackedLayer(outputFeatures: 32, inputFeatures: 32, form: .quantized(.nm(n: n, m: m, transposable: false, .int8(.channel),
+                                                                                             .int8(values: nmInt8, scales: zeroScale), indexWords: words)), bias: nil)
+        assertFormError(badNM, part: "scales", contains: ["scale 7 is 0.0"])
+        let bf16Scheme = PackedLayer(outputFeatures: 32, inputFeatures: 32, form: .quantized(.nm(n: n, m: m, transposable: false, .bf16,
+                                                                                                  nmValues, indexWords: words)), bias: nil)
+        assertFormError(bf16Scheme, part: "values", contains: ["no kernel runs 2:4 with bf16"])
 
         let blast = try pack(.blast(blocks: 2, rank: 3, parameterRatio: nil, iterations: 5), .int8Dynamic, 16, 16, bias: nil)
         guard case let .quantized(.blast(b1, b2, r, bq, u, .int8(vValues, vScales), s)) = blast.form else { return XCTFail() }

@@ -23,6 +23,12 @@ final class PackedLayerQuantizedTests: XCTestCase {
         (.blast(blocks: 2, rank: 5, parameterRatio: nil, iterations: 20), .int8Dynamic, 32, 48, "blast b=2x2 r=5 int8"),
         (.blast(blocks: 3, rank: 4, parameterRatio: nil, iterations: 20), .bf16, 30, 45, "blast b=3x3 r=4 bf16"),
         (.csr(density: 0.3), .int8Dynamic, 30, 45, "csr int8 dynamic"),
+        // weight-only int8 (fp32 activations) on the sparse methods
+        (.nm(n: 2, m: 4), .int8(.channel), 40, 66, "nm 2:4 int8 channel"),
+        (.nm(n: 4, m: 8), .int8(.group(16)), 33, 70, "nm 4:8 int8 group 16"),   // group and row tails
+        (.transposableNM(n: 2, m: 4), .int8(.group(64)), 32, 48, "nm 2:4 int8 group 64"),
+        (.blast(blocks: 2, rank: 5, parameterRatio: nil, iterations: 20), .int8(.channel), 32, 48, "blast b=2x2 r=5 int8 weight-only"),
+        (.csr(density: 0.3), .int8(.channel), 30, 45, "csr int8 channel"),
     ]
 
     func pack(_ method: LayerCompression, _ q: Q, _ rows: Int, _ columns: Int, bias: [Float]?) throws -> PackedLayer {
@@ -90,6 +96,12 @@ final class PackedLayerQuantizedTests: XCTestCase {
         XCTAssertEqual(try bytes(.nm(n: 2, m: 4), .int8Dynamic), rows * columns / 2 + rows * columns / 8 + 4 * rows)
         XCTAssertEqual(try bytes(.blast(blocks: 2, rank: 8, parameterRatio: nil, iterations: 5), .int8Dynamic),
                        8 * (rows + columns) + 4 * (rows + 2 * 8) + 4 * 2 * 2 * 8)
+        // weight-only 2:4 with group 64 scales: the same values and positions, two scales per row
+        XCTAssertEqual(try bytes(.nm(n: 2, m: 4), .int8(.group(64))), rows * columns / 2 + rows * columns / 8 + 4 * rows * 2)
+        // CSR: 1 byte value + 4 byte column per kept weight, row starts, row scales
+        let csr = try pack(.csr(density: 0.25), .int8(.channel), rows, columns, bias: nil)
+        guard case .quantized(.csr(_, let rowStart, let cols, _)) = csr.form else { return XCTFail("not csr") }
+        XCTAssertEqual(csr.storedBytes, cols.count * 5 + rowStart.count * 4 + 4 * rows)
     }
 
     /// `read` checks the quantized parts' dtypes and shapes (a scale tensor of the wrong shape names it).
@@ -114,12 +126,15 @@ final class PackedLayerQuantizedTests: XCTestCase {
     }
 
     func testCompositionsWithoutAKernelAreRefused() {
-        assertError(try WeightQuantization.int8(.channel).check(.csr(density: 0.5), outputs: 8, inputs: 8), contains: ["CSR int8 kernel", "int8-dynamic"])
+        assertError(try WeightQuantization.int8(.group(64)).check(.csr(density: 0.5), outputs: 8, inputs: 8),
+                    contains: ["CSR int8 keeps one scale per output row", "\"channel\""])
         XCTAssertNoThrow(try WeightQuantization.int8Dynamic.check(.csr(density: 0.5), outputs: 8, inputs: 8))
-        assertError(try WeightQuantization.int8(.channel).check(.nm(n: 2, m: 4), outputs: 8, inputs: 8), contains: ["int8-dynamic"])
+        XCTAssertNoThrow(try WeightQuantization.int8(.channel).check(.csr(density: 0.5), outputs: 8, inputs: 8))
+        XCTAssertNoThrow(try WeightQuantization.int8(.channel).check(.nm(n: 2, m: 4), outputs: 8, inputs: 8))
+        assertError(try WeightQuantization.int8(.group(6)).check(.nm(n: 2, m: 4), outputs: 8, inputs: 8), contains: ["6 is not a multiple of 4"])
         assertError(try WeightQuantization.int8Dynamic.check(.nm(n: 4, m: 8), outputs: 8, inputs: 8), contains: ["1:4 and 2:4 only"])
         assertError(try WeightQuantization.int8(.group(64)).check(.blast(blocks: 2, rank: 2, parameterRatio: nil, iterations: 1), outputs: 8, inputs: 8),
-                    contains: ["int8-dynamic"])
+                    contains: ["per rank component", "\"channel\""])
         assertError(try LayerCompression.quantized(.csr(density: 0.5), .bf16).validate(outputFeatures: 8, inputFeatures: 8), contains: ["CSR"])
         assertError(try LayerCompression.quantized(.l1inf(groups: .rows, radius: nil, radiusRatio: 0.5), .bf16).validate(outputFeatures: 8, inputFeatures: 8),
                     contains: ["ℓ1,∞"])

@@ -52,10 +52,13 @@ final class WeightQuantizationTests: XCTestCase {
         let table: [(WeightQuantization, LayerCompression, Bool)] = [
             (.int8(.channel), .dense, true), (.int8(.group(32)), .dense, true), (.int8Dynamic, .dense, true), (.bf16, .dense, true),
             (.int8Dynamic, .nm(n: 2, m: 4), true), (.int8Dynamic, .nm(n: 1, m: 4), true), (.int8Dynamic, .nm(n: 3, m: 4), false),
-            (.int8Dynamic, .nm(n: 2, m: 8), false), (.int8(.channel), .nm(n: 2, m: 4), false), (.bf16, .nm(n: 4, m: 8), true),
+            (.int8Dynamic, .nm(n: 2, m: 8), false), (.int8(.channel), .nm(n: 2, m: 4), true), (.bf16, .nm(n: 4, m: 8), true),
+            (.int8(.channel), .nm(n: 4, m: 8), true), (.int8(.group(64)), .nm(n: 8, m: 16), true), (.int8(.group(8)), .nm(n: 2, m: 4), true),
+            (.int8(.group(6)), .nm(n: 2, m: 4), false), (.int8(.group(8)), .nm(n: 8, m: 16), false),
             (.int8Dynamic, .transposableNM(n: 2, m: 4), true), (.bf16, .transposableNM(n: 8, m: 16), true),
-            (.int8Dynamic, blast, true), (.bf16, blast, true), (.int8(.channel), blast, false),
+            (.int8Dynamic, blast, true), (.bf16, blast, true), (.int8(.channel), blast, true), (.int8(.group(64)), blast, false),
             (.int8Dynamic, .csr(density: 0.3), true), (.bf16, .csr(density: 0.3), false), (.int8(.group(8)), .csr(density: 0.3), false),
+            (.int8(.channel), .csr(density: 0.3), true),
             (.int8Dynamic, l1inf, false), (.bf16, l1inf, false),
             (.int8Dynamic, .pinned(.nm(n: 2, m: 8)), false), (.bf16, .pinned(.nm(n: 2, m: 8)), true),
         ]
@@ -64,9 +67,9 @@ final class WeightQuantizationTests: XCTestCase {
         }
         XCTAssertFalse(allowed(.int8Dynamic, .dense, inputs: 65537), "int8 sums stay exact only up to 65536 inputs")
         XCTAssertTrue(allowed(.int8(.channel), .dense, inputs: 65537))
-        XCTAssertThrowsError(try WeightQuantization.int8(.channel).check(.nm(n: 2, m: 4), outputs: 8, inputs: 8)) { error in
-            XCTAssertTrue("\(error)".contains("quantize int8 channel with nm 2:4"), "\(error)")
-            XCTAssertTrue("\(error)".contains("int8-dynamic"), "\(error)")
+        XCTAssertThrowsError(try WeightQuantization.int8(.group(6)).check(.nm(n: 2, m: 4), outputs: 8, inputs: 8)) { error in
+            XCTAssertTrue("\(error)".contains("quantize int8 group 6 with nm 2:4"), "\(error)")
+            XCTAssertTrue("\(error)".contains("not a multiple of 4"), "\(error)")
         }
     }
 }

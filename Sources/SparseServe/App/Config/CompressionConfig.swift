@@ -6,7 +6,7 @@ import SparseModels
 
 /// How an endpoint's linear layers are stored and run (`"compression"`): `dense`, magnitude
 /// `nm` (n, m) or `csr` (density), with per-layer overrides by name pattern (`"layers"`); any
-/// dense, nm or blast method may add `"quantize"` (int8 or bf16 weights, `WeightQuantization`).
+/// dense, nm, blast or csr method may add `"quantize"` (int8 or bf16 weights, `WeightQuantization`).
 public struct CompressionConfig: Sendable, Equatable {
     /// The endpoint-wide method name ("dense", "nm", "csr").
     public var method = "dense"

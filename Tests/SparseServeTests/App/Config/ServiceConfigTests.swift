@@ -105,13 +105,21 @@ final class ServiceConfigTests: XCTestCase {
         refused(#"{"weights": "int8", "granularity": {"group": 64}, "activations": "int8-dynamic"}"#, field: "\(q).granularity", "per-channel")
         refused(#"{"weights": "int8", "activations": "int4"}"#, field: "\(q).activations", "int8-dynamic")
         refused(#"{"weights": "int8", "scale": 1}"#, field: "\(q).scale", "unknown key")
-        refused(#"{"weights": "int8"}"#, method: #""method": "csr", "density": 0.5"#, "int8-dynamic")
-        refused(#"{"weights": "bf16"}"#, method: #""method": "csr", "density": 0.5"#, "CSR int8 kernel")
+        refused(#"{"weights": "int8", "granularity": {"group": 64}}"#, method: #""method": "csr", "density": 0.5"#, "one scale per output row")
+        refused(#"{"weights": "bf16"}"#, method: #""method": "csr", "density": 0.5"#, "no CSR bf16 kernel")
         XCTAssertEqual(try plan(#"{"method": "csr", "density": 0.5, "quantize": {"weights": "int8", "activations": "int8-dynamic"}}"#).method,
                        .quantized(.csr(density: 0.5), .int8Dynamic))
         refused(#"{"weights": "bf16"}"#, method: #""method": "l1inf", "radiusRatio": 0.5"#, "ℓ1,∞")
-        refused(#"{"weights": "int8"}"#, method: #""method": "nm", "n": 2, "m": 4"#, "int8-dynamic")
+        refused(#"{"weights": "int8", "granularity": {"group": 6}}"#, method: #""method": "nm", "n": 2, "m": 4"#, "not a multiple of 4")
+        refused(#"{"weights": "int8", "granularity": {"group": 64}}"#, method: #""method": "blast", "blocks": 2, "rank": 4"#, "per rank component")
         refused(#"{"weights": "int8", "activations": "int8-dynamic"}"#, method: #""method": "nm", "n": 4, "m": 8"#, "1:4 and 2:4")
+        // weight-only int8 next to every sparse method
+        XCTAssertEqual(try plan(#"{"method": "csr", "density": 0.5, "quantize": {"weights": "int8"}}"#).method,
+                       .quantized(.csr(density: 0.5), .int8(.channel)))
+        XCTAssertEqual(try plan(#"{"method": "nm", "n": 4, "m": 8, "quantize": {"weights": "int8", "granularity": {"group": 64}}}"#).method,
+                       .quantized(.nm(n: 4, m: 8), .int8(.group(64))))
+        XCTAssertEqual(try plan(#"{"method": "blast", "blocks": 2, "rank": 4, "quantize": {"weights": "int8", "granularity": "channel"}}"#).method,
+                       .quantized(.blast(blocks: 2, rank: 4, parameterRatio: nil, iterations: 100), .int8(.channel)))
     }
 
     func testActivationApproximation() throws {
