@@ -36,7 +36,7 @@ if [ "${SKIP_MINILM:-0}" != 1 ] && [ -f models/minilm-l6/model.safetensors ]; th
     if [ "${RECOVER_MINILM:-0}" = 1 ]; then
         compress minilm-l6-2of4-recovered models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*": {"method": "nm", "n": 2, "m": 4}}}' --recover
     fi
-    compress minilm-l6-blast models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*.intermediate.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}, "encoder.layer.*.output.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}}}'
+    compress minilm-l6-blast models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*.attention.output.dense": {"method": "dense"}, "encoder.layer.*.intermediate.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}, "encoder.layer.*.output.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}}}'
 else
     echo "models/minilm-l6 is missing (scripts/fetch-minilm.sh): MiniLM artifacts not built"
 fi

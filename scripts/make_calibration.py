@@ -153,7 +153,7 @@ def main():
     ap.add_argument("--only", choices=["wordnet", "digits", "timeseries"])
     ap.add_argument("--calibration-texts", type=int, default=4096)
     ap.add_argument("--heldout-texts", type=int, default=1024)
-    ap.add_argument("--recovery-texts", type=int, default=16384, help="texts of recovery.txt (0: do not write it)")
+    ap.add_argument("--recovery-texts", type=int, default=32768, help="texts of recovery.txt (0: do not write it)")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "models" / "wordnet")
     args = ap.parse_args()
     if args.only in (None, "timeseries"):

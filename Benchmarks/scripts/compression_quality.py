@@ -165,8 +165,10 @@ def main():
 
 MINILM = ROOT / "models" / "minilm-l6"
 ENCODER = "encoder.layer.*"
-FFN = {f"encoder.layer.*.{n}.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}
-       for n in ("intermediate", "output")}
+# the attention output first: `*` also matches dots, so "encoder.layer.*.output.dense" alone would take it too
+FFN = {"encoder.layer.*.attention.output.dense": {"method": "dense"},
+       **{f"encoder.layer.*.{n}.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}
+          for n in ("intermediate", "output")}}
 
 
 def lee_corpus():

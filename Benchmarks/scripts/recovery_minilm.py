@@ -16,7 +16,7 @@ taken under load are flagged as such).
         [--end-to-end-epochs N] [--recovery-data FILE] [--recover-args '...']
         [--recover-calibration-samples N] [--keep DIR] [--json OUT]
 
---keep DIR keeps the artifacts (DIR/NAME-oneshot, DIR/NAME-recovered).
+--keep DIR keeps the artifacts (DIR/NAME-oneshot, DIR/NAME-recovered) and the logs of `compress` (DIR/NAME-*.log).
 """
 import argparse
 import json
@@ -43,9 +43,12 @@ ROWS = {
     "nm48": ("4:8, all encoder linears", {"method": "dense", "layers": {ENCODER: {"method": "nm", "n": 4, "m": 8}}}),
     "nm24t": ("transposable 2:4, all encoder linears",
               {"method": "dense", "layers": {ENCODER: {"method": "nm", "n": 2, "m": 4, "mask": "transposable"}}}),
+    # `*` also matches dots: without its own pattern first, "encoder.layer.*.output.dense" would
+    # take the attention output too (as Deploy/config.json's minilm-blast does, it stays dense)
     "blast": ("BLAST b=4 50 % on the FFN", {"method": "dense", "layers": {
-        f"encoder.layer.*.{n}.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}
-        for n in ("intermediate", "output")}}),
+        "encoder.layer.*.attention.output.dense": {"method": "dense"},
+        **{f"encoder.layer.*.{n}.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}
+           for n in ("intermediate", "output")}}}),
 }
 
 
@@ -55,6 +58,7 @@ def compress(name, compression, out, recover_args, calibration_samples=None):
         compression = dict(compression, calibration={"samples": calibration_samples})
     r = subprocess.run([BINARY, "compress", "--model", str(MINILM), "--compression", json.dumps(compression), "--out", str(out),
                         "--calibration", "default", *recover_args], capture_output=True, text=True)
+    (out.parent / f"{out.name}.log").write_text(r.stdout + r.stderr)
     if r.returncode != 0:
         raise SystemExit(f"{name}: compress failed:\n{r.stdout}\n{r.stderr}")
     with safe_open(str(out / "model.safetensors"), "np") as f:
