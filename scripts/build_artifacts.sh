@@ -14,7 +14,8 @@
 #   models/minilm-l6-2of4   MiniLM, every encoder linear 2:4       (built when models/minilm-l6 exists; not committed)
 #   models/minilm-l6-blast  MiniLM, FFN BLAST b=4 at 50 %           (same)
 #   models/minilm-l6-2of4-recovered  MiniLM 2:4, then --recover (block-wise, then end-to-end
-#                           distillation on recovery.txt; ~15 min on 2 cores) (only with RECOVER_MINILM=1; not committed)
+#                           distillation on recovery.txt; ~20 min on 2 cores) (only with RECOVER_MINILM=1; not committed)
+#   models/minilm-l6-blast-recovered MiniLM FFN BLAST, then --recover (the same; only with RECOVER_MINILM=1)
 #
 # Usage: scripts/build_artifacts.sh [BINARY]   (default .build/release/sparse-serve)
 set -euo pipefail
@@ -36,7 +37,11 @@ if [ "${SKIP_MINILM:-0}" != 1 ] && [ -f models/minilm-l6/model.safetensors ]; th
     if [ "${RECOVER_MINILM:-0}" = 1 ]; then
         compress minilm-l6-2of4-recovered models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*": {"method": "nm", "n": 2, "m": 4}}}' --recover
     fi
-    compress minilm-l6-blast models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*.attention.output.dense": {"method": "dense"}, "encoder.layer.*.intermediate.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}, "encoder.layer.*.output.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}}}'
+    BLAST_FFN='{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*.attention.output.dense": {"method": "dense"}, "encoder.layer.*.intermediate.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}, "encoder.layer.*.output.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}}}'
+    compress minilm-l6-blast models/minilm-l6 "$BLAST_FFN"
+    if [ "${RECOVER_MINILM:-0}" = 1 ]; then
+        compress minilm-l6-blast-recovered models/minilm-l6 "$BLAST_FFN" --recover
+    fi
 else
     echo "models/minilm-l6 is missing (scripts/fetch-minilm.sh): MiniLM artifacts not built"
 fi
