@@ -11,8 +11,12 @@ public struct SecondOrderPruning: Sendable {
     /// Inputs that were always zero in the calibration data (their weights are dropped).
     public let dead: [UInt8]
 
-    /// Prepares U from H (full, symmetric) with `damping` × mean(diag H) added to the diagonal.
+    /// Prepares U from H (full, symmetric, features²) with `damping` × mean(diag H) added to the
+    /// diagonal; a zero diagonal entry marks a dead input (its diagonal taken as 1).
     public init(gram: [Double], features: Int, damping: Double) throws {
+        if features < 0 || gram.count != features * features {
+            try KernelError.check(SS_ERR_ARGUMENT.rawValue, "inverse-Hessian factor: \(gram.count) Gram entries for \(features) inputs")
+        }
         var u = gram, dead = [UInt8](repeating: 0, count: features)
         try KernelError.check(ss_obs_prepare(&u, features, damping, &dead).rawValue, "inverse-Hessian factor (\(features) inputs)")
         self.features = features
@@ -28,10 +32,15 @@ public struct SecondOrderPruning: Sendable {
     }
 
     /// Prunes `weights` (rows × features) in place: n of every m per row chosen by the sweep, or
-    /// `mask` (1 = keep, rows × features) followed when given. Returns the mask used.
+    /// `mask` (1 = keep, rows × features) followed when given. Returns the mask used; counts that
+    /// do not match the shape throw.
     @discardableResult
     public func prune(_ weights: inout [Float], rows: Int, n: Int, m: Int, mask fixed: [UInt8]? = nil,
                       pool: KernelPool = .shared) throws -> [UInt8] {
+        if rows <= 0 || features <= 0 || m <= 0 || weights.count != rows * features || fixed.map({ $0.count != weights.count }) == true {
+            try KernelError.check(SS_ERR_ARGUMENT.rawValue,
+                                  "OBS sweep: \(weights.count) weights and \(fixed?.count ?? 0) mask entries for \(rows) rows of \(features), n:m \(n):\(m)")
+        }
         var mask = fixed ?? [UInt8](repeating: 0, count: rows * features)
         var params = ss_obs_params(n: Int32(n), m: Int32(m), block: 128 / m * m, fixed_mask: fixed == nil ? 0 : 1)
         if fixed != nil { params = ss_obs_params(n: 1, m: 1, block: 128, fixed_mask: 1) }

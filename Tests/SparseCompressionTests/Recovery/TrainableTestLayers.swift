@@ -22,6 +22,19 @@ enum TrainableTestLayers {
                                  s: rng.array(blocks * blocks * rank)), bias: rng.array(outputs))
     }
 
+    /// `x · Wᵀ + b` for `rows` rows (a plain-loop reference for dense layers).
+    static func affine(_ x: [Float], rows: Int, _ w: [Float], _ b: [Float], outputs o: Int, inputs n: Int) -> [Float] {
+        var y = [Float](repeating: 0, count: rows * o)
+        for r in 0..<rows {
+            for j in 0..<o {
+                var sum = b[j]
+                for k in 0..<n { sum += x[r * n + k] * w[j * n + k] }
+                y[r * o + j] = sum
+            }
+        }
+        return y
+    }
+
     /// Recovery settings of a short test run.
     static func options(epochs: Int, batchSize: Int, learningRate: Float) -> RecoveryOptions {
         var o = RecoveryOptions()

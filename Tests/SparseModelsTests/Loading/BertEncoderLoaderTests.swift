@@ -45,6 +45,13 @@ final class BertEncoderLoaderTests: XCTestCase {
         }
     }
 
+    /// The tiny encoder with mean pooling and normalised embeddings, loaded from a folder `test` writes.
+    static func meanPooled(_ test: XCTestCase) throws -> BertEncoderModel {
+        let folder = try ModelFolder(test, manifest: manifest(encoder: #", "encoder": {"pooling": "mean", "normalize": true}"#), tensors: tensors(),
+                                     files: ["config.json": config(), "vocab.txt": vocabulary.joined(separator: "\n") + "\n"])
+        return try BertEncoderLoader.load(directory: folder.path)
+    }
+
     func folder(manifest: String = manifest(), config: String = config(), leaving missing: String? = nil,
                 sentenceTransformers: Bool = true, tensors: [(name: String, values: [Float], shape: [Int])]? = nil) throws -> ModelFolder {
         var files = ["config.json": config, "vocab.txt": Self.vocabulary.joined(separator: "\n") + "\n"]

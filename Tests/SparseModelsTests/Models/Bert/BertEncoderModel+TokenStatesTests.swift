@@ -8,13 +8,7 @@ import XCTest
 /// (hidden 4, one layer; mean pooling, normalised): packed states of every token, pooled vectors
 /// that are the model's embeddings once normalised, and refusals of sequences it cannot run.
 final class BertEncoderModelTokenStatesTests: XCTestCase {
-    private func tiny() throws -> BertEncoderModel {
-        let folder = try ModelFolder(self, manifest: BertEncoderLoaderTests.manifest(encoder: #", "encoder": {"pooling": "mean", "normalize": true}"#),
-                                     tensors: BertEncoderLoaderTests.tensors(),
-                                     files: ["config.json": BertEncoderLoaderTests.config(),
-                                             "vocab.txt": BertEncoderLoaderTests.vocabulary.joined(separator: "\n") + "\n"])
-        return try BertEncoderLoader.load(directory: folder.path)
-    }
+    private func tiny() throws -> BertEncoderModel { try BertEncoderLoaderTests.meanPooled(self) }
 
     private let sequences: [[Int32]] = [[2, 5, 6, 3], [2, 7, 3]]  // [CLS] hello world [SEP], [CLS] sparse [SEP]
 
