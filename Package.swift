@@ -8,22 +8,14 @@ let package = Package(
         .executable(name: "sparse-serve", targets: ["sparse-serve"]),
         .library(name: "SparseServe", targets: ["SparseServe"]),
     ],
-    traits: [
-        // Off by default: swift-otel's OTLP/HTTP exporter brings SwiftNIO, AsyncHTTPClient and
-        // swift-protobuf, minutes of compile time (README, "Tracing"). The Docker image enables it.
-        .trait(name: "OTLPExport", description: "Export trace spans over OTLP/HTTP with swift-otel"),
-    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         // Metrics API and its Prometheus backend (text exposition for GET /metrics).
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
-        // Tracing API (spans, W3C context); the exporter behind the OTLPExport trait, OTLP/HTTP only.
+        // Tracing API (spans, W3C context); the OTLP/HTTP exporter is ours (SparseServe/Tracing).
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
-        .package(url: "https://github.com/swift-otel/swift-otel", from: "1.6.0",
-                 traits: [.trait(name: "OTLPHTTP", condition: .when(traits: ["OTLPExport"]))]),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C kernels: intrinsics under __attribute__((target(...))) with runtime CPU dispatch.
@@ -53,7 +45,7 @@ let package = Package(
         // Protocols/ (V2, OpenAI, OpenAPI), Scheduling/, Repository/, Metrics/ (swift-metrics
         // handles, exposed by swift-prometheus).
         .target(name: "SparseServe", dependencies: [
-            "HTTPServer", "SparseModels", "SparseKernels", "SparseCompression", "SparseJSON",
+            "HTTPServer", "SparseModels", "SparseKernels", "SparseCompression", "SparseJSON", "COpenSSL",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -64,8 +56,6 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Tracing", package: "swift-distributed-tracing"),
-            .product(name: "OTel", package: "swift-otel", condition: .when(traits: ["OTLPExport"])),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: .when(traits: ["OTLPExport"])),
         ]),
         // Kernel micro-benchmarks (`swift run -c release kernel-bench`); see Benchmarks/README.md.
         .executableTarget(name: "kernel-bench", dependencies: ["SparseKernels", "SparseJSON"], path: "Benchmarks/kernel-bench"),

@@ -26,7 +26,7 @@ EXEMPT = {
     'Sources/sparse-serve/RecoveryArguments.swift': 'Tests/integration/test_recovery.py, test_recovery_minilm.py',
     'Sources/sparse-serve/Inspect.swift': 'Tests/integration/test_cli.py',
     'Sources/sparse-serve/Probe.swift': 'Tests/integration/test_deploy.py (the container health probe)',
-    'Sources/sparse-serve/OTLPExport.swift': 'Tests/integration/test_tracing.py (needs a binary built with --traits OTLPExport)',
+    'Sources/sparse-serve/OTLPExport.swift': 'Tests/integration/test_tracing.py (span export against a real OTLP/HTTP receiver)',
     # Declarations only: a settings struct whose fields are each tested where they act.
     'Sources/HTTPServer/HTTPServerConfiguration.swift': 'HTTPServerTests, HTTPHeadPolicyTests, ConnectionFairnessTests (each limit and timeout)',
     # Settings structs filled by ServiceConfig.parse: their defaults and every field are tested there.

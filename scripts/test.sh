@@ -43,7 +43,6 @@ mirror_ok=1
 python3 scripts/test-mirror.py --check || mirror_ok=0
 echo "== swift build -c release (the whole package: every library, tool, benchmark and fuzz target)"
 swift build -c release
-# (Span export, the OTLPExport trait, is not built here yet: see README "Tracing".)
 echo "== swift build -c release (static Swift runtime, as the Dockerfile builds it)"
 swift build -c release --product sparse-serve --static-swift-stdlib
 echo "== swift build (the whole package, debug)"

@@ -39,7 +39,7 @@ struct Serve: ParsableCommand {
     @Option(help: "File of API keys, one per line, added to server.apiKeys (env SPARSESERVE_API_KEYS_FILE; e.g. a mounted secret).")
     var apiKeysFile: String? = ProcessInfo.processInfo.environment["SPARSESERVE_API_KEYS_FILE"]
 
-    @Option(help: ArgumentHelp("Base URL of an OTLP/HTTP collector for trace spans, e.g. http://otel-collector:4318; overrides tracing.otlpEndpoint and OTEL_EXPORTER_OTLP_ENDPOINT.\(OTLPExport.isAvailable ? "" : " (This build has no span export: build with --traits OTLPExport.)")"))
+    @Option(help: ArgumentHelp("Base URL of an OTLP/HTTP collector for trace spans, e.g. http://otel-collector:4318; overrides tracing.otlpEndpoint and OTEL_EXPORTER_OTLP_ENDPOINT."))
     var otlpEndpoint: String?
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")

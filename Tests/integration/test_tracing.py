@@ -4,9 +4,8 @@ a new trace; the server span starts at the request head; a collector that is dow
 costs requests nothing, drops spans from a bounded queue and counts them; bad settings stop the
 start-up with a message naming them.
 
-Span export is behind the SwiftPM trait OTLPExport: the export tests run against a binary built with
-it (SPARSESERVE_OTLP_BINARY; `swift build -c release --traits OTLPExport --scratch-path .build-otlp`)
-and skip without one. A binary without the trait refuses tracing settings at start-up (tested)."""
+Every build exports spans (SparseServe/Tracing: SpanExporter posts OTLP/HTTP protobuf batches from
+its own thread); the tests run against SPARSESERVE_BINARY like the others."""
 import http.server
 import json
 import os
@@ -21,20 +20,6 @@ import requests
 
 from conftest import BINARY, DEFAULT_ENDPOINTS, ROOT, ServerProcess
 from security_support import rss_bytes
-
-def has_span_export(binary):
-    """Whether `binary` was built with the OTLPExport trait (its help says when it was not)."""
-    if not os.path.exists(binary):
-        return False
-    out = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True, timeout=30).stdout
-    return "has no span export" not in " ".join(out.split())
-
-
-OTLP_BINARY = os.environ.get("SPARSESERVE_OTLP_BINARY", BINARY)
-PLAIN_BINARY = os.environ.get("SPARSESERVE_PLAIN_BINARY", str(ROOT / ".build" / "debug" / "sparse-serve"))
-needs_export = pytest.mark.skipif(not has_span_export(OTLP_BINARY),
-                                  reason="no sparse-serve built with --traits OTLPExport: set SPARSESERVE_OTLP_BINARY "
-                                         "(scripts/test.sh does not build it yet; README 'Tracing')")
 
 BODY = {"inputs": [{"name": "input", "shape": [1, 64], "datatype": "FP32", "data": [0.5] * 64}]}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -117,9 +102,6 @@ def free_port():
 @pytest.fixture()
 def launch(tmp_path, monkeypatch):
     """Starts the OTLP-enabled binary with extra args, environment and a `tracing` config section."""
-    import conftest
-    monkeypatch.setattr(conftest, "BINARY", OTLP_BINARY)
-
     def start(args=(), env=None, tracing=None):
         for k, v in {**FAST_EXPORT, **(env or {})}.items():
             monkeypatch.setenv(k, v)
@@ -146,7 +128,6 @@ def receiver():
     r.close()
 
 
-@needs_export
 def test_spans_continue_the_callers_trace(launch, receiver):
     s = launch(args=["--otlp-endpoint", receiver.url, "--log-level", "debug"],
               env={"OTEL_SERVICE_NAME": "sparse-serve-under-test"})
@@ -182,7 +163,6 @@ def test_spans_continue_the_callers_trace(launch, receiver):
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
 
-@needs_export
 def test_server_span_starts_at_the_head_so_a_slow_body_is_inside_it(launch, receiver):
     s = launch(args=["--otlp-endpoint", receiver.url])
     try:
@@ -209,7 +189,6 @@ def test_server_span_starts_at_the_head_so_a_slow_body_is_inside_it(launch, rece
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
 
-@needs_export
 @pytest.mark.parametrize("traceparent", [
     "garbage",
     f"00-{TRACE_ID.upper()}-{PARENT_ID}-01",             # upper-case hex
@@ -250,7 +229,6 @@ def requests_take(s, n, path="/v2/models/digits/infer"):
     return sorted(times)
 
 
-@needs_export
 def test_collector_down_requests_unaffected_and_drops_counted(launch):
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     s = launch(args=["--otlp-endpoint", down])
@@ -270,7 +248,6 @@ def test_collector_down_requests_unaffected_and_drops_counted(launch):
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
 
-@needs_export
 def test_refusing_collector_requests_unaffected_and_drops_counted(launch):
     refusing = Receiver(refuse=403)
     s = launch(args=["--otlp-endpoint", refusing.url])
@@ -288,7 +265,6 @@ def test_refusing_collector_requests_unaffected_and_drops_counted(launch):
         refusing.close()
 
 
-@needs_export
 def test_slow_collector_bounded_queue_drops_and_counts(launch):
     slow = Receiver(delay=3.0)
     s = launch(args=["--otlp-endpoint", slow.url],
@@ -310,7 +286,6 @@ def test_slow_collector_bounded_queue_drops_and_counts(launch):
         slow.close()
 
 
-@needs_export
 def test_sample_ratio_zero_sends_no_new_traces(launch, receiver):
     s = launch(args=["--otlp-endpoint", receiver.url], env={"OTEL_TRACES_SAMPLER_ARG": "0"})
     try:
@@ -326,7 +301,6 @@ def test_sample_ratio_zero_sends_no_new_traces(launch, receiver):
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
 
-@needs_export
 @pytest.mark.parametrize("how, named", [
     ({"args": ["--otlp-endpoint", "not a url"]}, "--otlp-endpoint"),
     ({"args": ["--otlp-endpoint", "ftp://collector:4318"]}, "--otlp-endpoint"),
@@ -341,18 +315,8 @@ def test_bad_tracing_settings_stop_the_start_with_a_clear_message(tmp_path, how,
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     env = {**os.environ, **how.get("env", {})}
-    r = subprocess.run([OTLP_BINARY, "serve", "--config", str(path), "--port", "0", *how.get("args", [])],
+    r = subprocess.run([BINARY, "serve", "--config", str(path), "--port", "0", *how.get("args", [])],
                        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert r.returncode != 0
     assert named in r.stderr and "listening" not in r.stdout, r.stderr
     assert re.search(r"https?://", r.stderr), "the message shows what a valid endpoint looks like"
-
-
-def test_a_binary_without_span_export_refuses_tracing_settings(tmp_path):
-    if has_span_export(PLAIN_BINARY) or not os.path.exists(PLAIN_BINARY):
-        pytest.skip("no binary built without the OTLPExport trait here (scripts/test.sh's debug build is one)")
-    config = tmp_path / "config.json"
-    config.write_text(json.dumps({"endpoints": DEFAULT_ENDPOINTS[:1]}))
-    r = subprocess.run([PLAIN_BINARY, "serve", "--config", str(config), "--port", "0", "--otlp-endpoint", "http://127.0.0.1:4318"],
-                       capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert r.returncode != 0 and "OTLPExport" in r.stderr and "listening" not in r.stdout, r.stderr

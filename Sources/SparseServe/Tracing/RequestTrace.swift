@@ -27,12 +27,22 @@ final class RequestTrace: Sendable {
         return context
     }
 
+    /// With `SpanExportTracer`: it and the server span's position, so child spans are recorded
+    /// in one step (`SpanExportTracer.record`) instead of through span objects.
+    private let direct: (tracer: SpanExportTracer, position: ExportSpanContext)?
+
     init(tracer: any Tracer, operation: String, parent: ServiceContext, startedAt uptime: UInt64) {
         self.tracer = tracer
         let now = DispatchTime.now().uptimeNanoseconds
         epochOffset = Int64(DefaultTracerClock.now.nanosecondsSinceEpoch) - Int64(now)
         let start = DefaultTracerClock.Instant(nanosecondsSinceEpoch: UInt64(Int64(uptime) + epochOffset))
         root = tracer.startSpan(operation, context: parent, ofKind: .server, at: start)
+        if let exporter = tracer as? SpanExportTracer, let position = root.context[SpanExportTracer.ContextKey.self] {
+            direct = (exporter, position)
+            traceID = position.traceIDHex
+            return
+        }
+        direct = nil
         var carrier: [String: String] = [:]
         tracer.inject(root.context, into: &carrier, using: HeaderDictionaryInjector())
         traceID = carrier["traceparent"].flatMap(TraceContextHeaders.traceID(ofTraceparent:))
@@ -48,6 +58,14 @@ final class RequestTrace: Sendable {
     /// A finished child span of the request from `start` to `end` (uptime ns).
     func record(_ name: String, from start: UInt64, to end: UInt64, error: (any Error)? = nil,
                 _ attributes: (inout SpanAttributes) -> Void = { _ in }) {
+        if let direct {
+            guard direct.position.sampled else { return }
+            var values = SpanAttributes()
+            attributes(&values)
+            direct.tracer.record(name, parent: direct.position, start: instant(start).nanosecondsSinceEpoch,
+                                 end: instant(max(start, end)).nanosecondsSinceEpoch, attributes: values, error: error)
+            return
+        }
         let span = tracer.startSpan(name, context: root.context, ofKind: .internal, at: instant(start))
         attributes(&span.attributes)
         if let error {
@@ -75,8 +93,10 @@ final class RequestTrace: Sendable {
     /// Ends the server span with the response's status (an error for 5xx, as OpenTelemetry's HTTP
     /// conventions have it).
     func finish(status: Int, requestID: String?) {
-        root.attributes["http.response.status_code"] = status
-        if let requestID { root.attributes["sparseserve.request_id"] = requestID }
+        root.updateAttributes { a in
+            a["http.response.status_code"] = status
+            if let requestID { a["sparseserve.request_id"] = requestID }
+        }
         if status >= 500 { root.setStatus(SpanStatus(code: .error)) }
         root.end()
     }
@@ -105,10 +125,12 @@ public struct RequestTracing: Sendable {
         let template = route.flatMap(Self.template)
         let trace = RequestTrace(tracer: tracer, operation: template.map { "\(request.method) \($0)" } ?? request.method,
                                  parent: parent, startedAt: uptime)
-        trace.root.attributes["http.request.method"] = request.method
-        trace.root.attributes["url.path"] = String(request.path.prefix(256))
-        if let template { trace.root.attributes["http.route"] = template }
-        if let model = route.flatMap(Self.model) { trace.root.attributes["sparseserve.model"] = model }
+        var a = SpanAttributes()
+        a["http.request.method"] = request.method
+        a["url.path"] = String(request.path.prefix(256))
+        if let template { a["http.route"] = template }
+        if let model = route.flatMap(Self.model) { a["sparseserve.model"] = model }
+        trace.root.attributes = a
         return trace
     }
 

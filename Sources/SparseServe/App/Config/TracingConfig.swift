@@ -44,12 +44,6 @@ public struct TracingSettings: Sendable, Equatable {
     /// Where each value came from, for the start-up log line.
     public var source: String
 
-    /// The OpenTelemetry variables these settings replace (the exporter must not apply them again).
-    public static let resolvedVariables = ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME",
-                                           "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG", "OTEL_TRACES_EXPORTER",
-                                           "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SDK_DISABLED",
-                                           "OTEL_LOG_LEVEL"]
-
     /// nil when tracing is off (no endpoint anywhere, or `OTEL_SDK_DISABLED=true`). A malformed
     /// endpoint or ratio is an error naming where it came from.
     public static func resolve(flag: String?, config: TracingConfig, environment env: [String: String]) throws -> TracingSettings? {

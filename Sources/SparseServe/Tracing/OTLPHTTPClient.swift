@@ -1,0 +1,285 @@
+import COpenSSL
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The exporter's HTTP/1.1 client: `POST` of protobuf bodies to the collector's `/v1/traces` over
+/// one keep-alive connection on a blocking socket (TLS through the system OpenSSL for `https`,
+/// verifying the collector's certificate and host name). Used from the exporter thread only.
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (ms) bounds connecting, sending and the answer;
+/// `OTEL_EXPORTER_OTLP_HEADERS` (`k=v,k=v`) adds headers, e.g. a collector's credentials;
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE` names a PEM file of CAs to trust instead of the system's.
+final class OTLPHTTPClient {
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    let host: String, port: UInt16, path: String, useTLS: Bool
+    let timeout: Double
+    private let head: [UInt8]
+    private var connection: Connection?
+    private let tls: OpaquePointer?
+
+    init(url: String, environment env: [String: String]) throws {
+        guard let parts = URLComponents(string: url), let host = parts.host, let scheme = parts.scheme?.lowercased() else {
+            throw Failure("'\(url)' is not an http(s) URL")
+        }
+        useTLS = scheme == "https"
+        self.host = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        port = UInt16(clamping: parts.port ?? (useTLS ? 443 : 80))
+        path = parts.percentEncodedPath.isEmpty ? "/" : parts.percentEncodedPath
+        let ms = (env["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] ?? env["OTEL_EXPORTER_OTLP_TIMEOUT"]).flatMap(Double.init) ?? 10_000
+        timeout = min(max(ms, 1), 600_000) / 1000
+        var text = "POST \(path) HTTP/1.1\r\nHost: \(host):\(port)\r\nContent-Type: application/x-protobuf\r\n"
+        text += "User-Agent: sparse-serve/\(InferenceService.version)\r\n"
+        for (k, v) in Self.headers(env["OTEL_EXPORTER_OTLP_TRACES_HEADERS"] ?? env["OTEL_EXPORTER_OTLP_HEADERS"] ?? "") {
+            text += "\(k): \(v)\r\n"
+        }
+        head = Array(text.utf8)
+        tls = useTLS ? try Self.clientContext(caFile: env["OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"] ?? env["OTEL_EXPORTER_OTLP_CERTIFICATE"]) : nil
+    }
+
+    deinit {
+        close()
+        if let tls { SSL_CTX_free(tls) }
+    }
+
+    /// `k=v,k=v` with percent-encoded values; pairs with a bad name or a line break are skipped.
+    static func headers(_ text: String) -> [(String, String)] {
+        text.split(separator: ",").compactMap { pair in
+            let kv = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard kv.count == 2, !kv[0].isEmpty, kv[0].utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: ":") }) else { return nil }
+            let value = kv[1].removingPercentEncoding ?? kv[1]
+            guard !value.utf8.contains(where: { $0 == 13 || $0 == 10 }) else { return nil }
+            return (kv[0], value)
+        }
+    }
+
+    /// Posts `body`; throws unless the collector answers 2xx. A kept-alive connection the
+    /// collector closed meanwhile is replaced once.
+    func post(_ body: [UInt8]) throws {
+        let reused = connection != nil
+        do {
+            try attempt(body)
+        } catch let error as Failure where reused && error.description.hasPrefix("connection closed") {
+            close()
+            try attempt(body)
+        } catch {
+            close()
+            throw error
+        }
+    }
+
+    private func attempt(_ body: [UInt8]) throws {
+        let c = try connection ?? Connection(host: host, port: port, timeout: timeout, tls: tls)
+        connection = c
+        var request = head
+        request += Array("Content-Length: \(body.count)\r\n\r\n".utf8)
+        request += body
+        try c.write(request)
+        var reader = HTTPResponseReader(connection: c)
+        let response = try reader.read()
+        if response.close { close() }
+        guard (200..<300).contains(response.status) else { throw Failure("the collector answered \(response.status)") }
+    }
+
+    func close() {
+        connection?.close()
+        connection = nil
+    }
+
+    private static func clientContext(caFile: String?) throws -> OpaquePointer {
+        guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw Failure("cannot create a TLS context") }
+        _ = cssl_ctx_set_min_tls12(ctx)
+        let loaded = caFile.map { SSL_CTX_load_verify_locations(ctx, $0, nil) } ?? SSL_CTX_set_default_verify_paths(ctx)
+        guard loaded == 1 else {
+            SSL_CTX_free(ctx)
+            throw Failure("cannot load the CA certificates\(caFile.map { " of \($0)" } ?? "")")
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nil)
+        return ctx
+    }
+}
+
+/// One TCP (and maybe TLS) connection with send and receive timeouts.
+final class Connection {
+    private let fd: Int32
+    private var ssl: OpaquePointer?
+
+    init(host: String, port: UInt16, timeout: Double, tls: OpaquePointer?) throws {
+        fd = try Self.connect(host: host, port: port, timeout: timeout)
+        guard let tls else { return }
+        guard let ssl = SSL_new(tls) else { Glibc.close(fd); throw OTLPHTTPClient.Failure("cannot create a TLS session") }
+        self.ssl = ssl
+        _ = SSL_set_fd(ssl, fd)
+        _ = cssl_set_sni(ssl, host)
+        _ = SSL_set1_host(ssl, host)
+        guard SSL_connect(ssl) == 1 else {
+            let reason = Self.sslError()
+            close()
+            throw OTLPHTTPClient.Failure("TLS handshake with \(host):\(port) failed: \(reason)")
+        }
+    }
+
+    private static func connect(host: String, port: UInt16, timeout: Double) throws -> Int32 {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else {
+            throw OTLPHTTPClient.Failure("cannot resolve \(host)")
+        }
+        defer { freeaddrinfo(list) }
+        var lastError = "no address"
+        var next: UnsafeMutablePointer<addrinfo>? = first
+        while let a = next {
+            next = a.pointee.ai_next
+            let fd = socket(a.pointee.ai_family, a.pointee.ai_socktype, a.pointee.ai_protocol)
+            guard fd >= 0 else { continue }
+            if connect(fd, a.pointee.ai_addr, a.pointee.ai_addrlen, timeout: timeout) {
+                var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                var one: Int32 = 1
+                setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+                return fd
+            }
+            lastError = String(cString: strerror(errno))
+            Glibc.close(fd)
+        }
+        throw OTLPHTTPClient.Failure("cannot connect to \(host):\(port): \(lastError)")
+    }
+
+    /// A nonblocking connect waited for with `poll`, then the socket back in blocking mode.
+    private static func connect(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>?, _ length: socklen_t, timeout: Double) -> Bool {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(fd, F_SETFL, flags) }
+        if Glibc.connect(fd, address, length) == 0 { return true }
+        guard errno == EINPROGRESS else { return false }
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        guard poll(&p, 1, Int32(timeout * 1000)) == 1 else { errno = ETIMEDOUT; return false }
+        var error: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size)
+        errno = error
+        return error == 0
+    }
+
+    private static func sslError() -> String {
+        let code = ERR_get_error()
+        guard code != 0 else { return "\(String(cString: strerror(errno)))" }
+        var text = [CChar](repeating: 0, count: 256)
+        ERR_error_string_n(code, &text, text.count)
+        return String(cString: text)
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        var sent = 0
+        try bytes.withUnsafeBytes { raw in
+            while sent < raw.count {
+                let n: Int
+                if let ssl {
+                    n = Int(SSL_write(ssl, raw.baseAddress! + sent, Int32(min(raw.count - sent, 1 << 20))))
+                } else {
+                    n = send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                }
+                if n > 0 { sent += n; continue }
+                if n < 0 && errno == EINTR && ssl == nil { continue }
+                throw OTLPHTTPClient.Failure(sent == 0 ? "connection closed before the request was sent" : "send failed: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// Reads into `buffer`; 0 at the end of the stream. A timeout or error throws.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        while true {
+            let n = ssl.map { Int(SSL_read($0, buffer.baseAddress, Int32(clamping: buffer.count))) }
+                ?? recv(fd, buffer.baseAddress, buffer.count, 0)
+            if n >= 0 { return n }
+            if errno == EINTR && ssl == nil { continue }
+            if let ssl, SSL_get_error(ssl, Int32(n)) == SSL_ERROR_ZERO_RETURN { return 0 }
+            throw OTLPHTTPClient.Failure(errno == EAGAIN || errno == EWOULDBLOCK ? "the collector did not answer in time" : "receive failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    func close() {
+        if let ssl {
+            SSL_free(ssl)
+            self.ssl = nil
+        }
+        if fd >= 0 { Glibc.close(fd) }
+    }
+}
+
+/// Reads one HTTP/1.1 response: the status, whether the connection closes, and the body
+/// (Content-Length, chunked, or up to the end of the stream), which is discarded.
+struct HTTPResponseReader {
+    let connection: Connection
+    private var buffer: [UInt8] = []
+    static let maxHead = 16 << 10, maxBody = 1 << 20
+
+    init(connection: Connection) { self.connection = connection }
+
+    mutating func read() throws -> (status: Int, close: Bool) {
+        var headEnd: Int?
+        while headEnd == nil {
+            guard try fill() else { throw OTLPHTTPClient.Failure("connection closed before an answer") }
+            headEnd = buffer.firstRange(of: [13, 10, 13, 10])?.upperBound
+            if headEnd == nil && buffer.count > Self.maxHead { throw OTLPHTTPClient.Failure("the collector's answer head is too long") }
+        }
+        let head = String(decoding: buffer[..<headEnd!], as: UTF8.self)
+        buffer.removeFirst(headEnd!)
+        let lines = head.split(separator: "\r\n")
+        let fields = lines.first?.split(separator: " ") ?? []
+        guard fields.count >= 2, fields[0].hasPrefix("HTTP/1."), let status = Int(fields[1]) else {
+            throw OTLPHTTPClient.Failure("the collector's answer is not HTTP/1.x")
+        }
+        var length: Int?, chunked = false, close = fields[0] == "HTTP/1.0"
+        for line in lines.dropFirst() {
+            let kv = line.split(separator: ":", maxSplits: 1)
+            guard kv.count == 2 else { continue }
+            let name = kv[0].lowercased(), value = kv[1].trimmingCharacters(in: .whitespaces).lowercased()
+            if name == "content-length" { length = Int(value) }
+            if name == "transfer-encoding" { chunked = value.contains("chunked") }
+            if name == "connection" { close = value.contains("close") ? true : value.contains("keep-alive") ? false : close }
+        }
+        if chunked {
+            try skipChunks()
+        } else if let length {
+            guard length <= Self.maxBody else { throw OTLPHTTPClient.Failure("the collector's answer is too long") }
+            while buffer.count < length { guard try fill() else { throw OTLPHTTPClient.Failure("connection closed inside the answer") } }
+        } else if !(100..<200).contains(status) && status != 204 && status != 304 {
+            while try fill() { if buffer.count > Self.maxBody { break } }
+            close = true
+        }
+        return (status, close)
+    }
+
+    private mutating func skipChunks() throws {
+        var total = 0
+        while true {
+            while buffer.firstRange(of: [13, 10]) == nil { guard try fill() else { throw OTLPHTTPClient.Failure("connection closed inside the answer") } }
+            let lineEnd = buffer.firstRange(of: [13, 10])!
+            let sizeText = String(decoding: buffer[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
+                throw OTLPHTTPClient.Failure("the collector's chunked answer is malformed")
+            }
+            buffer.removeFirst(lineEnd.upperBound)
+            total += size
+            guard total <= Self.maxBody else { throw OTLPHTTPClient.Failure("the collector's answer is too long") }
+            while buffer.count < size + 2 { guard try fill() else { throw OTLPHTTPClient.Failure("connection closed inside the answer") } }
+            buffer.removeFirst(size + 2)
+            if size == 0 { return }  // (trailers are not expected from a collector)
+        }
+    }
+
+    /// Appends what the connection has; false at the end of the stream.
+    private mutating func fill() throws -> Bool {
+        var chunk = [UInt8](repeating: 0, count: 16 << 10)
+        let n = try chunk.withUnsafeMutableBytes { try connection.read(into: $0) }
+        buffer += chunk.prefix(n)
+        return n > 0
+    }
+}

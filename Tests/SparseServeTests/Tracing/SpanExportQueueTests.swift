@@ -1,0 +1,56 @@
+import Foundation
+import XCTest
+@testable import SparseServe
+
+final class SpanExportQueueTests: XCTestCase {
+    func span(_ i: Int) -> FinishedSpan {
+        FinishedSpan(context: ExportSpanContext(traceHigh: 1, traceLow: 2, spanID: UInt64(i + 1), sampled: true, traceState: nil),
+                     parentSpanID: 0, name: "s\(i)", kind: .internal, start: 0, end: 1)
+    }
+
+    func testAFullQueueDropsAndCountsAndBatchesAreBounded() {
+        var settings = SpanExportQueue.Settings()
+        (settings.maxQueueSize, settings.batchSize, settings.scheduleDelay) = (10, 4, 60)
+        let queue = SpanExportQueue(settings: settings)
+        for i in 0..<25 { queue.push(span(i)) }
+        XCTAssertEqual(queue.count, 10)
+        let first = queue.next()
+        XCTAssertEqual(first.batch.map(\.name), ["s0", "s1", "s2", "s3"], "a full batch is taken at once, oldest first")
+        XCTAssertEqual(first.dropped, 15)
+        XCTAssertFalse(first.closed)
+        XCTAssertEqual(queue.next().dropped, 0, "drops are reported once")
+        queue.close()
+        queue.push(span(99))
+        let last = queue.next()
+        XCTAssertEqual(last.batch.count, 2)
+        XCTAssertTrue(last.closed)
+        XCTAssertEqual(last.dropped, 1, "a closed queue refuses spans")
+    }
+
+    func testAPartialBatchGoesAfterTheScheduleDelayOrAFlush() {
+        var settings = SpanExportQueue.Settings()
+        (settings.batchSize, settings.scheduleDelay) = (100, 0.2)
+        let queue = SpanExportQueue(settings: settings)
+        queue.push(span(0))
+        let t = Date()
+        XCTAssertEqual(queue.next().batch.count, 1)
+        XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t), 0.15)
+        settings.scheduleDelay = 60
+        let slow = SpanExportQueue(settings: settings)
+        slow.push(span(1))
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) { slow.flushSoon() }
+        let u = Date()
+        XCTAssertEqual(slow.next().batch.count, 1)
+        XCTAssertLessThan(Date().timeIntervalSince(u), 30)
+    }
+
+    func testSettingsFromTheEnvironment() {
+        let s = SpanExportQueue.Settings.from(environment: ["OTEL_BSP_MAX_QUEUE_SIZE": "64", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "128",
+                                                            "OTEL_BSP_SCHEDULE_DELAY": "200"])
+        XCTAssertEqual(s.maxQueueSize, 64)
+        XCTAssertEqual(s.batchSize, 64, "a batch is never larger than the queue")
+        XCTAssertEqual(s.scheduleDelay, 0.2)
+        XCTAssertEqual(SpanExportQueue.Settings.from(environment: ["OTEL_BSP_MAX_QUEUE_SIZE": "x", "OTEL_BSP_SCHEDULE_DELAY": "-1"]),
+                       SpanExportQueue.Settings())
+    }
+}
