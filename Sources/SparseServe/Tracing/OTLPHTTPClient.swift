@@ -105,7 +105,7 @@ final class OTLPHTTPClient {
 
 /// One TCP (and maybe TLS) connection with send and receive timeouts.
 final class Connection {
-    private let fd: Int32
+    private var fd: Int32
     private var ssl: OpaquePointer?
 
     init(host: String, port: UInt16, timeout: Double, tls: OpaquePointer?) throws {
@@ -210,6 +210,7 @@ final class Connection {
             self.ssl = nil
         }
         if fd >= 0 { Glibc.close(fd) }
+        fd = -1
     }
 }
 

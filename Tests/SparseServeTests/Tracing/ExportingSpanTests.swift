@@ -25,7 +25,7 @@ final class ExportingSpanTests: XCTestCase {
         XCTAssertEqual(c.parentSpanID, r.context.spanID)
         XCTAssertEqual(r.parentSpanID, 0)
         XCTAssertEqual(c.context.traceIDHex, r.context.traceIDHex)
-        XCTAssertEqual((r.start, r.end), (100, 100), "an end before the start is clamped")
+        XCTAssertEqual([r.start, r.end], [100, 100], "an end before the start is clamped")
         XCTAssertEqual(r.status, SpanStatus(code: .error, message: "bad"))
         XCTAssertEqual(r.attributes.get("http.response.status_code"), .int64(200))
         XCTAssertEqual(c.events.first?.name, "exception")

@@ -18,15 +18,7 @@ final class OTLPHTTPClientTests: XCTestCase {
 
         init(answer: String) {
             self.answer = answer
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-            listen(fd, 8)
-            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-            port = UInt16(bigEndian: address.sin_port)
+            (fd, port) = OTLPHTTPClientTests.listeningSocket()
             Thread { [self] in serve() }.start()
         }
 
@@ -67,6 +59,19 @@ final class OTLPHTTPClientTests: XCTestCase {
         func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
     }
 
+    /// A TCP socket listening on a free loopback port.
+    static func listeningSocket() -> (fd: Int32, port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        listen(fd, 8)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return (fd, UInt16(bigEndian: address.sin_port))
+    }
+
     func testPostsProtobufWithHeadersOverOneKeptAliveConnection() throws {
         let collector = Collector(answer: "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nContent-Length: 2\r\n\r\nok")
         defer { collector.close() }
@@ -105,16 +110,9 @@ final class OTLPHTTPClientTests: XCTestCase {
     }
 
     func testASilentCollectorTimesOut() throws {
-        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, length) } }
-        listen(silent, 8)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &length) } }
+        let (silent, port) = Self.listeningSocket()  // listens, never accepts or answers
         defer { Glibc.close(silent) }
-        let client = try OTLPHTTPClient(url: "http://127.0.0.1:\(UInt16(bigEndian: address.sin_port))/v1/traces",
+        let client = try OTLPHTTPClient(url: "http://127.0.0.1:\(port)/v1/traces",
                                         environment: ["OTEL_EXPORTER_OTLP_TIMEOUT": "300"])
         let t = Date()
         XCTAssertThrowsError(try client.post([1])) { XCTAssertTrue("\($0)".contains("in time"), "\($0)") }

@@ -62,7 +62,7 @@ final class SpanExportTracerTests: XCTestCase {
         let span = batch[0]
         XCTAssertEqual(span.parentSpanID, parent.spanID)
         XCTAssertEqual(span.context.traceIDHex, parent.traceIDHex)
-        XCTAssertEqual((span.start, span.end), (10, 10), "an end before the start is clamped")
+        XCTAssertEqual([span.start, span.end], [10, 10], "an end before the start is clamped")
         XCTAssertEqual(span.attributes.get("sparseserve.batch.rows"), .int64(4))
         XCTAssertEqual(span.status?.code, .error)
         XCTAssertEqual(span.events.map(\.name), ["exception"])
