@@ -22,10 +22,12 @@ final class OTLPHTTPClientTests: XCTestCase {
             Thread { [self] in serve() }.start()
         }
 
+        private let stopped = DispatchSemaphore(value: 0)
+
         private func serve() {
             while true {
                 let c = accept(fd, nil, nil)
-                guard c >= 0 else { return }
+                guard c >= 0 else { stopped.signal(); return }
                 Thread { [self] in handle(c) }.start()
             }
         }
@@ -56,7 +58,12 @@ final class OTLPHTTPClientTests: XCTestCase {
             }
         }
 
-        func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
+        /// Stops accepting (the accept thread has returned before the descriptor is closed).
+        func close() {
+            shutdown(fd, Int32(SHUT_RDWR))
+            stopped.wait()
+            Glibc.close(fd)
+        }
     }
 
     /// A TCP socket listening on a free loopback port.
