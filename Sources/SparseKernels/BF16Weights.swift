@@ -2,7 +2,8 @@ import CSparseKernels
 
 /// A linear layer with bf16 weights and fp32 activations: `vdpbf16ps` (inputs rounded to bf16)
 /// where the CPU has AVX512-BF16, else the weights widened to fp32 in registers (`bf16.h`).
-public final class BF16Weights: QuantizedLevelOperator, ColumnRangeOperator, @unchecked Sendable {
+public final class BF16Weights: QuantizedLevelOperator, ColumnKernelOperator, @unchecked Sendable {
+    public typealias KernelLevel = QuantizedInstructionSet
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let bias: [Float]?
@@ -23,7 +24,7 @@ public final class BF16Weights: QuantizedLevelOperator, ColumnRangeOperator, @un
             throw QuantizationError.shape("bf16: \(bits.count) values for a \(outputFeatures)×\(inputFeatures) matrix")
         }
         if let bad = bits.firstIndex(where: { $0 & 0x7F80 == 0x7F80 }) { throw QuantizationError.nonFiniteWeight(index: bad) }
-        if let bias, bias.count != outputFeatures { throw QuantizationError.shape("bf16: bias has \(bias.count) values, expected \(outputFeatures)") }
+        try QuantizationError.checkBias(bias, outputs: outputFeatures, what: "bf16")
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
         self.bias = bias
@@ -41,31 +42,11 @@ public final class BF16Weights: QuantizedLevelOperator, ColumnRangeOperator, @un
     /// The weight as fp32, row-major.
     public func denseWeights() -> [Float] { bits.map { Float(bitPattern: UInt32($0) << 16) } }
 
-    /// As `apply`, on an explicit quantized level (tests run each one).
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { [self] begin, end in
-            withOptionalPointer(bias) { b in
-                ss_bf16_gemm_cols_isa(level.cValue, packed.pointer, b, outputFeatures, inputFeatures, xs.pointer, inputStride,
-                                      ys.pointer, outputStride, rows, activation.cKind, begin, end)
-            }
+    /// The kernel on output columns `columns` (`ColumnKernelOperator` gives both `apply` forms).
+    public func runKernel(_ call: KernelCall, level: QuantizedInstructionSet, columns: Range<Int>) -> Int32 {
+        withOptionalPointer(bias) { b in
+            ss_bf16_gemm_cols_isa(level.cValue, packed.pointer, b, outputFeatures, inputFeatures, call.x, call.inputStride, call.y,
+                                  call.outputStride, call.rows, call.activation.cKind, columns.lowerBound, columns.upperBound)
         }
     }
-
-    /// Output columns `outputColumns` only, on the calling thread (`ColumnRangeOperator`).
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet) {
-        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
-        guard rows > 0 else { return }
-        let columns = outputColumns ?? 0..<outputFeatures
-        let status = withOptionalPointer(bias) { b in
-            ss_bf16_gemm_cols_isa(QuantizedInstructionSet(isa).cValue, packed.pointer, b, outputFeatures, inputFeatures, x, inputStride,
-                                  y, outputStride, rows, activation.cKind, columns.lowerBound, columns.upperBound)
-        }
-        KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), columns \(columns)")
-    }
-
-    public func unpackedWeights() -> [Float] { denseWeights() }
 }

@@ -4,7 +4,7 @@ import CSparseKernels
 /// dynamic int8 activations, in CSR form: output row `i` keeps `values[rowStart[i] ..<
 /// rowStart[i+1]]` at input columns `columns[…]`; products are summed exactly in int32
 /// (`csr_int8.h`). 5 bytes per kept weight (int8 value + int32 column) against CSR fp32's 8.
-public final class CSRInt8Weights: QuantizedLevelOperator, @unchecked Sendable {
+public final class CSRInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let bias: [Float]?
@@ -43,7 +43,7 @@ public final class CSRInt8Weights: QuantizedLevelOperator, @unchecked Sendable {
             throw QuantizationError.shape("csr int8: \(problem)")
         }
         try QuantizationError.checkScales(scales, expected: outputFeatures, what: "csr int8")
-        if let bias, bias.count != outputFeatures { throw QuantizationError.shape("csr int8: bias has \(bias.count) values, expected \(outputFeatures)") }
+        try QuantizationError.checkBias(bias, outputs: outputFeatures, what: "csr int8")
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
         self.bias = bias
@@ -71,20 +71,22 @@ public final class CSRInt8Weights: QuantizedLevelOperator, @unchecked Sendable {
         return out
     }
 
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { [self] begin, end in
-            rowStart.withUnsafeBufferPointer { starts in
-                columns.withUnsafeBufferPointer { cols in
-                    values.withUnsafeBufferPointer { vals in
-                        withOptionalPointer(bias) { b in
-                            ss_csr8_gemm_rows_isa(level.cValue, starts.baseAddress, cols.baseAddress, vals.baseAddress, scales, b,
-                                                  outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride,
-                                                  rows, activation.cKind, begin, end)
-                        }
-                    }
+    /// The kernel on output panels `panels` (`PanelKernelOperator` gives the `apply` forms).
+    public func runKernel(_ call: KernelCall, level: QuantizedInstructionSet, panels: Range<Int>) -> Int32 {
+        let range = outputColumns(ofPanels: panels)
+        return withArrays { starts, cols, vals, b in
+            ss_csr8_gemm_rows_isa(level.cValue, starts, cols, vals, scales, b, outputFeatures, inputFeatures, call.x, call.inputStride,
+                                  call.y, call.outputStride, call.rows, call.activation.cKind, range.lowerBound, range.upperBound)
+        }
+    }
+
+    /// Calls `body` with the row starts, columns, values and bias (nil if none) in place, for the
+    /// int8 CSR kernels (this one's and `CSRWeightOnlyInt8Weights`').
+    func withArrays<R>(_ body: (UnsafePointer<Int32>?, UnsafePointer<Int32>?, UnsafePointer<Int8>?, UnsafePointer<Float>?) -> R) -> R {
+        rowStart.withUnsafeBufferPointer { starts in
+            columns.withUnsafeBufferPointer { cols in
+                values.withUnsafeBufferPointer { vals in
+                    withOptionalPointer(bias) { b in body(starts.baseAddress, cols.baseAddress, vals.baseAddress, b) }
                 }
             }
         }

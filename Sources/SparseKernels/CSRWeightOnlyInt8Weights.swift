@@ -4,7 +4,7 @@ import CSparseKernels
 /// weights) and fp32 activations (weight-only), in CSR form: the arrays and checks of
 /// `CSRInt8Weights`, run by a kernel that widens the values in registers and applies the row
 /// scale with the bias (`csr_int8_weights.h`). 5 bytes per kept weight against fp32 CSR's 8.
-public final class CSRWeightOnlyInt8Weights: LinearOperator, @unchecked Sendable {
+public final class CSRWeightOnlyInt8Weights: PanelKernelOperator, @unchecked Sendable {
     /// The stored arrays (row starts, columns, int8 values, row scales, bias), checked.
     public let stored: CSRInt8Weights
 
@@ -33,22 +33,13 @@ public final class CSRWeightOnlyInt8Weights: LinearOperator, @unchecked Sendable
     /// The dequantised weight (values × row scale; zeros where not kept), row-major.
     public func denseWeights() -> [Float] { stored.denseWeights() }
 
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, isa: InstructionSet) {
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y), s = stored
-        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { begin, end in
-            s.rowStart.withUnsafeBufferPointer { starts in
-                s.columns.withUnsafeBufferPointer { cols in
-                    s.values.withUnsafeBufferPointer { vals in
-                        withOptionalPointer(s.bias) { b in
-                            ss_csrw8_gemm_rows_isa(isa.cValue, starts.baseAddress, cols.baseAddress, vals.baseAddress, s.scales, b,
-                                                   s.outputFeatures, s.inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride,
-                                                   rows, activation.cKind, begin, end)
-                        }
-                    }
-                }
-            }
+    /// The kernel on output panels `panels` (`PanelKernelOperator` gives the `apply` forms).
+    public func runKernel(_ call: KernelCall, level: InstructionSet, panels: Range<Int>) -> Int32 {
+        let range = outputColumns(ofPanels: panels)
+        return stored.withArrays { starts, cols, vals, b in
+            ss_csrw8_gemm_rows_isa(level.cValue, starts, cols, vals, stored.scales, b, outputFeatures, inputFeatures, call.x,
+                                   call.inputStride, call.y, call.outputStride, call.rows, call.activation.cKind,
+                                   range.lowerBound, range.upperBound)
         }
     }
 }

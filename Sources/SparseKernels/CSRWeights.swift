@@ -17,16 +17,24 @@ public final class CSRWeights: LinearOperator, @unchecked Sendable {
     /// Keeps the non-zeros of a row-major `outputFeatures × inputFeatures` weight.
     public convenience init(weights: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) {
         precondition(weights.count == outputFeatures * inputFeatures, "CSRWeights: weight count does not match the shape")
+        let csr = Self.arrays(weights, outputFeatures: outputFeatures, inputFeatures: inputFeatures) { weights[$0] != 0 }
+        try! self.init(rowStart: csr.rowStart, columns: csr.columns, values: csr.values, outputFeatures: outputFeatures,
+                       inputFeatures: inputFeatures, bias: bias)
+    }
+
+    /// The CSR arrays of the entries of a row-major `outputFeatures × inputFeatures` weight whose
+    /// row-major index `keep` accepts (zeros too, if it accepts them), row by row in column order.
+    public static func arrays(_ weights: [Float], outputFeatures: Int, inputFeatures: Int,
+                              keep: (Int) -> Bool) -> (rowStart: [Int32], columns: [Int32], values: [Float]) {
         var starts: [Int32] = [0], cols: [Int32] = [], vals: [Float] = []
         for row in 0..<outputFeatures {
-            for col in 0..<inputFeatures where weights[row * inputFeatures + col] != 0 {
+            for col in 0..<inputFeatures where keep(row * inputFeatures + col) {
                 cols.append(Int32(col))
                 vals.append(weights[row * inputFeatures + col])
             }
             starts.append(Int32(vals.count))
         }
-        try! self.init(rowStart: starts, columns: cols, values: vals, outputFeatures: outputFeatures,
-                       inputFeatures: inputFeatures, bias: bias)
+        return (starts, cols, vals)
     }
 
     /// Keeps the weights where `mask` is true (an already chosen sparsity pattern).

@@ -3,7 +3,8 @@ import CSparseKernels
 /// A linear layer with int8 weights (one scale per output row) that quantizes each input row to
 /// int8 at call time (its own scale, absmax / 127) and multiplies in int32: VNNI `vpdpbusd` where
 /// the CPU has it (layout and exactness in `int8.h`). ONNX Runtime's dynamic quantization.
-public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnRangeOperator, @unchecked Sendable {
+public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnKernelOperator, @unchecked Sendable {
+    public typealias KernelLevel = QuantizedInstructionSet
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let bias: [Float]?
@@ -50,33 +51,12 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnRangeOperat
         (0..<values.count).map { Float(values[$0]) * scales[$0 / inputFeatures] }
     }
 
-    /// As `apply`, on an explicit quantized level (tests run each one).
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { [self] begin, end in
-            withOptionalPointer(bias) { b in
-                ss_q8_gemm_cols_isa(level.cValue, packed.pointer, correction.pointer, paddedScales.pointer, b, outputFeatures,
-                                    inputFeatures, xs.pointer, inputStride, rows, ys.pointer, outputStride, activation.cKind,
-                                    begin, end)
-            }
-        }
-    }
-
-    /// Output columns `outputColumns` only, on the calling thread (`ColumnRangeOperator`).
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet) {
-        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
-        guard rows > 0 else { return }
-        let columns = outputColumns ?? 0..<outputFeatures
-        let status = withOptionalPointer(bias) { b in
-            ss_q8_gemm_cols_isa(QuantizedInstructionSet(isa).cValue, packed.pointer, correction.pointer, paddedScales.pointer, b,
-                                outputFeatures, inputFeatures, x, inputStride, rows, y, outputStride, activation.cKind,
+    /// The kernel on output columns `columns` (`ColumnKernelOperator` gives both `apply` forms).
+    public func runKernel(_ call: KernelCall, level: QuantizedInstructionSet, columns: Range<Int>) -> Int32 {
+        withOptionalPointer(bias) { b in
+            ss_q8_gemm_cols_isa(level.cValue, packed.pointer, correction.pointer, paddedScales.pointer, b, outputFeatures, inputFeatures,
+                                call.x, call.inputStride, call.rows, call.y, call.outputStride, call.activation.cKind,
                                 columns.lowerBound, columns.upperBound)
         }
-        KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), columns \(columns)")
     }
-
-    public func unpackedWeights() -> [Float] { denseWeights() }
 }

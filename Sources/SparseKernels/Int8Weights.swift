@@ -3,7 +3,8 @@ import CSparseKernels
 /// A linear layer with int8 weights and fp32 activations (weight-only quantization): scales per
 /// output row or per row and group of inputs; the kernel widens the int8 weights to fp32 in
 /// registers, so a batch-1 call streams a quarter of the fp32 bytes (`int8.h`, "W8").
-public final class Int8Weights: ColumnRangeOperator, @unchecked Sendable {
+public final class Int8Weights: ColumnKernelOperator, @unchecked Sendable {
+    public typealias KernelLevel = InstructionSet
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let granularity: Int8Granularity
@@ -32,7 +33,7 @@ public final class Int8Weights: ColumnRangeOperator, @unchecked Sendable {
         if case .group(let width) = granularity, width <= 0 { throw QuantizationError.invalidGroup(width) }
         let perRow = granularity.scalesPerRow(inputFeatures: inputFeatures)
         try QuantizationError.checkScales(scales, expected: outputFeatures * perRow, what: "int8 \(granularity)")
-        if let bias, bias.count != outputFeatures { throw QuantizationError.shape("int8: bias has \(bias.count) values, expected \(outputFeatures)") }
+        try QuantizationError.checkBias(bias, outputs: outputFeatures, what: "int8")
         self.inputFeatures = inputFeatures
         self.outputFeatures = outputFeatures
         self.granularity = granularity
@@ -59,32 +60,13 @@ public final class Int8Weights: ColumnRangeOperator, @unchecked Sendable {
         }
     }
 
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, isa: InstructionSet) {
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { [self] begin, end in
-            withOptionalPointer(bias) { b in
-                ss_w8_gemm_cols_isa(isa.cValue, packed.pointer, packedScales.pointer, granularity.cGroup, b, outputFeatures,
-                                    inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride, rows, activation.cKind,
-                                    begin, end)
-            }
+    /// The kernel on output columns `columns` (`ColumnKernelOperator` gives both `apply` forms;
+    /// the column-range one serves BLAST's weight-only int8 factors).
+    public func runKernel(_ call: KernelCall, level: InstructionSet, columns: Range<Int>) -> Int32 {
+        withOptionalPointer(bias) { b in
+            ss_w8_gemm_cols_isa(level.cValue, packed.pointer, packedScales.pointer, granularity.cGroup, b, outputFeatures, inputFeatures,
+                                call.x, call.inputStride, call.y, call.outputStride, call.rows, call.activation.cKind,
+                                columns.lowerBound, columns.upperBound)
         }
     }
-
-    /// Output columns `outputColumns` only, on the calling thread (`ColumnRangeOperator`: BLAST's
-    /// weight-only int8 factors).
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet) {
-        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
-        guard rows > 0 else { return }
-        let columns = outputColumns ?? 0..<outputFeatures
-        let status = withOptionalPointer(bias) { b in
-            ss_w8_gemm_cols_isa(isa.cValue, packed.pointer, packedScales.pointer, granularity.cGroup, b, outputFeatures, inputFeatures,
-                                x, inputStride, y, outputStride, rows, activation.cKind, columns.lowerBound, columns.upperBound)
-        }
-        KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), columns \(columns)")
-    }
-
-    public func unpackedWeights() -> [Float] { denseWeights() }
 }

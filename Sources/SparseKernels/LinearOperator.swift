@@ -142,6 +142,73 @@ extension LinearOperator {
     }
 }
 
+/// One `apply` call as a kernel sees it on any thread of the pool: `rows` rows of `x` (row stride
+/// `inputStride`) into `y` (row stride `outputStride`), with `activation` fused.
+public struct KernelCall: @unchecked Sendable {
+    let x: UnsafePointer<Float>
+    let inputStride: Int
+    let y: UnsafeMutablePointer<Float>
+    let outputStride: Int
+    let rows: Int
+    let activation: Activation
+
+    init(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+         activation: Activation) {
+        (self.x, self.rows, self.inputStride, self.y, self.outputStride, self.activation) = (x, rows, inputStride, y, outputStride, activation)
+    }
+}
+
+/// A kernel operator whose kernel is one C call over a range of 16-row output panels (N:M bf16
+/// and int8, CSR int8, and through `ColumnKernelOperator` the dense bf16/int8 ones): it states that
+/// call once, in `runKernel`, and gets its pool-splitting `apply` from here.
+public protocol PanelKernelOperator: LinearOperator {
+    /// How the kernel names its instruction-set level: `QuantizedInstructionSet` or `InstructionSet`.
+    associatedtype KernelLevel: Sendable
+    /// The level an fp32 `InstructionSet` request runs the kernel on.
+    static func kernelLevel(_ isa: InstructionSet) -> KernelLevel
+    /// The kernel on output panels `panels` of `call` at `level`; returns its `ss_status`.
+    func runKernel(_ call: KernelCall, level: KernelLevel, panels: Range<Int>) -> Int32
+}
+
+extension PanelKernelOperator {
+    /// Runs the kernel over every output panel of `call` (split across `pool` when it pays, else
+    /// once over all of them); a failed `ss_status` stops with its message (`KernelError.require`).
+    func applyByPanels(_ call: KernelCall, level: KernelLevel, pool: KernelPool?) {
+        checkApply(rows: call.rows, inputStride: call.inputStride, outputStride: call.outputStride)
+        guard call.rows > 0 else { return }
+        forEachPanelRange(split: splits(rows: call.rows, pool: pool), pool: pool) { [self] panels in
+            KernelError.require(runKernel(call, level: level, panels: panels),
+                                "\(storage) \(inputFeatures)→\(outputFeatures), \(call.rows) rows")
+        }
+    }
+
+    /// The output columns of panels `panels`, for kernels that take columns.
+    func outputColumns(ofPanels panels: Range<Int>) -> Range<Int> {
+        (panels.lowerBound * 16)..<min(outputFeatures, panels.upperBound * 16)
+    }
+}
+
+extension PanelKernelOperator where KernelLevel == QuantizedInstructionSet {
+    public static func kernelLevel(_ isa: InstructionSet) -> QuantizedInstructionSet { QuantizedInstructionSet(isa) }
+
+    /// As `apply`, on an explicit quantized level (tests run each one; `QuantizedLevelOperator`).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
+        applyByPanels(KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation),
+                      level: level, pool: pool)
+    }
+}
+
+extension PanelKernelOperator where KernelLevel == InstructionSet {
+    public static func kernelLevel(_ isa: InstructionSet) -> InstructionSet { isa }
+
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, isa: InstructionSet) {
+        applyByPanels(KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation),
+                      level: isa, pool: pool)
+    }
+}
+
 /// Calls `body` with the array's base address, or nil for a nil array.
 func withOptionalPointer<R>(_ array: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
     guard let array else { return body(nil) }

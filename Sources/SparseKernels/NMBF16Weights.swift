@@ -3,7 +3,7 @@ import CSparseKernels
 /// An N:M-sparse linear layer with bf16 values (the `NMWeights` pack with every kept weight
 /// rounded to bf16): half the value bytes, widened to fp32 in registers by the in-register-selection
 /// kernel, which runs every row (up to 8 rows per decode; `nm.h`, no bf16 weight-broadcast GEMM).
-public final class NMBF16Weights: LinearOperator, @unchecked Sendable {
+public final class NMBF16Weights: PanelKernelOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let n: Int
@@ -24,15 +24,7 @@ public final class NMBF16Weights: LinearOperator, @unchecked Sendable {
         bias = source.bias
         nonZeroCount = source.nonZeroCount
         values = AlignedBuffer(packed.map { ss_bf16_from_float($0) }, zero: 0)
-        let words = source.packedIndexWords
-        if m == 4 {
-            let buffer = AlignedBuffer<UInt64>(count: (words.count + 1) / 2, zeroed: 0)
-            let narrow = UnsafeMutableRawPointer(buffer.pointer).bindMemory(to: UInt32.self, capacity: words.count + 1)
-            for (i, word) in words.enumerated() { narrow[i] = UInt32(truncatingIfNeeded: word) }
-            indices = buffer
-        } else {
-            indices = AlignedBuffer(words, zero: 0)
-        }
+        indices = NMWeightOnlyInt8Weights.indexBuffer(source.packedIndexWords, m: m)
     }
 
     public var storage: String { "nm \(n):\(m) bf16" }
@@ -54,19 +46,12 @@ public final class NMBF16Weights: LinearOperator, @unchecked Sendable {
         return out
     }
 
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, isa: InstructionSet) {
-        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
-        guard rows > 0 else { return }
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        forEachPanelRange(split: splits(rows: rows, pool: pool), pool: pool) { [self] panels in
-            let status = withOptionalPointer(bias) { b in
-                ss_nm_bf16_gemv_panels_isa(isa.cValue, values.pointer, UnsafeRawPointer(indices.pointer), Int32(n), Int32(m), b,
-                                           outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride, rows,
-                                           activation.cKind, panels.lowerBound, panels.upperBound)
-            }
-            KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(rows) rows")
+    /// The kernel on output panels `panels` (`PanelKernelOperator` gives the `apply` forms).
+    public func runKernel(_ call: KernelCall, level: InstructionSet, panels: Range<Int>) -> Int32 {
+        withOptionalPointer(bias) { b in
+            ss_nm_bf16_gemv_panels_isa(level.cValue, values.pointer, UnsafeRawPointer(indices.pointer), Int32(n), Int32(m), b,
+                                       outputFeatures, inputFeatures, call.x, call.inputStride, call.y, call.outputStride, call.rows,
+                                       call.activation.cKind, panels.lowerBound, panels.upperBound)
         }
     }
 }

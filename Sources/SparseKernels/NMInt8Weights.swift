@@ -4,7 +4,7 @@ import CSparseKernels
 /// int8 activations: values with 2-bit in-group positions, 0.625 bytes per dense weight
 /// (`nm_int8.h`). The kernel is a GEMV whose position decode is shared by up to 8 token rows (no
 /// weight-broadcast GEMM for large batches yet).
-public final class NMInt8Weights: QuantizedLevelOperator, @unchecked Sendable {
+public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let bias: [Float]?
@@ -58,16 +58,13 @@ public final class NMInt8Weights: QuantizedLevelOperator, @unchecked Sendable {
         (0..<values.count).map { Float(values[$0]) * scales[$0 / inputFeatures] }
     }
 
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        applyByColumns(rows: rows, inputStride: inputStride, outputStride: outputStride, pool: pool) { [self] begin, end in
-            withOptionalPointer(bias) { b in
-                ss_nm8_gemm_cols_isa(level.cValue, packedValues.pointer, codes.pointer, correction.pointer, paddedScales.pointer, b,
-                                     outputFeatures, inputFeatures, xs.pointer, inputStride, rows, ys.pointer, outputStride,
-                                     activation.cKind, begin, end)
-            }
+    /// The kernel on output panels `panels` (`PanelKernelOperator` gives the `apply` forms).
+    public func runKernel(_ call: KernelCall, level: QuantizedInstructionSet, panels: Range<Int>) -> Int32 {
+        let columns = outputColumns(ofPanels: panels)
+        return withOptionalPointer(bias) { b in
+            ss_nm8_gemm_cols_isa(level.cValue, packedValues.pointer, codes.pointer, correction.pointer, paddedScales.pointer, b,
+                                 outputFeatures, inputFeatures, call.x, call.inputStride, call.rows, call.y, call.outputStride,
+                                 call.activation.cKind, columns.lowerBound, columns.upperBound)
         }
     }
 }

@@ -4,7 +4,7 @@ import CSparseKernels
 /// `NMWeights` pack (any n:m, m = 4, 8, 16) with int8 values, one scale per output row or per row
 /// and group of inputs (a multiple of m); the selection kernel widens the values in registers
 /// (`nm_int8_weights.h`). 1 byte per kept weight plus the index bits (fp32 N:M: 4 plus the bits).
-public final class NMWeightOnlyInt8Weights: LinearOperator, @unchecked Sendable {
+public final class NMWeightOnlyInt8Weights: PanelKernelOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
     public let n: Int
@@ -65,7 +65,7 @@ public final class NMWeightOnlyInt8Weights: LinearOperator, @unchecked Sendable 
         }
     }
 
-    /// Index words in the kernel's width: 32-bit for m = 4 (`nm.h`), else 64-bit.
+    /// Index words in the kernel's width: 32-bit for m = 4 (`nm.h`), else 64-bit (`NMBF16Weights` too).
     static func indexBuffer(_ words: [UInt64], m: Int) -> AlignedBuffer<UInt64> {
         guard m == 4 else { return AlignedBuffer(words, zero: 0) }
         let buffer = AlignedBuffer<UInt64>(count: (words.count + 1) / 2, zeroed: 0)
@@ -101,19 +101,12 @@ public final class NMWeightOnlyInt8Weights: LinearOperator, @unchecked Sendable 
         }
     }
 
-    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int,
-                      into y: UnsafeMutablePointer<Float>, outputStride: Int,
-                      activation: Activation, pool: KernelPool?, isa: InstructionSet) {
-        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
-        guard rows > 0 else { return }
-        let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
-        forEachPanelRange(split: splits(rows: rows, pool: pool), pool: pool) { [self] panels in
-            let status = withOptionalPointer(bias) { b in
-                ss_nmw8_gemm_panels_isa(isa.cValue, values.pointer, UnsafeRawPointer(indices.pointer), packedScales.pointer, Int32(n),
-                                        Int32(m), granularity.cGroup, b, outputFeatures, inputFeatures, xs.pointer, inputStride,
-                                        ys.pointer, outputStride, rows, activation.cKind, panels.lowerBound, panels.upperBound)
-            }
-            KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(rows) rows")
+    /// The kernel on output panels `panels` (`PanelKernelOperator` gives the `apply` forms).
+    public func runKernel(_ call: KernelCall, level: InstructionSet, panels: Range<Int>) -> Int32 {
+        withOptionalPointer(bias) { b in
+            ss_nmw8_gemm_panels_isa(level.cValue, values.pointer, UnsafeRawPointer(indices.pointer), packedScales.pointer, Int32(n),
+                                    Int32(m), granularity.cGroup, b, outputFeatures, inputFeatures, call.x, call.inputStride,
+                                    call.y, call.outputStride, call.rows, call.activation.cKind, panels.lowerBound, panels.upperBound)
         }
     }
 }

@@ -50,6 +50,11 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
             throw QuantizationError.shape("\(what): \(values) values for a \(outputs)×\(inputs) matrix (at most 65536 inputs)")
         }
         try checkScales(scales, expected: outputs, what: what)
+        try checkBias(bias, outputs: outputs, what: what)
+    }
+
+    /// Checks an optional bias: one value per output.
+    static func checkBias(_ bias: [Float]?, outputs: Int, what: String) throws {
         if let bias, bias.count != outputs { throw QuantizationError.shape("\(what): bias has \(bias.count) values, expected \(outputs)") }
     }
 
@@ -102,21 +107,6 @@ public func quantizeInt8(_ weights: [Float], rows: Int, columns: Int, granularit
     return (values, scales)
 }
 
-extension LinearOperator {
-    /// Runs a kernel that computes any panel-aligned range of output columns: `kernel(begin, end)`
-    /// returns an `ss_status`; the call is split by output panels across `pool` when it pays, and
-    /// a failed status stops with its message (`KernelError.require`).
-    func applyByColumns(rows: Int, inputStride: Int, outputStride: Int, pool: KernelPool?,
-                        _ kernel: @escaping @Sendable (Int, Int) -> Int32) {
-        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
-        guard rows > 0 else { return }
-        forEachPanelRange(split: splits(rows: rows, pool: pool), pool: pool) { [self] panels in
-            let status = kernel(panels.lowerBound * 16, min(outputFeatures, panels.upperBound * 16))
-            KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(rows) rows")
-        }
-    }
-}
-
 /// Operators whose kernels run on an explicit `QuantizedInstructionSet`; the `InstructionSet`
 /// form of `apply` maps onto one (tests pin each level through the explicit form).
 public protocol QuantizedLevelOperator: LinearOperator {
@@ -153,6 +143,36 @@ public protocol ColumnRangeOperator: LinearOperator {
 }
 
 extension DenseWeights: ColumnRangeOperator {}
+
+/// A `ColumnRangeOperator` whose kernel is one C call over a panel-aligned range of output columns
+/// (`BF16Weights`, `Int8DynamicWeights`, `Int8Weights`): it states that call once, in
+/// `runKernel(_:level:columns:)`, and gets both `apply` forms (split by output panels across a
+/// pool, `PanelKernelOperator`, or one column range on the calling thread) from here.
+public protocol ColumnKernelOperator: ColumnRangeOperator, PanelKernelOperator {
+    /// The kernel on output columns `columns` of `call` at `level`; returns its `ss_status`.
+    func runKernel(_ call: KernelCall, level: KernelLevel, columns: Range<Int>) -> Int32
+    /// The weight the kernel multiplies by (dequantised), row-major.
+    func denseWeights() -> [Float]
+}
+
+extension ColumnKernelOperator {
+    public func runKernel(_ call: KernelCall, level: KernelLevel, panels: Range<Int>) -> Int32 {
+        runKernel(call, level: level, columns: outputColumns(ofPanels: panels))
+    }
+
+    public func unpackedWeights() -> [Float] { denseWeights() }
+
+    /// Output columns `outputColumns` only (nil: all), on the calling thread (`ColumnRangeOperator`).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, outputColumns: Range<Int>?, isa: InstructionSet) {
+        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
+        guard rows > 0 else { return }
+        let columns = outputColumns ?? 0..<outputFeatures
+        let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
+        KernelError.require(runKernel(call, level: Self.kernelLevel(isa), columns: columns),
+                            "\(storage) \(inputFeatures)→\(outputFeatures), columns \(columns)")
+    }
+}
 
 /// How BLAST stores its factors U and V: fp32, bf16, int8 with dynamic activations (`int8`), or
 /// weight-only int8 with fp32 activations (`int8WeightOnly`; one scale per row of U_i and of V_jᵀ).

@@ -24,6 +24,20 @@ final class CSRWeightsTests: XCTestCase {
         return ([0, 0, 1, 38, 41, 41, 45], columns)
     }()
 
+    func testArraysKeepWhatTheTestAcceptsZerosIncluded() {
+        // 2 × 3: [1, 0, 2; 0, 3, 0]; keep by a mask that accepts one zero and drops the 2.
+        let weights: [Float] = [1, 0, 2, 0, 3, 0], mask = [true, true, false, false, true, false]
+        let masked = CSRWeights.arrays(weights, outputFeatures: 2, inputFeatures: 3) { mask[$0] }
+        XCTAssertEqual(masked.rowStart, [0, 2, 3])
+        XCTAssertEqual(masked.columns, [0, 1, 1])
+        XCTAssertEqual(masked.values, [1, 0, 3])
+        let nonZero = CSRWeights(weights: weights, outputFeatures: 2, inputFeatures: 3)
+        XCTAssertEqual(nonZero.rowStart, [0, 2, 3])
+        XCTAssertEqual(nonZero.columns, [0, 2, 1])
+        XCTAssertEqual(nonZero.values, [1, 2, 3])
+        XCTAssertEqual(CSRWeights.arrays([], outputFeatures: 0, inputFeatures: 3) { _ in true }.rowStart, [0])
+    }
+
     func testIrregularRows() throws {
         var random = TestRandom(seed: 6)
         let (k, outputs) = (37, 6)

@@ -82,6 +82,11 @@ final class QuantizationTests: XCTestCase {
         XCTAssertThrowsError(try QuantizationError.checkRowScaled(values: 6, scales: [1, 1], bias: [0], outputs: 2, inputs: 3, what: "fc")) { error in
             XCTAssertEqual("\(error)", "fc: bias has 1 values, expected 2")
         }
+        XCTAssertNoThrow(try QuantizationError.checkBias(nil, outputs: 2, what: "fc"))
+        XCTAssertNoThrow(try QuantizationError.checkBias([1, 2], outputs: 2, what: "fc"))
+        XCTAssertThrowsError(try QuantizationError.checkBias([1, 2, 3], outputs: 2, what: "bf16")) { error in
+            XCTAssertEqual("\(error)", "bf16: bias has 3 values, expected 2")
+        }
     }
 
     func testGranularity() {

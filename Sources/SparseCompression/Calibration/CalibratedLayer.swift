@@ -127,15 +127,8 @@ enum CalibratedLayer {
                                                      inputFeatures: inputs, n: n, m: m)
             packedForm = .nm(n: n, m: m, transposable: transposable, values: values, indexWords: words)
         case .csr:
-            var rowStart: [Int32] = [0], columns: [Int32] = [], values: [Float] = []
-            for r in 0..<outputs {
-                for c in 0..<inputs where mask[r * inputs + c] != 0 {
-                    columns.append(Int32(c))
-                    values.append(weights[r * inputs + c])
-                }
-                rowStart.append(Int32(columns.count))
-            }
-            packedForm = .csr(rowStart: rowStart, columns: columns, values: values)
+            let csr = CSRWeights.arrays(weights, outputFeatures: outputs, inputFeatures: inputs) { mask[$0] != 0 }
+            packedForm = .csr(rowStart: csr.rowStart, columns: csr.columns, values: csr.values)
         }
         let packed = PackedLayer(outputFeatures: outputs, inputFeatures: inputs, form: packedForm, bias: newBias, sourceHasBias: bias != nil)
         return (Result(packed: packed, op: DenseWeights(weights: weights, outputFeatures: outputs, inputFeatures: inputs, bias: newBias)), mask)
