@@ -103,18 +103,14 @@ private struct BlastFit {
     mutating func step(delta: Double) {
         if gu.isEmpty { (gu, gv) = (grams(u, blocks: b1, height: p), grams(v, blocks: b2, height: q)) }
         var eps = delta * loss(innerProducts(fromAtU: false)).squareRoot()
-        for i in 0..<b1 {
-            let (numerator, h) = normalEquations(u, offset: i * p * r, height: p, eps: eps, grams: gv,
-                                                 terms: (0..<b2).map { j in ((j * m + i * p) * r, (i * b2 + j) * r) }, from: av)
-            u.replaceSubrange(i * p * r ..< (i + 1) * p * r, with: solveBlock(height: p, numerator: numerator, h))
+        u = solvedFactor(u, blocks: b1, height: p, eps: eps, grams: gv, from: av) { [b2, m, p, r] i in
+            (0..<b2).map { j in ((j * m + i * p) * r, (i * b2 + j) * r) }
         }
         gu = grams(u, blocks: b1, height: p)
         computeAtU()
         eps = delta * loss(innerProducts(fromAtU: true)).squareRoot()
-        for j in 0..<b2 {
-            let (numerator, h) = normalEquations(v, offset: j * q * r, height: q, eps: eps, grams: gu,
-                                                 terms: (0..<b1).map { i in ((i * n + j * q) * r, (i * b2 + j) * r) }, from: atu)
-            v.replaceSubrange(j * q * r ..< (j + 1) * q * r, with: solveBlock(height: q, numerator: numerator, h))
+        v = solvedFactor(v, blocks: b2, height: q, eps: eps, grams: gu, from: atu) { [b1, b2, n, q, r] j in
+            (0..<b1).map { i in ((i * n + j * q) * r, (i * b2 + j) * r) }
         }
         gv = grams(v, blocks: b2, height: q)
         // s step (AV recomputed with the new V; it serves the next U step too)
@@ -222,6 +218,20 @@ private struct BlastFit {
     }
 
     /// Σ_j S_ij G_j S_ij + εI (or over i), and Σ_j P_j S_ij + ε F_i (P_j's rows of block i).
+    /// The U (or V) step: every block of factor `f` (`blocks` blocks of `height` rows) solved in turn
+    /// from its normal equations against the other factor's Grams and `product` (AV or AᵀU);
+    /// `terms(i)` gives block i's (product offset, scales offset) pairs, one per block it meets.
+    private func solvedFactor(_ f: [Double], blocks: Int, height: Int, eps: Double, grams: [[Double]], from product: [Float],
+                              terms: (Int) -> [(product: Int, scales: Int)]) -> [Double] {
+        var f = f
+        for i in 0..<blocks {
+            let (numerator, h) = normalEquations(f, offset: i * height * r, height: height, eps: eps, grams: grams, terms: terms(i),
+                                                 from: product)
+            f.replaceSubrange(i * height * r ..< (i + 1) * height * r, with: solveBlock(height: height, numerator: numerator, h))
+        }
+        return f
+    }
+
     private func normalEquations(_ f: [Double], offset: Int, height: Int, eps: Double, grams g: [[Double]],
                                  terms: [(product: Int, scales: Int)], from product: [Float]) -> (numerator: [Double], h: [Double]) {
         let r = r

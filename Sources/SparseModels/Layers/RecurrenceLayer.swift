@@ -46,8 +46,8 @@ struct RecurrenceLayer {
             let (s, m) = (scan(), matrix())
             let scanTime = LayerTiming.microseconds(s), matrixTime = LayerTiming.microseconds(m)
             op = matrixTime < scanTime
-                ? Relabeled(m, storage: "\(m.storage) (scan timed slower: \(Int(scanTime.rounded())) vs \(Int(matrixTime.rounded())) µs)")
-                : Relabeled(s, storage: "\(s.storage) (matrix timed slower: \(Int(matrixTime.rounded())) vs \(Int(scanTime.rounded())) µs)")
+                ? Relabeled(m, storage: Relabeled.timed(m.storage, over: "scan", slowerMicroseconds: scanTime, microseconds: matrixTime))
+                : Relabeled(s, storage: Relabeled.timed(s.storage, over: "matrix", slowerMicroseconds: matrixTime, microseconds: scanTime))
         }
         self.input = input
         outputLength = lastOnly ? 1 : steps
@@ -89,27 +89,5 @@ final class RecurrenceMatrix: LinearOperator, @unchecked Sendable {
     func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
                activation: Activation, pool: KernelPool?, isa: InstructionSet) {
         matrix.apply(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation, pool: pool, isa: isa)
-    }
-}
-
-/// An operator shown under another `storage` description (e.g. with the timing that chose it).
-final class Relabeled: LinearOperator, @unchecked Sendable {
-    let base: any LinearOperator
-    let storage: String
-
-    init(_ base: any LinearOperator, storage: String) {
-        self.base = base
-        self.storage = storage
-    }
-
-    var inputFeatures: Int { base.inputFeatures }
-    var outputFeatures: Int { base.outputFeatures }
-    var parameterCount: Int { base.parameterCount }
-    var byteCount: Int { base.byteCount }
-    var flopsPerRow: Int { base.flopsPerRow }
-
-    func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
-               activation: Activation, pool: KernelPool?, isa: InstructionSet) {
-        base.apply(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation, pool: pool, isa: isa)
     }
 }

@@ -236,14 +236,7 @@ public struct LinearLayerSpec: Sendable, Equatable, Codable {
         try decoder.rejectUnknownKeys(allowed: CodingKeys.allCases.map(\.stringValue))
         let c = try decoder.container(keyedBy: CodingKeys.self)
         name = try c.decodeIfPresent(String.self, forKey: .name)
-        if let weight = try c.decodeIfPresent(String.self, forKey: .weight) {
-            self.weight = weight
-        } else if let name {
-            weight = "\(name).weight"
-        } else {
-            throw DecodingError.keyNotFound(CodingKeys.weight, .init(codingPath: decoder.codingPath,
-                                                                    debugDescription: "a linear layer needs 'weight' or 'name'"))
-        }
+        weight = try decodeTensorName(c, .weight, name: name, suffix: "weight", layer: "a linear layer", decoder: decoder)
         bias = try c.decodeIfPresent(String.self, forKey: .bias)
         activation = try c.decodeIfPresent(Activation.self, forKey: .activation) ?? .none
     }

@@ -226,8 +226,8 @@ public struct PoolLayerSpec: Sendable, Equatable, Codable {
 public typealias FlattenLayerSpec = SoftmaxLayerSpec
 
 /// A tensor-name key that defaults to `"<name>.<suffix>"`.
-private func decodeTensorName<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K, name: String?, suffix: String,
-                                            layer: String, decoder: any Decoder) throws -> String {
+func decodeTensorName<K: CodingKey>(_ c: KeyedDecodingContainer<K>, _ key: K, name: String?, suffix: String,
+                                    layer: String, decoder: any Decoder) throws -> String {
     if let value = try c.decodeIfPresent(String.self, forKey: key) { return value }
     if let name { return "\(name).\(suffix)" }
     throw DecodingError.keyNotFound(key, .init(codingPath: decoder.codingPath, debugDescription: "\(layer) needs '\(key.stringValue)' or 'name'"))

@@ -34,18 +34,8 @@ extension V2Codec {
     static func decodeData(_ data: JSON, datatype: DataType, count: Int, input: String) throws -> TensorStorage {
         var leaves = LeafReader(input: input, datatype: datatype)
         switch datatype {
-        case .fp32:
-            var out = [Float](); out.reserveCapacity(count)
-            try forEachLeaf(data, numbers: { run in
-                for d in run.doubles { out.append(try leaves.float(d)) }
-            }, value: { out.append(try leaves.float(try leaves.real($0))) })
-            return .fp32(out)
-        case .fp64:
-            var out = [Double](); out.reserveCapacity(count)
-            try forEachLeaf(data, numbers: { run in
-                for d in run.doubles { out.append(try leaves.finite(d)) }
-            }, value: { out.append(try leaves.finite(try leaves.real($0))) })
-            return .fp64(out)
+        case .fp32: return .fp32(try reals(data, &leaves, count: count) { try $0.float($1) })
+        case .fp64: return .fp64(try reals(data, &leaves, count: count) { try $0.finite($1) })
         case .int32: return .int32(try integers(data, &leaves, count: count, range: Int64(Int32.min)...Int64(Int32.max)).map { Int32($0) })
         case .int64: return .int64(try integers(data, &leaves, count: count, range: Int64.min...Int64.max))
         case .uint8: return .uint8(try integers(data, &leaves, count: count, range: 0...255).map { UInt8($0) })
@@ -64,6 +54,16 @@ extension V2Codec {
             })
             return .bytes(out)
         }
+    }
+
+    /// The leaves of a floating-point `data` array, each checked and converted by `convert`.
+    private static func reals<T>(_ data: JSON, _ leaves: inout LeafReader, count: Int,
+                                 _ convert: (inout LeafReader, Double) throws -> T) throws -> [T] {
+        var out = [T](); out.reserveCapacity(count)
+        try forEachLeaf(data, numbers: { run in
+            for d in run.doubles { out.append(try convert(&leaves, d)) }
+        }, value: { out.append(try convert(&leaves, try leaves.real($0))) })
+        return out
     }
 
     /// The leaves of integer data, each checked to be an integer in `range`.
@@ -97,14 +97,18 @@ private struct LeafReader {
         return d
     }
 
-    mutating func finite(_ d: Double) throws -> Double {
+    func checkFinite(_ d: Double) throws {
         guard d.isFinite else { throw bad("is \(d.isNaN ? "NaN" : "infinite"); only finite numbers are accepted") }
+    }
+
+    mutating func finite(_ d: Double) throws -> Double {
+        try checkFinite(d)
         index += 1
         return d
     }
 
     mutating func float(_ d: Double) throws -> Float {
-        guard d.isFinite else { throw bad("is \(d.isNaN ? "NaN" : "infinite"); only finite numbers are accepted") }
+        try checkFinite(d)
         let f = Float(d)
         guard f.isFinite else { throw bad("is outside the FP32 range") }
         index += 1
