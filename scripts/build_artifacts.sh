@@ -16,6 +16,10 @@
 #   models/minilm-l6-2of4-recovered  MiniLM 2:4, then --recover (block-wise, then end-to-end
 #                           distillation on recovery.txt; ~20 min on 2 cores) (only with RECOVER_MINILM=1; not committed)
 #   models/minilm-l6-blast-recovered MiniLM FFN BLAST, then --recover (the same; only with RECOVER_MINILM=1)
+#   models/minilm-l6-2of4-int8-recovered MiniLM 2:4 with int8 weights and dynamic int8 activations, then --recover
+#                           (trained in fp32 under the mask, quantized again at the end; only with RECOVER_MINILM=1)
+# Deploy/config.json's minilm-2of4, minilm-blast and minilm-2of4-int8 serve the recovered ones once
+# they exist (their "artifact"); until then they compress one-shot at load.
 #
 # Usage: scripts/build_artifacts.sh [BINARY]   (default .build/release/sparse-serve)
 set -euo pipefail
@@ -36,6 +40,8 @@ if [ "${SKIP_MINILM:-0}" != 1 ] && [ -f models/minilm-l6/model.safetensors ]; th
     compress minilm-l6-2of4 models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*": {"method": "nm", "n": 2, "m": 4}}}'
     if [ "${RECOVER_MINILM:-0}" = 1 ]; then
         compress minilm-l6-2of4-recovered models/minilm-l6 '{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*": {"method": "nm", "n": 2, "m": 4}}}' --recover
+        W8A8='"quantize": {"weights": "int8", "activations": "int8-dynamic"}'
+        compress minilm-l6-2of4-int8-recovered models/minilm-l6 "{\"method\": \"dense\", \"calibration\": \"default\", $W8A8, \"layers\": {\"encoder.layer.*\": {\"method\": \"nm\", \"n\": 2, \"m\": 4, $W8A8}}}" --recover
     fi
     BLAST_FFN='{"method": "dense", "calibration": "default", "layers": {"encoder.layer.*.attention.output.dense": {"method": "dense"}, "encoder.layer.*.intermediate.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}, "encoder.layer.*.output.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}}}'
     compress minilm-l6-blast models/minilm-l6 "$BLAST_FFN"

@@ -34,6 +34,8 @@ COMPRESSIONS = {
     "l1inf50": {"method": "dense", "layers": {"fc1": {"method": "l1inf", "groups": "rows", "radiusRatio": 0.16},
                                               "fc2": {"method": "l1inf", "groups": "rows", "radiusRatio": 0.16}}},
     "csr50": {"method": "csr", "density": 0.5, "pin": True},
+    # 2:4 with int8 weights and activations: trained as fp32 under the mask, then quantized again
+    "nm24int8": {"method": "nm", "n": 2, "m": 4, "pin": True, "quantize": {"weights": "int8", "activations": "int8-dynamic"}},
 }
 
 
@@ -126,6 +128,37 @@ def test_structure_is_recorded_unchanged(recovered):
         layers = {l["name"]: l for l in json.loads(f.metadata()["layers"])}
         assert layers["fc1"]["compaction"]["outputWidth"] == 132 and f.get_tensor("fc1.l1inf.weight").shape == (132, 64)
         assert f.get_tensor("fc2.l1inf.weight").shape == (245, 132) and f.get_tensor("fc3.dense.weight").shape == (10, 245)
+
+
+def test_quantized_layers_are_stored_quantized_after_recovery(recovered):
+    with safe_open(str(recovered["nm24int8"] / "model.safetensors"), "np") as f:
+        layers = {l["name"]: l for l in json.loads(f.metadata()["layers"])}
+        assert f.get_tensor("fc2.nm.values").dtype == np.int8 and f.get_tensor("fc2.nm.scales").shape == (256, 1)
+    assert layers["fc1"]["maskCheck"] == "exactly 2 of every 4 inputs per row"
+    assert layers["fc2"]["parameters"]["activations"] == "int8-dynamic"
+
+
+def test_an_endpoint_serves_its_artifact_once_built(tmp_path, recovered):
+    """An endpoint's "artifact" is served when its folder exists (with the artifact's compression
+    and recorded quality); while it is absent the model is compressed at load, and the log says so."""
+    fallback = {"method": "nm", "n": 2, "m": 4, "pin": True}
+    config = write_config(tmp_path, [
+        {"name": "built", "model": str(DIGITS), "artifact": str(recovered["nm24int8"]), "compression": fallback},
+        {"name": "absent", "model": str(DIGITS), "artifact": str(tmp_path / "not-built"), "compression": fallback},
+    ])
+    server = ServerProcess(config)
+    try:
+        meta = {n: requests.get(f"{server.url}/v2/models/{n}", timeout=5).json() for n in ("built", "absent")}
+        accuracy = served_accuracy(server, ["built", "absent"])
+    finally:
+        assert server.stop() == 0
+    built, absent = meta["built"]["parameters"], meta["absent"]["parameters"]
+    assert built["compression_source"] == "artifact" and absent["compression_source"] == "config"
+    assert meta["built"]["compression"]["artifact"]["recovery"]["outcome"] == "completed"
+    assert accuracy["built"] >= TARGET and accuracy["absent"] < accuracy["built"], accuracy
+    log = "".join(server.stderr_lines)
+    assert "serving the compressed artifact" in log and "artifact absent: compressing the model at load" in log
+    assert str(tmp_path / "not-built") in log
 
 
 def test_recover_without_training_signal_is_refused(tmp_path):

@@ -146,10 +146,17 @@ public final class ClassifierRecovery {
         return Double(right) / Double(samples.count)
     }
 
+    /// `accuracy` with quantized layers on their served kernels (`TrainableLinear.evaluateAsServed`).
+    static func servedAccuracy(_ chain: any TrainableClassifier, _ samples: LabelledSamples) throws -> Double {
+        for layer in chain.layers { try layer.evaluateAsServed(true) }
+        defer { for layer in chain.layers { try? layer.evaluateAsServed(false) } }
+        return accuracy(chain, samples)
+    }
+
     /// Runs the training; `progress` gets a line per epoch (and the outcome).
     func run(heldOut: LabelledSamples?, progress: (String) -> Void, shouldStop: () -> Bool) throws -> RecoveryReport {
         let started = Date()
-        let oneShot = heldOut.map { Self.accuracy(student, $0) }
+        let oneShot = try heldOut.map { try Self.servedAccuracy(student, $0) }
         let teacherLogits = teacher.forward(data.inputs, rows: data.count, keep: false)
         let perEpoch = (data.count + options.batchSize - 1) / options.batchSize, total = options.epochs * perEpoch
         let tensors = student.tensors
@@ -185,7 +192,7 @@ public final class ClassifierRecovery {
         let held = try heldOut.map { h -> RecoveryReport.HeldOut in
             guard h.labels != nil else { throw SafeTensorsError(file: h.source, tensor: LabelledSamples.labelsTensor, reason: "held-out samples need labels") }
             return .init(file: h.source, samples: h.count, metric: "accuracy", dense: Self.accuracy(teacher, h), oneShot: oneShot ?? .nan,
-                         recovered: Self.accuracy(student, h))
+                         recovered: try Self.servedAccuracy(student, h))
         }
         return report(state: state, total: total, seconds: Date().timeIntervalSince(started), heldOut: held)
     }

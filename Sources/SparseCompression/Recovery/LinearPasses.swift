@@ -6,6 +6,9 @@ import SparseKernels
 extension TrainableLinear {
     /// `y = x · Ŵᵀ + b` for `rows` rows, or `y += x · Ŵᵀ + b` with `accumulate` (a residual already in y).
     func forward(_ x: UnsafePointer<Float>, ldx: Int, rows: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, accumulate: Bool = false) {
+        if let served = servedOperator {
+            return forward(served, x, ldx: ldx, rows: rows, into: y, ldy: ldy, accumulate: accumulate)
+        }
         if let b = bias?.values {
             b.withUnsafeBufferPointer { pb in
                 for r in 0..<rows {
@@ -23,6 +26,17 @@ extension TrainableLinear {
             TrainingKernels.gemm(transA: false, transB: true, m: rows, n: outputs, k: inputs, a: x, lda: ldx, b: pw.baseAddress!, ldb: inputs,
                                  beta: beta, c: y, ldc: ldy)
         }
+    }
+
+    /// The forward pass on a kernel operator (which adds its own bias).
+    private func forward(_ op: any LinearOperator, _ x: UnsafePointer<Float>, ldx: Int, rows: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                         accumulate: Bool) {
+        guard accumulate else {
+            return op.apply(x, rows: rows, inputStride: ldx, into: y, outputStride: ldy, activation: .none, pool: nil, isa: .current)
+        }
+        var z = [Float](repeating: 0, count: rows * outputs)
+        z.withUnsafeMutableBufferPointer { op.apply(x, rows: rows, inputStride: ldx, into: $0.baseAddress!, outputStride: outputs, activation: .none, pool: nil, isa: .current) }
+        for r in 0..<rows { for j in 0..<outputs { y[r * ldy + j] += z[r * outputs + j] } }
     }
 
     /// Adds the parameter gradients of `dy` (d loss / d y for the `rows` rows of `x` the last

@@ -50,7 +50,15 @@ final class TrainableLinear {
     let bias: TrainableTensor?
     private(set) var weight: [Float]
 
-    init(_ packed: PackedLayer) throws {
+    /// The quantization a quantized layer is stored with: it trains as its dequantised fp32 form
+    /// and `repacked()` quantizes the trained weights again (round to nearest).
+    let scheme: WeightQuantization?
+    /// Set by `evaluateAsServed(true)`: the quantized kernel the forward pass runs instead of the fp32 Ŵ.
+    private(set) var servedOperator: (any LinearOperator)?
+
+    init(_ stored: PackedLayer) throws {
+        scheme = stored.quantizedScheme
+        let packed = try stored.dequantized()
         self.packed = packed
         let op = try packed.makeOperator()
         outputs = op.outputFeatures
@@ -78,7 +86,7 @@ final class TrainableLinear {
             factors = .masked(TrainableTensor(w, mask: mask))
             (biasValues, biasMask) = (b, bm)
         case .quantized:
-            throw RecoveryRefusal("recovery trains fp32 layers; quantized weights (compression.quantize) cannot be trained yet")
+            throw RecoveryRefusal("a quantized layer must be dequantised before training")
         }
         bias = biasValues.map { TrainableTensor($0, mask: biasMask) }
         weight = []
@@ -147,9 +155,22 @@ final class TrainableLinear {
 }
 
 extension TrainableLinear {
+    /// Held-out evaluation on what will be served: with `on`, a quantized layer's forward runs its
+    /// quantized kernel on the current weights quantized again (int8 activations too, when dynamic);
+    /// fp32 layers compute the same either way. Off again for training.
+    func evaluateAsServed(_ on: Bool) throws {
+        servedOperator = on && scheme != nil ? try repacked().makeOperator() : nil
+    }
+
     /// The trained layer in its original stored form: the same N:M index stream, CSR pattern,
-    /// BLAST block structure and rank, or compaction (gather, scatter, constants), new values.
+    /// BLAST block structure and rank, or compaction (gather, scatter, constants), new values,
+    /// quantized again when it was stored quantized.
     func repacked() throws -> PackedLayer {
+        let layer = try repackedFP32()
+        return try scheme.map { try layer.quantized($0) } ?? layer
+    }
+
+    private func repackedFP32() throws -> PackedLayer {
         let newBias = bias?.values
         switch (packed.form, factors) {
         case (.dense, .masked(let w)):

@@ -119,6 +119,50 @@ extension PackedLayer {
         return PackedLayer(outputFeatures: out, inputFeatures: inputs, form: .quantized(result), bias: bias, sourceHasBias: sourceHasBias)
     }
 
+    /// The fp32 form this quantized layer stands for: its weights dequantised (value × scale, or
+    /// bf16 widened) in the same structure (N:M index stream, CSR pattern, BLAST factors). Recovery
+    /// trains it and quantizes the result again with `quantizedScheme`. An fp32 layer is returned as is.
+    public func dequantized() throws -> PackedLayer {
+        guard case .quantized(let q) = form else { return self }
+        let (out, inputs) = (outputFeatures, inputFeatures)
+        let form: Form
+        switch q {
+        case .dense, .nm, .csr:
+            guard let dense = Self.quantizedDenseWeights(try makeOperator()) else {
+                throw FormError(part: nil, reason: "\(q.scheme) layer has no dequantised weight")
+            }
+            form = try Self.fp32Form(q, dense: dense, outputs: out, inputs: inputs)
+        case let .blast(b1, b2, r, _, u, v, s):
+            var blockOfRow = [Int](repeating: 0, count: inputs)
+            for j in 0..<b2 { for k in (j * inputs / b2)..<((j + 1) * inputs / b2) { blockOfRow[k] = j } }
+            let isInt8: Bool
+            if case .int8 = u { isInt8 = true } else { isInt8 = false }
+            form = .blast(rowBlocks: b1, columnBlocks: b2, rank: r, u: u.floats(scale: isInt8 ? { $0 / r } : nil),
+                          v: v.floats(scale: isInt8 ? { blockOfRow[$0 / r] * r + $0 % r } : nil), s: s)
+        }
+        return PackedLayer(outputFeatures: out, inputFeatures: inputs, form: form, bias: bias, sourceHasBias: sourceHasBias)
+    }
+
+    /// A dense, N:M or CSR form holding `dense` (row-major, zero where pruned) with `q`'s structure.
+    private static func fp32Form(_ q: QuantizedForm, dense: [Float], outputs out: Int, inputs: Int) throws -> Form {
+        switch q {
+        case .dense:
+            return .dense(weight: dense)
+        case let .nm(n, m, transposable, _, values, words):
+            let mask = try NMWeights(packedValues: values.floats(scale: nil), indexWords: words, outputFeatures: out, inputFeatures: inputs,
+                                     n: n, m: m).keptMask()
+            let (packed, packedWords) = try NMWeights.pack(weights: dense, mask: mask, outputFeatures: out, inputFeatures: inputs, n: n, m: m)
+            return .nm(n: n, m: m, transposable: transposable, values: packed, indexWords: packedWords)
+        case let .csr(_, rowStart, columns, _):
+            var values: [Float] = []
+            values.reserveCapacity(columns.count)
+            for r in 0..<out { for k in Int(rowStart[r])..<Int(rowStart[r + 1]) { values.append(dense[r * inputs + Int(columns[k])]) } }
+            return .csr(rowStart: rowStart, columns: columns, values: values)
+        case .blast:
+            throw FormError(part: nil, reason: "BLAST factors are dequantised one by one")
+        }
+    }
+
     private static func quantize(_ w: [Float], rows: Int, columns: Int, _ scheme: WeightQuantization, part: String,
                                  rounding: Int8Rounding? = nil) throws -> QuantizedValues {
         let round: Int8Rounding = rounding ?? { try quantizeInt8($0, rows: $1, columns: $2, granularity: $3) }
@@ -200,7 +244,8 @@ extension PackedLayer {
                            form: .quantized(.dense(scheme, values)), bias: bias)
     }
 
-    var quantizedScheme: WeightQuantization? {
+    /// The weight quantization of a quantized form (nil: fp32).
+    public var quantizedScheme: WeightQuantization? {
         if case .quantized(let q) = form { return q.scheme }
         return nil
     }

@@ -62,7 +62,7 @@ public final class ModelRepository: @unchecked Sendable {
         for name in names {
             guard let config = entry(name)?.config else { continue }
             var isDirectory: ObjCBool = false
-            if config.optional && !(FileManager.default.fileExists(atPath: config.modelPath, isDirectory: &isDirectory) && isDirectory.boolValue) {
+            if config.optional && !(FileManager.default.fileExists(atPath: config.resolved.modelPath, isDirectory: &isDirectory) && isDirectory.boolValue) {
                 lock.lock()
                 entries[name]?.state = .unavailable
                 entries[name]?.reason = ModelRepository.skippedReason
@@ -179,11 +179,11 @@ public final class ModelRepository: @unchecked Sendable {
             publishMetrics(endpoint)
             logger.info(previous == nil ? "loaded endpoint" : "reloaded endpoint", metadata: [
                 "endpoint": "\(config.name)", "architecture": "\(endpoint.model.architecture)",
-                "compression": "\(endpoint.compressionMethod)", "path": "\(config.modelPath)",
+                "compression": "\(endpoint.compressionMethod)", "path": "\(endpoint.config.modelPath)",
                 "ms": "\(Int(Date().timeIntervalSince(started) * 1000))",
             ])
         } catch {
-            let reason = "cannot load model from '\(config.modelPath)': \(error)"
+            let reason = "cannot load model from '\(config.resolved.modelPath)': \(error)"
             lock.lock()
             let hasOld = entries[config.name]?.endpoint != nil
             let listed = hasOld || configured.contains(config.name)
@@ -201,7 +201,9 @@ public final class ModelRepository: @unchecked Sendable {
     }
 
     /// Loads the model, runs one warm-up inference and attaches a batcher when configured.
-    private func build(_ config: EndpointConfig) throws -> Endpoint {
+    private func build(_ configured: EndpointConfig) throws -> Endpoint {
+        let config = configured.resolved
+        logSource(configured, loading: config)
         if config.compression.isSpecified && ModelLoader.isArtifact(directory: config.modelPath) {
             throw InvalidInputError("the model is a compressed artifact (made by sparse-serve compress) and keeps the compression it was made with; remove the endpoint's 'compression' block")
         }
@@ -229,6 +231,18 @@ public final class ModelRepository: @unchecked Sendable {
             endpoint.scheduler = scheduler
         }
         return endpoint
+    }
+
+    /// Says which folder an endpoint with an `artifact` loads: the artifact, or (while it is absent)
+    /// the model compressed at load.
+    private func logSource(_ configured: EndpointConfig, loading config: EndpointConfig) {
+        guard let artifact = configured.artifactPath else { return }
+        if config.modelPath == artifact {
+            logger.info("serving the compressed artifact", metadata: ["endpoint": "\(configured.name)", "artifact": "\(artifact)"])
+        } else {
+            logger.notice("artifact absent: compressing the model at load as the endpoint's compression block says (build the artifact with sparse-serve compress to serve it)",
+                          metadata: ["endpoint": "\(configured.name)", "artifact": "\(artifact)", "model": "\(configured.modelPath)"])
+        }
     }
 
     private func publishMetrics(_ e: Endpoint) {

@@ -41,6 +41,35 @@ final class TrainableLinearTests: XCTestCase {
         }
     }
 
+    /// A quantized layer trains as its dequantised fp32 form (same mask, same factors) and packs
+    /// back quantized with the same scheme, close to the trained Ŵ.
+    func testQuantizedLayersTrainInFP32AndAreQuantizedAgain() throws {
+        let cases: [(LayerCompression, WeightQuantization)] = [
+            (.nm(n: 2, m: 4), .int8Dynamic), (.transposableNM(n: 2, m: 4), .int8(.channel)), (.nm(n: 4, m: 8), .bf16),
+            (.csr(density: 0.4), .int8(.channel)), (.dense, .int8(.group(8))),
+            (.blast(blocks: 2, rank: 3, parameterRatio: nil, iterations: 10), .int8Dynamic),
+        ]
+        for (k, (method, scheme)) in cases.enumerated() {
+            let stored = try packed(method, seed: 200 + UInt64(k)).quantized(scheme)
+            let layer = try TrainableLinear(stored)
+            let reference = try XCTUnwrap(stored.denseWeights(try stored.makeOperator()))
+            for i in reference.indices { XCTAssertEqual(layer.weight[i], reference[i], accuracy: 1e-5, "\(method) \(scheme): trains the stored weights") }
+            for t in layer.tensors { for i in t.gradient.indices { t.gradient[i] = 1 } }
+            for t in layer.tensors { t.step(TrainingKernels.Adam(learningRate: 0.01), step: 1) }
+            layer.materialize()
+            let repacked = try layer.repacked()
+            XCTAssertEqual(repacked.quantizedScheme, scheme, "\(method): quantized again")
+            XCTAssertEqual(repacked.layout, stored.layout, "\(method) \(scheme): the same stored form")
+            let trained = try XCTUnwrap(repacked.denseWeights(try repacked.makeOperator()))
+            XCTAssertLessThan(LayerCompression.relativeError(layer.weight, trained), scheme == .bf16 ? 0.005 : 0.02, "\(method) \(scheme)")
+            if case .blast = method { continue }
+            for i in reference.indices where reference[i] == 0 && layer.weight[i] == 0 {
+                XCTAssertEqual(trained[i], 0, "\(method) \(scheme): pruned weight \(i) stays zero")
+            }
+            XCTAssertNotEqual(trained, reference, "\(method) \(scheme): the step changed the weights")
+        }
+    }
+
     /// The strided forward of LinearPasses equals the packed operator, and its backward gives the
     /// weight gradient dyᵀ x on kept positions and dx = dy Ŵ.
     func testForwardAndBackwardPasses() throws {

@@ -67,6 +67,30 @@ final class PackedLayerQuantizedTests: XCTestCase {
         }
     }
 
+    /// `dequantized()` is the fp32 form of the same structure holding the weights the quantized
+    /// kernel multiplies by; quantizing it again (round to nearest) gives back the same weights.
+    func testDequantizedIsTheFP32FormOfTheSameWeights() throws {
+        for (method, q, rows, columns, _) in Self.cases {
+            let bias = PackedLayerTests.bias(rows)
+            let packed = try pack(method, q, rows, columns, bias: bias)
+            let fp32 = try packed.dequantized()
+            XCTAssertNil(fp32.quantizedScheme, "\(method) \(q)")
+            XCTAssertEqual(packed.quantizedScheme, q)
+            let base = try method.pack(weights: PackedLayerTests.weight(rows, columns), outputFeatures: rows, inputFeatures: columns, bias: bias).packed
+            XCTAssertEqual(fp32.layout, base.layout, "\(method) \(q): the method's own structure")
+            XCTAssertEqual(fp32.bias, bias)
+            let weights = try XCTUnwrap(packed.denseWeights(try packed.makeOperator()))
+            let restored = try XCTUnwrap(fp32.denseWeights(try fp32.makeOperator()))
+            XCTAssertEqual(restored.count, weights.count)
+            for i in weights.indices { XCTAssertEqual(restored[i], weights[i], accuracy: 1e-6 * max(1, abs(weights[i])), "\(method) \(q) [\(i)]") }
+            let again = try fp32.quantized(q)
+            let requantized = try XCTUnwrap(again.denseWeights(try again.makeOperator()))
+            for i in weights.indices { XCTAssertEqual(requantized[i], weights[i], accuracy: 1e-5 * max(1, abs(weights[i])), "\(method) \(q) [\(i)] re-quantized") }
+        }
+        let plain = try LayerCompression.nm(n: 2, m: 4).pack(weights: PackedLayerTests.weight(8, 16), outputFeatures: 8, inputFeatures: 16, bias: nil).packed
+        XCTAssertEqual(try plain.dequantized().layout, plain.layout, "an fp32 layer is returned as it is")
+    }
+
     /// Query, key and value quantized alike stack into one operator (MiniLM's fused projection) that
     /// computes exactly what the three compute: per-row weight scales, per-token activation scales.
     func testStackedQuantizedRowsComputeWhatTheLayersCompute() throws {

@@ -8,6 +8,10 @@ public struct EndpointConfig: Sendable, Equatable {
     public var modelPath: String
     public var version = "1"
     public var compression = CompressionConfig()
+    /// A compressed artifact of the model (e.g. a recovered one, `sparse-serve compress --recover`)
+    /// served instead, with the compression it was made with, when its folder exists; while it does
+    /// not, the endpoint loads `modelPath` compressed as `compression` says (and logs that).
+    public var artifactPath: String?
     /// Per-endpoint request body cap; defaults to the server's.
     public var maxBodyBytes: Int?
     /// Text-encoding endpoints: most inputs (texts) per request (413 above).
@@ -26,5 +30,21 @@ public struct EndpointConfig: Sendable, Equatable {
     public init(name: String, modelPath: String) {
         self.name = name
         self.modelPath = modelPath
+    }
+}
+
+extension EndpointConfig {
+    /// What the endpoint loads now: the artifact (no compression block: it keeps its own) when
+    /// `artifactPath` exists, else this config.
+    public var resolved: EndpointConfig {
+        var isDirectory: ObjCBool = false
+        guard let artifactPath, FileManager.default.fileExists(atPath: artifactPath, isDirectory: &isDirectory), isDirectory.boolValue else {
+            return self
+        }
+        var e = self
+        e.modelPath = artifactPath
+        e.compression = CompressionConfig()
+        e.artifactPath = nil
+        return e
     }
 }

@@ -147,6 +147,10 @@ public struct ServiceConfig: Sendable, Equatable {
             guard isValidName(v) else { throw ConfigError(field: "\(path).version", reason: "'\(v)' is not a valid version name") }
             e.version = v
         }
+        if let a = try o.string("artifact") {
+            guard !a.isEmpty else { throw ConfigError(field: "\(path).artifact", reason: "must be a compressed artifact's folder") }
+            e.artifactPath = resolve(a, baseDirectory)
+        }
         if let v = try o.integer("maxBodyBytes", in: 1...(1 << 34)) { e.maxBodyBytes = v }
         if let v = try o.integer("maxInputs", in: 1...1_000_000) { e.maxInputs = v }
         if let v = try o.integer("maxTokensPerInput", in: 2...1_000_000) { e.maxTokensPerInput = v }

@@ -66,6 +66,10 @@ extension InferenceService {
             guard let path = merged[index].1.stringValue else { throw ProtocolError(400, "parameters.config.model must be a string") }
             merged[index].1 = .string(try admin.confine(path))
         }
+        if let index = merged.firstIndex(where: { $0.0 == "artifact" }) {
+            guard let path = merged[index].1.stringValue else { throw ProtocolError(400, "parameters.config.artifact must be a string") }
+            merged[index].1 = .string(try admin.confine(path))
+        }
         if !merged.contains(where: { $0.0 == "model" }), let current = currentModelPath {
             merged.append(("model", .string(current)))
         }

@@ -180,6 +180,29 @@ final class ServiceConfigTests: XCTestCase {
         assertConfigError(#"{"endpoints": [{"name": "e", "model": "m", "batching": {"maxBatchTokens": 0}}]}"#, field: "endpoints[0].batching.maxBatchTokens", reasonContains: "out of range")
     }
 
+    /// `"artifact"`: served instead of compressing at load when its folder exists (with the
+    /// artifact's own compression), else the model with the compression block.
+    func testAnEndpointArtifactIsServedWhenItsFolderExists() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("artifact-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let text = #"{"endpoints": [{"name": "e", "model": "m", "artifact": "built", "compression": {"method": "nm", "n": 2, "m": 4}}]}"#
+        let endpoint = try XCTUnwrap(try ServiceConfig.parse(Array(text.utf8), baseDirectory: dir.path).endpoints.first)
+        XCTAssertEqual(endpoint.artifactPath, dir.path + "/built")
+        XCTAssertEqual(endpoint.resolved, endpoint, "absent artifact: the model, compressed as configured")
+        XCTAssertEqual(endpoint.resolved.compression.method, "nm")
+        try "not a folder".write(to: dir.appendingPathComponent("built"), atomically: true, encoding: .utf8)
+        XCTAssertEqual(endpoint.resolved, endpoint, "a file is not an artifact folder")
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("built"))
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent("built"), withIntermediateDirectories: true)
+        XCTAssertEqual(endpoint.resolved.modelPath, dir.path + "/built")
+        XCTAssertFalse(endpoint.resolved.compression.isSpecified, "an artifact keeps the compression it was made with")
+        XCTAssertNil(endpoint.resolved.artifactPath)
+        XCTAssertEqual(endpoint.resolved.name, "e")
+        assertConfigError(#"{"endpoints": [{"name": "e", "model": "m", "artifact": ""}]}"#, field: "endpoints[0].artifact", reasonContains: "compressed artifact")
+        assertConfigError(#"{"endpoints": [{"name": "e", "model": "m", "artifact": 3}]}"#, field: "endpoints[0].artifact", reasonContains: "string")
+    }
+
     func testShippedDefaultConfigIsValid() throws {
         var dir = URL(fileURLWithPath: #filePath)
         while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) {
@@ -195,6 +218,10 @@ final class ServiceConfigTests: XCTestCase {
         for endpoint in c.endpoints.dropFirst(2) {
             XCTAssertTrue(endpoint.optional, "artifacts (scripts/build_artifacts.sh) and MiniLM weights (fetched) may be absent: \(endpoint.name) must be optional")
         }
+        // the compressed MiniLM endpoints serve their recovered artifacts once built (scripts/build_artifacts.sh RECOVER_MINILM=1)
+        let artifacts = Dictionary(uniqueKeysWithValues: c.endpoints.compactMap { e in e.artifactPath.map { (e.name, URL(fileURLWithPath: $0).lastPathComponent) } })
+        XCTAssertEqual(artifacts, ["minilm-2of4": "minilm-l6-2of4-recovered", "minilm-blast": "minilm-l6-blast-recovered",
+                                   "minilm-2of4-int8": "minilm-l6-2of4-int8-recovered"])
         // six MiniLM endpoints: without a choice none would serve the TEI routes; the dense one does
         XCTAssertEqual(c.compat.tei.model, "minilm")
         XCTAssertTrue(c.compat.tei.enabled)

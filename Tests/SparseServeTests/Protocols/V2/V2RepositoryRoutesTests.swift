@@ -74,12 +74,17 @@ final class V2RepositoryRoutesTests: XCTestCase {
         XCTAssertEqual(given.maxInputs, 4)
         XCTAssertEqual(given.modelPath, packageRoot() + "/models/digits-mlp")
         XCTAssertEqual(try forLoad(#"{"parameters": {"config": {}}}"#, current: "/kept")?.modelPath, "/kept")
+        let withArtifact = try forLoad(#"{"parameters": {"config": {"model": "digits-mlp", "artifact": "digits-2of4"}}}"#)
+        XCTAssertEqual(withArtifact?.artifactPath, packageRoot() + "/models/digits-2of4", "an artifact inside the model root is taken")
         let refusals: [(String, String)] = [
             ("[1]", "load request body must be a JSON object"),
             (#"{"parameters": {"config": 5}}"#, "parameters.config must be an endpoint config object"),
             (#"{"parameters": {"config": {"model": 5}}}"#, "parameters.config.model must be a string"),
             (#"{"parameters": {"config": {"model": "../Package.swift"}}}"#, "is not available under the model root"),
             (#"{"parameters": {"config": {"model": "/etc"}}}"#, "is not available under the model root"),
+            (#"{"parameters": {"config": {"model": "digits-mlp", "artifact": "/etc"}}}"#, "is not available under the model root"),
+            (#"{"parameters": {"config": {"model": "digits-mlp", "artifact": "../Package.swift"}}}"#, "is not available under the model root"),
+            (#"{"parameters": {"config": {"model": "digits-mlp", "artifact": 1}}}"#, "parameters.config.artifact must be a string"),
             (#"{"parameters": {"config": {"name": "other", "model": "digits-mlp"}}}"#, "does not match the model in the URL 'digits'"),
             (#"{"parameters": {"config": {"model": "digits-mlp", "colour": 1}}}"#, "colour"),
         ]
