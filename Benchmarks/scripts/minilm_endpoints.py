@@ -2,7 +2,8 @@
 """MiniLM endpoints through the real server: fidelity of every variant and /v1/embeddings throughput.
 
 Starts the release binary with the MiniLM endpoints of Deploy/config.json (dense `minilm` and its
-compressed / approximated variants, same compression blocks; `--extra NAME=JSON` adds more, e.g. a
+compressed / approximated variants, same compression blocks, and their recovered artifacts where
+scripts/build_artifacts.sh RECOVER_MINILM=1 has built them; `--extra NAME=JSON` adds more, e.g. a
 BLAST variant), then
 
 1. embeds the committed reference sentences (Tests/fixtures/minilm/embeddings.json, the 237 non-empty texts)
@@ -66,6 +67,9 @@ def cosines(a, b):
 def endpoints_of(args, model):
     deploy = json.loads((ROOT / "Deploy" / "config.json").read_text())
     endpoints = [dict(e, model=str(model), optional=False) for e in deploy["endpoints"] if e["model"].endswith("minilm-l6")]
+    for e in endpoints:  # a recovered artifact (scripts/build_artifacts.sh RECOVER_MINILM=1) is served when built
+        if "artifact" in e:
+            e["artifact"] = str((ROOT / "Deploy" / e["artifact"]).resolve())
     for extra in args.extra:
         name, _, compression = extra.partition("=")
         endpoints.append({"name": name, "model": str(model), "compression": json.loads(compression),
@@ -79,11 +83,13 @@ def endpoints_of(args, model):
 
 def fidelity(url, names, texts, ref, endpoints, report, label):
     vectors = {n: embed(url, n, texts) for n in names}
-    print(f"\n[{label}] | endpoint | cosine to dense: mean | min | cosine to sentence-transformers: mean | min |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"\n[{label}] | endpoint | served from | cosine to dense: mean | min | cosine to sentence-transformers: mean | min |")
+    print("|---|---|---:|---:|---:|---:|")
     for n in names:
         d, r = cosines(vectors[n], vectors["minilm"]), cosines(vectors[n], ref)
-        print(f"| {n} | {d.mean():.6f} | {d.min():.6f} | {r.mean():.6f} | {r.min():.6f} |")
+        with urllib.request.urlopen(f"{url}/v2/models/{n}", timeout=30) as m:
+            source = json.loads(m.read())["parameters"].get("compression_source", "-")
+        print(f"| {n} | {source} | {d.mean():.6f} | {d.min():.6f} | {r.mean():.6f} | {r.min():.6f} |")
         report["endpoints"].setdefault(n, {"compression": next(e.get("compression") for e in endpoints if e["name"] == n),
                                            "load": []})
         report["endpoints"][n].setdefault("cosine_to_dense", [d.mean(), d.min()])
