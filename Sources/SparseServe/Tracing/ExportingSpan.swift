@@ -11,7 +11,7 @@ public struct FinishedSpan: Sendable {
     public var kind: SpanKind
     public var start: UInt64
     public var end: UInt64
-    public var attributes = SpanAttributes()
+    public var attributes = ExportAttributes()
     public var status: SpanStatus?
     public var events: [SpanEvent] = []
 
@@ -25,6 +25,51 @@ public struct FinishedSpan: Sendable {
         all["exception.type"] = String(reflecting: type(of: error))
         all["exception.message"] = String(describing: error)
         return SpanEvent(name: "exception", at: SpanExportInstant(nanosecondsSinceEpoch: nanoseconds), attributes: all)
+    }
+}
+
+/// A span's attributes in the order they were set: a small array of pairs, no hashing. What the
+/// request path's spans carry (a few attributes each), cheaper to fill, copy and encode than
+/// `SpanAttributes`, a dictionary.
+public struct ExportAttributes: Sendable, ExpressibleByDictionaryLiteral {
+    public private(set) var pairs: [(name: String, value: SpanAttribute)] = []
+
+    public init() {}
+
+    public init(dictionaryLiteral elements: (String, SpanAttribute)...) {
+        for (name, value) in elements { self[name] = value }
+    }
+
+    /// The pairs of `attributes` (in its dictionary's order).
+    public init(_ attributes: SpanAttributes) {
+        attributes.forEach { name, value in pairs.append((name, value)) }
+    }
+
+    public var isEmpty: Bool { pairs.isEmpty }
+
+    /// The value set for `name`; setting one again replaces it, nil removes it.
+    public subscript(name: String) -> SpanAttribute? {
+        get { pairs.first { $0.name == name }?.value }
+        set {
+            let index = pairs.firstIndex { $0.name == name }
+            switch (index, newValue) {
+            case (let i?, let v?): pairs[i].value = v
+            case (let i?, nil): pairs.remove(at: i)
+            case (nil, let v?):
+                if pairs.capacity == 0 { pairs.reserveCapacity(8) }  // one allocation for a request span's few
+                pairs.append((name, v))
+            case (nil, nil): break
+            }
+        }
+    }
+
+    public func get(_ name: String) -> SpanAttribute? { self[name] }
+
+    /// As `SpanAttributes`, for the `Span` protocol and other tracers.
+    public var spanAttributes: SpanAttributes {
+        var out = SpanAttributes()
+        for (name, value) in pairs { out[name] = value }
+        return out
     }
 }
 
@@ -58,11 +103,18 @@ public final class ExportingSpan: Tracing.Span, Sendable {
     }
 
     public var attributes: SpanAttributes {
-        get { state.withLock { $0.attributes } }
+        get { state.withLock { $0.attributes.spanAttributes } }
         set {
             guard queue != nil else { return }
-            state.withLock { $0.attributes = newValue }
+            let pairs = ExportAttributes(newValue)
+            state.withLock { $0.attributes = pairs }
         }
+    }
+
+    /// Sets attributes without going through `SpanAttributes` (nothing when not recording).
+    public func update(_ body: (inout ExportAttributes) -> Void) {
+        guard queue != nil else { return }
+        state.withLock { body(&$0.attributes) }
     }
 
     public func setStatus(_ status: SpanStatus) {

@@ -75,8 +75,10 @@ final class OTLPHTTPClient {
     private func attempt(_ body: [UInt8]) throws {
         let c = try connection ?? Connection(host: host, port: port, timeout: timeout, tls: tls)
         connection = c
-        var request = head
-        request += Array("Content-Length: \(body.count)\r\n\r\n".utf8)
+        var request = [UInt8]()
+        request.reserveCapacity(head.count + 40 + body.count)
+        request += head
+        request += "Content-Length: \(body.count)\r\n\r\n".utf8
         request += body
         try c.write(request)
         var reader = HTTPResponseReader(connection: c)
@@ -241,7 +243,7 @@ struct HTTPResponseReader {
         for line in lines.dropFirst() {
             let kv = line.split(separator: ":", maxSplits: 1)
             guard kv.count == 2 else { continue }
-            let name = kv[0].lowercased(), value = kv[1].trimmingCharacters(in: .whitespaces).lowercased()
+            let name = kv[0].lowercased(), value = Self.trimmed(kv[1]).lowercased()
             if name == "content-length" { length = Int(value) }
             if name == "transfer-encoding" { chunked = value.contains("chunked") }
             if name == "connection" { close = value.contains("close") ? true : value.contains("keep-alive") ? false : close }
@@ -256,6 +258,14 @@ struct HTTPResponseReader {
             close = true
         }
         return (status, close)
+    }
+
+    /// `text` without leading and trailing spaces and tabs.
+    static func trimmed(_ text: Substring) -> Substring {
+        var t = text
+        while let c = t.first, c == " " || c == "\t" { t.removeFirst() }
+        while let c = t.last, c == " " || c == "\t" { t.removeLast() }
+        return t
     }
 
     private mutating func skipChunks() throws {

@@ -74,11 +74,19 @@ struct ProtoWriter {
         }
     }
 
-    /// `bytes` field of big-endian 64-bit words (trace and span ids).
-    mutating func id(_ field: UInt64, _ words: UInt64...) {
+    /// `bytes` field of a big-endian 64-bit id (a span id).
+    mutating func id(_ field: UInt64, _ word: UInt64) {
         tag(field, 2)
-        varint(UInt64(words.count * 8))
-        for word in words { withUnsafeBytes(of: word.bigEndian) { bytes.append(contentsOf: $0) } }
+        varint(8)
+        withUnsafeBytes(of: word.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    /// `bytes` field of a big-endian 128-bit id (a trace id) given as two 64-bit halves.
+    mutating func id(_ field: UInt64, _ high: UInt64, _ low: UInt64) {
+        tag(field, 2)
+        varint(16)
+        withUnsafeBytes(of: high.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: low.bigEndian) { bytes.append(contentsOf: $0) }
     }
 
     mutating func message(_ field: UInt64, _ body: (inout ProtoWriter) -> Void) {
@@ -108,7 +116,7 @@ extension ProtoWriter {
         uint(6, Self.kind(s.kind))
         fixed64(7, s.start)
         fixed64(8, s.end)
-        s.attributes.forEach { key, value in message(9) { $0.keyValue(key, value) } }
+        for (key, value) in s.attributes.pairs { message(9) { $0.keyValue(key, value) } }
         for event in s.events {
             message(11) { e in
                 e.fixed64(1, event.nanosecondsSinceEpoch)

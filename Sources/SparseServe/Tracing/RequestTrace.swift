@@ -29,7 +29,7 @@ final class RequestTrace: Sendable {
 
     /// With `SpanExportTracer`: it and the server span's position, so child spans are recorded
     /// in one step (`SpanExportTracer.record`) instead of through span objects.
-    private let direct: (tracer: SpanExportTracer, position: ExportSpanContext)?
+    private let direct: (tracer: SpanExportTracer, position: ExportSpanContext, root: ExportingSpan)?
 
     init(tracer: any Tracer, operation: String, parent: ServiceContext, startedAt uptime: UInt64) {
         self.tracer = tracer
@@ -37,8 +37,9 @@ final class RequestTrace: Sendable {
         epochOffset = Int64(DefaultTracerClock.now.nanosecondsSinceEpoch) - Int64(now)
         let start = DefaultTracerClock.Instant(nanosecondsSinceEpoch: UInt64(Int64(uptime) + epochOffset))
         root = tracer.startSpan(operation, context: parent, ofKind: .server, at: start)
-        if let exporter = tracer as? SpanExportTracer, let position = root.context[SpanExportTracer.ContextKey.self] {
-            direct = (exporter, position)
+        if let exporter = tracer as? SpanExportTracer, let span = root as? ExportingSpan,
+           let position = span.context[SpanExportTracer.ContextKey.self] {
+            direct = (exporter, position, span)
             traceID = position.traceIDHex
             return
         }
@@ -57,17 +58,18 @@ final class RequestTrace: Sendable {
 
     /// A finished child span of the request from `start` to `end` (uptime ns).
     func record(_ name: String, from start: UInt64, to end: UInt64, error: (any Error)? = nil,
-                _ attributes: (inout SpanAttributes) -> Void = { _ in }) {
+                _ attributes: (inout ExportAttributes) -> Void = { _ in }) {
+        var values = ExportAttributes()
         if let direct {
             guard direct.position.sampled else { return }
-            var values = SpanAttributes()
             attributes(&values)
             direct.tracer.record(name, parent: direct.position, start: instant(start).nanosecondsSinceEpoch,
                                  end: instant(max(start, end)).nanosecondsSinceEpoch, attributes: values, error: error)
             return
         }
         let span = tracer.startSpan(name, context: root.context, ofKind: .internal, at: instant(start))
-        attributes(&span.attributes)
+        attributes(&values)
+        if !values.isEmpty { span.attributes = values.spanAttributes }
         if let error {
             span.recordError(error)
             span.setStatus(SpanStatus(code: .error))
@@ -78,9 +80,9 @@ final class RequestTrace: Sendable {
     /// The `batch forward` span of a forward pass this request ran in.
     func forward(_ pass: BatchForward, error: (any Error)? = nil) {
         record("batch forward", from: pass.started, to: pass.finished, error: error) { a in
-            a["sparseserve.batch.requests"] = pass.requests
-            a["sparseserve.batch.rows"] = pass.rows
-            a["sparseserve.batch.tokens"] = pass.tokens
+            a["sparseserve.batch.requests"] = .int64(Int64(pass.requests))
+            a["sparseserve.batch.rows"] = .int64(Int64(pass.rows))
+            a["sparseserve.batch.tokens"] = .int64(Int64(pass.tokens))
         }
     }
 
@@ -90,12 +92,22 @@ final class RequestTrace: Sendable {
         ServiceContext.withValue(trace.context, operation: body)
     }
 
+    /// Adds attributes to the server span (in place with `SpanExportTracer`).
+    func annotate(_ body: (inout ExportAttributes) -> Void) {
+        if let direct { return direct.root.update(body) }
+        var values = ExportAttributes()
+        body(&values)
+        root.updateAttributes { a in
+            for (name, value) in values.pairs { a[name] = value }
+        }
+    }
+
     /// Ends the server span with the response's status (an error for 5xx, as OpenTelemetry's HTTP
     /// conventions have it).
     func finish(status: Int, requestID: String?) {
-        root.updateAttributes { a in
-            a["http.response.status_code"] = status
-            if let requestID { a["sparseserve.request_id"] = requestID }
+        annotate { a in
+            a["http.response.status_code"] = .int64(Int64(status))
+            if let requestID { a["sparseserve.request_id"] = .string(requestID) }
         }
         if status >= 500 { root.setStatus(SpanStatus(code: .error)) }
         root.end()
@@ -125,12 +137,12 @@ public struct RequestTracing: Sendable {
         let template = route.flatMap(Self.template)
         let trace = RequestTrace(tracer: tracer, operation: template.map { "\(request.method) \($0)" } ?? request.method,
                                  parent: parent, startedAt: uptime)
-        var a = SpanAttributes()
-        a["http.request.method"] = request.method
-        a["url.path"] = String(request.path.prefix(256))
-        if let template { a["http.route"] = template }
-        if let model = route.flatMap(Self.model) { a["sparseserve.model"] = model }
-        trace.root.attributes = a
+        trace.annotate { a in
+            a["http.request.method"] = .string(request.method)
+            a["url.path"] = .string(String(request.path.prefix(256)))
+            if let template { a["http.route"] = .string(template) }
+            if let model = route.flatMap(Self.model) { a["sparseserve.model"] = .string(model) }
+        }
         return trace
     }
 
@@ -144,7 +156,7 @@ public struct RequestTracing: Sendable {
         let head = request.headReceivedAt > 0 ? min(request.headReceivedAt, now) : now
         let trace = begin(request, route: route, at: head)
         if head < now && !request.body.isEmpty {
-            trace.record("read body", from: head, to: now) { $0["http.request.body.size"] = request.body.count }
+            trace.record("read body", from: head, to: now) { $0["http.request.body.size"] = .int64(Int64(request.body.count)) }
         }
         ServiceContext.withValue(trace.context) {
             body { response in

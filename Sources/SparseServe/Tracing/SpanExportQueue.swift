@@ -80,9 +80,15 @@ public final class SpanExportQueue: @unchecked Sendable {
             }
         }
         flushRequested = false
-        let n = min(spans.count, settings.batchSize)
-        let batch = Array(spans.prefix(n))
-        spans.removeFirst(n)
+        let batch: [FinishedSpan]
+        if spans.count <= settings.batchSize {
+            batch = spans  // the whole buffer moves out: no span is copied
+            spans = []
+            spans.reserveCapacity(settings.batchSize)
+        } else {
+            batch = Array(spans.prefix(settings.batchSize))
+            spans.removeFirst(settings.batchSize)
+        }
         let lost = dropped
         dropped = 0
         return (batch, lost, closed && spans.isEmpty)

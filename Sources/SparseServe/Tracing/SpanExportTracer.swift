@@ -96,7 +96,7 @@ public final class SpanExportTracer: Tracer, Sendable {
     /// A finished child span of `parent` recorded in one step, without a span object or a
     /// `ServiceContext`: what the request path's fixed spans use. Nothing when `parent` is unsampled.
     public func record(_ name: String, parent: ExportSpanContext, kind: SpanKind = .internal, start: UInt64, end: UInt64,
-                       attributes: SpanAttributes, error: (any Error)? = nil) {
+                       attributes: ExportAttributes, error: (any Error)? = nil) {
         guard parent.sampled else { return }
         var span = FinishedSpan(context: ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: nextID(),
                                                            sampled: true, traceState: parent.traceState),

@@ -43,4 +43,21 @@ final class ExportingSpanTests: XCTestCase {
         XCTAssertEqual(queue.count, 0)
         XCTAssertNotNil(span.context[SpanExportTracer.ContextKey.self], "but it still carries the trace onwards")
     }
+
+    func testExportAttributesKeepOrderReplaceAndRemove() {
+        var a: ExportAttributes = ["b": 1, "a": "x"]
+        a["c"] = 2.5
+        a["b"] = 7
+        a["a"] = nil
+        a["missing"] = nil
+        XCTAssertEqual(a.pairs.map(\.name), ["b", "c"], "in the order first set; replacing keeps the place")
+        XCTAssertEqual(a.get("b"), .int64(7))
+        XCTAssertNil(a["a"])
+        var spanAttributes = SpanAttributes()
+        spanAttributes["k"] = "v"
+        spanAttributes["n"] = 3
+        let round = ExportAttributes(spanAttributes).spanAttributes
+        XCTAssertEqual(round, spanAttributes)
+        XCTAssertTrue(ExportAttributes().isEmpty)
+    }
 }

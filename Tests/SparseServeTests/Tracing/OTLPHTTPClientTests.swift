@@ -126,6 +126,11 @@ final class OTLPHTTPClientTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(t), 5)
     }
 
+    func testAnswerHeaderValuesAreTrimmed() {
+        XCTAssertEqual(HTTPResponseReader.trimmed(" \t 12 a\t "), "12 a")
+        XCTAssertEqual(HTTPResponseReader.trimmed("  "), "")
+    }
+
     func testHeadersParsing() {
         let h = OTLPHTTPClient.headers("a=1, b = x%3Dy ,=novalue,c d=2,e")
         XCTAssertEqual(h.map(\.0), ["a", "b"])

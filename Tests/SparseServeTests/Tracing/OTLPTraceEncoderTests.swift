@@ -78,7 +78,7 @@ final class OTLPTraceEncoderTests: XCTestCase {
     func testLongNestedMessagesGetMultiByteLengths() {
         var span = FinishedSpan(context: ExportSpanContext(traceHigh: 1, traceLow: 2, spanID: 3, sampled: true, traceState: nil),
                                 parentSpanID: 0, name: String(repeating: "x", count: 300), kind: .internal, start: 0, end: 0)
-        span.attributes["long"] = String(repeating: "y", count: 20_000)
+        span.attributes["long"] = .string(String(repeating: "y", count: 20_000))
         let body = OTLPTraceEncoder(resource: []).encode(Array(repeating: span, count: 3))
         let scopeSpans = Self.fields(Self.bytes(Self.fields(Self.bytes(Self.fields(body), 1)[0]), 2)[0])
         let spans = Self.bytes(scopeSpans, 2)

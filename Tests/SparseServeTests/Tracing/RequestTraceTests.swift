@@ -40,6 +40,40 @@ final class RequestTraceTests: XCTestCase {
         XCTAssertEqual(sink.all.map(\.status), [503])
     }
 
+    func testWithSpanExportTracerChildrenAreRecordedDirectlyUnderTheServerSpan() throws {
+        let queue = SpanExportQueue()
+        let tracing = RequestTracing(tracer: SpanExportTracer(queue: queue, sampleRatio: 1))
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        let request = HTTPRequest(method: "POST", target: "/v2/models/digits/infer", headers: HTTPHeaders([("traceparent", caller)]))
+        tracing.trace(request, route: try Route(path: request.path), respond: { _ in }) { respond in
+            let trace = try! XCTUnwrap(RequestTrace.current)
+            XCTAssertEqual(trace.traceID, "4bf92f3577b34da6a3ce929d0e0e4736")
+            let now = DispatchTime.now().uptimeNanoseconds
+            trace.record("decode", from: now, to: now + 1_000) { $0["k"] = 1 }
+            trace.forward(BatchForward(started: now + 1_000, finished: now + 5_000, requests: 2, rows: 3, tokens: 9))
+            var response = HTTPResponse(status: 200)
+            response.headers.set(name: "X-Request-ID", value: "r-2")
+            respond(response)
+        }
+        queue.close()
+        let spans = queue.next().batch
+        XCTAssertEqual(spans.map(\.name), ["decode", "batch forward", "POST /v2/models/{model}/infer"])
+        let root = spans[2]
+        XCTAssertEqual(root.parentSpanID, 0x00f0_67aa_0ba9_02b7, "the caller's span is the server span's parent")
+        XCTAssertEqual(root.kind, .server)
+        XCTAssertEqual(root.attributes.pairs.map(\.name), ["http.request.method", "url.path", "http.route", "sparseserve.model",
+                                                           "http.response.status_code", "sparseserve.request_id"])
+        XCTAssertEqual(root.attributes["http.response.status_code"], .int64(200))
+        XCTAssertEqual(root.attributes["sparseserve.request_id"], .string("r-2"))
+        for child in spans[..<2] {
+            XCTAssertEqual(child.parentSpanID, root.context.spanID)
+            XCTAssertEqual(child.context.traceIDHex, "4bf92f3577b34da6a3ce929d0e0e4736")
+        }
+        XCTAssertEqual(spans[0].end - spans[0].start, 1_000)
+        XCTAssertEqual(spans[1].attributes["sparseserve.batch.tokens"], .int64(9))
+        XCTAssertEqual(spans[1].attributes["sparseserve.batch.requests"], .int64(2))
+    }
+
     func testTracedStepRecordsTheStepAndItsOutcome() throws {
         let tracer = InMemoryTracer()
         let tracing = RequestTracing(tracer: tracer)

@@ -50,7 +50,7 @@ final class SpanExportTracerTests: XCTestCase {
         let queue = SpanExportQueue()
         let tracer = SpanExportTracer(queue: queue, sampleRatio: 1)
         let parent = ExportSpanContext(traceparent: traceparent, tracestate: "k=v")!
-        var attributes = SpanAttributes()
+        var attributes = ExportAttributes()
         attributes["sparseserve.batch.rows"] = 4
         struct Broken: Error {}
         tracer.record("decode", parent: parent, start: 10, end: 5, attributes: attributes, error: Broken())
