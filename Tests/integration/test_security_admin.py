@@ -103,6 +103,25 @@ def test_load_paths_are_confined_to_the_model_root(admin, tmp_path):
     assert r.status_code == 200
 
 
+def test_artifact_and_calibration_paths_of_a_load_are_confined_too(admin):
+    """A posted config's `artifact` and `compression.calibration` files must lie in the model root as
+    well, with one error whatever exists on disk (nothing read from outside it)."""
+    s, _, _ = admin
+    nm = {"method": "nm", "n": 2, "m": 4}
+    answers = set()
+    with HealthWatch(s) as watch:
+        for path in ["/etc/passwd", "/nonexistent", "../../etc/hostname", str(ROOT / "README.md")]:
+            for config in ({"model": "digits-mlp", "artifact": path},
+                           {"model": "digits-mlp", "compression": {**nm, "calibration": path}},
+                           {"model": "digits-mlp", "compression": {**nm, "calibration": {"path": path, "samples": 8}}}):
+                r = load(s.url, "confined", config)
+                assert r.status_code == 400, (config, r.text)
+                answers.add(r.json()["error"].replace(path, "<path>"))
+    watch.assert_healthy()
+    assert answers == {"model '<path>' is not available under the model root",
+                       "calibration file '<path>' is not available under the model root"}, answers
+
+
 @pytest.mark.parametrize("config, field", [
     ({"model": "digits-mlp", "maxBodyBytes": 17179869184}, "maxBodyBytes"),
     ({"model": "digits-mlp", "batching": {"maxBatchSize": 8, "maxQueueSize": 1000000}}, "maxQueueSize"),

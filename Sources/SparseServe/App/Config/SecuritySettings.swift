@@ -136,8 +136,8 @@ extension AdminSettings {
     /// The real path of a load request's `model` inside `modelRoot` (relative paths resolve
     /// against it). Whatever is wrong — outside the root, through a link leading out, missing —
     /// the error is the same, so a caller learns nothing about the file system.
-    func confine(_ model: String) throws -> String {
-        let refusal = ProtocolError(400, "model '\(model)' is not available under the model root")
+    func confine(_ model: String, kind: String = "model") throws -> String {
+        let refusal = ProtocolError(400, "\(kind) '\(model)' is not available under the model root")
         guard let root = modelRoot, !model.isEmpty, model.utf8.count <= 4096, !model.utf8.contains(0) else { throw refusal }
         let candidate = model.hasPrefix("/") ? model : root + "/" + model
         guard let real = SecuritySettings.realPath(candidate), real.hasPrefix(root == "/" ? "/" : root + "/") else { throw refusal }

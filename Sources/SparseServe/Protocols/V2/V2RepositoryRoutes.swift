@@ -73,11 +73,33 @@ extension InferenceService {
         if !merged.contains(where: { $0.0 == "model" }), let current = currentModelPath {
             merged.append(("model", .string(current)))
         }
+        if let index = merged.firstIndex(where: { $0.0 == "compression" }) {
+            merged[index].1 = try confiningCalibration(merged[index].1, admin: admin)
+        }
         let endpoint = try ServiceConfig.parseEndpoint(.object(merged), path: "parameters.config", baseDirectory: config.baseDirectory)
         guard endpoint.name == name else {
             throw ProtocolError(400, "parameters.config.name '\(endpoint.name)' does not match the model in the URL '\(name)'")
         }
         try admin.checkCeilings(endpoint, server: config.server)
         return endpoint
+    }
+
+    /// A posted compression block with its calibration file (`"calibration": PATH` or `{"path": PATH}`)
+    /// confined to the admin model root like `model`; `"default"` (the model folder's own set) stays.
+    private static func confiningCalibration(_ compression: JSON, admin: AdminSettings) throws -> JSON {
+        guard var pairs = compression.objectValue, let index = pairs.firstIndex(where: { $0.0 == "calibration" }) else { return compression }
+        let confine = { (path: String) in path == "default" ? path : try admin.confine(path, kind: "calibration file") }
+        switch pairs[index].1 {
+        case .string(let path):
+            pairs[index].1 = .string(try confine(path))
+        case .object(var inner):
+            if let p = inner.firstIndex(where: { $0.0 == "path" }), let path = inner[p].1.stringValue {
+                inner[p].1 = .string(try confine(path))
+            }
+            pairs[index].1 = .object(inner)
+        default:
+            break   // the config parser names the wrong type
+        }
+        return .object(pairs)
     }
 }

@@ -76,6 +76,11 @@ final class V2RepositoryRoutesTests: XCTestCase {
         XCTAssertEqual(try forLoad(#"{"parameters": {"config": {}}}"#, current: "/kept")?.modelPath, "/kept")
         let withArtifact = try forLoad(#"{"parameters": {"config": {"model": "digits-mlp", "artifact": "digits-2of4"}}}"#)
         XCTAssertEqual(withArtifact?.artifactPath, packageRoot() + "/models/digits-2of4", "an artifact inside the model root is taken")
+        let calibrated = try forLoad(#"{"parameters": {"config": {"model": "digits-mlp", "compression": {"method": "nm", "n": 2, "m": 4, "calibration": "default"}}}}"#)
+        XCTAssertNotNil(calibrated?.compression.calibration, "the model folder's own calibration set needs no path")
+        XCTAssertNil(calibrated?.compression.calibration?.path)
+        let inside = try forLoad(#"{"parameters": {"config": {"model": "digits-mlp", "compression": {"method": "nm", "n": 2, "m": 4, "calibration": "digits-mlp/calibration.safetensors"}}}}"#)
+        XCTAssertEqual(inside?.compression.calibration?.path, packageRoot() + "/models/digits-mlp/calibration.safetensors", "a file inside the model root (relative paths resolve against it) is taken")
         let refusals: [(String, String)] = [
             ("[1]", "load request body must be a JSON object"),
             (#"{"parameters": {"config": 5}}"#, "parameters.config must be an endpoint config object"),
@@ -85,6 +90,10 @@ final class V2RepositoryRoutesTests: XCTestCase {
             (#"{"parameters": {"config": {"model": "digits-mlp", "artifact": "/etc"}}}"#, "is not available under the model root"),
             (#"{"parameters": {"config": {"model": "digits-mlp", "artifact": "../Package.swift"}}}"#, "is not available under the model root"),
             (#"{"parameters": {"config": {"model": "digits-mlp", "artifact": 1}}}"#, "parameters.config.artifact must be a string"),
+            (#"{"parameters": {"config": {"model": "digits-mlp", "compression": {"method": "nm", "n": 2, "m": 4, "calibration": "/etc/passwd"}}}}"#,
+             "calibration file '/etc/passwd' is not available under the model root"),
+            (#"{"parameters": {"config": {"model": "digits-mlp", "compression": {"method": "nm", "n": 2, "m": 4, "calibration": {"path": "/etc/hostname"}}}}}"#,
+             "is not available under the model root"),
             (#"{"parameters": {"config": {"name": "other", "model": "digits-mlp"}}}"#, "does not match the model in the URL 'digits'"),
             (#"{"parameters": {"config": {"model": "digits-mlp", "colour": 1}}}"#, "colour"),
         ]
