@@ -105,7 +105,7 @@ func runServer(_ settings: ServiceConfig, tracing: TracingSettings?, source: Str
     let exporter = try tracing.map { try OTLPExport.start($0, metrics: metrics, logger: logger) }
     if let tracing {
         logger.info("tracing: spans go to \(tracing.tracesURL)", metadata: [
-            "source": "\(tracing.source)", "service": "\(tracing.serviceName)", "sampleRatio": "\(tracing.sampleRatio)",
+            "source": "\(tracing.source)", "service": "\(tracing.serviceName)", "sampler": "\(tracing.sampler)",
         ])
     }
     let service = InferenceService(config: settings, logger: logger, metrics: metrics, tracer: exporter?.tracer)

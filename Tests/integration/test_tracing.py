@@ -1,8 +1,9 @@
 """OpenTelemetry tracing (issue 19 item 5): spans reach a real OTLP/HTTP receiver (protobuf decoded
 with the opentelemetry-proto package) with the caller's W3C trace id; a malformed traceparent starts
 a new trace; the server span starts at the request head; a collector that is down, refusing or slow
-costs requests nothing, drops spans from a bounded queue and counts them; bad settings stop the
-start-up with a message naming them.
+costs requests nothing, drops spans from a bounded queue and counts them; OTEL_TRACES_SAMPLER picks
+OpenTelemetry's samplers; export to an https collector trusts the CA of OTEL_EXPORTER_OTLP_CERTIFICATE
+and nothing else; bad settings stop the start-up with a message naming them.
 
 Every build exports spans (SparseServe/Tracing: SpanExporter posts OTLP/HTTP protobuf batches from
 its own thread); the tests run against SPARSESERVE_BINARY like the others."""
@@ -11,6 +12,7 @@ import json
 import os
 import re
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -34,7 +36,8 @@ class Receiver:
     `delay` holds every answer that long (a slow collector); `refuse` answers with that status
     instead of accepting (a collector refusing the exporter, e.g. 403 for missing credentials)."""
 
-    def __init__(self, delay=0.0, refuse=None):
+    def __init__(self, delay=0.0, refuse=None, tls=None):
+        """`tls`: (certificate, key) files to serve https with."""
         from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
         self.spans, self.resources, self.posts, self.delay, self.refuse = [], [], 0, delay, refuse
         receiver = self
@@ -68,7 +71,13 @@ class Receiver:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
@@ -301,12 +310,83 @@ def test_sample_ratio_zero_sends_no_new_traces(launch, receiver):
         assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
 
 
+@pytest.mark.parametrize("sampler, arg, flags, caller_kept, new_kept", [
+    # the caller's traceparent flags: 01 sampled, 00 not
+    ("always_off", "1", "01", False, False),
+    ("always_on", "0", "00", True, True),                     # the argument is not read; the caller's flag neither
+    ("parentbased_always_off", "1", "01", True, False),       # follows the caller, records no new trace
+    ("traceidratio", "1", "00", True, True),                  # decides on the trace id alone
+    ("parentbased_traceidratio", "1", "00", False, True),     # follows the caller's unsampled flag
+])
+def test_otel_traces_sampler_picks_the_sampler(launch, receiver, sampler, arg, flags, caller_kept, new_kept):
+    s = launch(args=["--otlp-endpoint", receiver.url], env={"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg})
+    try:
+        r = requests.post(f"{s.url}/v2/models/digits/infer", json=BODY, timeout=10,
+                          headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-{flags}"})
+        assert r.status_code == 200, r.text
+        requests_take(s, 5)  # five new traces
+        expected = int(caller_kept) + 5 * int(new_kept)
+        deadline = time.time() + (20 if expected else 1.5)  # nothing expected: several export intervals (200 ms)
+        while time.time() < deadline and (not expected or len({x.trace_id for x in receiver.spans}) < expected):
+            time.sleep(0.1)
+        ids = {x.trace_id.hex() for x in receiver.spans}
+        assert (TRACE_ID in ids) == caller_kept, ids
+        assert len(ids - {TRACE_ID}) == (5 if new_kept else 0), ids
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+
+
+def self_signed(tmp_path):
+    """A certificate for 127.0.0.1 signed by its own key, made with the openssl command."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "collector.key"),
+                    "-out", str(tmp_path / "collector.pem")], check=True, capture_output=True, timeout=60)
+    return str(tmp_path / "collector.pem"), str(tmp_path / "collector.key")
+
+
+@pytest.mark.parametrize("variable", ["OTEL_EXPORTER_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"])
+def test_https_collector_trusted_through_the_certificate_variable(launch, tmp_path, variable):
+    cert, key = self_signed(tmp_path)
+    secure = Receiver(tls=(cert, key))
+    s = launch(args=["--otlp-endpoint", secure.url], env={variable: cert})
+    try:
+        r = requests.post(f"{s.url}/v2/models/digits/infer", json=BODY, timeout=10,
+                          headers={"traceparent": f"00-{TRACE_ID}-{PARENT_ID}-01"})
+        assert r.status_code == 200, r.text
+        spans = secure.trace(TRACE_ID, lambda got: CHILDREN <= {x.name for x in got})
+        assert CHILDREN <= {x.name for x in spans}, "spans arrive over TLS"
+        assert metric(s, 'sparseserve_tracing_spans_dropped_total{reason="export_failed"}') == 0
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+        secure.close()
+
+
+def test_https_collector_with_an_untrusted_certificate_gets_nothing(launch, tmp_path):
+    cert, key = self_signed(tmp_path)
+    secure = Receiver(tls=(cert, key))
+    s = launch(args=["--otlp-endpoint", secure.url])  # the system's CAs do not know this certificate
+    try:
+        requests_take(s, 50)
+        series = 'sparseserve_tracing_spans_dropped_total{reason="export_failed"}'
+        deadline = time.time() + 20
+        while time.time() < deadline and (metric(s, series) or 0) < 50:
+            time.sleep(0.2)
+        assert metric(s, series) >= 50, "spans the exporter could not send over TLS are counted"
+        assert secure.posts == 0 and not secure.spans, "nothing went to a collector the exporter could not verify"
+        assert any("TLS handshake" in line for line in s.stderr_lines), "".join(s.stderr_lines)[-2000:]
+    finally:
+        assert s.stop() == 0, "".join(s.stderr_lines)[-3000:]
+        secure.close()
+
+
 @pytest.mark.parametrize("how, named", [
     ({"args": ["--otlp-endpoint", "not a url"]}, "--otlp-endpoint"),
     ({"args": ["--otlp-endpoint", "ftp://collector:4318"]}, "--otlp-endpoint"),
     ({"tracing": {"otlpEndpoint": "http://"}}, "tracing.otlpEndpoint"),
     ({"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"}}, "OTEL_EXPORTER_OTLP_ENDPOINT"),
     ({"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_SAMPLER_ARG": "1.5"}}, "OTEL_TRACES_SAMPLER_ARG"),
+    ({"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_SAMPLER": "jaeger_remote"}}, "OTEL_TRACES_SAMPLER"),
+    ({"env": {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, "tracing": {"sampler": "sometimes"}}, "tracing.sampler"),
 ])
 def test_bad_tracing_settings_stop_the_start_with_a_clear_message(tmp_path, how, named):
     config = {"server": {"threads": 1}, "endpoints": DEFAULT_ENDPOINTS[:1]}
@@ -319,4 +399,7 @@ def test_bad_tracing_settings_stop_the_start_with_a_clear_message(tmp_path, how,
                        capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
     assert r.returncode != 0
     assert named in r.stderr and "listening" not in r.stdout, r.stderr
-    assert re.search(r"https?://", r.stderr), "the message shows what a valid endpoint looks like"
+    if named in ("OTEL_TRACES_SAMPLER", "tracing.sampler"):
+        assert "always_on" in r.stderr and "parentbased_traceidratio" in r.stderr, "the message lists the samplers"
+    else:
+        assert re.search(r"https?://", r.stderr), "the message shows what a valid endpoint looks like"

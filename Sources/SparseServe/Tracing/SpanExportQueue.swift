@@ -119,7 +119,7 @@ public final class SpanExporter: @unchecked Sendable {
     /// settings of `environment` (`OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `..._HEADERS`).
     public init(_ settings: TracingSettings, environment: [String: String], metrics: ServerMetrics, logger: Logger) throws {
         queue = SpanExportQueue(settings: .from(environment: environment))
-        tracer = SpanExportTracer(queue: queue, sampleRatio: settings.sampleRatio)
+        tracer = SpanExportTracer(queue: queue, sampler: settings.sampler)
         encoder = OTLPTraceEncoder(resource: OTLPTraceEncoder.resource(serviceName: settings.serviceName, environment: environment))
         client = try OTLPHTTPClient(url: settings.tracesURL, environment: environment)
         self.metrics = metrics

@@ -37,8 +37,8 @@ public struct ExportSpanContext: Sendable, Hashable {
 /// A `Tracer` (swift-distributed-tracing) built for the request path: a span costs an id from a
 /// seeded xoshiro generator, one object, and an append to `SpanExportQueue` when it ends; nothing
 /// waits on export and no task or thread hop happens per span (the queue's exporter thread posts
-/// batches). Sampling is parent-based with a trace-id ratio for new traces, as OpenTelemetry's
-/// `parentbased_traceidratio`; unsampled spans are not recorded.
+/// batches). `sampler` decides which traces are recorded (OpenTelemetry's built-in samplers);
+/// unsampled spans are not recorded.
 public final class SpanExportTracer: Tracer, Sendable {
     public typealias Span = ExportingSpan
 
@@ -48,14 +48,17 @@ public final class SpanExportTracer: Tracer, Sendable {
     }
 
     public let queue: SpanExportQueue
-    /// A new trace is sampled when the top 63 bits of its low half are below this.
-    private let threshold: UInt64
+    public let sampler: TraceSampler
     private let ids = Mutex(Xoshiro256(seed: SystemRandomNumberGenerator()))
 
-    public init(queue: SpanExportQueue, sampleRatio: Double) {
+    public init(queue: SpanExportQueue, sampler: TraceSampler) {
         self.queue = queue
-        let r = min(max(sampleRatio, 0), 1)
-        threshold = r >= 1 ? UInt64.max : UInt64(r * 0x1p63)
+        self.sampler = sampler
+    }
+
+    /// With `parentbased_traceidratio` at `sampleRatio` (clamped to 0...1).
+    public convenience init(queue: SpanExportQueue, sampleRatio: Double) {
+        self.init(queue: queue, sampler: TraceSampler(name: "parentbased_traceidratio", ratio: min(max(sampleRatio, 0), 1))!)
     }
 
     /// A fresh non-zero 64-bit id.
@@ -67,18 +70,17 @@ public final class SpanExportTracer: Tracer, Sendable {
         }
     }
 
-    func isSampled(traceLow: UInt64) -> Bool { threshold == .max || (traceLow >> 1) < threshold }
-
     /// The context of a new span under `parent` (a caller's or a local span's), or of a new trace.
     func childContext(of parent: ExportSpanContext?) -> ExportSpanContext {
         if let parent {
             return ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: nextID(),
-                                     sampled: parent.sampled, traceState: parent.traceState)
+                                     sampled: sampler.samples(traceLow: parent.traceLow, parentSampled: parent.sampled),
+                                     traceState: parent.traceState)
         }
         let (high, low, span) = ids.withLock { g in (g.next(), g.next(), g.next()) }
         let trace: (UInt64, UInt64) = high | low == 0 ? (1, low) : (high, low)
         return ExportSpanContext(traceHigh: trace.0, traceLow: trace.1, spanID: span == 0 ? 1 : span,
-                                 sampled: isSampled(traceLow: trace.1), traceState: nil)
+                                 sampled: sampler.samples(traceLow: trace.1, parentSampled: nil), traceState: nil)
     }
 
     public func startSpan<Instant: TracerInstant>(

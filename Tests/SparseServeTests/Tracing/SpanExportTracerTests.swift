@@ -86,3 +86,15 @@ struct DictionaryExtractor: Extractor {
 struct DictionaryInjector: Injector {
     func inject(_ value: String, forKey key: String, into carrier: inout [String: String]) { carrier[key] = value }
 }
+
+final class SpanExportTracerSamplerTests: XCTestCase {
+    func testANonParentBasedSamplerDecidesUnderACallersTraceToo() throws {
+        let caller = ExportSpanContext(traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", tracestate: nil)!
+        let off = SpanExportTracer(queue: SpanExportQueue(), sampler: try XCTUnwrap(TraceSampler(name: "always_off")))
+        XCTAssertFalse(off.childContext(of: caller).sampled, "always_off records nothing, even a caller's sampled trace")
+        var unsampled = caller
+        unsampled.sampled = false
+        let on = SpanExportTracer(queue: SpanExportQueue(), sampler: try XCTUnwrap(TraceSampler(name: "always_on")))
+        XCTAssertTrue(on.childContext(of: unsampled).sampled, "always_on records a caller's unsampled trace")
+    }
+}

@@ -8,7 +8,9 @@ public struct TracingConfig: Sendable, Equatable {
     public var otlpEndpoint: String?
     /// `service.name` of the spans (default `sparse-serve`).
     public var serviceName: String?
-    /// Share of new traces recorded, 0...1 (default 1); a caller's sampled trace is always followed.
+    /// One of `TraceSampler.names` (default: `OTEL_TRACES_SAMPLER`, else `parentbased_traceidratio`).
+    public var sampler: String?
+    /// The ratio of the `traceidratio` samplers, 0...1 (default: `OTEL_TRACES_SAMPLER_ARG`, else 1).
     public var sampleRatio: Double?
     public init() {}
 
@@ -22,6 +24,10 @@ public struct TracingConfig: Sendable, Equatable {
         if let v = try o.string("serviceName") {
             guard !v.isEmpty, v.utf8.count <= 256 else { throw ConfigError(field: "tracing.serviceName", reason: "must be 1-256 characters") }
             t.serviceName = v
+        }
+        if let v = try o.string("sampler") {
+            guard TraceSampler.names.contains(v) else { throw ConfigError(field: "tracing.sampler", reason: TracingSettings.unknownSampler(v)) }
+            t.sampler = v
         }
         if let v = try o.take("sampleRatio") {
             guard let r = v.doubleValue, (0...1).contains(r) else {
@@ -40,12 +46,12 @@ public struct TracingSettings: Sendable, Equatable {
     /// Where spans are posted (the collector's `/v1/traces`).
     public var tracesURL: String
     public var serviceName: String
-    public var sampleRatio: Double
+    public var sampler: TraceSampler
     /// Where each value came from, for the start-up log line.
     public var source: String
 
     /// nil when tracing is off (no endpoint anywhere, or `OTEL_SDK_DISABLED=true`). A malformed
-    /// endpoint or ratio is an error naming where it came from.
+    /// endpoint or ratio, or a sampler SparseServe does not have, is an error naming where it came from.
     public static func resolve(flag: String?, config: TracingConfig, environment env: [String: String]) throws -> TracingSettings? {
         if env["OTEL_SDK_DISABLED"]?.lowercased() == "true" { return nil }
         let url: String, source: String
@@ -60,17 +66,37 @@ public struct TracingSettings: Sendable, Equatable {
         } else {
             return nil
         }
-        var ratio = 1.0
-        if let r = config.sampleRatio {
-            ratio = r
-        } else if let text = env["OTEL_TRACES_SAMPLER_ARG"], !text.isEmpty {
-            guard let r = Double(text), (0...1).contains(r) else {
-                throw ConfigError(field: "OTEL_TRACES_SAMPLER_ARG", reason: "'\(text)' is not a sampling ratio from 0 to 1 (tracing to \(url))")
-            }
-            ratio = r
-        }
         let name = config.serviceName ?? env["OTEL_SERVICE_NAME"].flatMap { $0.isEmpty ? nil : $0 } ?? "sparse-serve"
-        return TracingSettings(tracesURL: url, serviceName: name, sampleRatio: ratio, source: source)
+        return TracingSettings(tracesURL: url, serviceName: name, sampler: try sampler(config: config, environment: env, url: url), source: source)
+    }
+
+    /// The sampler of `tracing.sampler` or `OTEL_TRACES_SAMPLER` (else `parentbased_traceidratio`)
+    /// with, for the ratio samplers, `tracing.sampleRatio` or `OTEL_TRACES_SAMPLER_ARG` (else 1).
+    /// Other samplers ignore the argument, as OpenTelemetry has it.
+    static func sampler(config: TracingConfig, environment env: [String: String], url: String) throws -> TraceSampler {
+        var name = TraceSampler.defaultName
+        if let configured = config.sampler {
+            name = configured
+        } else if let text = env["OTEL_TRACES_SAMPLER"]?.trimmingCharacters(in: .whitespaces), !text.isEmpty {
+            guard TraceSampler.names.contains(text) else { throw ConfigError(field: "OTEL_TRACES_SAMPLER", reason: unknownSampler(text)) }
+            name = text
+        }
+        var ratio = 1.0
+        if TraceSampler.takesRatio(name) {
+            if let r = config.sampleRatio {
+                ratio = r
+            } else if let text = env["OTEL_TRACES_SAMPLER_ARG"], !text.isEmpty {
+                guard let r = Double(text), (0...1).contains(r) else {
+                    throw ConfigError(field: "OTEL_TRACES_SAMPLER_ARG", reason: "'\(text)' is not a sampling ratio from 0 to 1 (tracing to \(url))")
+                }
+                ratio = r
+            }
+        }
+        return TraceSampler(name: name, ratio: ratio)!
+    }
+
+    static func unknownSampler(_ name: String) -> String {
+        "'\(name.prefix(100))' is not a sampler SparseServe has; expected one of \(TraceSampler.names.joined(separator: ", "))"
     }
 
     /// `base` + `/v1/traces`, after checking `base` is an http(s) URL with a host.
