@@ -2,8 +2,9 @@ import CSparseKernels
 
 /// A 2:4-sparse linear layer with int8 weights (one scale per output row) and per-token dynamic
 /// int8 activations: values with 2-bit in-group positions, 0.625 bytes per dense weight
-/// (`nm_int8.h`). The kernel is a GEMV whose position decode is shared by up to 8 token rows (no
-/// weight-broadcast GEMM for large batches yet).
+/// (`nm_int8.h`). One token row runs the GEMV (in-register position decode); two or more run the
+/// batched kernel on the AVX-512 dot level (byte indices expanded once here, `vpermb` + `vpdpbusd`
+/// over token tiles), the GEMV elsewhere.
 public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int
@@ -13,6 +14,8 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
     public let scales: [Float]
     private let packedValues: AlignedBuffer<Int8>
     private let codes: AlignedBuffer<UInt8>
+    /// The batched kernel's window byte indices, expanded from `codes` (not stored in artifacts).
+    private let indices: AlignedBuffer<UInt8>
     private let correction: AlignedBuffer<Int32>
     private let paddedScales: AlignedBuffer<Float>
 
@@ -43,11 +46,14 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
         let status = ss_nm8_pack(values, outputFeatures, inputFeatures, inputFeatures, packedValues.pointer, codes.pointer,
                                  correction.pointer)
         if status != 0 { throw QuantizationError.shape("2:4 int8: a group of 4 inputs holds more than 2 non-zero weights") }
+        indices = AlignedBuffer(count: ss_nm8_index_bytes(outputFeatures, inputFeatures), zeroed: 0)
+        ss_nm8_expand_indices(codes.pointer, outputFeatures, inputFeatures, indices.pointer)
     }
 
     public var storage: String { "nm 2:4 int8 dynamic" }
     public var parameterCount: Int { values.reduce(0) { $0 + ($1 != 0 ? 1 : 0) } + scales.count + (bias?.count ?? 0) }
-    /// Packed values and 2-bit positions, row corrections and scales, bias.
+    /// Packed values and 2-bit positions, row corrections and scales, bias (the in-memory expanded
+    /// indices of the batched kernel are not counted: they are not part of the format).
     public var byteCount: Int {
         packedValues.byteCount + codes.byteCount + correction.byteCount + paddedScales.byteCount + (bias?.count ?? 0) * 4
     }
@@ -62,9 +68,10 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
     public func runKernel(_ call: KernelCall, level: QuantizedInstructionSet, panels: Range<Int>) -> Int32 {
         let columns = outputColumns(ofPanels: panels)
         return withOptionalPointer(bias) { b in
-            ss_nm8_gemm_cols_isa(level.cValue, packedValues.pointer, codes.pointer, correction.pointer, paddedScales.pointer, b,
-                                 outputFeatures, inputFeatures, call.x, call.inputStride, call.rows, call.y, call.outputStride,
-                                 call.activation.cKind, columns.lowerBound, columns.upperBound)
+            ss_nm8_gemm_indexed_cols_isa(level.cValue, packedValues.pointer, codes.pointer, indices.pointer, correction.pointer,
+                                         paddedScales.pointer, b, outputFeatures, inputFeatures, call.x, call.inputStride,
+                                         call.rows, call.y, call.outputStride, call.activation.cKind, columns.lowerBound,
+                                         columns.upperBound)
         }
     }
 }

@@ -43,6 +43,83 @@ final class NMInt8WeightsTests: XCTestCase {
         }
     }
 
+    /// Batches of 2 or more rows (the batched `vpermb` kernel on the AVX-512 dot level, the GEMV
+    /// elsewhere) on odd shapes: K not a multiple of 64, N not a multiple of 16, token tiles and
+    /// chunk tails. Every level against the fp64 reference, and row for row identical to one-row calls.
+    func testBatchedRowsMatchReferenceAndOneRowCalls() throws {
+        var random = TestRandom(seed: 103)
+        for (k, n) in [(70, 21), (200, 37), (64, 16), (520, 50)] {
+            let op = try NMInt8Weights(magnitudePruning: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
+            for level in QuantizedInstructionSet.available {
+                OperatorChecker.checkTransformed(Self.pinned(op, level), dense: op.denseWeights(), bias: op.bias,
+                                                 rowCounts: [2, 3, 5, 17, 33, 65], random: &random,
+                                                 transform: Int8DynamicWeightsTests.dequantizedRows, "2:4 int8 k=\(k) n=\(n) \(level)")
+                for (index, rows) in [2, 3, 5, 13, 33, 65].enumerated() {
+                    let x = random.array(rows * k), activation = Activation.allCases[index % Activation.allCases.count]
+                    let batched = Self.run(op, x, rows: rows, activation: activation, level: level)
+                    let single = (0..<rows).flatMap { r in
+                        Self.run(op, Array(x[(r * k)..<(r * k + k)]), rows: 1, activation: activation, level: level)
+                    }
+                    XCTAssertEqual(batched, single, "k=\(k) n=\(n) rows=\(rows) \(activation) \(level)")
+                }
+            }
+        }
+    }
+
+    /// Kept weights all -128 or all 127 (or mixed) and activations at ±absmax (bytes 1 and 255 after
+    /// the offset: the quantizer clamps to ±127), K = 4099 (window and block tails), 65 rows (more
+    /// than one chunk of quantized rows): sums up to 3.3e7 exactly as an Int64 reference, rescaled
+    /// with the kernels' operation order.
+    func testExactSumsOnExtremes() throws {
+        let (k, n, m) = (4099, 19, 65)
+        var random = TestRandom(seed: 104)
+        let signs = random.array(m * k)
+        let x = signs.map { $0 < 0 ? Float(-1) : 1 }
+        for pattern in 0..<3 {
+            var values = [Int8](repeating: 0, count: n * k)
+            let pairs = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]  // every position pair, varying per row and group
+            for r in 0..<n {
+                for g in 0..<((k + 3) / 4) {
+                    let (a, b) = pairs[(r + 7 * g) % 6]
+                    for c in [4 * g + a, 4 * g + b] where c < k {
+                        values[r * k + c] = pattern == 0 ? -128 : pattern == 1 ? 127 : ((r + c) % 3 == 0 ? -128 : 127)
+                    }
+                }
+            }
+            let op = try NMInt8Weights(values: values, scales: [Float](repeating: 1, count: n), outputFeatures: n, inputFeatures: k)
+            let xs: Float = 1 / 127
+            var expected = [Float](repeating: 0, count: m * n)
+            for t in 0..<m {
+                for j in 0..<n {
+                    var sum: Int64 = 0
+                    for c in 0..<k { sum += Int64(x[t * k + c] < 0 ? -127 : 127) * Int64(values[j * k + c]) }
+                    expected[t * n + j] = Float(Int32(sum)) * xs
+                }
+            }
+            for level in QuantizedInstructionSet.available {
+                XCTAssertEqual(Self.run(op, x, rows: m, activation: .none, level: level), expected, "pattern \(pattern) \(level)")
+                XCTAssertEqual(Self.run(op, Array(x[0..<(2 * k)]), rows: 2, activation: .none, level: level), Array(expected[0..<(2 * n)]))
+            }
+        }
+    }
+
+    static func pinned(_ op: NMInt8Weights, _ level: QuantizedInstructionSet) -> PinnedLevel {
+        PinnedLevel(op) { x, rows, ldx, y, ldy, act, pool in
+            op.apply(x, rows: rows, inputStride: ldx, into: y, outputStride: ldy, activation: act, pool: pool, level: level)
+        }
+    }
+
+    static func run(_ op: NMInt8Weights, _ x: [Float], rows: Int, activation: Activation, level: QuantizedInstructionSet) -> [Float] {
+        var y = [Float](repeating: .nan, count: rows * op.outputFeatures)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { yp in
+                op.apply(xp.baseAddress!, rows: rows, inputStride: op.inputFeatures, into: yp.baseAddress!,
+                         outputStride: op.outputFeatures, activation: activation, pool: nil, level: level)
+            }
+        }
+        return y
+    }
+
     func testRefusesOverfullGroupsAndBadScales() {
         XCTAssertThrowsError(try NMInt8Weights(values: [1, 1, 1, 0], scales: [1], outputFeatures: 1, inputFeatures: 4))
         XCTAssertNoThrow(try NMInt8Weights(values: [1, 0, 1, 0], scales: [1], outputFeatures: 1, inputFeatures: 4))

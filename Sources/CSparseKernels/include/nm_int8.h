@@ -22,6 +22,13 @@
  * portable C loop (same int32 sums). Up to 8 token rows share each block's decode (batches run
  * as chunks of 16 quantized rows; no weight-broadcast GEMM), and the rescaling epilogue runs 16
  * lanes at a time on AVX-512.
+ *
+ * Batched kernel (M >= 2 on the AVX-512 dot level; nm_int8_gemm.c): byte indices expanded once
+ * from the codes (same layout as values: lane j of block b holds, per kept weight, its input's
+ * offset 8*(b % 8) + 4*(q >> 1) + position inside the 64-input window of blocks 8*(b/8)..+7).
+ * Per window, a tile of up to 12 tokens reuses the panel's 8 index and 8 value zmm; per token and
+ * block one `vpermb` selects each row's 4 kept activations and one `vpdpbusd` accumulates them.
+ * Same int32 sums and epilogue (operation order) as the GEMV, so the outputs are identical.
  */
 
 ptrdiff_t ss_nm8_value_bytes(ptrdiff_t n, ptrdiff_t k);
@@ -37,5 +44,16 @@ int ss_nm8_check_codes(const uint8_t *codes, ptrdiff_t n, ptrdiff_t k);
 int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const int32_t *correction,
                          const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k, const float *x, ptrdiff_t ldx,
                          ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end);
+
+/// Bytes of the expanded byte indices (= ss_nm8_value_bytes).
+ptrdiff_t ss_nm8_index_bytes(ptrdiff_t n, ptrdiff_t k);
+/// Expands the 2-bit codes into the batched kernel's window byte indices. 0 or SS_ERR_ARGUMENT.
+int ss_nm8_expand_indices(const uint8_t *codes, ptrdiff_t n, ptrdiff_t k, uint8_t *indices);
+/// As ss_nm8_gemm_cols_isa, with the batched kernel when the level is the AVX-512 dot level, M >= 2
+/// and indices (from ss_nm8_expand_indices) is not NULL; otherwise exactly ss_nm8_gemm_cols_isa.
+int ss_nm8_gemm_indexed_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const uint8_t *indices,
+                                 const int32_t *correction, const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k,
+                                 const float *x, ptrdiff_t ldx, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
+                                 ptrdiff_t n_begin, ptrdiff_t n_end);
 
 #endif
