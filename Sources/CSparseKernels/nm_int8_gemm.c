@@ -13,7 +13,7 @@
 #include "internal.h"
 #include <string.h>
 
-enum { BLOCK = 8, LANE_BYTES = 4, SLOTS = 8, WINDOW = BLOCK * SLOTS, TILE_MAX = 12, MIN_ROWS = 2 };
+enum { BLOCK = 8, LANE_BYTES = 4, SLOTS = 8, WINDOW = BLOCK * SLOTS, TILE_MAX = 8, HALF = 4, MIN_ROWS = 2 };
 
 ptrdiff_t ss_nm8_index_bytes(ptrdiff_t n, ptrdiff_t k) { return ss_nm8_value_bytes(n, k); }
 
@@ -42,18 +42,23 @@ typedef struct {
     int relu;
 } nm8_batch;
 
-/* S blocks (one window from block b0) of one panel into T tokens' accumulators (C chains each). */
+/* S blocks (of one window, from block b0) of one panel into T tokens' accumulators (C chains
+ * each), in groups of HALF blocks so that indices, values, T windows and T accumulators fit the
+ * 32 zmm registers. */
 SS_T512VBMI SS_AI void window512(__m512i acc[][4], const int8_t *vp, const uint8_t *ip, const uint8_t *x, ptrdiff_t kw,
                                  ptrdiff_t b0, const int S, const int T, const int C) {
-    __m512i idx[SLOTS], w[SLOTS];
-    for (int s = 0; s < S; s++) {
-        idx[s] = _mm512_loadu_si512(ip + (b0 + s) * SS_PANEL * LANE_BYTES);
-        w[s] = _mm512_loadu_si512(vp + (b0 + s) * SS_PANEL * LANE_BYTES);
-    }
-    for (int t = 0; t < T; t++) {
-        const __m512i xw = _mm512_loadu_si512(x + t * kw + b0 * BLOCK);
-        for (int s = 0; s < S; s++)
-            acc[t][s % C] = _mm512_dpbusd_epi32(acc[t][s % C], _mm512_permutexvar_epi8(idx[s], xw), w[s]);
+    for (int h = 0; h < S; h += HALF) {
+        __m512i idx[HALF], w[HALF];
+        const int count = S - h < HALF ? S - h : HALF;
+        for (int s = 0; s < count; s++) {
+            idx[s] = _mm512_loadu_si512(ip + (b0 + h + s) * SS_PANEL * LANE_BYTES);
+            w[s] = _mm512_loadu_si512(vp + (b0 + h + s) * SS_PANEL * LANE_BYTES);
+        }
+        for (int t = 0; t < T; t++) {
+            const __m512i xw = _mm512_loadu_si512(x + t * kw + b0 * BLOCK);
+            for (int s = 0; s < count; s++)
+                acc[t][(h + s) % C] = _mm512_dpbusd_epi32(acc[t][(h + s) % C], _mm512_permutexvar_epi8(idx[s], xw), w[s]);
+        }
     }
 }
 
@@ -88,10 +93,10 @@ typedef void (*tile_fn)(const nm8_batch *, ptrdiff_t, ptrdiff_t, ptrdiff_t);
 #define DEF_TILE(T) SS_T512VBMI static void tile512_##T(const nm8_batch *c, ptrdiff_t p, ptrdiff_t t0, ptrdiff_t cols) \
     { tile512(c, p, t0, cols, T); }
 DEF_TILE(1) DEF_TILE(2) DEF_TILE(3) DEF_TILE(4) DEF_TILE(5) DEF_TILE(6)
-DEF_TILE(7) DEF_TILE(8) DEF_TILE(9) DEF_TILE(10) DEF_TILE(11) DEF_TILE(12)
+DEF_TILE(7) DEF_TILE(8)
 static const tile_fn tiles512[TILE_MAX + 1] = {
     NULL, tile512_1, tile512_2, tile512_3, tile512_4, tile512_5, tile512_6,
-    tile512_7, tile512_8, tile512_9, tile512_10, tile512_11, tile512_12,
+    tile512_7, tile512_8,
 };
 
 /* Every panel of [p0, p1) for the chunk's `count` tokens, in balanced tiles of <= TILE_MAX. */
