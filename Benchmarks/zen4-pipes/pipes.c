@@ -44,6 +44,14 @@ static double fma_ticks = 0;
 #define BCAST4 "vbroadcastss 4(%0),%%zmm18\n vbroadcastss 8(%0),%%zmm19\n" \
     "vbroadcastss 12(%0),%%zmm22\n vbroadcastss 16(%0),%%zmm23\n"
 
+#define VPERMB4 "vpermb %%zmm29,%%zmm28,%%zmm10\n vpermb %%zmm29,%%zmm28,%%zmm11\n" \
+    "vpermb %%zmm29,%%zmm28,%%zmm12\n vpermb %%zmm29,%%zmm28,%%zmm13\n"
+/* vpdpbusd with the s8 operand broadcast from memory ({1to16}), 8 independent accumulators */
+#define DPBC4(o) "vpdpbusd " #o "(%0)%{1to16%},%%zmm31,%%zmm0\n vpdpbusd " #o "+4(%0)%{1to16%},%%zmm31,%%zmm1\n" \
+    "vpdpbusd " #o "+8(%0)%{1to16%},%%zmm31,%%zmm2\n vpdpbusd " #o "+12(%0)%{1to16%},%%zmm31,%%zmm3\n"
+#define DPBC8 DPBC4(0) "vpdpbusd 16(%0)%{1to16%},%%zmm31,%%zmm4\n vpdpbusd 20(%0)%{1to16%},%%zmm31,%%zmm5\n" \
+    "vpdpbusd 24(%0)%{1to16%},%%zmm31,%%zmm6\n vpdpbusd 28(%0)%{1to16%},%%zmm31,%%zmm7\n"
+
 int main(void) {
     RUN("8 fma (calibration)", FMA8);
     RUN("8 vpermps", PERM4 PERM4);
@@ -58,6 +66,8 @@ int main(void) {
     RUN("8 fma + 4 vpermps + 8 loads", FMA8 PERM4 LOAD4 LOAD4);
     RUN("8 vpdpbusd", DP8);
     RUN("8 vpdpbusd + 4 vpshufb", DP8 SHUFB4);
+    RUN("8 vpdpbusd + 8 vpermb (batched 2:4 int8)", DP8 VPERMB4 VPERMB4);
+    RUN("8 vpdpbusd m32{1to16} + 8 zmm loads", DPBC8 LOAD4 LOAD4);
     RUN("8 vpdpbusd + 8 vpshufb (selection: 1 per dot)", DP8 SHUFB4 SHUFB4);
     return 0;
 }
