@@ -31,7 +31,7 @@ public final class InferenceService: @unchecked Sendable {
         self.config = config
         self.logger = logger
         self.metrics = metrics
-        tracing = tracer.map(RequestTracing.init)
+        tracing = tracer.map { RequestTracing(tracer: $0, tagsRequestLog: logger.logLevel <= .debug) }
         if let kernelThreads = config.server.kernelThreads { KernelPool.configureShared(threads: kernelThreads) }
         CompressionLimits.shared = config.server.security.admin.compressionLimits
         compute = ComputeQueue(threads: config.server.threads, maxQueueSize: config.server.maxQueueSize)

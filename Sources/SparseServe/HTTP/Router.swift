@@ -26,16 +26,14 @@ public final class Router: Sendable {
 
     /// Handles one request; `respond` is called exactly once, from any thread.
     public func handle(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
-        guard let tracing = service.tracing else { return route(request, respond) }
         let service = self.service
-        let route = (try? Route(path: request.path, teiModel: { TEIRoutes.endpointName(service) })) ?? nil
-        tracing.trace(request, route: route, respond: respond) { self.route(request, $0) }
+        let parsed = Result { try Route(path: request.path, teiModel: { TEIRoutes.endpointName(service) }) }
+        guard let tracing = service.tracing else { return route(request, parsed, respond) }
+        tracing.trace(request, route: (try? parsed.get()) ?? nil, respond: respond) { self.route(request, parsed, $0) }
     }
 
     /// Runs the middleware steps, then the route's handler.
-    private func route(_ request: HTTPRequest, _ respond: @escaping Responder) {
-        let service = self.service
-        let parsed = Result { try Route(path: request.path, teiModel: { TEIRoutes.endpointName(service) }) }
+    private func route(_ request: HTTPRequest, _ parsed: Result<Route?, any Error>, _ respond: @escaping Responder) {
         let (reply, answer) = middleware.run(request, route: (try? parsed.get()) ?? nil, respond: respond)
         if let answer { return reply(answer) }
         do {

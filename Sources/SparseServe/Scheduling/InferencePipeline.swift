@@ -44,7 +44,7 @@ struct InferencePipeline: Sendable {
                               clientGone: @escaping @Sendable () -> Bool, respond: @escaping Responder) {
         let model = endpoint.model
         let begun = DispatchTime.now().uptimeNanoseconds
-        trace?.record("queue wait", from: arrived, to: begun) { $0["sparseserve.queue"] = "compute" }
+        trace?.record("queue wait", from: arrived, to: begun) { $0.set("sparseserve.queue", "compute") }
         let request: InferenceRequest
         do {
             request = try codec.decode(model)
@@ -80,7 +80,7 @@ struct InferencePipeline: Sendable {
         }
         if let trace {
             item.onForward = { forward in
-                trace.record("queue wait", from: enqueued, to: forward.started) { $0["sparseserve.queue"] = "batch" }
+                trace.record("queue wait", from: enqueued, to: forward.started) { $0.set("sparseserve.queue", "batch") }
                 trace.forward(forward)
             }
         }

@@ -1,8 +1,8 @@
 import Synchronization
 import Tracing
 
-/// A span as it is exported: ids, name, kind, times (ns since the epoch), attributes, status and
-/// events. What `SpanExportQueue` holds and `OTLPTraceEncoder` writes.
+/// What an `ExportingSpan` holds until it ends: ids, name, kind, times (ns since the epoch),
+/// attributes, status and events; then `SpanWriter.span` encodes it for the export queue.
 public struct FinishedSpan: Sendable {
     public var context: ExportSpanContext
     /// 0 for a root span.
@@ -12,6 +12,8 @@ public struct FinishedSpan: Sendable {
     public var start: UInt64
     public var end: UInt64
     public var attributes = ExportAttributes()
+    /// Attributes set through `ExportingSpan.update`, already encoded (span field 9 entries).
+    var encodedAttributes: [UInt8] = []
     public var status: SpanStatus?
     public var events: [SpanEvent] = []
 
@@ -73,6 +75,86 @@ public struct ExportAttributes: Sendable, ExpressibleByDictionaryLiteral {
     }
 }
 
+extension SpanWriter {
+    /// `span` as a `ScopeSpans.spans` entry.
+    mutating func span(_ span: FinishedSpan) {
+        message(2) { s in
+            s.head(span.context, parentSpanID: span.parentSpanID, name: span.name, kind: span.kind, start: span.start, end: span.end)
+            span.encodedAttributes.withUnsafeBytes { s.raw($0) }
+            for (key, value) in span.attributes.pairs { s.attribute(key, value) }
+            for event in span.events { s.event(name: event.name, at: event.nanosecondsSinceEpoch, event.attributes) }
+            if let status = span.status { s.status(status) }
+        }
+    }
+
+    /// The string, integer, boolean and double attributes in encoded span field 9 entries
+    /// (what `SpanAttributeSink` writes), in order.
+    static func decodeAttributes(_ bytes: [UInt8]) -> [(String, SpanAttribute)] {
+        var reader = WireReader(bytes: bytes[...]), out: [(String, SpanAttribute)] = []
+        while let (field, entry) = reader.nextBytes() {
+            guard field == 9 else { continue }
+            var kv = WireReader(bytes: entry), key = "", value: SpanAttribute?
+            while let (f, v) = kv.nextBytes() {
+                if f == 1 { key = String(decoding: v, as: UTF8.self) }
+                if f == 2 { value = WireReader.anyValue(v) }
+            }
+            if let value { out.append((key, value)) }
+        }
+        return out
+    }
+}
+
+/// Reads the fields of an encoded message (what `decodeAttributes` needs: length-delimited
+/// fields, with varint and fixed64 ones inside `AnyValue`).
+struct WireReader {
+    var bytes: ArraySlice<UInt8>
+
+    mutating func varint() -> UInt64? {
+        var v: UInt64 = 0, shift: UInt64 = 0
+        while let c = bytes.popFirst(), shift < 64 {
+            v |= UInt64(c & 0x7F) << shift
+            if c < 0x80 { return v }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// The next field: its number and, for a length-delimited one, its bytes (else empty).
+    mutating func next() -> (field: UInt64, wire: UInt64, value: UInt64, bytes: ArraySlice<UInt8>)? {
+        guard let key = varint() else { return nil }
+        switch key & 7 {
+        case 0: return varint().map { (key >> 3, 0, $0, []) }
+        case 1:
+            guard bytes.count >= 8 else { return nil }
+            let v = bytes.prefix(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            bytes = bytes.dropFirst(8)
+            return (key >> 3, 1, v, [])
+        case 2:
+            guard let n = varint(), n <= bytes.count else { return nil }
+            defer { bytes = bytes.dropFirst(Int(n)) }
+            return (key >> 3, 2, 0, bytes.prefix(Int(n)))
+        default: return nil
+        }
+    }
+
+    mutating func nextBytes() -> (UInt64, ArraySlice<UInt8>)? {
+        while let f = next() { if f.wire == 2 { return (f.field, f.bytes) } }
+        return nil
+    }
+
+    static func anyValue(_ bytes: ArraySlice<UInt8>) -> SpanAttribute? {
+        var r = WireReader(bytes: bytes)
+        guard let f = r.next() else { return nil }
+        switch f.field {
+        case 1: return .string(String(decoding: f.bytes, as: UTF8.self))
+        case 2: return .bool(f.value != 0)
+        case 3: return .int64(Int64(bitPattern: f.value))
+        case 4: return .double(Double(bitPattern: f.value))
+        default: return nil
+        }
+    }
+}
+
 /// A `TracerInstant` from nanoseconds since the epoch.
 struct SpanExportInstant: TracerInstant {
     var nanosecondsSinceEpoch: UInt64
@@ -84,6 +166,8 @@ struct SpanExportInstant: TracerInstant {
 /// nothing is kept).
 public final class ExportingSpan: Tracing.Span, Sendable {
     public let context: ServiceContext
+    /// Its ids and sampled flag (what `context` carries under `SpanExportTracer.ContextKey`).
+    public let position: ExportSpanContext
     private let state: Mutex<FinishedSpan>
     private let queue: SpanExportQueue?
     private let ended = Atomic<Bool>(false)
@@ -91,6 +175,7 @@ public final class ExportingSpan: Tracing.Span, Sendable {
     init(name: String, kind: SpanKind, context: ServiceContext, position: ExportSpanContext, parentSpanID: UInt64, start: UInt64,
          queue: SpanExportQueue?) {
         self.context = context
+        self.position = position
         self.queue = queue
         state = Mutex(FinishedSpan(context: position, parentSpanID: parentSpanID, name: name, kind: kind, start: start, end: start))
     }
@@ -103,7 +188,13 @@ public final class ExportingSpan: Tracing.Span, Sendable {
     }
 
     public var attributes: SpanAttributes {
-        get { state.withLock { $0.attributes.spanAttributes } }
+        get {
+            state.withLock { span in
+                var all = span.attributes.spanAttributes
+                for (key, value) in SpanWriter.decodeAttributes(span.encodedAttributes) { all[key] = value }
+                return all
+            }
+        }
         set {
             guard queue != nil else { return }
             let pairs = ExportAttributes(newValue)
@@ -111,10 +202,20 @@ public final class ExportingSpan: Tracing.Span, Sendable {
         }
     }
 
-    /// Sets attributes without going through `SpanAttributes` (nothing when not recording).
-    public func update(_ body: (inout ExportAttributes) -> Void) {
+    /// Sets attributes without going through `SpanAttributes`: they are encoded at once (nothing
+    /// when not recording). Each key is set once.
+    public func update(_ body: (inout SpanAttributeSink) -> Void) {
         guard queue != nil else { return }
-        state.withLock { body(&$0.attributes) }
+        withSpanWriter({ w in
+            var sink = SpanAttributeSink(writer: w)
+            body(&sink)
+            w = sink.writer!
+        }) { bytes in
+            state.withLock { span in
+                if span.encodedAttributes.isEmpty { span.encodedAttributes.reserveCapacity(256) }
+                span.encodedAttributes.append(contentsOf: bytes)
+            }
+        }
     }
 
     public func setStatus(_ status: SpanStatus) {
@@ -139,10 +240,9 @@ public final class ExportingSpan: Tracing.Span, Sendable {
     public func end<Instant: TracerInstant>(at instant: @autoclosure () -> Instant) {
         guard let queue, !ended.exchange(true, ordering: .acquiringAndReleasing) else { return }
         let at = instant().nanosecondsSinceEpoch
-        let finished: FinishedSpan = state.withLock { span in
+        state.withLock { span in
             span.end = max(span.start, at)
-            return span
+            queue.record { w, _ in w.span(span) }
         }
-        queue.push(finished)
     }
 }

@@ -75,12 +75,10 @@ final class OTLPHTTPClient {
     private func attempt(_ body: [UInt8]) throws {
         let c = try connection ?? Connection(host: host, port: port, timeout: timeout, tls: tls)
         connection = c
-        var request = [UInt8]()
-        request.reserveCapacity(head.count + 40 + body.count)
-        request += head
+        var request = head
         request += "Content-Length: \(body.count)\r\n\r\n".utf8
-        request += body
-        try c.write(request)
+        try c.write(request, more: true)
+        try c.write(body)
         var reader = HTTPResponseReader(connection: c)
         let response = try reader.read()
         if response.close { close() }
@@ -177,7 +175,8 @@ final class Connection {
         return String(cString: text)
     }
 
-    func write(_ bytes: [UInt8]) throws {
+    /// Sends `bytes`; `more`: the rest of the request follows at once (plain TCP holds the segment).
+    func write(_ bytes: [UInt8], more: Bool = false) throws {
         var sent = 0
         try bytes.withUnsafeBytes { raw in
             while sent < raw.count {
@@ -185,7 +184,7 @@ final class Connection {
                 if let ssl {
                     n = Int(SSL_write(ssl, raw.baseAddress! + sent, Int32(min(raw.count - sent, 1 << 20))))
                 } else {
-                    n = send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL))
+                    n = send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0))
                 }
                 if n > 0 { sent += n; continue }
                 if n < 0 && errno == EINTR && ssl == nil { continue }
@@ -229,21 +228,23 @@ struct HTTPResponseReader {
         var headEnd: Int?
         while headEnd == nil {
             guard try fill() else { throw OTLPHTTPClient.Failure("connection closed before an answer") }
-            headEnd = buffer.firstRange(of: [13, 10, 13, 10])?.upperBound
+            headEnd = Self.end(of: [13, 10, 13, 10], in: buffer)
             if headEnd == nil && buffer.count > Self.maxHead { throw OTLPHTTPClient.Failure("the collector's answer head is too long") }
         }
-        let head = String(decoding: buffer[..<headEnd!], as: UTF8.self)
+        let head = Array(buffer[..<headEnd!])
         buffer.removeFirst(headEnd!)
-        let lines = head.split(separator: "\r\n")
-        let fields = lines.first?.split(separator: " ") ?? []
+        let lines = Self.lines(head)
+        let first = lines.first.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        let fields = first.split(separator: " ")
         guard fields.count >= 2, fields[0].hasPrefix("HTTP/1."), let status = Int(fields[1]) else {
             throw OTLPHTTPClient.Failure("the collector's answer is not HTTP/1.x")
         }
         var length: Int?, chunked = false, close = fields[0] == "HTTP/1.0"
         for line in lines.dropFirst() {
-            let kv = line.split(separator: ":", maxSplits: 1)
-            guard kv.count == 2 else { continue }
-            let name = kv[0].lowercased(), value = Self.trimmed(kv[1]).lowercased()
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let name = String(decoding: line[..<colon], as: UTF8.self).lowercased()
+            guard name == "content-length" || name == "transfer-encoding" || name == "connection" else { continue }
+            let value = Self.trimmed(Substring(String(decoding: line[(colon + 1)...], as: UTF8.self))).lowercased()
             if name == "content-length" { length = Int(value) }
             if name == "transfer-encoding" { chunked = value.contains("chunked") }
             if name == "connection" { close = value.contains("close") ? true : value.contains("keep-alive") ? false : close }
@@ -260,6 +261,18 @@ struct HTTPResponseReader {
         return (status, close)
     }
 
+    /// The CRLF-separated lines of a response head, empty ones left out.
+    static func lines(_ head: [UInt8]) -> [ArraySlice<UInt8>] {
+        var out: [ArraySlice<UInt8>] = [], start = 0
+        for i in head.indices where head[i] == 10 {
+            let end = i > start && head[i - 1] == 13 ? i - 1 : i
+            if end > start { out.append(head[start..<end]) }
+            start = i + 1
+        }
+        if start < head.count { out.append(head[start...]) }
+        return out
+    }
+
     /// `text` without leading and trailing spaces and tabs.
     static func trimmed(_ text: Substring) -> Substring {
         var t = text
@@ -271,8 +284,9 @@ struct HTTPResponseReader {
     private mutating func skipChunks() throws {
         var total = 0
         while true {
-            while buffer.firstRange(of: [13, 10]) == nil { guard try fill() else { throw OTLPHTTPClient.Failure("connection closed inside the answer") } }
-            let lineEnd = buffer.firstRange(of: [13, 10])!
+            while Self.end(of: [13, 10], in: buffer) == nil { guard try fill() else { throw OTLPHTTPClient.Failure("connection closed inside the answer") } }
+            let end = Self.end(of: [13, 10], in: buffer)!
+            let lineEnd = (end - 2)..<end
             let sizeText = String(decoding: buffer[..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
             guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size >= 0 else {
                 throw OTLPHTTPClient.Failure("the collector's chunked answer is malformed")
@@ -288,9 +302,24 @@ struct HTTPResponseReader {
 
     /// Appends what the connection has; false at the end of the stream.
     private mutating func fill() throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 16 << 10)
-        let n = try chunk.withUnsafeMutableBytes { try connection.read(into: $0) }
-        buffer += chunk.prefix(n)
+        let n = try withUnsafeTemporaryAllocation(byteCount: 1024, alignment: 1) { chunk in
+            let n = try connection.read(into: chunk)
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[..<n]))
+            return n
+        }
         return n > 0
+    }
+
+    /// The index just past the first occurrence of `pattern` in `bytes`.
+    static func end(of pattern: [UInt8], in bytes: [UInt8]) -> Int? {
+        guard bytes.count >= pattern.count else { return nil }
+        return bytes.withUnsafeBufferPointer { b in
+            for i in 0...(b.count - pattern.count) where b[i] == pattern[0] {
+                var j = 1
+                while j < pattern.count && b[i + j] == pattern[j] { j += 1 }
+                if j == pattern.count { return i + j }
+            }
+            return nil
+        }
     }
 }

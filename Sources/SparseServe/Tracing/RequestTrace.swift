@@ -5,52 +5,63 @@ import Logging
 import Tracing
 
 /// One traced request: its server span, and child spans recorded with explicit start and end
-/// times (uptime nanoseconds, as the pipeline measures them). It travels in `ServiceContext`
-/// under `RequestTrace.Key`, bound by the router while it handles the request and by the
-/// pipeline on compute threads, so log lines written meanwhile carry its trace id.
+/// times (uptime nanoseconds, as the pipeline measures them). `bind` makes it the calling
+/// thread's current trace (a thread-local slot: what `TracedStep`, the pipeline and log lines
+/// find); the router binds it while it handles the request, the pipeline on compute threads.
+///
+/// With `SpanExportTracer` the server span is no span object either: the trace keeps its ids,
+/// start and encoded attributes, and `finish` records it in one step like the children. With
+/// any other tracer it is a span from `startSpan`, and `bind` also binds its `ServiceContext`.
 final class RequestTrace: Sendable {
-    enum Key: ServiceContextKey {
-        typealias Value = RequestTrace
-        static var nameOverride: String? { "sparseserve-request-trace" }
-    }
-
     let tracer: any Tracer
-    let root: any Span
-    /// The 32-hex-digit trace id (from the outgoing `traceparent`), nil when the tracer writes none.
-    let traceID: String?
+    /// The server span, with a tracer other than `SpanExportTracer`.
+    let root: (any Span)?
+    /// The tracer when it is `SpanExportTracer`.
+    private let exporter: SpanExportTracer?
+    /// With `exporter`: the server span's ids and sampled flag, its parent's id and start (ns since the epoch).
+    let position: ExportSpanContext
+    private let parentSpanID: UInt64, startNanoseconds: UInt64
+    /// What the server span is named for and its attributes (`http.request.method`, `url.path`,
+    /// `http.route`, `sparseserve.model`): with `exporter` encoded when it ends, in one step.
+    private let request: ServerRequest
+    /// The trace id another tracer wrote in its `traceparent`.
+    private let injectedTraceID: String?
     /// Wall clock minus uptime at the start, to turn uptime instants into span times.
     private let epochOffset: Int64
-    /// The server span's context with this trace in it (what the router and pipeline bind).
-    var context: ServiceContext {
-        var context = root.context
-        context[Key.self] = self
-        return context
-    }
 
-    /// With `SpanExportTracer`: it and the server span's position, so child spans are recorded
-    /// in one step (`SpanExportTracer.record`) instead of through span objects.
-    private let direct: (tracer: SpanExportTracer, position: ExportSpanContext, root: ExportingSpan)?
-
-    init(tracer: any Tracer, operation: String, parent: ServiceContext, startedAt uptime: UInt64) {
+    /// `exporter`: `tracer` when it is a `SpanExportTracer` (the caller knows without a cast);
+    /// `caller`: the position a valid `traceparent` gave, for it.
+    init(tracer: any Tracer, exporter: SpanExportTracer?, request: ServerRequest, parent: ServiceContext, caller: ExportSpanContext?,
+         startedAt uptime: UInt64) {
         self.tracer = tracer
+        self.exporter = exporter
+        self.request = request
         let now = DispatchTime.now().uptimeNanoseconds
         epochOffset = Int64(DefaultTracerClock.now.nanosecondsSinceEpoch) - Int64(now)
-        let start = DefaultTracerClock.Instant(nanosecondsSinceEpoch: UInt64(Int64(uptime) + epochOffset))
-        root = tracer.startSpan(operation, context: parent, ofKind: .server, at: start)
-        if let exporter = tracer as? SpanExportTracer, let span = root as? ExportingSpan,
-           let position = span.context[SpanExportTracer.ContextKey.self] {
-            direct = (exporter, position, span)
-            traceID = position.traceIDHex
+        startNanoseconds = UInt64(max(0, Int64(uptime) + epochOffset))
+        if let exporter {
+            (root, injectedTraceID) = (nil, nil)
+            position = exporter.childContext(of: caller)
+            parentSpanID = caller?.spanID ?? 0
             return
         }
-        direct = nil
+        let span = tracer.startSpan(request.operation, context: parent, ofKind: .server,
+                                    at: DefaultTracerClock.Instant(nanosecondsSinceEpoch: startNanoseconds))
+        root = span
+        var values = SpanAttributeSink(writer: nil)
+        request.attributes(&values)
+        span.attributes = values.attributes
+        (position, parentSpanID) = (ExportSpanContext(traceHigh: 0, traceLow: 0, spanID: 0, sampled: false, traceState: nil), 0)
         var carrier: [String: String] = [:]
-        tracer.inject(root.context, into: &carrier, using: HeaderDictionaryInjector())
-        traceID = carrier["traceparent"].flatMap(TraceContextHeaders.traceID(ofTraceparent:))
+        tracer.inject(span.context, into: &carrier, using: HeaderDictionaryInjector())
+        injectedTraceID = carrier["traceparent"].flatMap(TraceContextHeaders.traceID(ofTraceparent:))
     }
 
+    /// The 32-hex-digit trace id, nil when the tracer writes none.
+    var traceID: String? { exporter != nil ? position.traceIDHex : injectedTraceID }
+
     /// The trace of the request being handled on this thread, if it is traced.
-    static var current: RequestTrace? { ServiceContext.current?[Key.self] }
+    static var current: RequestTrace? { CurrentTrace.get() }
 
     func instant(_ uptime: UInt64) -> DefaultTracerClock.Instant {
         DefaultTracerClock.Instant(nanosecondsSinceEpoch: UInt64(max(0, Int64(uptime) + epochOffset)))
@@ -58,18 +69,17 @@ final class RequestTrace: Sendable {
 
     /// A finished child span of the request from `start` to `end` (uptime ns).
     func record(_ name: String, from start: UInt64, to end: UInt64, error: (any Error)? = nil,
-                _ attributes: (inout ExportAttributes) -> Void = { _ in }) {
-        var values = ExportAttributes()
-        if let direct {
-            guard direct.position.sampled else { return }
-            attributes(&values)
-            direct.tracer.record(name, parent: direct.position, start: instant(start).nanosecondsSinceEpoch,
-                                 end: instant(max(start, end)).nanosecondsSinceEpoch, attributes: values, error: error)
+                _ attributes: (inout SpanAttributeSink) -> Void = { _ in }) {
+        if let exporter {
+            exporter.record(name, parent: position, start: instant(start).nanosecondsSinceEpoch,
+                            end: instant(max(start, end)).nanosecondsSinceEpoch, error: error, attributes)
             return
         }
+        guard let root else { return }
         let span = tracer.startSpan(name, context: root.context, ofKind: .internal, at: instant(start))
+        var values = SpanAttributeSink(writer: nil)
         attributes(&values)
-        if !values.isEmpty { span.attributes = values.spanAttributes }
+        if !values.attributes.isEmpty { span.attributes = values.attributes }
         if let error {
             span.recordError(error)
             span.setStatus(SpanStatus(code: .error))
@@ -80,45 +90,78 @@ final class RequestTrace: Sendable {
     /// The `batch forward` span of a forward pass this request ran in.
     func forward(_ pass: BatchForward, error: (any Error)? = nil) {
         record("batch forward", from: pass.started, to: pass.finished, error: error) { a in
-            a["sparseserve.batch.requests"] = .int64(Int64(pass.requests))
-            a["sparseserve.batch.rows"] = .int64(Int64(pass.rows))
-            a["sparseserve.batch.tokens"] = .int64(Int64(pass.tokens))
+            a.set("sparseserve.batch.requests", pass.requests)
+            a.set("sparseserve.batch.rows", pass.rows)
+            a.set("sparseserve.batch.tokens", pass.tokens)
         }
     }
 
     /// Runs `body` with `trace` bound (log lines get its trace id); without a trace, just runs it.
     static func bind(_ trace: RequestTrace?, _ body: () -> Void) {
         guard let trace else { return body() }
-        ServiceContext.withValue(trace.context, operation: body)
-    }
-
-    /// Adds attributes to the server span (in place with `SpanExportTracer`).
-    func annotate(_ body: (inout ExportAttributes) -> Void) {
-        if let direct { return direct.root.update(body) }
-        var values = ExportAttributes()
-        body(&values)
-        root.updateAttributes { a in
-            for (name, value) in values.pairs { a[name] = value }
-        }
+        guard let root = trace.root else { return CurrentTrace.with(trace, body) }
+        CurrentTrace.with(trace) { ServiceContext.withValue(root.context, operation: body) }
     }
 
     /// Ends the server span with the response's status (an error for 5xx, as OpenTelemetry's HTTP
     /// conventions have it).
     func finish(status: Int, requestID: String?) {
-        annotate { a in
-            a["http.response.status_code"] = .int64(Int64(status))
-            if let requestID { a["sparseserve.request_id"] = .string(requestID) }
+        let failed = status >= 500 ? SpanStatus(code: .error) : nil
+        if let exporter {
+            guard position.sampled else { return }
+            let end = DefaultTracerClock.now.nanosecondsSinceEpoch
+            exporter.queue.record { w, _ in
+                w.message(2) { s in
+                    s.head(position, parentSpanID: parentSpanID, name: request.method, nameSuffix: request.route, kind: .server,
+                           start: startNanoseconds, end: end)
+                    var sink = SpanAttributeSink(writer: s)
+                    request.attributes(&sink)
+                    sink.set("http.response.status_code", status)
+                    if let requestID { sink.set("sparseserve.request_id", requestID) }
+                    s = sink.writer!
+                    if let failed { s.status(failed) }
+                }
+            }
+            return
         }
-        if status >= 500 { root.setStatus(SpanStatus(code: .error)) }
-        root.end()
+        root?.updateAttributes { a in
+            a["http.response.status_code"] = SpanAttribute.int64(Int64(status))
+            if let requestID { a["sparseserve.request_id"] = SpanAttribute.string(requestID) }
+        }
+        if let failed { root?.setStatus(failed) }
+        root?.end()
+    }
+}
+
+/// What a server span is named for and carries from the request: `METHOD /route/{template}`
+/// (the method alone without a route), `http.request.method`, `url.path` (up to 256 bytes),
+/// `http.route` and `sparseserve.model`.
+struct ServerRequest: Sendable {
+    let method: String, path: String, route: String?, model: String?
+
+    var operation: String { route.map { "\(method) \($0)" } ?? method }
+
+    func attributes(_ a: inout SpanAttributeSink) {
+        a.set("http.request.method", method)
+        a.set("url.path", path.utf8.count <= 256 ? path : String(path.utf8.prefix(256)) ?? String(path.prefix(64)))
+        if let route { a.set("http.route", route) }
+        if let model { a.set("sparseserve.model", model) }
     }
 }
 
 /// The tracer of a service with tracing on: starts a trace per request from its W3C headers.
-public struct RequestTracing: Sendable {
+public final class RequestTracing: Sendable {
     public let tracer: any Tracer
+    /// `tracer` when it is our exporter's: requests then record their spans directly.
+    let exporter: SpanExportTracer?
+    /// Whether responses carry the trace id for the server's debug request line.
+    let tagsRequestLog: Bool
 
-    public init(tracer: any Tracer) { self.tracer = tracer }
+    public init(tracer: any Tracer, tagsRequestLog: Bool = true) {
+        self.tracer = tracer
+        exporter = tracer as? SpanExportTracer
+        self.tagsRequestLog = tagsRequestLog
+    }
 
     /// Adds the trace id of the request being handled to every log line (`trace_id`).
     public static let logMetadataProvider = Logger.MetadataProvider {
@@ -131,19 +174,17 @@ public struct RequestTracing: Sendable {
     func begin(_ request: HTTPRequest, route: Route?, at uptime: UInt64 = DispatchTime.now().uptimeNanoseconds) -> RequestTrace {
         let headers = TraceContextHeaders(traceparent: request.headers["traceparent"], tracestate: request.headers["tracestate"])
         var parent = ServiceContext.topLevel
-        if headers.traceparent != nil {
-            tracer.extract(headers, into: &parent, using: TraceContextExtractor())
+        var caller: ExportSpanContext?
+        if let traceparent = headers.traceparent {
+            if exporter != nil {
+                caller = ExportSpanContext(traceparent: traceparent, tracestate: headers.tracestate)
+            } else {
+                tracer.extract(headers, into: &parent, using: TraceContextExtractor())
+            }
         }
-        let template = route.flatMap(Self.template)
-        let trace = RequestTrace(tracer: tracer, operation: template.map { "\(request.method) \($0)" } ?? request.method,
-                                 parent: parent, startedAt: uptime)
-        trace.annotate { a in
-            a["http.request.method"] = .string(request.method)
-            a["url.path"] = .string(String(request.path.prefix(256)))
-            if let template { a["http.route"] = .string(template) }
-            if let model = route.flatMap(Self.model) { a["sparseserve.model"] = .string(model) }
-        }
-        return trace
+        let server = ServerRequest(method: request.method, path: request.path, route: route.flatMap(Self.template),
+                                   model: route.flatMap(Self.model))
+        return RequestTrace(tracer: tracer, exporter: exporter, request: server, parent: parent, caller: caller, startedAt: uptime)
     }
 
     /// Handles a request inside its trace: `body` runs with the trace bound, and its responder
@@ -156,13 +197,13 @@ public struct RequestTracing: Sendable {
         let head = request.headReceivedAt > 0 ? min(request.headReceivedAt, now) : now
         let trace = begin(request, route: route, at: head)
         if head < now && !request.body.isEmpty {
-            trace.record("read body", from: head, to: now) { $0["http.request.body.size"] = .int64(Int64(request.body.count)) }
+            trace.record("read body", from: head, to: now) { $0.set("http.request.body.size", request.body.count) }
         }
-        ServiceContext.withValue(trace.context) {
+        RequestTrace.bind(trace) {
             body { response in
-                trace.finish(status: response.status, requestID: response.headers["x-request-id"])
+                trace.finish(status: response.status, requestID: Self.requestID(response.headers))
                 var response = response
-                if let id = trace.traceID { response.logMetadata["trace_id"] = id }
+                if self.tagsRequestLog, let id = trace.traceID { response.logMetadata["trace_id"] = id }
                 respond(response)
             }
         }
@@ -175,10 +216,25 @@ public struct RequestTracing: Sendable {
         let start = head.headReceivedAt > 0 ? min(head.headReceivedAt, now) : now
         let trace = begin(head, route: route, at: start)
         if status == 401 {
-            trace.record("authentication", from: start, to: now) { $0["sparseserve.auth.result"] = "refused" }
+            trace.record("authentication", from: start, to: now) { $0.set("sparseserve.auth.result", "refused") }
         }
         trace.finish(status: status, requestID: requestID)
     }
+
+    /// The `X-Request-ID` of a response, compared byte by byte (a cheaper look-up than the
+    /// headers' subscript on the request path).
+    static func requestID(_ headers: HTTPHeaders) -> String? {
+        for (name, value) in headers where name.utf8.count == requestIDName.count {
+            var name = name
+            let match = name.withUTF8 { b in
+                (0..<b.count).allSatisfy { i in (b[i] >= 0x41 && b[i] <= 0x5A ? b[i] | 0x20 : b[i]) == requestIDName[i] }
+            }
+            if match { return value }
+        }
+        return nil
+    }
+
+    private static let requestIDName = Array("x-request-id".utf8)
 
     /// The `http.route` of a route: its path with the names it takes as `{placeholders}`.
     static func template(_ route: Route) -> String? {
@@ -208,5 +264,26 @@ public struct RequestTracing: Sendable {
             return model
         default: return nil
         }
+    }
+}
+
+/// The calling thread's current `RequestTrace`: a pthread key holding an unretained reference,
+/// set only around synchronous work that holds the trace.
+enum CurrentTrace {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    static func get() -> RequestTrace? {
+        pthread_getspecific(key).map { Unmanaged<RequestTrace>.fromOpaque($0).takeUnretainedValue() }
+    }
+
+    static func with(_ trace: RequestTrace, _ body: () -> Void) {
+        let previous = pthread_getspecific(key)
+        pthread_setspecific(key, Unmanaged.passUnretained(trace).toOpaque())
+        defer { pthread_setspecific(key, previous) }
+        body()
     }
 }

@@ -1,10 +1,71 @@
 import Foundation
 import Logging
 
-/// The bounded queue between finished spans and the exporter thread. `push` is a lock and an
-/// append (a full queue drops the span and counts it); the exporter takes batches of up to
-/// `batchSize`, when that many wait or `scheduleDelay` passed. Settings follow OpenTelemetry's
-/// batch span processor (`OTEL_BSP_*`).
+/// Encoded spans waiting for export: each a `ScopeSpans.spans` entry (tag, length, `Span`), back
+/// to back in memory allocated once and reused, so queueing a span is a copy of its bytes.
+public final class SpanBatch: @unchecked Sendable {
+    let memory: UnsafeMutablePointer<UInt8>
+    public let capacity: Int
+    @exclusivity(unchecked) public private(set) var byteCount = 0
+    @exclusivity(unchecked) public private(set) var spanCount = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        memory = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
+    }
+
+    deinit { memory.deallocate() }
+
+    public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: memory, count: byteCount) }
+
+    /// Appends one span's bytes; false when they do not fit.
+    func append(_ span: UnsafeRawBufferPointer) -> Bool {
+        guard span.count > 0, byteCount + span.count <= capacity else { return false }
+        UnsafeMutableRawPointer(memory + byteCount).copyMemory(from: span.baseAddress!, byteCount: span.count)
+        byteCount += span.count
+        spanCount += 1
+        return true
+    }
+
+    /// Encodes one span with `body` in place after the others; false when it did not fit.
+    func append(_ body: (inout SpanWriter) -> Void) -> Bool {
+        var w = SpanWriter(UnsafeMutableBufferPointer(start: memory + byteCount, count: capacity - byteCount))
+        body(&w)
+        guard !w.overflowed, w.count > 0 else { return false }
+        byteCount += w.count
+        spanCount += 1
+        return true
+    }
+
+    func reset() { (byteCount, spanCount) = (0, 0) }
+
+    /// Consecutive runs of at most `spans` spans, in order: their byte ranges and span counts.
+    public func chunks(of spans: Int) -> [(bytes: Range<Int>, spans: Int)] {
+        var out: [(bytes: Range<Int>, spans: Int)] = [], start = 0, i = 0, n = 0
+        let b = bytes
+        while i < b.count {
+            i += 1  // the tag
+            var length = 0, shift = 0
+            while true {
+                let c = b[i]
+                i += 1
+                length |= Int(c & 0x7F) << shift
+                shift += 7
+                if c < 0x80 { break }
+            }
+            i += length
+            n += 1
+            if n == spans { out.append((start..<i, n)); (start, n) = (i, 0) }
+        }
+        if start < b.count { out.append((start..<b.count, n)) }
+        return out
+    }
+}
+
+/// The bounded queue between finished spans and the exporter thread. `push` is a lock and a copy
+/// of the span's bytes (a full queue drops the span and counts it); the exporter is woken once
+/// per `batchSize` spans (or half the byte budget), else after `scheduleDelay`, and takes all
+/// that waits by swapping buffers. Settings follow OpenTelemetry's batch span processor (`OTEL_BSP_*`).
 public final class SpanExportQueue: @unchecked Sendable {
     public struct Settings: Sendable, Equatable {
         public var maxQueueSize = 2048
@@ -12,6 +73,9 @@ public final class SpanExportQueue: @unchecked Sendable {
         /// Seconds between exports when fewer than `batchSize` spans wait.
         public var scheduleDelay = 5.0
         public init() {}
+
+        /// Bytes the queue holds at most: 512 per span on average (a request's spans take 150–300).
+        public var maxQueueBytes: Int { max(maxQueueSize * 512, 64 << 10) }
 
         /// The defaults, with `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and
         /// `OTEL_BSP_SCHEDULE_DELAY` (ms) applied where they are valid numbers.
@@ -27,27 +91,57 @@ public final class SpanExportQueue: @unchecked Sendable {
 
     public let settings: Settings
     private let condition = NSCondition()
-    private var spans: [FinishedSpan] = []
-    private var dropped = 0
-    private var flushRequested = false
-    private var closed = false
+    // (guarded by `condition`; the compiler's run-time exclusivity checks are left out)
+    @exclusivity(unchecked) private var pending: SpanBatch
+    @exclusivity(unchecked) private var spare: SpanBatch?
+    @exclusivity(unchecked) private var dropped = 0
+    @exclusivity(unchecked) private var flushRequested = false
+    @exclusivity(unchecked) private var closed = false
+    /// Span and trace ids: xoshiro256**, seeded once from the system generator, drawn under the lock.
+    @exclusivity(unchecked) private var ids = Xoshiro256(seed: SystemRandomNumberGenerator())
 
     public init(settings: Settings = Settings()) {
         self.settings = settings
-        spans.reserveCapacity(settings.maxQueueSize)
+        pending = SpanBatch(capacity: settings.maxQueueBytes)
     }
 
-    /// Queues a finished span, or drops and counts it when the queue is full or closed.
-    public func push(_ span: FinishedSpan) {
+    /// Queues one encoded span, or drops and counts it when the queue is full or closed.
+    public func push(_ span: UnsafeRawBufferPointer) {
         condition.lock()
-        guard spans.count < settings.maxQueueSize, !closed else {
+        let half = settings.maxQueueBytes / 2, before = pending.byteCount
+        guard pending.spanCount < settings.maxQueueSize, !closed, pending.append(span) else {
             dropped += 1
             condition.unlock()
             return
         }
-        spans.append(span)
-        if spans.count == settings.batchSize { condition.signal() }
+        if pending.spanCount == settings.batchSize || (before < half && pending.byteCount >= half) { condition.signal() }
         condition.unlock()
+    }
+
+    /// Encodes a span with `body` straight into the queue, under its lock (no copy); `body` gets a
+    /// fresh span id. A span that does not fit is dropped and counted.
+    func record(_ body: (inout SpanWriter, UInt64) -> Void) {
+        condition.lock()
+        let half = settings.maxQueueBytes / 2, before = pending.byteCount
+        guard pending.spanCount < settings.maxQueueSize, !closed else {
+            dropped += 1
+            condition.unlock()
+            return
+        }
+        let id = ids.nonZero()
+        if pending.append({ body(&$0, id) }) {
+            if pending.spanCount == settings.batchSize || (before < half && pending.byteCount >= half) { condition.signal() }
+        } else {
+            dropped += 1
+        }
+        condition.unlock()
+    }
+
+    /// Runs `body` with the id generator, under the lock.
+    func withIDs<T>(_ body: (inout Xoshiro256) -> T) -> T {
+        condition.lock()
+        defer { condition.unlock() }
+        return body(&ids)
     }
 
     /// Asks the exporter to send what waits without waiting for a full batch.
@@ -66,39 +160,43 @@ public final class SpanExportQueue: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// One batch for the exporter, blocking until `batchSize` spans wait, the schedule delay passed
-    /// with at least one waiting, a flush was asked, or the queue was closed. `dropped` is the count
-    /// of spans the full queue refused since the last call.
-    public func next() -> (batch: [FinishedSpan], dropped: Int, closed: Bool) {
+    /// All that waits, blocking until `batchSize` spans (or half the byte budget) wait, the
+    /// schedule delay passed with at least one waiting, a flush was asked, or the queue was
+    /// closed. `dropped` counts the spans the full queue refused since the last call. Give the
+    /// batch back with `recycle` once sent.
+    public func next() -> (batch: SpanBatch, dropped: Int, closed: Bool) {
         condition.lock()
         defer { condition.unlock() }
         var deadline = Date(timeIntervalSinceNow: settings.scheduleDelay)
-        while spans.count < settings.batchSize && !closed && !flushRequested {
+        let half = settings.maxQueueBytes / 2
+        while pending.spanCount < settings.batchSize && pending.byteCount < half && !closed && !flushRequested {
             if !condition.wait(until: deadline) {
-                if !spans.isEmpty { break }
+                if pending.spanCount > 0 { break }
                 deadline = Date(timeIntervalSinceNow: settings.scheduleDelay)
             }
         }
         flushRequested = false
-        let batch: [FinishedSpan]
-        if spans.count <= settings.batchSize {
-            batch = spans  // the whole buffer moves out: no span is copied
-            spans = []
-            spans.reserveCapacity(settings.batchSize)
-        } else {
-            batch = Array(spans.prefix(settings.batchSize))
-            spans.removeFirst(settings.batchSize)
-        }
+        let batch = pending
+        pending = spare ?? SpanBatch(capacity: settings.maxQueueBytes)
+        spare = nil
         let lost = dropped
         dropped = 0
-        return (batch, lost, closed && spans.isEmpty)
+        return (batch, lost, closed)
+    }
+
+    /// Takes a sent batch's memory back for the next one.
+    public func recycle(_ batch: SpanBatch) {
+        batch.reset()
+        condition.lock()
+        spare = batch
+        condition.unlock()
     }
 
     /// Spans waiting now.
     public var count: Int {
         condition.lock()
         defer { condition.unlock() }
-        return spans.count
+        return pending.spanCount
     }
 }
 
@@ -114,6 +212,8 @@ public final class SpanExporter: @unchecked Sendable {
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
     private var lastWarning = Date.distantPast
+    /// The request body, reused from post to post.
+    private var body: [UInt8] = []
 
     /// Starts exporting what `tracer` records to `settings.tracesURL`, with the batch and exporter
     /// settings of `environment` (`OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `..._HEADERS`).
@@ -137,20 +237,23 @@ public final class SpanExporter: @unchecked Sendable {
                 metrics.countDroppedSpans(lost, reason: .queueFull)
                 warn("spans dropped: the export queue was full", ["dropped_count": "\(lost)", "queue_size": "\(queue.settings.maxQueueSize)"])
             }
-            if !batch.isEmpty { export(batch) }
+            for chunk in batch.chunks(of: queue.settings.batchSize) { export(batch, chunk.bytes, spans: chunk.spans) }
+            queue.recycle(batch)
             if closed { break }
         }
         client.close()
         done.signal()
     }
 
-    private func export(_ batch: [FinishedSpan]) {
-        let body = encoder.encode(batch)
+    /// Posts the `spans` spans in `range` of `batch` as one request.
+    private func export(_ batch: SpanBatch, _ range: Range<Int>, spans count: Int) {
+        let spans = UnsafeRawBufferPointer(rebasing: batch.bytes[range])
+        encoder.request(spans: spans, into: &body)
         do {
             try client.post(body)
         } catch {
-            metrics.countDroppedSpans(batch.count, reason: .exportFailed)
-            warn("spans dropped: export failed", ["batch_size": "\(batch.count)", "error": "\(error)"])
+            metrics.countDroppedSpans(count, reason: .exportFailed)
+            warn("spans dropped: export failed", ["batch_size": "\(count)", "error": "\(error)"])
         }
     }
 

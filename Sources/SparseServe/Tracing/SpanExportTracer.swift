@@ -49,7 +49,6 @@ public final class SpanExportTracer: Tracer, Sendable {
 
     public let queue: SpanExportQueue
     public let sampler: TraceSampler
-    private let ids = Mutex(Xoshiro256(seed: SystemRandomNumberGenerator()))
 
     public init(queue: SpanExportQueue, sampler: TraceSampler) {
         self.queue = queue
@@ -62,13 +61,7 @@ public final class SpanExportTracer: Tracer, Sendable {
     }
 
     /// A fresh non-zero 64-bit id.
-    func nextID() -> UInt64 {
-        ids.withLock { g in
-            var id = g.next()
-            while id == 0 { id = g.next() }
-            return id
-        }
-    }
+    func nextID() -> UInt64 { queue.withIDs { $0.nonZero() } }
 
     /// The context of a new span under `parent` (a caller's or a local span's), or of a new trace.
     func childContext(of parent: ExportSpanContext?) -> ExportSpanContext {
@@ -77,7 +70,7 @@ public final class SpanExportTracer: Tracer, Sendable {
                                      sampled: sampler.samples(traceLow: parent.traceLow, parentSampled: parent.sampled),
                                      traceState: parent.traceState)
         }
-        let (high, low, span) = ids.withLock { g in (g.next(), g.next(), g.next()) }
+        let (high, low, span) = queue.withIDs { g in (g.next(), g.next(), g.next()) }
         let trace: (UInt64, UInt64) = high | low == 0 ? (1, low) : (high, low)
         return ExportSpanContext(traceHigh: trace.0, traceLow: trace.1, spanID: span == 0 ? 1 : span,
                                  sampled: sampler.samples(traceLow: trace.1, parentSampled: nil), traceState: nil)
@@ -96,19 +89,37 @@ public final class SpanExportTracer: Tracer, Sendable {
     }
 
     /// A finished child span of `parent` recorded in one step, without a span object or a
-    /// `ServiceContext`: what the request path's fixed spans use. Nothing when `parent` is unsampled.
+    /// `ServiceContext`: encoded straight into the export queue. What the request path's fixed
+    /// spans use. Nothing when `parent` is unsampled.
     public func record(_ name: String, parent: ExportSpanContext, kind: SpanKind = .internal, start: UInt64, end: UInt64,
-                       attributes: ExportAttributes, error: (any Error)? = nil) {
+                       error: (any Error)? = nil, _ attributes: (inout SpanAttributeSink) -> Void = { _ in }) {
         guard parent.sampled else { return }
-        var span = FinishedSpan(context: ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: nextID(),
-                                                           sampled: true, traceState: parent.traceState),
-                                parentSpanID: parent.spanID, name: name, kind: kind, start: start, end: max(start, end))
-        span.attributes = attributes
-        if let error {
-            span.events.append(FinishedSpan.exception(error, at: span.end))
-            span.status = SpanStatus(code: .error)
+        queue.record { w, id in
+            let own = ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: id, sampled: true,
+                                        traceState: parent.traceState)
+            w.message(2) { s in
+                s.head(own, parentSpanID: parent.spanID, name: name, kind: kind, start: start, end: end)
+                var sink = SpanAttributeSink(writer: s)
+                attributes(&sink)
+                s = sink.writer!
+                if let error {
+                    s.exception(error, at: max(start, end))
+                    s.status(SpanStatus(code: .error))
+                }
+            }
         }
-        queue.push(span)
+    }
+
+    /// A span whose ids and attributes are known already (a request trace's server span).
+    func record(_ name: String, position: ExportSpanContext, parentSpanID: UInt64, kind: SpanKind, start: UInt64, end: UInt64,
+                encodedAttributes: [UInt8], status: SpanStatus?) {
+        queue.record { w, _ in
+            w.message(2) { s in
+                s.head(position, parentSpanID: parentSpanID, name: name, kind: kind, start: start, end: end)
+                encodedAttributes.withUnsafeBytes { s.raw($0) }
+                if let status { s.status(status) }
+            }
+        }
     }
 
     public func forceFlush() { queue.flushSoon() }
@@ -138,6 +149,13 @@ struct Xoshiro256: RandomNumberGenerator, Sendable {
         var source = source
         s = (source.next(), source.next(), source.next(), source.next())
         if s.0 | s.1 | s.2 | s.3 == 0 { s.0 = 0x9E37_79B9_7F4A_7C15 }
+    }
+
+    /// A non-zero draw (an id).
+    mutating func nonZero() -> UInt64 {
+        var id = next()
+        while id == 0 { id = next() }
+        return id
     }
 
     mutating func next() -> UInt64 {

@@ -19,7 +19,7 @@ final class ExportingSpanTests: XCTestCase {
         root.end(at: SpanExportInstant(nanosecondsSinceEpoch: 300))
         XCTAssertFalse(root.isRecording)
         queue.close()
-        let batch = queue.next().batch
+        let batch = queue.next().batch.spans
         XCTAssertEqual(batch.map(\.name), ["work", "GET /renamed"], "each span once, when it ends")
         let (c, r) = (batch[0], batch[1])
         XCTAssertEqual(c.parentSpanID, r.context.spanID)

@@ -16,7 +16,7 @@ final class RequestTraceTests: XCTestCase {
         tracing.trace(request, route: try Route(path: request.path), respond: sink.responder) { respond in
             let trace = try! XCTUnwrap(RequestTrace.current)
             let now = DispatchTime.now().uptimeNanoseconds
-            trace.record("decode", from: now, to: now + 1_000) { $0["k"] = 1 }
+            trace.record("decode", from: now, to: now + 1_000) { $0.set("k", 1) }
             trace.record("encode", from: now + 2_000, to: now + 1_000, error: InvalidInputError("bad"))
             var response = HTTPResponse(status: 503)
             response.headers.set(name: "X-Request-ID", value: "r-1")
@@ -49,14 +49,14 @@ final class RequestTraceTests: XCTestCase {
             let trace = try! XCTUnwrap(RequestTrace.current)
             XCTAssertEqual(trace.traceID, "4bf92f3577b34da6a3ce929d0e0e4736")
             let now = DispatchTime.now().uptimeNanoseconds
-            trace.record("decode", from: now, to: now + 1_000) { $0["k"] = 1 }
+            trace.record("decode", from: now, to: now + 1_000) { $0.set("k", 1) }
             trace.forward(BatchForward(started: now + 1_000, finished: now + 5_000, requests: 2, rows: 3, tokens: 9))
             var response = HTTPResponse(status: 200)
             response.headers.set(name: "X-Request-ID", value: "r-2")
             respond(response)
         }
         queue.close()
-        let spans = queue.next().batch
+        let spans = queue.next().batch.spans
         XCTAssertEqual(spans.map(\.name), ["decode", "batch forward", "POST /v2/models/{model}/infer"])
         let root = spans[2]
         XCTAssertEqual(root.parentSpanID, 0x00f0_67aa_0ba9_02b7, "the caller's span is the server span's parent")

@@ -15,14 +15,23 @@ final class SpanExportQueueTests: XCTestCase {
         for i in 0..<25 { queue.push(span(i)) }
         XCTAssertEqual(queue.count, 10)
         let first = queue.next()
-        XCTAssertEqual(first.batch.map(\.name), ["s0", "s1", "s2", "s3"], "a full batch is taken at once, oldest first")
+        XCTAssertEqual(first.batch.spans.map(\.name), (0..<10).map { "s\($0)" }, "all that waits is taken at once, oldest first")
+        XCTAssertEqual(first.batch.chunks(of: 4).map(\.spans), [4, 4, 2], "and posted in batches of at most batchSize")
         XCTAssertEqual(first.dropped, 15)
         XCTAssertFalse(first.closed)
-        XCTAssertEqual(queue.next().dropped, 0, "drops are reported once")
+        queue.recycle(first.batch)
+        for i in 0..<4 { queue.push(span(i)) }
+        let second = queue.next()
+        XCTAssertEqual(second.dropped, 0, "drops are reported once")
+        XCTAssertEqual(second.batch.spans.map(\.name), ["s0", "s1", "s2", "s3"], "a full batch wakes the exporter")
+        queue.recycle(second.batch)
+        queue.push(span(5))
+        queue.flushSoon()
+        XCTAssertTrue(queue.next().batch === first.batch, "the buffers are reused, not reallocated")
         queue.close()
         queue.push(span(99))
         let last = queue.next()
-        XCTAssertEqual(last.batch.count, 2)
+        XCTAssertEqual(last.batch.spanCount, 0, "nothing was left")
         XCTAssertTrue(last.closed)
         XCTAssertEqual(last.dropped, 1, "a closed queue refuses spans")
     }
@@ -33,15 +42,28 @@ final class SpanExportQueueTests: XCTestCase {
         let queue = SpanExportQueue(settings: settings)
         queue.push(span(0))
         let t = Date()
-        XCTAssertEqual(queue.next().batch.count, 1)
+        XCTAssertEqual(queue.next().batch.spanCount, 1)
         XCTAssertGreaterThanOrEqual(Date().timeIntervalSince(t), 0.15)
         settings.scheduleDelay = 60
         let slow = SpanExportQueue(settings: settings)
         slow.push(span(1))
         DispatchQueue.global().asyncAfter(deadline: .now() + 0.1) { slow.flushSoon() }
         let u = Date()
-        XCTAssertEqual(slow.next().batch.count, 1)
+        XCTAssertEqual(slow.next().batch.spanCount, 1)
         XCTAssertLessThan(Date().timeIntervalSince(u), 30)
+    }
+
+    func testTheByteBudgetBoundsTheQueueToo() {
+        var settings = SpanExportQueue.Settings()
+        (settings.maxQueueSize, settings.batchSize, settings.scheduleDelay) = (200, 200, 60)  // 100 KiB of bytes at most
+        let queue = SpanExportQueue(settings: settings)
+        var big = span(0)
+        big.attributes["payload"] = .string(String(repeating: "x", count: 1000))  // about 1.1 kB each
+        for _ in 0..<150 { queue.push(big) }
+        let (batch, dropped, _) = queue.next()  // half the byte budget woke it before a full batch
+        XCTAssertLessThanOrEqual(batch.byteCount, settings.maxQueueBytes)
+        XCTAssertEqual(batch.spanCount + dropped, 150)
+        XCTAssertGreaterThan(dropped, 0, "spans beyond the byte budget are dropped and counted")
     }
 
     func testSettingsFromTheEnvironment() {

@@ -50,13 +50,12 @@ final class SpanExportTracerTests: XCTestCase {
         let queue = SpanExportQueue()
         let tracer = SpanExportTracer(queue: queue, sampleRatio: 1)
         let parent = ExportSpanContext(traceparent: traceparent, tracestate: "k=v")!
-        var attributes = ExportAttributes()
-        attributes["sparseserve.batch.rows"] = 4
         struct Broken: Error {}
-        tracer.record("decode", parent: parent, start: 10, end: 5, attributes: attributes, error: Broken())
+        tracer.record("decode", parent: parent, start: 10, end: 5, error: Broken()) { $0.set("sparseserve.batch.rows", 4) }
         tracer.record("skipped", parent: ExportSpanContext(traceparent: String(traceparent.dropLast(2)) + "00", tracestate: nil)!,
-                      start: 1, end: 2, attributes: [:])
-        let (batch, dropped, _) = { queue.close(); return queue.next() }()
+                      start: 1, end: 2)
+        let (queued, dropped, _) = { queue.close(); return queue.next() }()
+        let batch = queued.spans
         XCTAssertEqual(dropped, 0)
         XCTAssertEqual(batch.map(\.name), ["decode"], "an unsampled parent records nothing")
         let span = batch[0]

@@ -12,7 +12,7 @@ struct TracedStep: Middleware {
         let start = DispatchTime.now().uptimeNanoseconds
         let answer = step.handle(request, route: route, respond: &respond)
         trace.record(name, from: start, to: DispatchTime.now().uptimeNanoseconds) { attributes in
-            attributes["sparseserve.step.result"] = .string(answer.map { "answered \($0.status)" } ?? "passed")
+            attributes.set("sparseserve.step.result", answer.map { "answered \($0.status)" } ?? "passed")
         }
         return answer
     }
