@@ -67,25 +67,28 @@ def measure(binary, tracing, args, workdir):
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(stripped), "serve", "--config",
                              str(run / "config.json"), "--port", "0", "--host", "127.0.0.1", "--log-level", "warning"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    url = next(m.group(1) for line in proc.stdout if (m := re.search(r"listening on (http://\S+)", line)))
-    target = f"{url}/v2/models/{args.endpoint}/infer"
-    wrk = ["wrk", "-t", "2", "-c", str(args.clients), "--timeout", "30s", "-s", str(run / "post.lua"), target]
-    subprocess.run(wrk[:1] + ["-d", "5s"] + wrk[1:], capture_output=True)  # warm-up
-    subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True)
-    done = subprocess.run(wrk[:1] + ["-d", f"{args.duration}s"] + wrk[1:], capture_output=True, text=True)
-    result = done.stdout + done.stderr
-    time.sleep(0.5)
-    subprocess.run(["callgrind_control", "--dump=run", str(proc.pid)], capture_output=True)
-    m = re.search(r"(\d+) requests in", result)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"wrk did not finish against {binary}: {result[-500:]}")
-    requests = int(m.group(1))
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=300)
-    if sink:
-        sink.send_signal(signal.SIGTERM)
-        sink.wait(timeout=10)
+    try:
+        url = next(m.group(1) for line in proc.stdout if (m := re.search(r"listening on (http://\S+)", line)))
+        target = f"{url}/v2/models/{args.endpoint}/infer"
+        script = ["-s", str(run / "post.lua"), "--timeout", "30s", target]
+        subprocess.run(["wrk", "-t", "1", "-c", "8", "-d", "5s", *script], capture_output=True)  # warm-up
+        subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True)
+        done = subprocess.run(["wrk", "-t", "2", "-c", str(args.clients), "-d", f"{args.duration}s", *script], capture_output=True, text=True)
+        time.sleep(0.5)
+        subprocess.run(["callgrind_control", "--dump=run", str(proc.pid)], capture_output=True)
+        m = re.search(r"(\d+) requests in", done.stdout)
+        if not m:
+            raise SystemExit(f"wrk did not finish against {binary}: {(done.stdout + done.stderr)[-500:]}")
+        requests = int(m.group(1))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if sink:
+            sink.send_signal(signal.SIGTERM)
+            sink.wait(timeout=10)
     dump = max(glob.glob(str(out) + "*"), key=os.path.getsize)
     return total_instructions(dump) / requests, requests
 
