@@ -26,6 +26,9 @@ struct RecoveryArguments: ParsableArguments {
     @Option(help: "Recovery of text encoders: epochs of end-to-end distillation on the sentence embeddings after the block-wise pass (default \(RecoveryOptions.encoder.endToEndEpochs)).")
     var endToEndEpochs: Int?
 
+    @Option(help: "Recovery of text encoders: at most this many block-wise steps per layer (default: --epochs full epochs); the schedule spans the steps run.")
+    var layerSteps: Int?
+
     @Option(name: .customLong("end-to-end-lr"), help: "Recovery of text encoders: peak learning rate of the end-to-end pass (default \(RecoveryOptions.encoder.endToEndLearningRate)).")
     var endToEndLR: Float?
 
@@ -33,10 +36,12 @@ struct RecoveryArguments: ParsableArguments {
     var trainNorms = false
 
     func validate() throws {
-        if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || endToEndEpochs != nil || endToEndLR != nil || trainNorms) {
-            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data, --end-to-end-epochs, --end-to-end-lr and --train-norms only apply with --recover")
+        if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || endToEndEpochs != nil || endToEndLR != nil || trainNorms
+            || layerSteps != nil) {
+            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data, --end-to-end-epochs, --end-to-end-lr, --layer-steps and --train-norms only apply with --recover")
         }
         if let endToEndEpochs, !(0...10_000).contains(endToEndEpochs) { throw ValidationError("--end-to-end-epochs must be in 0...10000") }
+        if let layerSteps, !(1...10_000_000).contains(layerSteps) { throw ValidationError("--layer-steps must be in 1...10000000") }
         if let epochs, !(1...100_000).contains(epochs) { throw ValidationError("--epochs must be in 1...100000") }
         if let lr, !(lr.isFinite && lr > 0) { throw ValidationError("--lr must be a positive number") }
         if let endToEndLR, !(endToEndLR.isFinite && endToEndLR > 0) { throw ValidationError("--end-to-end-lr must be a positive number") }
@@ -51,6 +56,7 @@ struct RecoveryArguments: ParsableArguments {
         if let batchSize { o.batchSize = batchSize }
         if let endToEndEpochs { o.endToEndEpochs = endToEndEpochs }
         if let endToEndLR { o.endToEndLearningRate = endToEndLR }
+        if let layerSteps { o.layerSteps = layerSteps }
         o.trainNorms = trainNorms
         return o
     }

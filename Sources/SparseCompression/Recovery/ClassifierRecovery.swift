@@ -19,6 +19,9 @@ public struct RecoveryOptions: Sendable, Equatable {
     /// block-wise pass (`epochs` is then per layer), and their peak learning rate.
     public var endToEndEpochs = 0
     public var endToEndLearningRate: Float = 5e-5
+    /// Encoders: at most this many block-wise steps per layer (nil: `epochs` full epochs); the
+    /// schedule's warm-up and decay span the steps actually run.
+    public var layerSteps: Int?
     /// Encoders: train the LayerNorms' gains and biases too (stored in the artifact).
     public var trainNorms = false
 
@@ -92,6 +95,8 @@ public struct RecoveryReport: Sendable, Codable, Equatable {
     public var trainingSamples: Int
     public var usesLabels: Bool
     public var epochs: Int
+    /// Encoders: the cap on block-wise steps per layer (`RecoveryOptions.layerSteps`), if set.
+    public var layerSteps: Int?
     public var batchSize: Int
     public var learningRate: Double
     public var schedule: String

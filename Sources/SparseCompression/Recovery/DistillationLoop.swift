@@ -25,23 +25,28 @@ struct DistillationLoop {
 
     func stepsPerEpoch(samples: Int) -> Int { (samples + options.batchSize - 1) / options.batchSize }
 
+    /// Steps of `epochs` passes over `samples`, at most `limit`.
+    func steps(samples: Int, epochs: Int, limit: Int? = nil) -> Int {
+        min(epochs * stepsPerEpoch(samples: samples), limit ?? .max)
+    }
+
     /// Trains `tensors` (`materialize` refreshes the weights the forward pass uses) for `epochs`
-    /// passes over `samples` sequences at peak rate `learningRate`. `objective(batch)` runs the
+    /// passes over `samples` sequences, or the first `limit` steps of them, at peak rate `learningRate`. `objective(batch)` runs the
     /// forward pass and the loss and, when the loss is finite, the backward pass (adding the
     /// gradients), and returns the loss.
-    func run(_ name: String, samples: Int, epochs: Int, learningRate: Float, tensors: [TrainableTensor], materialize: () -> Void,
-             seed: UInt64, clock: inout Clock, objective: (ArraySlice<Int>) -> Double) -> Block {
+    func run(_ name: String, samples: Int, epochs: Int, limit: Int? = nil, learningRate: Float, tensors: [TrainableTensor],
+             materialize: () -> Void, seed: UInt64, clock: inout Clock, objective: (ArraySlice<Int>) -> Double) -> Block {
         var schedule = options
         schedule.learningRate = learningRate
-        let perEpoch = stepsPerEpoch(samples: samples), total = epochs * perEpoch
+        let perEpoch = stepsPerEpoch(samples: samples), total = steps(samples: samples, epochs: epochs, limit: limit)
         var block = Block(layer: name, steps: 0, firstLoss: nil, lastLoss: nil)
         var rng = SplitMix(seed: seed)
         var order = Array(0..<samples), lastGood = tensors.map(\.values)
-        let quarter = perEpoch >= 100 ? perEpoch / 4 : 0
-        for epoch in 0..<epochs {
+        for epoch in 0..<epochs where block.steps < total {
             order.shuffle(using: &rng)
             var epochLoss = 0.0, windowLoss = 0.0
-            for b in 0..<perEpoch {
+            let epochSteps = min(perEpoch, total - block.steps), quarter = epochSteps >= 100 ? epochSteps / 4 : 0
+            for b in 0..<epochSteps {
                 guard !stopped(name, &clock) else { return block }
                 for tensor in tensors { tensor.zeroGradient() }
                 let loss = objective(order[b * options.batchSize ..< min(samples, (b + 1) * options.batchSize)])
@@ -55,12 +60,12 @@ struct DistillationLoop {
                 clock.steps += 1
                 epochLoss += loss
                 windowLoss += loss
-                if quarter > 0, (b + 1) % quarter == 0, b + 1 < perEpoch {
+                if quarter > 0, (b + 1) % quarter == 0, b + 1 < epochSteps {
                     progress(line(name, epoch: epoch, of: epochs, loss: windowLoss / Double(quarter), clock: clock) + " (last \(quarter) steps)")
                     windowLoss = 0
                 }
             }
-            block.lastLoss = epochLoss / Double(max(1, perEpoch))
+            block.lastLoss = epochLoss / Double(max(1, epochSteps))
             progress(line(name, epoch: epoch, of: epochs, loss: block.lastLoss ?? .nan, clock: clock))
         }
         return block

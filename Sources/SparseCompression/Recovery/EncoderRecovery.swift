@@ -108,13 +108,15 @@ public enum EncoderRecovery {
     /// sentence embeddings.
     static func train(student: [TrainableEncoderLayer], teacher: [TrainableEncoderLayer], embedded: PackedStates, loop: DistillationLoop,
                       pooling: SentencePooling) -> ([RecoveryReport.Block], DistillationLoop.Clock) {
-        let options = loop.options, samples = embedded.spans.count, perEpoch = loop.stepsPerEpoch(samples: samples)
-        var clock = DistillationLoop.Clock(totalSteps: (student.count * options.epochs + options.endToEndEpochs) * perEpoch)
+        let options = loop.options, samples = embedded.spans.count
+        let perLayer = loop.steps(samples: samples, epochs: options.epochs, limit: options.layerSteps)
+        var clock = DistillationLoop.Clock(totalSteps: student.count * perLayer + loop.steps(samples: samples, epochs: options.endToEndEpochs))
         var blocks: [RecoveryReport.Block] = []
         var inputs = embedded, denseInputs = embedded
         for (i, (layer, reference)) in zip(student, teacher).enumerated() {
             let targets = reference.forwardAll(denseInputs)
-            blocks.append(loop.run("layer \(i + 1)/\(student.count)", samples: samples, epochs: options.epochs, learningRate: options.learningRate,
+            blocks.append(loop.run("layer \(i + 1)/\(student.count)", samples: samples, epochs: options.epochs, limit: options.layerSteps,
+                                   learningRate: options.learningRate,
                                    tensors: layer.tensors, materialize: { layer.linears.forEach { $0.materialize() } }, seed: options.seed &+ UInt64(i),
                                    clock: &clock, objective: EncoderObjectives.layer(layer, inputs: inputs, targets: targets)))
             blocks[i].layer = "encoder.layer.\(i)"
@@ -171,6 +173,7 @@ public enum EncoderRecovery {
                                     firstLoss: first.isEmpty ? nil : first.reduce(0, +), lastLoss: last.isEmpty ? nil : last.reduce(0, +),
                                     trainableParameters: trainable, seconds: seconds, heldOut: heldOut)
         report.method = "block-wise distillation"
+        report.layerSteps = options.layerSteps
         report.blocks = blocks
         return report
     }

@@ -60,6 +60,24 @@ final class DistillationLoopTests: XCTestCase {
                  materialize: { q.materialized += 1 }, seed: seed, clock: &clock, objective: q.objective)
     }
 
+    func testAStepLimitStopsMidEpochWithTheScheduleOverTheStepsRun() {
+        let lines = Lines(), q = Quadratic(samples: 10), l = loop(batchSize: 4, lines: lines)
+        XCTAssertEqual([l.steps(samples: 10, epochs: 2), l.steps(samples: 10, epochs: 2, limit: 4), l.steps(samples: 10, epochs: 1, limit: 9)],
+                       [6, 4, 3])
+        var clock = DistillationLoop.Clock(totalSteps: 4)
+        let block = l.run("block", samples: 10, epochs: 2, limit: 4, learningRate: 0.05, tensors: [q.theta], materialize: {}, seed: 1,
+                          clock: &clock, objective: q.objective)
+        XCTAssertEqual([block.steps, clock.steps], [4, 4])
+        XCTAssertEqual(q.batches.map(\.count), [4, 4, 2, 4], "the first epoch whole, then one step of the second")
+        XCTAssertEqual(lines.lines.count, 2, "a line per epoch begun")
+        // the decay spans the 4 steps run: the fourth update is smaller than a 6-step schedule's fourth
+        var free = DistillationLoop.Clock(totalSteps: 6)
+        let q2 = Quadratic(samples: 10)
+        _ = run(l, q2, epochs: 2, clock: &free)
+        func moved(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).reduce(0) { $0 + abs($1.0 - $1.1) } }
+        XCTAssertLessThan(moved(q.theta.values, q.seen[3]), 0.6 * moved(q2.seen[4], q2.seen[3]))
+    }
+
     func testEveryEpochVisitsEverySampleOnceInShuffledBatches() {
         let lines = Lines(), q = Quadratic(samples: 10), l = loop(batchSize: 4, lines: lines)
         XCTAssertEqual([l.stepsPerEpoch(samples: 10), l.stepsPerEpoch(samples: 8), l.stepsPerEpoch(samples: 1)], [3, 2, 1])
