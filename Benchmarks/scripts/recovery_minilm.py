@@ -13,7 +13,7 @@ Prints a markdown table with the load average before and after (the machine may 
 taken under load are flagged as such).
 
     python3 Benchmarks/scripts/recovery_minilm.py [--rows nm24,nm48,nm24t,blast] [--epochs N]
-        [--end-to-end-epochs N] [--recovery-data FILE] [--recover-args '...']
+        [--end-to-end-epochs N] [--blast-blocks B] [--recovery-data FILE] [--recover-args '...']
         [--recover-calibration-samples N] [--keep DIR] [--json OUT]
 
 --keep DIR keeps the artifacts (DIR/NAME-oneshot, DIR/NAME-recovered) and the logs of `compress` (DIR/NAME-*.log).
@@ -43,13 +43,20 @@ ROWS = {
     "nm48": ("4:8, all encoder linears", {"method": "dense", "layers": {ENCODER: {"method": "nm", "n": 4, "m": 8}}}),
     "nm24t": ("transposable 2:4, all encoder linears",
               {"method": "dense", "layers": {ENCODER: {"method": "nm", "n": 2, "m": 4, "mask": "transposable"}}}),
-    # `*` also matches dots: without its own pattern first, "encoder.layer.*.output.dense" would
-    # take the attention output too (as Deploy/config.json's minilm-blast does, it stays dense)
-    "blast": ("BLAST b=4 50 % on the FFN", {"method": "dense", "layers": {
-        "encoder.layer.*.attention.output.dense": {"method": "dense"},
-        **{f"encoder.layer.*.{n}.dense": {"method": "blast", "blocks": 4, "parameterRatio": 0.5, "iterations": 30}
-           for n in ("intermediate", "output")}}}),
 }
+
+
+def blast_row(blocks):
+    """BLAST on both FFN layers at 50 % of their parameters. `*` also matches dots: without its own
+    pattern first, "encoder.layer.*.output.dense" would take the attention output too (as in
+    Deploy/config.json's minilm-blast, it stays dense)."""
+    return (f"BLAST b={blocks} 50 % on the FFN", {"method": "dense", "layers": {
+        "encoder.layer.*.attention.output.dense": {"method": "dense"},
+        **{f"encoder.layer.*.{n}.dense": {"method": "blast", "blocks": blocks, "parameterRatio": 0.5, "iterations": 30}
+           for n in ("intermediate", "output")}}})
+
+
+ROWS["blast"] = blast_row(4)
 
 
 def compress(name, compression, out, recover_args, calibration_samples=None):
@@ -90,6 +97,7 @@ def spearmans(models):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", default=",".join(ROWS))
+    ap.add_argument("--blast-blocks", type=int, default=4, help="blocks b of the blast row (default 4)")
     ap.add_argument("--epochs", type=int, help="block-wise epochs per layer (default: the binary's)")
     ap.add_argument("--end-to-end-epochs", type=int, help="end-to-end epochs (default: the binary's)")
     ap.add_argument("--recovery-data", type=pathlib.Path, help="training texts (default: the binary's, see README)")
@@ -106,6 +114,7 @@ def main():
     folder = args.keep or pathlib.Path(tempfile.mkdtemp(prefix="recovery-minilm-"))
     folder.mkdir(parents=True, exist_ok=True)
     results, models = {}, {"dense": MINILM}
+    ROWS["blast"] = blast_row(args.blast_blocks)
     for key in args.rows.split(","):
         label, compression = ROWS[key]
         oneshot = compress(key, compression, folder / f"{key}-oneshot", [])
