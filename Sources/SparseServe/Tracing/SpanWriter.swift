@@ -149,19 +149,24 @@ extension SpanWriter {
         }
     }
 
+    /// An attribute's KeyValue (field 9) up to its AnyValue's content: the key, then field 2's
+    /// length `any` (lengths known up front, so nothing is patched afterwards).
+    private mutating func keyValueHead(_ k: UnsafeBufferPointer<UInt8>, anyLength any: Int) {
+        tag(9, 2)
+        varint(UInt64(1 + Self.varintSize(UInt64(k.count)) + k.count + 1 + Self.varintSize(UInt64(any)) + any))
+        tag(1, 2)
+        varint(UInt64(k.count))
+        raw(UnsafeRawBufferPointer(k))
+        tag(2, 2)
+        varint(UInt64(any))
+    }
+
     /// An integer attribute, the request path's most common kind (lengths known up front).
     mutating func attribute(_ key: String, int value: Int64) {
         var key = key
         key.withUTF8 { k in
-            let v = UInt64(bitPattern: value), any = 1 + Self.varintSize(v)
-            let kv = 1 + Self.varintSize(UInt64(k.count)) + k.count + 2 + any
-            tag(9, 2)
-            varint(UInt64(kv))
-            tag(1, 2)
-            varint(UInt64(k.count))
-            raw(UnsafeRawBufferPointer(k))
-            tag(2, 2)
-            varint(UInt64(any))
+            let v = UInt64(bitPattern: value)
+            keyValueHead(k, anyLength: 1 + Self.varintSize(v))
             uint(3, v)
         }
     }
@@ -171,15 +176,8 @@ extension SpanWriter {
         var key = key, value = value
         key.withUTF8 { k in
             value.withUTF8 { v in
-                let n = Self.cut(v), any = 1 + Self.varintSize(UInt64(n)) + n
-                let kv = 1 + Self.varintSize(UInt64(k.count)) + k.count + 1 + Self.varintSize(UInt64(any)) + any
-                tag(9, 2)
-                varint(UInt64(kv))
-                tag(1, 2)
-                varint(UInt64(k.count))
-                raw(UnsafeRawBufferPointer(k))
-                tag(2, 2)
-                varint(UInt64(any))
+                let n = Self.cut(v)
+                keyValueHead(k, anyLength: 1 + Self.varintSize(UInt64(n)) + n)
                 tag(1, 2)
                 varint(UInt64(n))
                 raw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(v)[0..<n]))
