@@ -60,25 +60,29 @@ final class OTLPHTTPClient {
     /// Posts `body`; throws unless the collector answers 2xx. A kept-alive connection the
     /// collector closed meanwhile is replaced once.
     func post(_ body: [UInt8]) throws {
+        try body.withUnsafeBytes { try post([$0]) }
+    }
+
+    /// Posts the concatenation of `parts` as the body (sent as they lie in memory, not copied together).
+    func post(_ parts: [UnsafeRawBufferPointer]) throws {
         let reused = connection != nil
         do {
-            try attempt(body)
+            try attempt(parts)
         } catch let error as Failure where reused && error.description.hasPrefix("connection closed") {
             close()
-            try attempt(body)
+            try attempt(parts)
         } catch {
             close()
             throw error
         }
     }
 
-    private func attempt(_ body: [UInt8]) throws {
+    private func attempt(_ parts: [UnsafeRawBufferPointer]) throws {
         let c = try connection ?? Connection(host: host, port: port, timeout: timeout, tls: tls)
         connection = c
         var request = head
-        request += "Content-Length: \(body.count)\r\n\r\n".utf8
-        try c.write(request, more: true)
-        try c.write(body)
+        request += "Content-Length: \(parts.reduce(0) { $0 + $1.count })\r\n\r\n".utf8
+        try request.withUnsafeBytes { try c.write([$0] + parts) }
         var reader = HTTPResponseReader(connection: c)
         let response = try reader.read()
         if response.close { close() }
@@ -175,21 +179,40 @@ final class Connection {
         return String(cString: text)
     }
 
-    /// Sends `bytes`; `more`: the rest of the request follows at once (plain TCP holds the segment).
-    func write(_ bytes: [UInt8], more: Bool = false) throws {
-        var sent = 0
-        try bytes.withUnsafeBytes { raw in
-            while sent < raw.count {
-                let n: Int
-                if let ssl {
-                    n = Int(SSL_write(ssl, raw.baseAddress! + sent, Int32(min(raw.count - sent, 1 << 20))))
-                } else {
-                    n = send(fd, raw.baseAddress! + sent, raw.count - sent, Int32(MSG_NOSIGNAL) | (more ? Int32(MSG_MORE) : 0))
-                }
-                if n > 0 { sent += n; continue }
-                if n < 0 && errno == EINTR && ssl == nil { continue }
-                throw OTLPHTTPClient.Failure(sent == 0 ? "connection closed before the request was sent" : "send failed: \(String(cString: strerror(errno)))")
+    /// Sends `parts` one after the other: on plain TCP with `sendmsg` (one system call for all of
+    /// them when the socket takes it), over TLS a record per part.
+    func write(_ parts: [UnsafeRawBufferPointer]) throws {
+        var parts = parts.filter { $0.count > 0 }[...], sent = 0
+        while let first = parts.first {
+            let n: Int
+            if let ssl {
+                n = Int(SSL_write(ssl, first.baseAddress!, Int32(min(first.count, 1 << 20))))
+            } else {
+                n = Self.sendmsg(fd, parts)
             }
+            if n > 0 {
+                sent += n
+                var left = n
+                while left > 0, let part = parts.first {  // drop what went, keep the rest of a part
+                    if part.count <= left { left -= part.count; parts.removeFirst() } else {
+                        parts[parts.startIndex] = UnsafeRawBufferPointer(rebasing: part[left...])
+                        left = 0
+                    }
+                }
+                continue
+            }
+            if n < 0 && errno == EINTR && ssl == nil { continue }
+            throw OTLPHTTPClient.Failure(sent == 0 ? "connection closed before the request was sent" : "send failed: \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private static func sendmsg(_ fd: Int32, _ parts: ArraySlice<UnsafeRawBufferPointer>) -> Int {
+        var vectors = parts.prefix(16).map { iovec(iov_base: UnsafeMutableRawPointer(mutating: $0.baseAddress), iov_len: $0.count) }
+        return vectors.withUnsafeMutableBufferPointer { v in
+            var message = msghdr()
+            message.msg_iov = v.baseAddress
+            message.msg_iovlen = v.count
+            return Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
         }
     }
 

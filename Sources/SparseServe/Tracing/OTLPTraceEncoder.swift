@@ -37,17 +37,23 @@ public struct OTLPTraceEncoder: Sendable {
 
     /// The request carrying `spans` (encoded span entries), written over `body`.
     public func request(spans: UnsafeRawBufferPointer, into body: inout [UInt8]) {
-        let scopeSpans = scopeField.count + spans.count
+        prefix(spanBytes: spans.count, into: &body)
+        body.append(contentsOf: spans)                          // ScopeSpans.spans
+    }
+
+    /// The bytes of a request before its `spanBytes` bytes of spans (lengths, resource, scope),
+    /// written over `body`: the exporter sends them and the spans from the queue's memory as one
+    /// request body without copying the spans.
+    public func prefix(spanBytes: Int, into body: inout [UInt8]) {
+        let scopeSpans = scopeField.count + spanBytes
         let resourceSpans = resourceField.count + 1 + SpanWriter.varintSize(UInt64(scopeSpans)) + scopeSpans
         body.removeAll(keepingCapacity: true)
-        body.reserveCapacity(resourceSpans + 8)
         body.append(0x0A)                                       // ExportTraceServiceRequest.resource_spans
         Self.appendVarint(UInt64(resourceSpans), to: &body)
         body += resourceField
         body.append(0x12)                                       // ResourceSpans.scope_spans
         Self.appendVarint(UInt64(scopeSpans), to: &body)
         body += scopeField
-        body.append(contentsOf: spans)                          // ScopeSpans.spans
     }
 
     static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {

@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 import HTTPServer
 import Logging
+import Synchronization
 import Tracing
 
 /// One traced request: its server span, and child spans recorded with explicit start and end
@@ -28,6 +29,9 @@ final class RequestTrace: Sendable {
     private let injectedTraceID: String?
     /// Wall clock minus uptime at the start, to turn uptime instants into span times.
     private let epochOffset: Int64
+    /// With `exporter`: the request's spans, encoded as they end and queued in one step with the
+    /// server span (one lock of the shared queue per request, not one per span).
+    private let spans: Mutex<RequestSpans>
 
     /// `exporter`: `tracer` when it is a `SpanExportTracer` (the caller knows without a cast);
     /// `caller`: the position a valid `traceparent` gave, for it.
@@ -41,10 +45,13 @@ final class RequestTrace: Sendable {
         startNanoseconds = UInt64(max(0, Int64(uptime) + epochOffset))
         if let exporter {
             (root, injectedTraceID) = (nil, nil)
-            position = exporter.childContext(of: caller)
+            let (own, seed) = exporter.serverContext(of: caller)
+            position = own
+            spans = Mutex(RequestSpans(seed: seed))
             parentSpanID = caller?.spanID ?? 0
             return
         }
+        spans = Mutex(RequestSpans(seed: 0))
         let span = tracer.startSpan(request.operation, context: parent, ofKind: .server,
                                     at: DefaultTracerClock.Instant(nanosecondsSinceEpoch: startNanoseconds))
         root = span
@@ -56,6 +63,8 @@ final class RequestTrace: Sendable {
         tracer.inject(span.context, into: &carrier, using: HeaderDictionaryInjector())
         injectedTraceID = carrier["traceparent"].flatMap(TraceContextHeaders.traceID(ofTraceparent:))
     }
+
+    deinit { spans.withLock { $0.release() } }
 
     /// The 32-hex-digit trace id, nil when the tracer writes none.
     var traceID: String? { exporter != nil ? position.traceIDHex : injectedTraceID }
@@ -71,8 +80,14 @@ final class RequestTrace: Sendable {
     func record(_ name: String, from start: UInt64, to end: UInt64, error: (any Error)? = nil,
                 _ attributes: (inout SpanAttributeSink) -> Void = { _ in }) {
         if let exporter {
-            exporter.record(name, parent: position, start: instant(start).nanosecondsSinceEpoch,
-                            end: instant(max(start, end)).nanosecondsSinceEpoch, error: error, attributes)
+            guard position.sampled else { return }
+            let (from, to) = (instant(start).nanosecondsSinceEpoch, instant(max(start, end)).nanosecondsSinceEpoch)
+            let kept = spans.withLock { spans in
+                let id = spans.nextID()
+                return spans.append { SpanExportTracer.write(&$0, name, id: id, parent: position, start: from, end: to, error: error, attributes) }
+            }
+            // After the server span (or when a span is too large for the buffer) it goes straight to the queue.
+            if !kept { exporter.record(name, parent: position, start: from, end: to, error: error, attributes) }
             return
         }
         guard let root else { return }
@@ -110,7 +125,7 @@ final class RequestTrace: Sendable {
         if let exporter {
             guard position.sampled else { return }
             let end = DefaultTracerClock.now.nanosecondsSinceEpoch
-            exporter.queue.record { w, _ in
+            let server: (inout SpanWriter) -> Void = { [self] w in
                 w.message(2) { s in
                     s.head(position, parentSpanID: parentSpanID, name: request.method, nameSuffix: request.route, kind: .server,
                            start: startNanoseconds, end: end)
@@ -122,6 +137,12 @@ final class RequestTrace: Sendable {
                     if let failed { s.status(failed) }
                 }
             }
+            let kept = spans.withLock { spans in
+                let kept = spans.append(server)
+                spans.flush(into: exporter.queue)
+                return kept
+            }
+            if !kept { exporter.queue.record { w, _ in server(&w) } }
             return
         }
         root?.updateAttributes { a in
@@ -131,6 +152,71 @@ final class RequestTrace: Sendable {
         if let failed { root?.setStatus(failed) }
         root?.end()
     }
+}
+
+/// The spans of one request (`RequestTrace` with `SpanExportTracer`), encoded back to back in
+/// memory of its own until the server span ends and `flush` queues them all at once. Child span
+/// ids come from a per-request seed through SplitMix64's mixer (a bijection, so the ids of one
+/// trace differ), without the shared generator's lock.
+struct RequestSpans: @unchecked Sendable {  // (its memory is reached only under the trace's lock)
+    private var memory: UnsafeMutablePointer<UInt8>?
+    private var capacity = 0, count = 0, spans = 0, drawn: UInt64 = 0
+    private let seed: UInt64
+    /// After `flush`, spans are not kept here any more (`append` answers false).
+    private(set) var flushed = false
+    /// Bytes one request keeps at most before its spans go to the queue one by one.
+    static let initialBytes = 2048, maxBytes = 64 << 10
+
+    init(seed: UInt64) { self.seed = seed }
+
+    /// The next child span id.
+    mutating func nextID() -> UInt64 {
+        drawn += 1
+        var z = seed &+ drawn &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return z == 0 ? 1 : z
+    }
+
+    /// Encodes one span with `body` after the others (growing the memory up to `maxBytes`);
+    /// false once flushed or when it does not fit.
+    mutating func append(_ body: (inout SpanWriter) -> Void) -> Bool {
+        guard !flushed else { return false }
+        while true {
+            if let memory, capacity > count {
+                var w = SpanWriter(UnsafeMutableBufferPointer(start: memory + count, count: capacity - count))
+                body(&w)
+                if !w.overflowed {
+                    guard w.count > 0 else { return false }
+                    count += w.count
+                    spans += 1
+                    return true
+                }
+            }
+            guard capacity < Self.maxBytes else { return false }
+            let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity == 0 ? Self.initialBytes : min(capacity * 4, Self.maxBytes))
+            if let memory {
+                grown.update(from: memory, count: count)
+                memory.deallocate()
+            }
+            memory = grown
+            capacity = capacity == 0 ? Self.initialBytes : min(capacity * 4, Self.maxBytes)
+        }
+    }
+
+    /// Queues what was kept and frees the memory; later spans go to the queue one by one.
+    mutating func flush(into queue: SpanExportQueue) {
+        flushed = true
+        guard let memory else { return }
+        queue.push(UnsafeRawBufferPointer(start: memory, count: count), spans: spans)
+        memory.deallocate()
+        self.memory = nil
+        (capacity, count, spans) = (0, 0, 0)
+    }
+
+    /// Memory of a trace that ended without a server span (nothing is queued then).
+    func release() { memory?.deallocate() }
 }
 
 /// What a server span is named for and carries from the request: `METHOD /route/{template}`

@@ -18,12 +18,12 @@ public final class SpanBatch: @unchecked Sendable {
 
     public var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: memory, count: byteCount) }
 
-    /// Appends one span's bytes; false when they do not fit.
-    func append(_ span: UnsafeRawBufferPointer) -> Bool {
+    /// Appends the bytes of `spans` encoded spans (one by default); false when they do not fit.
+    func append(_ span: UnsafeRawBufferPointer, spans: Int = 1) -> Bool {
         guard span.count > 0, byteCount + span.count <= capacity else { return false }
         UnsafeMutableRawPointer(memory + byteCount).copyMemory(from: span.baseAddress!, byteCount: span.count)
         byteCount += span.count
-        spanCount += 1
+        spanCount += spans
         return true
     }
 
@@ -106,23 +106,36 @@ public final class SpanExportQueue: @unchecked Sendable {
     }
 
     /// Queues one encoded span, or drops and counts it when the queue is full or closed.
-    public func push(_ span: UnsafeRawBufferPointer) {
+    public func push(_ span: UnsafeRawBufferPointer) { push(span, spans: 1) }
+
+    /// Queues `spans` encoded spans lying back to back in `bytes` (a request's, in one step), or
+    /// drops and counts them all when they do not fit or the queue is closed.
+    public func push(_ bytes: UnsafeRawBufferPointer, spans: Int) {
+        guard spans > 0 else { return }
         condition.lock()
-        let half = settings.maxQueueBytes / 2, before = pending.byteCount
-        guard pending.spanCount < settings.maxQueueSize, !closed, pending.append(span) else {
-            dropped += 1
+        let before = (spans: pending.spanCount, bytes: pending.byteCount)
+        guard before.spans + spans <= settings.maxQueueSize, !closed, pending.append(bytes, spans: spans) else {
+            dropped += spans
             condition.unlock()
             return
         }
-        if pending.spanCount == settings.batchSize || (before < half && pending.byteCount >= half) { condition.signal() }
+        wakeIfBatchReady(before)
         condition.unlock()
+    }
+
+    /// Wakes the exporter when the last append made a batch (or half the byte budget) wait. Under the lock.
+    private func wakeIfBatchReady(_ before: (spans: Int, bytes: Int)) {
+        let half = settings.maxQueueBytes / 2
+        if (before.spans < settings.batchSize && pending.spanCount >= settings.batchSize) || (before.bytes < half && pending.byteCount >= half) {
+            condition.signal()
+        }
     }
 
     /// Encodes a span with `body` straight into the queue, under its lock (no copy); `body` gets a
     /// fresh span id. A span that does not fit is dropped and counted.
     func record(_ body: (inout SpanWriter, UInt64) -> Void) {
         condition.lock()
-        let half = settings.maxQueueBytes / 2, before = pending.byteCount
+        let before = (spans: pending.spanCount, bytes: pending.byteCount)
         guard pending.spanCount < settings.maxQueueSize, !closed else {
             dropped += 1
             condition.unlock()
@@ -130,7 +143,7 @@ public final class SpanExportQueue: @unchecked Sendable {
         }
         let id = ids.nonZero()
         if pending.append({ body(&$0, id) }) {
-            if pending.spanCount == settings.batchSize || (before < half && pending.byteCount >= half) { condition.signal() }
+            wakeIfBatchReady(before)
         } else {
             dropped += 1
         }
@@ -212,8 +225,8 @@ public final class SpanExporter: @unchecked Sendable {
     private let logger: Logger
     private let done = DispatchSemaphore(value: 0)
     private var lastWarning = Date.distantPast
-    /// The request body, reused from post to post.
-    private var body: [UInt8] = []
+    /// The part of a request body before its spans, reused from post to post.
+    private var prefix: [UInt8] = []
 
     /// Starts exporting what `tracer` records to `settings.tracesURL`, with the batch and exporter
     /// settings of `environment` (`OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `..._HEADERS`).
@@ -248,9 +261,9 @@ public final class SpanExporter: @unchecked Sendable {
     /// Posts the `spans` spans in `range` of `batch` as one request.
     private func export(_ batch: SpanBatch, _ range: Range<Int>, spans count: Int) {
         let spans = UnsafeRawBufferPointer(rebasing: batch.bytes[range])
-        encoder.request(spans: spans, into: &body)
+        encoder.prefix(spanBytes: spans.count, into: &prefix)
         do {
-            try client.post(body)
+            try prefix.withUnsafeBytes { try client.post([$0, spans]) }
         } catch {
             metrics.countDroppedSpans(count, reason: .exportFailed)
             warn("spans dropped: export failed", ["batch_size": "\(count)", "error": "\(error)"])

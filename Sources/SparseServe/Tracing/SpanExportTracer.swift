@@ -60,20 +60,21 @@ public final class SpanExportTracer: Tracer, Sendable {
         self.init(queue: queue, sampler: TraceSampler(name: "parentbased_traceidratio", ratio: min(max(sampleRatio, 0), 1))!)
     }
 
-    /// A fresh non-zero 64-bit id.
-    func nextID() -> UInt64 { queue.withIDs { $0.nonZero() } }
-
     /// The context of a new span under `parent` (a caller's or a local span's), or of a new trace.
-    func childContext(of parent: ExportSpanContext?) -> ExportSpanContext {
+    func childContext(of parent: ExportSpanContext?) -> ExportSpanContext { serverContext(of: parent).context }
+
+    /// `childContext(of:)` and a seed for the span ids of the request's children
+    /// (`RequestSpans.spanID`), drawn under one lock of the id generator.
+    func serverContext(of parent: ExportSpanContext?) -> (context: ExportSpanContext, seed: UInt64) {
+        let (high, low, span, seed) = queue.withIDs { g in (g.next(), g.next(), g.nonZero(), g.next()) }
         if let parent {
-            return ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: nextID(),
-                                     sampled: sampler.samples(traceLow: parent.traceLow, parentSampled: parent.sampled),
-                                     traceState: parent.traceState)
+            return (ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: span,
+                                      sampled: sampler.samples(traceLow: parent.traceLow, parentSampled: parent.sampled),
+                                      traceState: parent.traceState), seed)
         }
-        let (high, low, span) = queue.withIDs { g in (g.next(), g.next(), g.next()) }
         let trace: (UInt64, UInt64) = high | low == 0 ? (1, low) : (high, low)
-        return ExportSpanContext(traceHigh: trace.0, traceLow: trace.1, spanID: span == 0 ? 1 : span,
-                                 sampled: sampler.samples(traceLow: trace.1, parentSampled: nil), traceState: nil)
+        return (ExportSpanContext(traceHigh: trace.0, traceLow: trace.1, spanID: span,
+                                  sampled: sampler.samples(traceLow: trace.1, parentSampled: nil), traceState: nil), seed)
     }
 
     public func startSpan<Instant: TracerInstant>(
@@ -95,17 +96,23 @@ public final class SpanExportTracer: Tracer, Sendable {
                        error: (any Error)? = nil, _ attributes: (inout SpanAttributeSink) -> Void = { _ in }) {
         guard parent.sampled else { return }
         queue.record { w, id in
-            let own = ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: id, sampled: true,
-                                        traceState: parent.traceState)
-            w.message(2) { s in
-                s.head(own, parentSpanID: parent.spanID, name: name, kind: kind, start: start, end: end)
-                var sink = SpanAttributeSink(writer: s)
-                attributes(&sink)
-                s = sink.writer!
-                if let error {
-                    s.exception(error, at: max(start, end))
-                    s.status(SpanStatus(code: .error))
-                }
+            Self.write(&w, name, id: id, parent: parent, kind: kind, start: start, end: end, error: error, attributes)
+        }
+    }
+
+    /// A finished child span of `parent` with span id `id`, as a `ScopeSpans.spans` entry.
+    static func write(_ w: inout SpanWriter, _ name: String, id: UInt64, parent: ExportSpanContext, kind: SpanKind = .internal,
+                      start: UInt64, end: UInt64, error: (any Error)?, _ attributes: (inout SpanAttributeSink) -> Void) {
+        let own = ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: id, sampled: true,
+                                    traceState: parent.traceState)
+        w.message(2) { s in
+            s.head(own, parentSpanID: parent.spanID, name: name, kind: kind, start: start, end: end)
+            var sink = SpanAttributeSink(writer: s)
+            attributes(&sink)
+            s = sink.writer!
+            if let error {
+                s.exception(error, at: max(start, end))
+                s.status(SpanStatus(code: .error))
             }
         }
     }

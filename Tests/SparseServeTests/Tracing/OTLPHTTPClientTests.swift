@@ -136,4 +136,16 @@ final class OTLPHTTPClientTests: XCTestCase {
         XCTAssertEqual(h.map(\.0), ["a", "b"])
         XCTAssertEqual(h.map(\.1), ["1", "x=y"])
     }
+
+    func testABodyInPartsIsSentAsOne() throws {
+        let collector = Collector(answer: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        defer { collector.close() }
+        let client = try OTLPHTTPClient(url: "http://127.0.0.1:\(collector.port)/v1/traces", environment: [:])
+        let head: [UInt8] = [1, 2, 3], spans = (0..<300_000).map { UInt8(truncatingIfNeeded: $0) }, empty: [UInt8] = []
+        try head.withUnsafeBytes { a in try spans.withUnsafeBytes { b in try empty.withUnsafeBytes { c in try client.post([a, c, b]) } } }
+        let got = collector.requests
+        XCTAssertEqual(got.count, 1)
+        XCTAssertTrue(got[0].head.contains("Content-Length: 300003"), got[0].head)
+        XCTAssertEqual(got[0].body, head + spans, "the parts in order, larger than one send takes")
+    }
 }

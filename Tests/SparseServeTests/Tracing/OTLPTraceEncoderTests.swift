@@ -94,4 +94,16 @@ final class OTLPTraceEncoderTests: XCTestCase {
         XCTAssertTrue(r.contains { $0 == ("k8s.pod.name", "a b") })
         XCTAssertEqual(r.filter { $0.0 == "service.name" }.count, 1)
     }
+
+    func testThePrefixAndTheSpansMakeTheRequest() {
+        let span = FinishedSpan(context: ExportSpanContext(traceHigh: 1, traceLow: 2, spanID: 3, sampled: true, traceState: nil),
+                                parentSpanID: 0, name: "decode", kind: .internal, start: 0, end: 5)
+        let encoder = OTLPTraceEncoder(resource: [("service.name", "svc")])
+        for count in [1, 1000] {  // one-byte and multi-byte lengths
+            let spans = Array(repeating: span, count: count).flatMap(\.encoded)
+            var prefix: [UInt8] = [9, 9]
+            encoder.prefix(spanBytes: spans.count, into: &prefix)
+            XCTAssertEqual(prefix + spans, encoder.encode(Array(repeating: span, count: count)))
+        }
+    }
 }

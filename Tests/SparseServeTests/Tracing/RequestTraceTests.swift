@@ -144,4 +144,32 @@ final class RequestTraceTests: XCTestCase {
                        "/v2/models/{model}/versions/{version}/infer")
         XCTAssertEqual(RequestTracing.template(try XCTUnwrap(Route(path: "/v1/embeddings"))), "/v1/embeddings")
     }
+
+    func testARequestsSpansAreQueuedWithItsServerSpanAndLateOnesAlone() throws {
+        let queue = SpanExportQueue()
+        let tracing = RequestTracing(tracer: SpanExportTracer(queue: queue, sampleRatio: 1))
+        let request = HTTPRequest(method: "POST", target: "/v2/models/digits/infer", headers: HTTPHeaders([]))
+        var kept: RequestTrace?
+        tracing.trace(request, route: try Route(path: request.path), respond: { _ in }) { respond in
+            let trace = try! XCTUnwrap(RequestTrace.current)
+            kept = trace
+            let now = DispatchTime.now().uptimeNanoseconds
+            for i in 0..<20 { trace.record("step \(i)", from: now, to: now + 1) { $0.set("payload", String(repeating: "x", count: 200)) } }
+            XCTAssertEqual(queue.count, 0, "nothing is queued before the server span ends (the request's memory grew past 2 KiB)")
+            for i in 0..<70 { trace.record("big \(i)", from: now, to: now + 1) { $0.set("payload", String(repeating: "y", count: 1000)) } }
+            XCTAssertGreaterThan(queue.count, 0, "spans past the request's 64 KiB go to the queue by themselves")
+            respond(HTTPResponse(status: 200))
+        }
+        XCTAssertEqual(queue.count, 91)
+        let now = DispatchTime.now().uptimeNanoseconds
+        kept?.record("late", from: now, to: now + 1)
+        XCTAssertEqual(queue.count, 92, "a span ending after the server span is queued alone")
+        queue.close()
+        let spans = queue.next().batch.spans
+        let root = try XCTUnwrap(spans.first { $0.kind == .server })
+        XCTAssertEqual(Set(spans.map(\.context.spanID)).count, 92, "the span ids of one trace differ")
+        XCTAssertTrue(spans.allSatisfy { $0.context.traceIDHex == root.context.traceIDHex })
+        XCTAssertTrue(spans.filter { $0.kind != .server }.allSatisfy { $0.parentSpanID == root.context.spanID })
+        XCTAssertEqual(spans.filter { $0.name.hasPrefix("step") }.count, 20)
+    }
 }

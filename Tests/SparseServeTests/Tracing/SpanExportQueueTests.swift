@@ -75,4 +75,17 @@ final class SpanExportQueueTests: XCTestCase {
         XCTAssertEqual(SpanExportQueue.Settings.from(environment: ["OTEL_BSP_MAX_QUEUE_SIZE": "x", "OTEL_BSP_SCHEDULE_DELAY": "-1"]),
                        SpanExportQueue.Settings())
     }
+
+    func testARequestsSpansAreQueuedTogetherOrDroppedTogether() {
+        var settings = SpanExportQueue.Settings()
+        (settings.maxQueueSize, settings.batchSize, settings.scheduleDelay) = (10, 4, 60)
+        let queue = SpanExportQueue(settings: settings)
+        let three = (0..<3).flatMap { span($0).encoded }
+        for _ in 0..<4 { three.withUnsafeBytes { queue.push($0, spans: 3) } }
+        XCTAssertEqual(queue.count, 9, "the fourth request's three spans would pass the queue's 10: all three are dropped")
+        let (batch, dropped, _) = queue.next()  // (9 >= batchSize: no wait)
+        XCTAssertEqual(dropped, 3)
+        XCTAssertEqual(batch.spans.map(\.name), ["s0", "s1", "s2", "s0", "s1", "s2", "s0", "s1", "s2"])
+        XCTAssertEqual(batch.chunks(of: 4).map(\.spans), [4, 4, 1], "posts still split at span boundaries")
+    }
 }
