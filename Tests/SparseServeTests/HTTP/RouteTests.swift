@@ -21,6 +21,17 @@ final class RouteTests: XCTestCase {
         XCTAssertNil(try Route(path: "/v2/health"))
         XCTAssertNil(try Route(path: "*"))
         XCTAssertThrowsError(try Route(path: "/v2/models/%zz"))
+        // Edges of the byte-wise split: slashes, trailing slashes, non-ASCII names.
+        XCTAssertNil(try Route(path: "/"))
+        XCTAssertNil(try Route(path: "//metrics"))
+        XCTAssertEqual(try Route(path: "/metrics/"), .metrics)
+        XCTAssertNil(try Route(path: "/v2//models/m"))
+        XCTAssertEqual(try Route(path: "/v2/models/é模型/infer"), .infer(model: "é模型", version: nil))
+        XCTAssertNil(try Route(path: "/v2/models/m/versions/2/infer/x"))
+        XCTAssertNil(try Route(path: "/v2/models/m/versions"))
+        XCTAssertEqual(try Route(path: "/v2/repository/models/m/unload"), .repositoryUnload(model: "m"))
+        XCTAssertNil(try Route(path: "/v2/repository/models/m/other"))
+        XCTAssertEqual(try Route(path: "/v2/repository/index"), .repositoryIndex)
     }
 
     /// Every route that names an endpoint in its path checks that endpoint's keys (repository
