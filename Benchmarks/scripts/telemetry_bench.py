@@ -2,7 +2,8 @@
 """Telemetry overhead: serving throughput of several sparse-serve builds or settings, in alternating
 rounds of Benchmarks/scripts/serving_bench.py (digits, batch-1 JSON, wrk at --clients connections).
 
-Each variant is LABEL=BINARY[,tracing|,tracing-python]: with `,tracing` the server exports spans at
+Each variant is LABEL=BINARY[,tracing|,tracing-python][,NAME=VALUE...] (NAME=VALUE: set in the
+server's environment, e.g. OTEL_BSP_MAX_EXPORT_BATCH_SIZE=2048): with `,tracing` the server exports spans at
 sample ratio 1.0 to Benchmarks/scripts/otlp_sink.c (compiled here with cc), a C OTLP/HTTP sink that
 reads each post and answers 200, decoding nothing, so the collector takes next to no CPU from the
 cores the server and wrk share; its posts, bytes and CPU seconds are printed per round. With
@@ -78,7 +79,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("variants", nargs="+", help="LABEL=BINARY[,tracing|,tracing-python]")
+    ap.add_argument("variants", nargs="+", help="LABEL=BINARY[,tracing|,tracing-python][,NAME=VALUE...]")
     args = ap.parse_args()
     py_sink = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=py_sink.serve_forever, daemon=True).start()
@@ -88,13 +89,15 @@ def main():
     variants = []
     for v in args.variants:
         label, spec = v.split("=", 1)
-        binary, _, option = spec.partition(",")
-        variants.append((label, str(pathlib.Path(binary).resolve()), option))
-    results = {label: [] for label, _, _ in variants}
+        binary, *options = spec.split(",")
+        option = next((o for o in options if "=" not in o), "")
+        extra = dict(o.split("=", 1) for o in options if "=" in o)
+        variants.append((label, str(pathlib.Path(binary).resolve()), option, extra))
+    results = {label: [] for label, _, _, _ in variants}
     print(f"# digits at {args.clients} clients, {args.duration} s per cell, {args.rounds} alternating rounds; "
           f"load average before: {os.getloadavg()}")
     for r in range(args.rounds):
-        for label, binary, option in variants:
+        for label, binary, option, extra in variants:
             sink, note = None, ""
             if option == "tracing":
                 sink, url = start_c_sink()
@@ -103,7 +106,7 @@ def main():
                 env = {**ratio, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{py_sink.server_address[1]}"}
             else:
                 env = {}
-            plain, batched = run(binary, args.clients, args.duration, env)
+            plain, batched = run(binary, args.clients, args.duration, {**env, **extra})
             if sink:
                 posts, size, cpu = stop_sink(sink)
                 note = f"  sink: {posts} posts, {size / 1e6:.1f} MB, {cpu:.2f} s CPU"
@@ -113,7 +116,7 @@ def main():
     base = variants[0][0]
     bp = statistics.median(p for p, _ in results[base])
     bb = statistics.median(b for _, b in results[base])
-    for label, _, _ in variants:
+    for label, _, _, _ in variants:
         p = statistics.median(x for x, _ in results[label])
         b = statistics.median(y for _, y in results[label])
         print(f"median {label:>14}: plain {p:8.0f} ({p / bp:.3f} of {base})  batched {b:8.0f} ({b / bb:.3f} of {base})")
