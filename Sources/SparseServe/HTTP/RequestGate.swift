@@ -58,12 +58,13 @@ struct RequestGate: Sendable {
     /// body) a key of the server or of any endpoint, or none when some endpoint needs none.
     private func isAuthorized(_ head: HTTPRequest, _ route: Route) -> Bool {
         let header = head.headers["authorization"], server = service.config.server
-        let configs = service.repository.names.compactMap { service.repository.entry($0)?.config }
         let keys: [String]
         switch route.keyScope {
         case .server: keys = server.apiKeys
         case .endpoint(let name): keys = server.apiKeys + (service.repository.entry(name)?.config.apiKeys ?? [])
         case .namedInBody:
+            // (Every endpoint's config, gathered only here: ~8 000 instructions a request when it was done for all routes.)
+            let configs = service.repository.names.compactMap { service.repository.entry($0)?.config }
             if server.apiKeys.isEmpty && configs.contains(where: { $0.apiKeys.isEmpty }) { return true }
             keys = server.apiKeys + configs.flatMap(\.apiKeys)
         case .admin: return false
