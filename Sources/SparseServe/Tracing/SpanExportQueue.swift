@@ -123,6 +123,22 @@ public final class SpanExportQueue: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Queues `spans` encoded spans lying in `bytes` (a request's children) and then one more span
+    /// encoded by `last` in place (its server span), under one lock; what does not fit is dropped and counted.
+    func push(_ bytes: UnsafeRawBufferPointer, spans: Int, last: (inout SpanWriter) -> Void) {
+        condition.lock()
+        let before = (spans: pending.spanCount, bytes: pending.byteCount)
+        guard before.spans + spans + 1 <= settings.maxQueueSize, !closed else {
+            dropped += spans + 1
+            condition.unlock()
+            return
+        }
+        if spans > 0 && !pending.append(bytes, spans: spans) { dropped += spans }
+        if !pending.append(last) { dropped += 1 }
+        wakeIfBatchReady(before)
+        condition.unlock()
+    }
+
     /// Wakes the exporter when the last append made a batch (or half the byte budget) wait. Under the lock.
     private func wakeIfBatchReady(_ before: (spans: Int, bytes: Int)) {
         let half = settings.maxQueueBytes / 2

@@ -155,7 +155,7 @@ final class RequestTraceTests: XCTestCase {
             kept = trace
             let now = DispatchTime.now().uptimeNanoseconds
             for i in 0..<20 { trace.record("step \(i)", from: now, to: now + 1) { $0.set("payload", String(repeating: "x", count: 200)) } }
-            XCTAssertEqual(queue.count, 0, "nothing is queued before the server span ends (the request's memory grew past 2 KiB)")
+            XCTAssertEqual(queue.count, 0, "nothing is queued before the server span ends (the request's memory grew past 1 KiB)")
             for i in 0..<70 { trace.record("big \(i)", from: now, to: now + 1) { $0.set("payload", String(repeating: "y", count: 1000)) } }
             XCTAssertGreaterThan(queue.count, 0, "spans past the request's 64 KiB go to the queue by themselves")
             respond(HTTPResponse(status: 200))

@@ -87,5 +87,15 @@ final class SpanExportQueueTests: XCTestCase {
         XCTAssertEqual(dropped, 3)
         XCTAssertEqual(batch.spans.map(\.name), ["s0", "s1", "s2", "s0", "s1", "s2", "s0", "s1", "s2"])
         XCTAssertEqual(batch.chunks(of: 4).map(\.spans), [4, 4, 1], "posts still split at span boundaries")
+        queue.recycle(batch)
+        let server = span(9)
+        three.withUnsafeBytes { queue.push($0, spans: 3) { $0.span(server) } }
+        XCTAssertEqual(queue.count, 4, "a request's children, then its server span encoded in place")
+        for _ in 0..<2 { three.withUnsafeBytes { queue.push($0, spans: 3) { $0.span(server) } } }
+        XCTAssertEqual(queue.count, 8, "the third request's 4 would pass 10: dropped")
+        queue.push(UnsafeRawBufferPointer(start: nil, count: 0), spans: 0) { $0.span(server) }
+        let (next, lost, _) = queue.next()
+        XCTAssertEqual(next.spans.map(\.name), ["s0", "s1", "s2", "s9", "s0", "s1", "s2", "s9", "s9"])
+        XCTAssertEqual(lost, 4)
     }
 }
