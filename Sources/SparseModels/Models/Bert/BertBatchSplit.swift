@@ -27,4 +27,26 @@ enum BertBatchSplit {
         let largest = ranges.map { costs[$0].reduce(0, +) }.max() ?? total
         return ranges.allSatisfy { !$0.isEmpty } && largest * 4 <= total * 5 / parts ? ranges : whole
     }
+
+    /// Tokens a group encoded on one thread should hold so that its FFN activations (`ffn` floats
+    /// per token) take about 3/4 of a 1 MB L2 (Zen 4's): 128 for MiniLM. Larger groups stream
+    /// every layer's activations through L3 (measured on MiniLM 8 × 128, one thread, CPU time:
+    /// groups of 128 tokens 5–8 % faster than the whole batch, 256 in between).
+    static func cacheTokens(ffn: Int) -> Int { max(1, 196_608 / max(1, ffn)) }
+
+    /// Runs of consecutive sequences of at most `limit` tokens in all (a longer sequence alone),
+    /// covering `lengths` in order.
+    static func cacheGroups(lengths: [Int], limit: Int) -> [Range<Int>] {
+        var groups: [Range<Int>] = [], start = 0
+        while start < lengths.count {
+            var end = start + 1, tokens = lengths[start]
+            while end < lengths.count && tokens + lengths[end] <= limit {
+                tokens += lengths[end]
+                end += 1
+            }
+            groups.append(start..<end)
+            start = end
+        }
+        return groups
+    }
 }

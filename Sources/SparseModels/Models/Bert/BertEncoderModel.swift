@@ -126,7 +126,9 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
     /// With several kernel threads and a batch that splits into token groups of about equal cost,
     /// each thread encodes its own group of whole sequences from start to finish (no hand-off
     /// between layers); otherwise the batch runs as one group with every layer split across the
-    /// pool. Either way each sequence's vector is the same as when it is encoded alone.
+    /// pool. A thread encoding a group alone does so in runs of about 128 tokens (L2-sized, see
+    /// `BertBatchSplit.cacheTokens`). Either way each sequence's vector is the same as when it is
+    /// encoded alone.
     func forward(_ sequences: [[Int32]], isa: InstructionSet = .current) throws -> [Float] {
         try validate(sequences)
         let h = config.hiddenSize
@@ -136,16 +138,30 @@ public final class BertEncoderModel: InferenceModel, SummarizedModel, @unchecked
                                             splitThreshold: BertBatchSplit.splitThresholdFlops)
         result.withUnsafeMutableBufferPointer { out in
             let output = UnsafeSendableMutablePointer(out.baseAddress!)
-            if groups.count == 1 {
+            if groups.count == 1 && pool.threadCount > 1 {
                 encode(sequences[...], into: output.pointer, pool: pool, isa: isa)
+            } else if groups.count == 1 {
+                encodeInCacheGroups(sequences[...], into: output.pointer, isa: isa)
             } else {
                 pool.run(parts: groups.count) { [self] g in
                     let range = groups[g]
-                    encode(sequences[range], into: output.pointer + range.lowerBound * h, pool: nil, isa: isa)
+                    encodeInCacheGroups(sequences[range], into: output.pointer + range.lowerBound * h, isa: isa)
                 }
             }
         }
         return result
+    }
+
+    /// Encodes `sequences` on the calling thread in runs of about `BertBatchSplit.cacheTokens`
+    /// tokens, so that each run's activations stay in L2 (the vectors are the same either way).
+    private func encodeInCacheGroups(_ sequences: ArraySlice<[Int32]>, into output: UnsafeMutablePointer<Float>,
+                                     isa: InstructionSet) {
+        let limit = BertBatchSplit.cacheTokens(ffn: config.intermediateSize)
+        for range in BertBatchSplit.cacheGroups(lengths: sequences.map(\.count), limit: limit) {
+            let first = sequences.startIndex + range.lowerBound
+            encode(sequences[first ..< first + range.count], into: output + range.lowerBound * config.hiddenSize, pool: nil,
+                   isa: isa)
+        }
     }
 
     /// Encodes `sequences` packed back to back into `output` (`dimension` floats each), splitting

@@ -46,4 +46,28 @@ final class BertBatchSplitTests: XCTestCase {
         XCTAssertEqual(BertBatchSplit.groups(lengths: [], parts: 2, splitThreshold: 0), [0..<0])
         XCTAssertEqual(BertBatchSplit.groups(lengths: [5, 5], parts: 2, splitThreshold: 0), [0..<1, 1..<2], "threshold 0 splits any batch")
     }
+
+    /// Runs for one thread: consecutive, covering, at most `limit` tokens unless one sequence alone
+    /// is longer; 128 tokens for MiniLM's FFN width.
+    func testCacheGroups() {
+        XCTAssertEqual(BertBatchSplit.cacheTokens(ffn: 1536), 128)
+        XCTAssertEqual(BertBatchSplit.cacheTokens(ffn: 1 << 30), 1)
+        XCTAssertEqual(BertBatchSplit.cacheGroups(lengths: [Int](repeating: 128, count: 4), limit: 128), [0..<1, 1..<2, 2..<3, 3..<4])
+        XCTAssertEqual(BertBatchSplit.cacheGroups(lengths: [16, 16, 100, 300, 10, 118, 1], limit: 128),
+                       [0..<2, 2..<3, 3..<4, 4..<6, 6..<7])
+        XCTAssertEqual(BertBatchSplit.cacheGroups(lengths: [], limit: 128), [])
+        var seed: UInt64 = 11
+        for _ in 0..<100 {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            let lengths = (0..<Int(seed >> 59) + 1).map { i in 1 + Int((seed >> UInt64(i % 40)) % 200) }
+            let groups = BertBatchSplit.cacheGroups(lengths: lengths, limit: 128)
+            XCTAssertEqual(groups.first?.lowerBound, 0)
+            XCTAssertEqual(groups.last?.upperBound, lengths.count)
+            for (a, b) in zip(groups, groups.dropFirst()) { XCTAssertEqual(a.upperBound, b.lowerBound) }
+            for g in groups {
+                XCTAssertTrue(g.count == 1 || lengths[g].reduce(0, +) <= 128, "\(lengths[g])")
+                if g.upperBound < lengths.count { XCTAssertGreaterThan(lengths[g].reduce(0, +) + lengths[g.upperBound], 128, "greedy") }
+            }
+        }
+    }
 }
