@@ -49,6 +49,24 @@ final class Int8DynamicWeightsTests: XCTestCase {
         XCTAssertEqual(op.apply(x, activation: .gelu, pool: pool).values, op.apply(x, activation: .gelu).values)
     }
 
+    /// A split call quantizes each chunk of rows once and shares the bytes between the threads:
+    /// bit for bit the unsplit result on every level, over several chunks (K = 4100: 64 rows per
+    /// chunk), with row strides wider than the rows and a fused GELU.
+    func testSharedQuantizationAcrossChunksMatchesSerial() throws {
+        var random = TestRandom(seed: 73)
+        let (k, n, rows, ldx, ldy) = (4100, 40, 150, 4103, 45)
+        let op = try Int8DynamicWeights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
+        let x = random.array(rows * ldx)
+        let pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
+        for level in QuantizedInstructionSet.available {
+            var split = [Float](repeating: -7, count: rows * ldy), serial = split
+            op.apply(x, rows: rows, inputStride: ldx, into: &split, outputStride: ldy, activation: .gelu, pool: pool, level: level)
+            op.apply(x, rows: rows, inputStride: ldx, into: &serial, outputStride: ldy, activation: .gelu, pool: nil, level: level)
+            XCTAssertEqual(split, serial, "\(level)")
+            XCTAssertEqual(split[ldy - 1], -7, "columns past n untouched")
+        }
+    }
+
     /// Every weight -128 or 127 and every activation byte 0 or 255 (int8 -128 / 127 after the
     /// offset), K = 4099 (odd tail): sums up to 6.7e7 must come out exactly on every level.
     func testExactInt32AccumulationOnExtremes() throws {
