@@ -113,6 +113,37 @@ static void chunk512(const nm8_batch *c, ptrdiff_t count, ptrdiff_t p0, ptrdiff_
 }
 #endif
 
+ptrdiff_t ss_nm8_quantized_row_bytes(ptrdiff_t k) { return k <= 0 ? 0 : ss_ceil_div(k, WINDOW) * WINDOW; }
+
+int ss_nm8_quantize_rows_isa(ss_qisa isa, const float *x, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, uint8_t *xq, float *xs) {
+    if (m < 0 || k <= 0 || k > 65536 || ldx < k) return SS_ERR_ARGUMENT;
+    const ptrdiff_t kw = ss_nm8_quantized_row_bytes(k);
+    memset(xq, 128, (size_t)(m * kw));
+    for (ptrdiff_t i = 0; i < m; i++) ss_q8_quantize_rows_isa(isa, x + i * ldx, ldx, 1, k, xq + i * kw, xs + i);
+    return SS_OK;
+}
+
+int ss_nm8_gemm_quantized_indexed_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *indices, const int32_t *correction,
+                                           const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k, const uint8_t *xq,
+                                           const float *xs, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
+                                           ptrdiff_t n_begin, ptrdiff_t n_end) {
+    if (ss_clamp_qisa(isa) != SS_QISA_AVX512_DOT || !indices || k > 65536) return SS_ERR_ARGUMENT;
+    if (ss_check_columns(n, k, m, n_begin, n_end) != SS_OK) return SS_ERR_ARGUMENT;
+    if (n_begin == n_end) return SS_OK;
+#ifdef SS_X86
+    const nm8_batch c = { .values = values, .indices = indices, .x = xq, .correction = correction, .wscale = wscale,
+                          .bias = bias, .xs = xs, .y = y, .blocks = ss_ceil_div(k, BLOCK), .kw = ss_nm8_quantized_row_bytes(k),
+                          .ldy = ldy, .relu = act == SS_ACT_RELU };
+    chunk512(&c, m, n_begin / SS_PANEL, ss_ceil_div(n_end, SS_PANEL), n_end);
+    if (act != SS_ACT_NONE && act != SS_ACT_RELU)
+        for (ptrdiff_t i = 0; i < m; i++) ss_act_apply_isa(SS_ISA_AVX512, act, y + i * ldy + n_begin, n_end - n_begin);
+    return SS_OK;
+#else
+    (void)values; (void)correction; (void)wscale; (void)bias; (void)xq; (void)xs; (void)y; (void)ldy;
+    return SS_ERR_ARGUMENT;
+#endif
+}
+
 int ss_nm8_gemm_indexed_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const uint8_t *indices,
                                  const int32_t *correction, const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k,
                                  const float *x, ptrdiff_t ldx, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
@@ -120,28 +151,20 @@ int ss_nm8_gemm_indexed_cols_isa(ss_qisa isa, const int8_t *values, const uint8_
     isa = ss_clamp_qisa(isa);
     if (isa != SS_QISA_AVX512_DOT || m < MIN_ROWS || !indices)
         return ss_nm8_gemm_cols_isa(isa, values, codes, correction, wscale, bias, n, k, x, ldx, m, y, ldy, act, n_begin, n_end);
-#ifdef SS_X86
     if (ss_check_columns(n, k, m, n_begin, n_end) != SS_OK || ldx < k || k > 65536) return SS_ERR_ARGUMENT;
     if (n_begin == n_end) return SS_OK;
-    const ptrdiff_t blocks = ss_ceil_div(k, BLOCK), kw = ss_ceil_div(k, WINDOW) * WINDOW;
+    const ptrdiff_t kw = ss_nm8_quantized_row_bytes(k);
     /* chunks of ~256 KB of quantized rows (whole tiles), then their scales */
     const ptrdiff_t chunk = ss_max(TILE_MAX, 262144 / kw / TILE_MAX * TILE_MAX), rows = ss_min(chunk, m);
     float *scratch = ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(rows * kw / 4 + rows));
     if (!scratch) return SS_ERR_NO_MEMORY;
     uint8_t *xq = (uint8_t *)(scratch + rows);
-    nm8_batch c = { .values = values, .indices = indices, .x = xq, .correction = correction, .wscale = wscale,
-                    .bias = bias, .xs = scratch, .blocks = blocks, .kw = kw, .ldy = ldy, .relu = act == SS_ACT_RELU };
     for (ptrdiff_t r0 = 0; r0 < m; r0 += chunk) {
         const ptrdiff_t count = ss_min(chunk, m - r0);
-        memset(xq, 128, (size_t)(count * kw));
-        for (ptrdiff_t i = 0; i < count; i++) ss_q8_quantize_rows_isa(isa, x + (r0 + i) * ldx, ldx, 1, k, xq + i * kw, scratch + i);
-        c.y = y + r0 * ldy;
-        chunk512(&c, count, n_begin / SS_PANEL, ss_ceil_div(n_end, SS_PANEL), n_end);
-        if (act != SS_ACT_NONE && act != SS_ACT_RELU)
-            for (ptrdiff_t i = 0; i < count; i++) ss_act_apply_isa(ss_qisa_base(isa), act, c.y + i * ldy + n_begin, n_end - n_begin);
+        ss_nm8_quantize_rows_isa(isa, x + r0 * ldx, ldx, count, k, xq, scratch);
+        const int s = ss_nm8_gemm_quantized_indexed_cols_isa(isa, values, indices, correction, wscale, bias, n, k, xq, scratch,
+                                                             count, y + r0 * ldy, ldy, act, n_begin, n_end);
+        if (s != SS_OK) return s;
     }
     return SS_OK;
-#else
-    return SS_ERR_ARGUMENT;
-#endif
 }

@@ -51,37 +51,21 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnKernelOpera
         (0..<values.count).map { Float(values[$0]) * scales[$0 / inputFeatures] }
     }
 
-    /// Split across `pool` (when the call is large enough): each chunk of rows (~256 KB of int8,
-    /// as the kernel's own chunks) is quantized once, on the calling thread into its scratch slot
-    /// 3, and the chunk's output panels are then split across the threads over those bytes. The
-    /// kernel would otherwise quantize every row again in each of the 4 parts per thread. Same
-    /// bytes, scales and sums as the unsplit kernel, so the same outputs.
+    /// Split across `pool` (when the call is large enough): each chunk of rows is quantized once
+    /// and the threads share the bytes (`applySharingQuantization`). Same outputs as unsplit.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
                       activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
         let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
         guard let pool, rows > 0, splits(rows: rows, pool: pool) else { return applyByPanels(call, level: level, pool: pool) }
-        checkApply(rows: rows, inputStride: inputStride, outputStride: outputStride)
-        let k4 = ss_q8_row_bytes(inputFeatures), chunk = max(8, 262_144 / k4 / 8 * 8), count = min(rows, chunk)
-        // count rows of k4 bytes, then (16-byte aligned) their scales
-        let scalesOffset = (count * k4 + 15) / 16 * 16
-        guard let scratch = ss_thread_scratch(3, (scalesOffset + 4 * count + 3) / 4) else { fatalError("int8 dynamic: out of memory") }
-        let bytes = UnsafeMutableRawPointer(scratch)
-        let xq = UnsafeSendableBytes(bytes.assumingMemoryBound(to: UInt8.self))
-        let xs = UnsafeSendablePointer((bytes + scalesOffset).assumingMemoryBound(to: Float.self))
-        for r0 in stride(from: 0, to: rows, by: chunk) {
-            let m = min(chunk, rows - r0), out = UnsafeSendableMutablePointer(y + r0 * outputStride)
-            KernelError.require(ss_q8_quantize_rows_isa(level.cValue, x + r0 * inputStride, inputStride, m, inputFeatures,
-                                                        xq.pointer, UnsafeMutablePointer(mutating: xs.pointer)), "int8 quantize")
-            forEachPanelRange(split: true, pool: pool) { [self] panels in
-                let columns = outputColumns(ofPanels: panels)
-                let status = withOptionalPointer(bias) { b in
-                    ss_q8_gemm_quantized_cols_isa(level.cValue, packed.pointer, correction.pointer, paddedScales.pointer, b,
-                                                  outputFeatures, inputFeatures, xq.pointer, xs.pointer, m, out.pointer, outputStride,
-                                                  activation.cKind, columns.lowerBound, columns.upperBound)
-                }
-                KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(m) quantized rows")
+        applySharingQuantization(call, pool: pool, rowBytes: ss_q8_row_bytes(inputFeatures), quantize: { x, m, xq, xs in
+            ss_q8_quantize_rows_isa(level.cValue, x, call.inputStride, m, self.inputFeatures, xq, xs)
+        }, kernel: { [self] rows, columns in
+            withOptionalPointer(bias) { b in
+                ss_q8_gemm_quantized_cols_isa(level.cValue, packed.pointer, correction.pointer, paddedScales.pointer, b, outputFeatures,
+                                              inputFeatures, rows.bytes, rows.scales, rows.count, rows.y, call.outputStride,
+                                              call.activation.cKind, columns.lowerBound, columns.upperBound)
             }
-        }
+        })
     }
 
     /// The kernel on output columns `columns` (`ColumnKernelOperator` gives both `apply` forms).

@@ -213,11 +213,6 @@ struct UnsafeSendablePointer: @unchecked Sendable {
     init(_ p: UnsafePointer<Float>) { pointer = p }
 }
 
-struct UnsafeSendableBytes: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<UInt8>
-    init(_ p: UnsafeMutablePointer<UInt8>) { pointer = p }
-}
-
 struct UnsafeSendableMutablePointer: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Float>
     init(_ p: UnsafeMutablePointer<Float>) { pointer = p }

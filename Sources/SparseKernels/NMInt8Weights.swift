@@ -64,6 +64,27 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
         (0..<values.count).map { Float(values[$0]) * scales[$0 / inputFeatures] }
     }
 
+    /// Split across `pool` on the AVX-512 dot level (the batched kernel): each chunk of rows is
+    /// quantized once and the threads share the bytes (`applySharingQuantization`); otherwise, or
+    /// unsplit, the kernel quantizes its own rows. Same outputs either way.
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
+        let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
+        guard let pool, rows >= 2, ss_clamp_qisa(level.cValue) == SS_QISA_AVX512_DOT, splits(rows: rows, pool: pool) else {
+            return applyByPanels(call, level: level, pool: pool)
+        }
+        applySharingQuantization(call, pool: pool, rowBytes: ss_nm8_quantized_row_bytes(inputFeatures), quantize: { x, m, xq, xs in
+            ss_nm8_quantize_rows_isa(level.cValue, x, call.inputStride, m, self.inputFeatures, xq, xs)
+        }, kernel: { [self] rows, columns in
+            withOptionalPointer(bias) { b in
+                ss_nm8_gemm_quantized_indexed_cols_isa(level.cValue, packedValues.pointer, indices.pointer, correction.pointer,
+                                                       paddedScales.pointer, b, outputFeatures, inputFeatures, rows.bytes, rows.scales,
+                                                       rows.count, rows.y, call.outputStride, call.activation.cKind,
+                                                       columns.lowerBound, columns.upperBound)
+            }
+        })
+    }
+
     /// The kernel on output panels `panels` (`PanelKernelOperator` gives the `apply` forms).
     public func runKernel(_ call: KernelCall, level: QuantizedInstructionSet, panels: Range<Int>) -> Int32 {
         let columns = outputColumns(ofPanels: panels)

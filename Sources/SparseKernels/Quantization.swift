@@ -194,3 +194,39 @@ public enum BlastFactorStorage: String, Sendable, CaseIterable {
 
 /// A stored int8 scale the kernels can use: positive, with 127 × scale finite.
 public func isUsableScale(_ scale: Float) -> Bool { scale > 0 && (scale * 127).isFinite }
+
+/// One chunk of input rows quantized for a W8A8 kernel (bytes and per-row scales, as the kernel's
+/// own quantization lays them out) and where its outputs go.
+struct QuantizedRows: @unchecked Sendable {
+    let bytes: UnsafePointer<UInt8>
+    let scales: UnsafePointer<Float>
+    let count: Int
+    let y: UnsafeMutablePointer<Float>
+}
+
+extension PanelKernelOperator {
+    /// A W8A8 call split across `pool` with each chunk of rows (~256 KB of bytes, as the kernels'
+    /// own chunks) quantized once, on the calling thread into its scratch slot 3, and the chunk's
+    /// output panels then split across the threads over those bytes: the kernels would otherwise
+    /// quantize every row again in each of the pool's parts (4 per thread). `quantize(x, m, bytes,
+    /// scales)` writes m rows of `rowBytes`; `kernel(rows, columns)` runs over them.
+    func applySharingQuantization(_ call: KernelCall, pool: KernelPool, rowBytes: Int,
+                                  quantize: (UnsafePointer<Float>, Int, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<Float>) -> Int32,
+                                  kernel: @escaping @Sendable (QuantizedRows, Range<Int>) -> Int32) {
+        checkApply(rows: call.rows, inputStride: call.inputStride, outputStride: call.outputStride)
+        let chunk = max(8, 262_144 / rowBytes / 8 * 8), count = min(call.rows, chunk)
+        let scalesOffset = (count * rowBytes + 63) / 64 * 64
+        guard let scratch = ss_thread_scratch(3, (scalesOffset + 4 * count + 3) / 4) else { fatalError("\(storage): out of memory") }
+        let bytes = UnsafeMutableRawPointer(scratch).assumingMemoryBound(to: UInt8.self)
+        let scales = (UnsafeMutableRawPointer(scratch) + scalesOffset).assumingMemoryBound(to: Float.self)
+        for r0 in stride(from: 0, to: call.rows, by: chunk) {
+            let m = min(chunk, call.rows - r0)
+            KernelError.require(quantize(call.x + r0 * call.inputStride, m, bytes, scales), "\(storage) quantize")
+            let rows = QuantizedRows(bytes: bytes, scales: scales, count: m, y: call.y + r0 * call.outputStride)
+            forEachPanelRange(split: true, pool: pool) { [self] panels in
+                KernelError.require(kernel(rows, outputColumns(ofPanels: panels)),
+                                    "\(storage) \(inputFeatures)→\(outputFeatures), \(m) quantized rows")
+            }
+        }
+    }
+}

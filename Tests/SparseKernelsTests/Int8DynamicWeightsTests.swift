@@ -50,21 +50,13 @@ final class Int8DynamicWeightsTests: XCTestCase {
     }
 
     /// A split call quantizes each chunk of rows once and shares the bytes between the threads:
-    /// bit for bit the unsplit result on every level, over several chunks (K = 4100: 64 rows per
-    /// chunk), with row strides wider than the rows and a fused GELU.
+    /// bit for bit the unsplit result on every level, over three chunks (K = 4100: 56 rows per
+    /// chunk), with row strides wider than the rows and a fused GELU (`checkSplitEqualsSerial`).
     func testSharedQuantizationAcrossChunksMatchesSerial() throws {
         var random = TestRandom(seed: 73)
-        let (k, n, rows, ldx, ldy) = (4100, 40, 150, 4103, 45)
+        let (k, n) = (4100, 40)
         let op = try Int8DynamicWeights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
-        let x = random.array(rows * ldx)
-        let pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
-        for level in QuantizedInstructionSet.available {
-            var split = [Float](repeating: -7, count: rows * ldy), serial = split
-            op.apply(x, rows: rows, inputStride: ldx, into: &split, outputStride: ldy, activation: .gelu, pool: pool, level: level)
-            op.apply(x, rows: rows, inputStride: ldx, into: &serial, outputStride: ldy, activation: .gelu, pool: nil, level: level)
-            XCTAssertEqual(split, serial, "\(level)")
-            XCTAssertEqual(split[ldy - 1], -7, "columns past n untouched")
-        }
+        OperatorChecker.checkSplitEqualsSerial(op, rows: 150, random: &random, "int8 dynamic")
     }
 
     /// Every weight -128 or 127 and every activation byte 0 or 255 (int8 -128 / 127 after the

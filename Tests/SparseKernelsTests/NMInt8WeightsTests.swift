@@ -66,6 +66,17 @@ final class NMInt8WeightsTests: XCTestCase {
         }
     }
 
+    /// A split call on the dot level quantizes each chunk of rows once and shares the bytes
+    /// between the threads: bit for bit the unsplit result on every level, over three chunks
+    /// (K = 4100: 56 rows per chunk; 113 rows leave a last chunk of one row), with row strides
+    /// wider than the rows and a fused GELU (`checkSplitEqualsSerial`).
+    func testSharedQuantizationAcrossChunksMatchesSerial() throws {
+        var random = TestRandom(seed: 104)
+        let (k, n) = (4100, 40)
+        let op = try NMInt8Weights(magnitudePruning: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
+        for rows in [2, 113] { OperatorChecker.checkSplitEqualsSerial(op, rows: rows, random: &random, "2:4 int8") }
+    }
+
     /// Kept weights all -128 or all 127 (or mixed) and activations at ±absmax (bytes 1 and 255 after
     /// the offset: the quantizer clamps to ±127), K = 4099 (window and block tails), 65 rows (more
     /// than one chunk of quantized rows): sums up to 3.3e7 exactly as an Int64 reference, rescaled

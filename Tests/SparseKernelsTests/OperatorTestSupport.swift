@@ -127,3 +127,21 @@ extension OperatorChecker {
         }
     }
 }
+
+extension OperatorChecker {
+    /// `op` split across a 2-thread pool that splits every call against the same call unsplit, on
+    /// every quantized level: bit for bit equal, with row strides wider than the rows (ldx = k + 3,
+    /// ldy = n + 5), a fused GELU, and the columns past n left alone.
+    static func checkSplitEqualsSerial(_ op: some QuantizedLevelOperator, rows: Int, random: inout TestRandom,
+                                       _ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        let (ldx, ldy) = (op.inputFeatures + 3, op.outputFeatures + 5)
+        let x = random.array(rows * ldx), pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
+        for level in QuantizedInstructionSet.available {
+            var split = [Float](repeating: -7, count: rows * ldy), serial = split
+            op.apply(x, rows: rows, inputStride: ldx, into: &split, outputStride: ldy, activation: .gelu, pool: pool, level: level)
+            op.apply(x, rows: rows, inputStride: ldx, into: &serial, outputStride: ldy, activation: .gelu, pool: nil, level: level)
+            XCTAssertEqual(split, serial, "\(message) rows=\(rows) \(level)", file: file, line: line)
+            XCTAssertEqual(split[ldy - 1], -7, "\(message): columns past n untouched", file: file, line: line)
+        }
+    }
+}

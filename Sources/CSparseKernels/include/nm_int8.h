@@ -56,4 +56,18 @@ int ss_nm8_gemm_indexed_cols_isa(ss_qisa isa, const int8_t *values, const uint8_
                                  const float *x, ptrdiff_t ldx, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
                                  ptrdiff_t n_begin, ptrdiff_t n_end);
 
+/// Bytes per row of the batched kernel's quantized input: K rounded up to 64 (padding = 128).
+ptrdiff_t ss_nm8_quantized_row_bytes(ptrdiff_t k);
+/// Quantizes M rows of x (stride ldx) as the batched kernel does (int8.h's per-row scale, +128
+/// offset) into xq (M rows of ss_nm8_quantized_row_bytes(K)) and xs (M scales).
+int ss_nm8_quantize_rows_isa(ss_qisa isa, const float *x, ptrdiff_t ldx, ptrdiff_t m, ptrdiff_t k, uint8_t *xq, float *xs);
+/// The batched kernel over rows quantized by ss_nm8_quantize_rows_isa (all M rows at once: the
+/// caller keeps them L2-sized): for several threads sharing one quantization. Only on the AVX-512
+/// dot level (after clamping) and with indices; SS_ERR_ARGUMENT otherwise. Any M >= 0 (one row
+/// gives the GEMV's sums).
+int ss_nm8_gemm_quantized_indexed_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *indices, const int32_t *correction,
+                                           const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k, const uint8_t *xq,
+                                           const float *xs, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
+                                           ptrdiff_t n_begin, ptrdiff_t n_end);
+
 #endif
