@@ -206,12 +206,14 @@ struct QuantizedRows: @unchecked Sendable {
 
 extension PanelKernelOperator {
     /// A W8A8 call split across `pool` with each chunk of rows (~256 KB of bytes, as the kernels'
-    /// own chunks) quantized once, on the calling thread into its scratch slot 3, and the chunk's
-    /// output panels then split across the threads over those bytes: the kernels would otherwise
+    /// own chunks) quantized once into the calling thread's scratch slot 3 (rows split across the
+    /// pool from 32 rows), and the chunk's output panels then split across the threads over those
+    /// bytes: the kernels would otherwise
     /// quantize every row again in each of the pool's parts (4 per thread). `quantize(x, m, bytes,
     /// scales)` writes m rows of `rowBytes`; `kernel(rows, columns)` runs over them.
     func applySharingQuantization(_ call: KernelCall, pool: KernelPool, rowBytes: Int,
-                                  quantize: (UnsafePointer<Float>, Int, UnsafeMutablePointer<UInt8>, UnsafeMutablePointer<Float>) -> Int32,
+                                  quantize: @escaping @Sendable (UnsafePointer<Float>, Int, UnsafeMutablePointer<UInt8>,
+                                                                 UnsafeMutablePointer<Float>) -> Int32,
                                   kernel: @escaping @Sendable (QuantizedRows, Range<Int>) -> Int32) {
         checkApply(rows: call.rows, inputStride: call.inputStride, outputStride: call.outputStride)
         let chunk = max(8, 262_144 / rowBytes / 8 * 8), count = min(call.rows, chunk)
@@ -221,8 +223,13 @@ extension PanelKernelOperator {
         let scales = (UnsafeMutableRawPointer(scratch) + scalesOffset).assumingMemoryBound(to: Float.self)
         for r0 in stride(from: 0, to: call.rows, by: chunk) {
             let m = min(chunk, call.rows - r0)
-            KernelError.require(quantize(call.x + r0 * call.inputStride, m, bytes, scales), "\(storage) quantize")
             let rows = QuantizedRows(bytes: bytes, scales: scales, count: m, y: call.y + r0 * call.outputStride)
+            let input = UnsafeSendablePointer(call.x + r0 * call.inputStride)
+            pool.forEachRange(units: m, split: m >= 32) { [self] part in
+                KernelError.require(quantize(input.pointer + part.lowerBound * call.inputStride, part.count,
+                                             UnsafeMutablePointer(mutating: rows.bytes + part.lowerBound * rowBytes),
+                                             UnsafeMutablePointer(mutating: rows.scales + part.lowerBound)), "\(storage) quantize")
+            }
             forEachPanelRange(split: true, pool: pool) { [self] panels in
                 KernelError.require(kernel(rows, outputColumns(ofPanels: panels)),
                                     "\(storage) \(inputFeatures)→\(outputFeatures), \(m) quantized rows")
