@@ -35,10 +35,16 @@ struct RecoveryArguments: ParsableArguments {
     @Flag(help: "Recovery of text encoders: train the LayerNorms' gains and biases too (stored in the artifact; default off).")
     var trainNorms = false
 
+    @Option(help: "Recovery of text encoders: weight of the hidden states in the end-to-end loss, added to the sentence embeddings' MSE as this times the mean over layers of each layer's output MSE to the dense model's (default 0: embeddings only).")
+    var hiddenStateWeight: Float?
+
     func validate() throws {
         if !recover && (epochs != nil || lr != nil || batchSize != nil || recoveryData != nil || endToEndEpochs != nil || endToEndLR != nil || trainNorms
-            || layerSteps != nil) {
-            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data, --end-to-end-epochs, --end-to-end-lr, --layer-steps and --train-norms only apply with --recover")
+            || layerSteps != nil || hiddenStateWeight != nil) {
+            throw ValidationError("--epochs, --lr, --batch-size, --recovery-data, --end-to-end-epochs, --end-to-end-lr, --layer-steps, --hidden-state-weight and --train-norms only apply with --recover")
+        }
+        if let hiddenStateWeight, !(hiddenStateWeight.isFinite && (0...1000).contains(hiddenStateWeight)) {
+            throw ValidationError("--hidden-state-weight must be a number in 0...1000")
         }
         if let endToEndEpochs, !(0...10_000).contains(endToEndEpochs) { throw ValidationError("--end-to-end-epochs must be in 0...10000") }
         if let layerSteps, !(1...10_000_000).contains(layerSteps) { throw ValidationError("--layer-steps must be in 1...10000000") }
@@ -58,6 +64,7 @@ struct RecoveryArguments: ParsableArguments {
         if let endToEndLR { o.endToEndLearningRate = endToEndLR }
         if let layerSteps { o.layerSteps = layerSteps }
         o.trainNorms = trainNorms
+        if let hiddenStateWeight { o.hiddenStateWeight = hiddenStateWeight }
         return o
     }
 

@@ -190,8 +190,13 @@ def test_bad_training_files_are_named(tmp_path):
         r = compress(out, COMPRESSIONS["nm24"], "--recovery-data", path)
         assert r.returncode != 0 and all(f in r.stderr for f in fragments), r.stderr
         assert not out.exists() and not list(tmp_path.glob(".out-*partial*"))
-    r = run("compress", "--model", DIGITS, "--compression", "{}", "--out", tmp_path / "x", "--epochs", "3")
-    assert r.returncode != 0 and "only apply with --recover" in r.stderr
+    for flag in (["--epochs", "3"], ["--hidden-state-weight", "1"]):
+        r = run("compress", "--model", DIGITS, "--compression", "{}", "--out", tmp_path / "x", *flag)
+        assert r.returncode != 0 and "only apply with --recover" in r.stderr, flag
+    for bad in ("-1", "nan", "1001"):
+        r = run("compress", "--model", DIGITS, "--compression", "{}", "--out", tmp_path / "x", "--recover", f"--hidden-state-weight={bad}")
+        assert r.returncode != 0 and "--hidden-state-weight must be a number in 0...1000" in r.stderr, (bad, r.stderr)
+    assert not (tmp_path / "x").exists()
 
 
 def test_sigint_stops_training_and_writes_the_weights_so_far(tmp_path, training_split):

@@ -2,7 +2,7 @@
 version of Benchmarks/scripts/recovery_minilm.py: 2:4 on every encoder linear, calibrated and then
 recovered on the same 48 calibration texts (the --calibration file is the default training data),
 held-out texts the run never trains on, LayerNorms trained too (--train-norms: stored in the
-artifact). Each layer's block-wise loss drops (the mean of its last epoch is below its first
+artifact), hidden states in the end-to-end loss (--hidden-state-weight). Each layer's block-wise loss drops (the mean of its last epoch is below its first
 epoch's), the end-to-end pass runs, the artifact records the run with the held-out quality before
 and after, and `--heldout` is the same option as `--held-out`."""
 import json
@@ -36,7 +36,8 @@ def recovered(tmp_path_factory):
     started = time.time()
     r = subprocess.run([BINARY, "compress", "--model", MINILM, "--compression", json.dumps(NM24), "--out", out,
                         "--calibration", tmp / "train.txt", "--heldout", tmp / "held.txt",
-                        "--recover", "--epochs", "3", "--batch-size", "8", "--end-to-end-epochs", "1", "--train-norms"],
+                        "--recover", "--epochs", "3", "--batch-size", "8", "--end-to-end-epochs", "1", "--train-norms",
+                        "--hidden-state-weight", "0.5"],
                        capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     with safe_open(str(out / "model.safetensors"), "np") as f:
@@ -63,6 +64,7 @@ def test_every_layer_loss_drops(recovered):
     # one end-to-end epoch: too short for its mean to beat the first batch reliably
     assert blocks[6]["steps"] == 6 and 0 < blocks[6]["lastLoss"] < 1
     assert "LayerNorm gains and biases train too" in report["loss"]
+    assert "plus 0.5 × the mean over layers of each layer's hidden-state MSE" in report["loss"]
     assert report["steps"] == report["stepsPlanned"] == 19 * 6
     assert stdout.count("recover: layer") == 18 and "ETA" in stdout
 

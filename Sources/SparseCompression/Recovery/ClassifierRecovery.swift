@@ -24,6 +24,9 @@ public struct RecoveryOptions: Sendable, Equatable {
     public var layerSteps: Int?
     /// Encoders: train the LayerNorms' gains and biases too (stored in the artifact).
     public var trainNorms = false
+    /// Encoders: weight of the hidden-state term of the end-to-end loss, the mean over layers of
+    /// each layer's output MSE (per element) to the dense model's (0: sentence embeddings only).
+    public var hiddenStateWeight: Float = 0
 
     public init() {}
 

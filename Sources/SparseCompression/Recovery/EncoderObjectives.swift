@@ -17,23 +17,48 @@ enum EncoderObjectives {
         }
     }
 
+    /// The dense model's output states of every encoder layer on the training texts, and the
+    /// weight of their term in the end-to-end loss.
+    struct HiddenTargets {
+        var weight: Float
+        var states: [PackedStates]
+    }
+
     /// End to end: every layer from the embedding states `inputs`, loss on the sentence
-    /// embeddings against the dense model's (`targets`, one row per sequence).
-    static func embeddings(_ layers: [TrainableEncoderLayer], inputs: PackedStates, targets: [Float], pooling: SentencePooling) -> (ArraySlice<Int>) -> Double {
+    /// embeddings against the dense model's (`targets`, one row per sequence), plus, with
+    /// `hidden`, its weight times the mean over layers of each layer's output MSE (per element)
+    /// to the dense model's states.
+    static func embeddings(_ layers: [TrainableEncoderLayer], inputs: PackedStates, targets: [Float], pooling: SentencePooling,
+                           hidden: HiddenTargets? = nil) -> (ArraySlice<Int>) -> Double {
         { batch in
             var x = inputs.gather(batch)
-            var caches: [TrainableEncoderLayer.Cache] = []
-            for layer in layers {
+            var caches: [TrainableEncoderLayer.Cache] = [], hiddenGradients: [[Float]] = [], hiddenLoss = 0.0
+            for (i, layer) in layers.enumerated() {
                 let (y, cache) = layer.forward(x.values, spans: x.spans, keep: true)
                 caches.append(cache!)
                 x.values = y
+                if let hidden {
+                    var gradient = [Float](repeating: 0, count: y.count)
+                    hiddenLoss += TrainingKernels.meanSquaredError(y, target: hidden.states[i].gather(batch).values, rows: x.tokens, cols: x.width,
+                                                                   scale: hidden.weight / Float(x.width * layers.count), gradient: &gradient)
+                    hiddenGradients.append(gradient)
+                }
             }
             let w = x.width
-            let (loss, gradient) = pooling.loss(x, target: batch.flatMap { targets[$0 * w ..< ($0 + 1) * w] })
+            let (embeddingLoss, gradient) = pooling.loss(x, target: batch.flatMap { targets[$0 * w ..< ($0 + 1) * w] })
+            let loss = embeddingLoss + hiddenLoss
             guard loss.isFinite else { return loss }
             var dy = gradient
-            for (i, layer) in layers.enumerated().reversed() { dy = layer.backward(dy, cache: caches[i], inputGradient: i > 0) }
+            for (i, layer) in layers.enumerated().reversed() {
+                if i < hiddenGradients.count { add(hiddenGradients[i], to: &dy) }
+                dy = layer.backward(dy, cache: caches[i], inputGradient: i > 0)
+            }
             return loss
         }
+    }
+
+    /// `a += b`, element by element.
+    private static func add(_ b: [Float], to a: inout [Float]) {
+        for j in a.indices { a[j] += b[j] }
     }
 }

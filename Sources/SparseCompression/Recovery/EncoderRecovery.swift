@@ -112,9 +112,10 @@ public enum EncoderRecovery {
         let perLayer = loop.steps(samples: samples, epochs: options.epochs, limit: options.layerSteps)
         var clock = DistillationLoop.Clock(totalSteps: student.count * perLayer + loop.steps(samples: samples, epochs: options.endToEndEpochs))
         var blocks: [RecoveryReport.Block] = []
-        var inputs = embedded, denseInputs = embedded
+        var inputs = embedded, denseInputs = embedded, denseStates: [PackedStates] = []
         for (i, (layer, reference)) in zip(student, teacher).enumerated() {
             let targets = reference.forwardAll(denseInputs)
+            if options.hiddenStateWeight > 0 && options.endToEndEpochs > 0 { denseStates.append(targets) }
             blocks.append(loop.run("layer \(i + 1)/\(student.count)", samples: samples, epochs: options.epochs, limit: options.layerSteps,
                                    learningRate: options.learningRate,
                                    tensors: layer.tensors, materialize: { layer.linears.forEach { $0.materialize() } }, seed: options.seed &+ UInt64(i),
@@ -129,7 +130,8 @@ public enum EncoderRecovery {
         let linears = student.flatMap(\.linears)
         blocks.append(loop.run("end-to-end", samples: samples, epochs: options.endToEndEpochs, learningRate: options.endToEndLearningRate,
                                tensors: student.flatMap(\.tensors), materialize: { linears.forEach { $0.materialize() } }, seed: options.seed &+ 99,
-                               clock: &clock, objective: EncoderObjectives.embeddings(student, inputs: embedded, targets: targets, pooling: pooling)))
+                               clock: &clock, objective: EncoderObjectives.embeddings(student, inputs: embedded, targets: targets, pooling: pooling,
+                                                                      hidden: denseStates.isEmpty ? nil : .init(weight: options.hiddenStateWeight, states: denseStates))))
         return (blocks, clock)
     }
 
@@ -163,6 +165,8 @@ public enum EncoderRecovery {
         let loss = "block-wise: MSE of each encoder layer's output hidden states to the dense layer's, on the compressed model's own inputs"
             + (options.endToEndEpochs > 0 ? String(format: "; then end to end: mean ‖e − e_dense‖² of the sentence embeddings (%d epochs, peak lr %g)",
                                                    options.endToEndEpochs, options.endToEndLearningRate) : "")
+            + (options.endToEndEpochs > 0 && options.hiddenStateWeight > 0
+               ? String(format: " plus %g × the mean over layers of each layer's hidden-state MSE to the dense model's", options.hiddenStateWeight) : "")
             + (options.trainNorms ? "; LayerNorm gains and biases train too" : "; LayerNorms frozen")
         var report = RecoveryReport(loss: loss,
                                     trainingFile: training, trainingFingerprint: (try? CompressedArtifact.fingerprint(training)) ?? "unknown",

@@ -113,6 +113,30 @@ final class EncoderObjectivesTests: XCTestCase {
         checkGradients(objective, batch: batch, tensors: layers.flatMap(\.tensors), materialize: { linears.forEach { $0.materialize() } })
     }
 
+    /// With hidden-state targets, the loss adds weight × the mean over layers of each layer's
+    /// output MSE per element; the gradients follow the combined loss.
+    func testEmbeddingObjectiveAddsTheHiddenStateTerm() throws {
+        let layers = [try layer(seed: 63), try layer(seed: 64)], inputs = states(seed: 65)
+        var rng = SeededRandom(seed: 66)
+        let targets = rng.array(lengths.count * shape.hidden), hidden = [states(seed: 67), states(seed: 68)]
+        let pooling = SentencePooling(pooling: .mean, normalize: true), weight: Float = 0.7
+        let plain = EncoderObjectives.embeddings(layers, inputs: inputs, targets: targets, pooling: pooling)
+        let objective = EncoderObjectives.embeddings(layers, inputs: inputs, targets: targets, pooling: pooling,
+                                                     hidden: .init(weight: weight, states: hidden))
+        let batch: ArraySlice<Int> = [2, 0]
+        var x = inputs.gather(batch), term = 0.0
+        for (l, target) in zip(layers, hidden) {
+            x.values = l.forward(x.values, spans: x.spans, keep: false).y
+            let t = target.gather(batch).values
+            term += zip(x.values, t).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) } / Double(x.values.count)
+        }
+        let expected = plain(batch) + Double(weight) * term / Double(layers.count)
+        XCTAssertGreaterThan(term, 0.01)
+        XCTAssertEqual(objective(batch), expected, accuracy: 1e-5 * expected)
+        let linears = layers.flatMap(\.linears)
+        checkGradients(objective, batch: batch, tensors: layers.flatMap(\.tensors), materialize: { linears.forEach { $0.materialize() } })
+    }
+
     func testNoBackwardPassWhenTheLossIsNotFinite() throws {
         let l = try layer(seed: 60), inputs = states(seed: 61)
         var nan = states(seed: 62)
