@@ -16,9 +16,12 @@ import SparseJSON
 // of the given prefixes (dense is always kept as the baseline). `--cpu-time` times the calling
 // thread's CPU time instead of wall-clock and runs 1 thread only: on a loaded shared machine the
 // time a call spends descheduled then does not count (cache and core sharing still do).
+// `--call-percentile P` times every call alone and takes the P-th percentile of a sample's calls
+// instead of their mean (still wall clock, 1 and 2 threads): calls during which a thread was
+// descheduled fall out of a low percentile, so 2-thread ratios stay readable under moderate load.
 //
 //   swift run -c release kernel-bench [--json] [--quick] [--shapes 384x1536,...] [--rows 1,128] [--ops "nm 2:4,blast 50%"]
-//       [--cpu-time]
+//       [--cpu-time] [--call-percentile 10]
 //   swift run -c release kernel-bench --conv [--quick]   # conv1d: banded operator vs im2col + GEMM (ConvBench.swift)
 
 struct Row: Codable {
@@ -86,16 +89,27 @@ func clockNanoseconds() -> UInt64 {
     return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
 
-/// One sample: the mean call time (µs) over at least `budget` seconds of back-to-back calls.
+/// --call-percentile P: each call is timed alone and a sample is the P-th percentile of its calls.
+let callPercentile: Double? = option("--call-percentile").flatMap(Double.init).map { min(100, max(0, $0)) }
+
+/// One sample: the mean call time (µs) over at least `budget` seconds of back-to-back calls, or
+/// with --call-percentile that percentile of the single calls' times.
 func sample(_ budget: Double, _ body: () -> Void) -> Double {
     var reps = 0
     let start = clockNanoseconds()
     var now = start
+    var calls: [UInt64] = []
     repeat {
+        let before = now
         body()
         reps += 1
         now = clockNanoseconds()
+        if callPercentile != nil { calls.append(now - before) }
     } while Double(now - start) < budget * 1e9
+    if let p = callPercentile {
+        calls.sort()
+        return Double(calls[min(calls.count - 1, Int(p / 100 * Double(calls.count)))]) / 1e3
+    }
     return Double(now - start) / 1e3 / Double(reps)
 }
 
@@ -225,13 +239,15 @@ for segments in [16, 32, 64] {
                                         maxAbsoluteError: pwl.error.maxAbsolute))
 }
 
-let report = Report(isa: InstructionSet.current.rawValue, clock: cpuTime ? "thread-cpu" : "wall", cpus: ProcessInfo.processInfo.activeProcessorCount,
+let clockName = (cpuTime ? "thread-cpu" : "wall") + (callPercentile.map { " call p\(Int($0))" } ?? "")
+let report = Report(isa: InstructionSet.current.rawValue, clock: clockName, cpus: ProcessInfo.processInfo.activeProcessorCount,
                     loadAverage: loadBefore + loadAverage(), rows: rows, activations: activationRows)
 if json {
     print(try! JSONValueEncoder().text(report))
 } else {
     print("# \(report.isa), \(report.cpus) CPUs, load average before/after: \(report.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))"
-          + (cpuTime ? "; times are the calling thread's CPU time (--cpu-time)" : ""))
+          + (cpuTime ? "; times are the calling thread's CPU time (--cpu-time)" : "")
+          + (callPercentile.map { "; each sample is the \(Int($0))th percentile of single calls (--call-percentile)" } ?? ""))
     print("# wall-clock µs per call (median of alternating rounds), dense-equivalent GFLOP/s = 2·M·K·N/t; ReLU epilogue")
     print("# vs dense = our fp32 dense time / this time (same M, threads); vs int8 = our int8 dense (int8 dynamic) time /")
     print("# this time, for int8 formats; vs 1 thr = this op's 1-thread time / this time (2-thread rows)")
