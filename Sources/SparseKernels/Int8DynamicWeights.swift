@@ -51,12 +51,15 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnKernelOpera
         (0..<values.count).map { Float(values[$0]) * scales[$0 / inputFeatures] }
     }
 
-    /// Split across `pool` (when the call is large enough): each chunk of rows is quantized once
-    /// and the threads share the bytes (`applySharingQuantization`). Same outputs as unsplit.
+    /// Split across `pool` (when the call is large enough) by token rows when there are enough
+    /// (`applySplitByTokenRows`: each thread quantizes its own), else by output panels with each
+    /// chunk of rows quantized once and the bytes shared (`applySharingQuantization`). Same
+    /// outputs as unsplit.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
                       activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
         let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
         guard let pool, rows > 0, splits(rows: rows, pool: pool) else { return applyByPanels(call, level: level, pool: pool) }
+        if applySplitByTokenRows(call, level: level, pool: pool) { return }
         applySharingQuantization(call, pool: pool, rowBytes: ss_q8_row_bytes(inputFeatures), quantize: { x, m, xq, xs in
             ss_q8_quantize_rows_isa(level.cValue, x, call.inputStride, m, self.inputFeatures, xq, xs)
         }, kernel: { [self] rows, columns in

@@ -57,6 +57,12 @@ public final class KernelPool: @unchecked Sendable {
     public static let splitThresholdSeconds = 30e-6
     /// This pool's split threshold (seconds of estimated single-thread work).
     public let minimumSplitSeconds: Double
+    /// Fewest token rows per part for kernels that split a call by token rows (the W8A8 ones,
+    /// `applySplitByTokenRows`): a call with rows for two such parts is split by rows, a smaller
+    /// one by output panels. 32 rows = 4 of their 8-row tiles.
+    public static let tokenSplitRows = 32
+    /// This pool's `tokenSplitRows` (tests raise it to reach the output-panel split, or lower it).
+    public let minimumTokenSplitRows: Int
 
     /// One split call: its body, part count and its own claim/finish counters, so a worker that
     /// wakes late can only touch the job it saw (whose counters are exhausted), never a newer one.
@@ -106,10 +112,13 @@ public final class KernelPool: @unchecked Sendable {
     ///   - spinSeconds: how long an idle worker spins before it parks.
     ///   - minimumSplitSeconds: estimated single-thread time from which a call is split (0 splits
     ///     every call that has more than one panel, which tests use).
-    public init(threads: Int, spinSeconds: Double = 0.0015, minimumSplitSeconds: Double = KernelPool.splitThresholdSeconds) {
+    ///   - minimumTokenSplitRows: fewest rows per part of a split by token rows (at least 1).
+    public init(threads: Int, spinSeconds: Double = 0.0015, minimumSplitSeconds: Double = KernelPool.splitThresholdSeconds,
+                minimumTokenSplitRows: Int = KernelPool.tokenSplitRows) {
         threadCount = max(1, threads)
         self.spinSeconds = spinSeconds
         self.minimumSplitSeconds = minimumSplitSeconds
+        self.minimumTokenSplitRows = max(1, minimumTokenSplitRows)
         for i in 1..<threadCount {
             let shared = state, spin = spinSeconds
             let name = "sparse-serve-kernel-\(i)"

@@ -64,15 +64,17 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
         (0..<values.count).map { Float(values[$0]) * scales[$0 / inputFeatures] }
     }
 
-    /// Split across `pool` on the AVX-512 dot level (the batched kernel): each chunk of rows is
-    /// quantized once and the threads share the bytes (`applySharingQuantization`); otherwise, or
-    /// unsplit, the kernel quantizes its own rows. Same outputs either way.
+    /// Split across `pool` (when the call is large enough) by token rows when there are enough
+    /// (`applySplitByTokenRows`: each thread quantizes its own); else, on the AVX-512 dot level (the
+    /// batched kernel), by output panels with each chunk of rows quantized once and the bytes
+    /// shared (`applySharingQuantization`); else by output panels, each part quantizing the rows
+    /// itself. Same outputs every way.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
                       activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
         let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
-        guard let pool, rows >= 2, ss_clamp_qisa(level.cValue) == SS_QISA_AVX512_DOT, splits(rows: rows, pool: pool) else {
-            return applyByPanels(call, level: level, pool: pool)
-        }
+        guard let pool, rows >= 2, splits(rows: rows, pool: pool) else { return applyByPanels(call, level: level, pool: pool) }
+        if applySplitByTokenRows(call, level: level, pool: pool) { return }
+        guard ss_clamp_qisa(level.cValue) == SS_QISA_AVX512_DOT else { return applyByPanels(call, level: level, pool: pool) }
         applySharingQuantization(call, pool: pool, rowBytes: ss_nm8_quantized_row_bytes(inputFeatures), quantize: { x, m, xq, xs in
             ss_nm8_quantize_rows_isa(level.cValue, x, call.inputStride, m, self.inputFeatures, xq, xs)
         }, kernel: { [self] rows, columns in

@@ -49,14 +49,24 @@ final class Int8DynamicWeightsTests: XCTestCase {
         XCTAssertEqual(op.apply(x, activation: .gelu, pool: pool).values, op.apply(x, activation: .gelu).values)
     }
 
-    /// A split call quantizes each chunk of rows once and shares the bytes between the threads:
-    /// bit for bit the unsplit result on every level, over three chunks (K = 4100: 56 rows per
-    /// chunk), with row strides wider than the rows and a fused GELU (`checkSplitEqualsSerial`).
-    func testSharedQuantizationAcrossChunksMatchesSerial() throws {
+    /// A call split by token rows (each part quantizes its own rows) or by output panels (each
+    /// chunk of rows quantized once, the bytes shared): bit for bit the unsplit result on every
+    /// level, over three chunks (K = 4100: 56 rows per chunk), with 150 rows (a last token part
+    /// 6 rows past its tiles) and 61 (under two token parts of 32: split by panels), row strides
+    /// wider than the rows and a fused GELU (`checkSplitEqualsSerial`).
+    func testSplitByTokensAndSharedQuantizationMatchSerial() throws {
         var random = TestRandom(seed: 73)
         let (k, n) = (4100, 40)
         let op = try Int8DynamicWeights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
-        OperatorChecker.checkSplitEqualsSerial(op, rows: 150, random: &random, "int8 dynamic")
+        for rows in [150, 61] { OperatorChecker.checkSplitEqualsSerial(op, rows: rows, random: &random, "int8 dynamic") }
+    }
+
+    /// MiniLM's shapes at 128 tokens (the 2-thread case of issue 17): split by token rows into 4
+    /// parts of 32, bit for bit the unsplit result on every level.
+    func testMiniLMShapesSplitMatchesSerial() throws {
+        try OperatorChecker.checkMiniLMShapesSplitEqualsSerial(seed: 74, "int8 dynamic") { w, k, n, bias in
+            try Int8DynamicWeights(weights: w, outputFeatures: n, inputFeatures: k, bias: bias)
+        }
     }
 
     /// Every weight -128 or 127 and every activation byte 0 or 255 (int8 -128 / 127 after the

@@ -66,15 +66,24 @@ final class NMInt8WeightsTests: XCTestCase {
         }
     }
 
-    /// A split call on the dot level quantizes each chunk of rows once and shares the bytes
-    /// between the threads: bit for bit the unsplit result on every level, over three chunks
-    /// (K = 4100: 56 rows per chunk; 113 rows leave a last chunk of one row), with row strides
-    /// wider than the rows and a fused GELU (`checkSplitEqualsSerial`).
-    func testSharedQuantizationAcrossChunksMatchesSerial() throws {
+    /// A call split by token rows (each part quantizes its own rows) or, on the dot level, by
+    /// output panels over rows quantized once per chunk and shared: bit for bit the unsplit result
+    /// on every level, over three chunks (K = 4100: 56 rows per chunk; 113 rows leave a last
+    /// chunk of one row, and a last token part of 41 or 17 rows), with row strides wider than the
+    /// rows and a fused GELU (`checkSplitEqualsSerial`).
+    func testSplitByTokensAndSharedQuantizationMatchSerial() throws {
         var random = TestRandom(seed: 104)
         let (k, n) = (4100, 40)
         let op = try NMInt8Weights(magnitudePruning: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
         for rows in [2, 113] { OperatorChecker.checkSplitEqualsSerial(op, rows: rows, random: &random, "2:4 int8") }
+    }
+
+    /// MiniLM's shapes at 128 tokens (the 2-thread case of issue 17): split by token rows into 4
+    /// parts of 32, bit for bit the unsplit result on every level.
+    func testMiniLMShapesSplitMatchesSerial() throws {
+        try OperatorChecker.checkMiniLMShapesSplitEqualsSerial(seed: 105, "2:4 int8") { w, k, n, bias in
+            try NMInt8Weights(magnitudePruning: w, outputFeatures: n, inputFeatures: k, bias: bias)
+        }
     }
 
     /// Kept weights all -128 or all 127 (or mixed) and activations at ±absmax (bytes 1 and 255 after

@@ -129,19 +129,43 @@ extension OperatorChecker {
 }
 
 extension OperatorChecker {
-    /// `op` split across a 2-thread pool that splits every call against the same call unsplit, on
-    /// every quantized level: bit for bit equal, with row strides wider than the rows (ldx = k + 3,
-    /// ldy = n + 5), a fused GELU, and the columns past n left alone.
+    /// 2-thread pools that split every call: by token rows from 2 parts of 32 rows (the default),
+    /// from 2 parts of one 8-row tile, and never by token rows (by output panels only).
+    static let splitPools: [(String, KernelPool)] = [
+        ("token parts >= 32 rows", KernelPool(threads: 2, minimumSplitSeconds: 0)),
+        ("token parts >= 8 rows", KernelPool(threads: 2, minimumSplitSeconds: 0, minimumTokenSplitRows: 8)),
+        ("output panels only", KernelPool(threads: 2, minimumSplitSeconds: 0, minimumTokenSplitRows: .max)),
+    ]
+
+    /// `op` split across each of `splitPools` against the same call unsplit, on every quantized
+    /// level: bit for bit equal, with row strides wider than the rows (ldx = k + 3, ldy = n + 5),
+    /// a fused GELU, and the columns past n left alone.
     static func checkSplitEqualsSerial(_ op: some QuantizedLevelOperator, rows: Int, random: inout TestRandom,
                                        _ message: String, file: StaticString = #filePath, line: UInt = #line) {
         let (ldx, ldy) = (op.inputFeatures + 3, op.outputFeatures + 5)
-        let x = random.array(rows * ldx), pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
+        let x = random.array(rows * ldx)
         for level in QuantizedInstructionSet.available {
-            var split = [Float](repeating: -7, count: rows * ldy), serial = split
-            op.apply(x, rows: rows, inputStride: ldx, into: &split, outputStride: ldy, activation: .gelu, pool: pool, level: level)
+            var serial = [Float](repeating: -7, count: rows * ldy)
             op.apply(x, rows: rows, inputStride: ldx, into: &serial, outputStride: ldy, activation: .gelu, pool: nil, level: level)
-            XCTAssertEqual(split, serial, "\(message) rows=\(rows) \(level)", file: file, line: line)
-            XCTAssertEqual(split[ldy - 1], -7, "\(message): columns past n untouched", file: file, line: line)
+            for (split, pool) in splitPools {
+                var y = [Float](repeating: -7, count: rows * ldy)
+                op.apply(x, rows: rows, inputStride: ldx, into: &y, outputStride: ldy, activation: .gelu, pool: pool, level: level)
+                XCTAssertEqual(y, serial, "\(message) rows=\(rows) \(level), \(split)", file: file, line: line)
+                XCTAssertEqual(y[ldy - 1], -7, "\(message): columns past n untouched", file: file, line: line)
+            }
+        }
+    }
+
+    /// `checkSplitEqualsSerial` at MiniLM's shapes (K × N = 384 × 384 and 1536 × 384) with 128
+    /// rows, the 2-thread case of issue 17 (by default split by token rows into 4 parts of 32);
+    /// `make(weights, k, n, bias)` builds the operator.
+    static func checkMiniLMShapesSplitEqualsSerial(seed: UInt64, _ message: String,
+                                                   make: ([Float], Int, Int, [Float]) throws -> some QuantizedLevelOperator,
+                                                   file: StaticString = #filePath, line: UInt = #line) rethrows {
+        var random = TestRandom(seed: seed)
+        for (k, n) in [(384, 384), (1536, 384)] {
+            let op = try make(random.array(n * k), k, n, random.array(n))
+            checkSplitEqualsSerial(op, rows: 128, random: &random, "\(message) \(k)x\(n)", file: file, line: line)
         }
     }
 }
