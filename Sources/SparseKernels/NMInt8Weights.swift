@@ -65,8 +65,8 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
     }
 
     /// Split across `pool` (when the call is large enough) by token rows when there are enough
-    /// (`applySplitByTokenRows`: each thread quantizes its own); else, on the AVX-512 dot level (the
-    /// batched kernel), by output panels with each chunk of rows quantized once and the bytes
+    /// rows and few output panels (`applySplitByTokenRows`: each thread quantizes its own); else,
+    /// on the AVX-512 dot level (the batched kernel), by output panels with each chunk of rows quantized once and the bytes
     /// shared (`applySharingQuantization`); else by output panels, each part quantizing the rows
     /// itself. Same outputs every way.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
