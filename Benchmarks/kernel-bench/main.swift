@@ -16,12 +16,15 @@ import SparseJSON
 // of the given prefixes (dense is always kept as the baseline). `--cpu-time` times the calling
 // thread's CPU time instead of wall-clock and runs 1 thread only: on a loaded shared machine the
 // time a call spends descheduled then does not count (cache and core sharing still do).
-// `--call-percentile P` times every call alone and takes the P-th percentile of a sample's calls
-// instead of their mean (still wall clock, 1 and 2 threads): calls during which a thread was
-// descheduled fall out of a low percentile, so 2-thread ratios stay readable under moderate load.
+// `--call-percentile P` calls the operators of one shape and M on 1 and 2 threads in turn, one
+// call each, timing every call alone, and keeps the P-th percentile of each one's calls instead of
+// sample means (still wall clock): calls during which a thread was descheduled fall out of a low
+// percentile, and the 1- and 2-thread calls see the same moments of the machine. `--split-variants`
+// adds 2-thread rows "… [panel split]" on a pool that never splits W8A8 calls by token rows and
+// "… [token parts >= 64]" on one that splits them in parts of at least 64 rows.
 //
 //   swift run -c release kernel-bench [--json] [--quick] [--shapes 384x1536,...] [--rows 1,128] [--ops "nm 2:4,blast 50%"]
-//       [--cpu-time] [--call-percentile 10]
+//       [--cpu-time] [--call-percentile 1] [--split-variants]
 //   swift run -c release kernel-bench --conv [--quick]   # conv1d: banded operator vs im2col + GEMM (ConvBench.swift)
 
 struct Row: Codable {
@@ -89,28 +92,37 @@ func clockNanoseconds() -> UInt64 {
     return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
 }
 
-/// --call-percentile P: each call is timed alone and a sample is the P-th percentile of its calls.
-let callPercentile: Double? = option("--call-percentile").flatMap(Double.init).map { min(100, max(0, $0)) }
-
-/// One sample: the mean call time (µs) over at least `budget` seconds of back-to-back calls, or
-/// with --call-percentile that percentile of the single calls' times.
+/// One sample: the mean call time (µs) over at least `budget` seconds of back-to-back calls.
 func sample(_ budget: Double, _ body: () -> Void) -> Double {
     var reps = 0
     let start = clockNanoseconds()
     var now = start
-    var calls: [UInt64] = []
     repeat {
-        let before = now
         body()
         reps += 1
         now = clockNanoseconds()
-        if callPercentile != nil { calls.append(now - before) }
     } while Double(now - start) < budget * 1e9
-    if let p = callPercentile {
-        calls.sort()
-        return Double(calls[min(calls.count - 1, Int(p / 100 * Double(calls.count)))]) / 1e3
-    }
     return Double(now - start) / 1e3 / Double(reps)
+}
+
+/// --call-percentile P: the bodies are called in turn, one call each, for as long as their
+/// samples would take, each call timed alone; a body's time is the P-th percentile of its calls.
+let callPercentile: Double? = option("--call-percentile").flatMap(Double.init).map { min(100, max(0, $0)) }
+
+func measureRoundRobin(_ bodies: [() -> Void], percentile p: Double, seconds: Double) -> [Double] {
+    var calls = [[UInt64]](repeating: [], count: bodies.count)
+    let start = clockNanoseconds()
+    repeat {
+        for (i, body) in bodies.enumerated() {
+            let before = clockNanoseconds()
+            body()
+            calls[i].append(clockNanoseconds() - before)
+        }
+    } while Double(clockNanoseconds() - start) < seconds * 1e9
+    return calls.map { c in
+        let sorted = c.sorted()
+        return Double(sorted[min(sorted.count - 1, Int(p / 100 * Double(sorted.count)))]) / 1e3
+    }
 }
 
 /// Median over 7 samples (5 with --quick) of the mean call time, each sample at least `budget`
@@ -123,8 +135,10 @@ func measure(_ budget: Double = quick ? 0.005 : 0.02, _ body: () -> Void) -> Dou
 /// turn, so slow phases of a shared machine fall on all of them; the median per body.
 func measureAlternating(_ bodies: [() -> Void], budget: Double = quick ? 0.005 : 0.02) -> [Double] {
     for body in bodies { body() }
+    let rounds = quick ? 5 : 7
+    if let p = callPercentile { return measureRoundRobin(bodies, percentile: p, seconds: budget * Double(rounds * bodies.count)) }
     var samples = [[Double]](repeating: [], count: bodies.count)
-    for _ in 0..<(quick ? 5 : 7) {
+    for _ in 0..<rounds {
         for (i, body) in bodies.enumerated() { samples[i].append(sample(budget, body)) }
     }
     return samples.map { $0.sorted()[$0.count / 2] }
@@ -150,6 +164,22 @@ func readBandwidth(bytes: Int) -> Double {
 }
 
 let pools = [1: KernelPool(threads: 1), 2: KernelPool(threads: 2)]
+/// How a call is run: on `threads` threads of `pool`, its rows named with `suffix` after the op.
+struct PoolVariant {
+    let threads: Int
+    let pool: KernelPool
+    let suffix: String
+}
+/// 1 and 2 threads; with --split-variants also 2 threads that never split a W8A8 call by token rows
+/// (by output panels over shared quantized rows, as before token splits), rows named "… [panel split]",
+/// and 2 threads whose token parts have at least 64 rows ("… [token parts >= 64]").
+let variants = threadCounts.map { PoolVariant(threads: $0, pool: pools[$0]!, suffix: "") }
+    + (arguments.contains("--split-variants") && !cpuTime
+       ? [PoolVariant(threads: 2, pool: KernelPool(threads: 2, minimumTokenSplitRows: .max), suffix: " [panel split]"),
+          PoolVariant(threads: 2, pool: KernelPool(threads: 2, minimumTokenSplitRows: 64), suffix: " [token parts >= 64]")] : [])
+/// Variants timed together: each alone, or with --call-percentile all in one round-robin (so the
+/// 1- and 2-thread calls see the same moments of a shared machine).
+let variantGroups = callPercentile == nil ? variants.map { [$0] } : [variants]
 if arguments.contains("--conv") {
     try runConvBench()
     exit(0)
@@ -196,18 +226,18 @@ for (k, n) in shapes {
         var y = [Float](repeating: 0, count: m * n)
         x.withUnsafeBufferPointer { xs in
             y.withUnsafeMutableBufferPointer { ys in
-                for threads in threadCounts {
-                    let pool = pools[threads]!
+                for group in variantGroups {
+                    let runs = group.flatMap { v in operators.map { (v, $0.0, $0.1) } }
                     let xp = xs.baseAddress!, yp = ys.baseAddress!
-                    let times = measureAlternating(operators.map { (_, op) in
+                    let times = measureAlternating(runs.map { (v, _, op) in
                         {
                             op.apply(xp, rows: m, inputStride: k, into: yp, outputStride: n,
-                                     activation: .relu, pool: pool, isa: .current)
+                                     activation: .relu, pool: v.pool, isa: .current)
                         }
                     })
-                    for ((name, op), t) in zip(operators, times) {
-                        let single = m == 1 && threads == 1
-                        rows.append(Row(op: name, k: k, n: n, m: m, threads: threads, microseconds: t,
+                    for ((v, name, op), t) in zip(runs, times) {
+                        let single = m == 1 && v.threads == 1
+                        rows.append(Row(op: name + v.suffix, k: k, n: n, m: m, threads: v.threads, microseconds: t,
                                         gflops: 2 * Double(m * k * n) / t / 1e3, density: op.density, weightBytes: op.byteCount,
                                         weightGBs: single ? Double(op.byteCount) / t / 1e3 : nil,
                                         readGBs: single ? readBandwidth(bytes: op.byteCount) : nil))
@@ -247,7 +277,7 @@ if json {
 } else {
     print("# \(report.isa), \(report.cpus) CPUs, load average before/after: \(report.loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))"
           + (cpuTime ? "; times are the calling thread's CPU time (--cpu-time)" : "")
-          + (callPercentile.map { "; each sample is the \(Int($0))th percentile of single calls (--call-percentile)" } ?? ""))
+          + (callPercentile.map { "; times are the \(Int($0))th percentile of single calls, 1 and 2 threads in turn (--call-percentile)" } ?? ""))
     print("# wall-clock µs per call (median of alternating rounds), dense-equivalent GFLOP/s = 2·M·K·N/t; ReLU epilogue")
     print("# vs dense = our fp32 dense time / this time (same M, threads); vs int8 = our int8 dense (int8 dynamic) time /")
     print("# this time, for int8 formats; vs 1 thr = this op's 1-thread time / this time (2-thread rows)")
