@@ -9,7 +9,7 @@ alternating ours and OpenBLAS, and each cell keeps its fastest round (both sides
 
     swift build -c release --scratch-path .build-kernels --product kernel-bench
     .venv/bin/python Benchmarks/scripts/kernel_bench.py [--bench PATH] [--rounds 2] [--quick] [--markdown]
-        [--rows 1,8,32,128] [--shapes 384x384,...] [--ops 'nm 2:4,blast 50%'] [--json OUT]
+        [--rows 1,8,32,128] [--shapes 384x384,...] [--ops 'nm 2:4,blast 50%'] [--json OUT] [--call-percentile 1]
 
 --json OUT also writes every row with its speed-ups and the load averages as JSON (read by plot.py).
 """
@@ -68,9 +68,10 @@ def numpy_times(shapes, threads, quick):
     return json.loads(r.stdout)
 
 
-def ours(bench, quick, batch_rows=None, shapes=None, ops=None):
+def ours(bench, quick, batch_rows=None, shapes=None, ops=None, call_percentile=None):
     args = [str(bench), "--json"] + (["--quick"] if quick else []) + (["--rows", batch_rows] if batch_rows else [])
     args += (["--shapes", shapes] if shapes else []) + (["--ops", ops] if ops else [])
+    args += ["--call-percentile", str(call_percentile)] if call_percentile is not None else []
     return json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
 
 
@@ -118,6 +119,8 @@ def main():
     parser.add_argument("--shapes", help="KxN shapes, e.g. 384x384,1536x384 (kernel-bench's default: the MiniLM shapes and 2048x2048)")
     parser.add_argument("--ops", help="operator name prefixes to time besides dense and int8 dense, e.g. 'nm 2:4,blast 50%%'")
     parser.add_argument("--json", type=pathlib.Path, help="write the results to this file")
+    parser.add_argument("--call-percentile", type=float, help="kernel-bench's --call-percentile P (our rows: P-th percentile of "
+                        "single calls, 1 and 2 threads in turn; readable 2-thread ratios under load; OpenBLAS stays sample medians)")
     a = parser.parse_args()
     bench = a.bench or next((c for c in CANDIDATES if c.exists()), None)
     if bench is None:
@@ -125,7 +128,7 @@ def main():
 
     best, blas, acts, loads, isa = {}, {1: {}, 2: {}}, {}, [], "?"
     for _ in range(a.rounds):
-        report = ours(bench, a.quick, a.rows, a.shapes, a.ops)
+        report = ours(bench, a.quick, a.rows, a.shapes, a.ops, a.call_percentile)
         isa = report["isa"]
         loads.append(report["loadAverage"])
         for r in report["rows"]:
@@ -149,6 +152,8 @@ def main():
         return blas[r["threads"]][f"{r['k']}x{r['n']}x{r['m']}"] / r["microseconds"]
 
     print(f"# {isa}; load average (1/5/15 min) before/after each round: {loads}")
+    if a.call_percentile is not None:
+        print(f"# ours: {a.call_percentile:g}th percentile of single calls, 1 and 2 threads in turn (--call-percentile); OpenBLAS: sample medians")
     print("# wall-clock µs per call (median of samples, best of rounds); GFLOP/s dense-equivalent (2·M·K·N/t);")
     print("# 'vs dense' = our dense time / this time, 'vs BLAS' = OpenBLAS sgemm time / this time, same thread count")
     print("# M = 1, 1 thread: 'wt GB/s' = bytes the operator holds / time, 'read GB/s' = STREAM-like read of a buffer")
