@@ -52,7 +52,7 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnKernelOpera
     }
 
     /// Split across `pool` (when the call is large enough) by token rows when there are enough
-    /// rows and few output panels (`applySplitByTokenRows`: each thread quantizes its own), else
+    /// rows (`applySplitByTokenRows`: each thread quantizes its own), else
     /// by output panels with each chunk of rows quantized once and the bytes shared
     /// (`applySharingQuantization`). Same outputs as unsplit.
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,

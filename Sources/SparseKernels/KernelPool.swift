@@ -61,10 +61,6 @@ public final class KernelPool: @unchecked Sendable {
     /// `applySplitByTokenRows`): a call with rows for two such parts is split by rows, a smaller
     /// one by output panels. 32 rows = 4 of their 8-row tiles.
     public static let tokenSplitRows = 32
-    /// Such kernels split by token rows only when a split by output panels would give parts of
-    /// fewer than this many 16-row panels (N < 1024 on 2 threads: MiniLM's 384-wide layers): with
-    /// more, the panel split re-reads less of the weight and measured as fast or faster.
-    public static let tokenSplitPanelsPerPart = 8
     /// This pool's `tokenSplitRows` (tests raise it to reach the output-panel split, or lower it).
     public let minimumTokenSplitRows: Int
 

@@ -65,7 +65,7 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
     }
 
     /// Split across `pool` (when the call is large enough) by token rows when there are enough
-    /// rows and few output panels (`applySplitByTokenRows`: each thread quantizes its own); else,
+    /// rows (`applySplitByTokenRows`: each thread quantizes its own); else,
     /// on the AVX-512 dot level (the batched kernel), by output panels with each chunk of rows quantized once and the bytes
     /// shared (`applySharingQuantization`); else by output panels, each part quantizing the rows
     /// itself. Same outputs every way.

@@ -206,20 +206,18 @@ struct QuantizedRows: @unchecked Sendable {
 
 extension PanelKernelOperator {
     /// Splits a call across `pool` by token rows when it has rows for two parts of the pool's
-    /// `minimumTokenSplitRows` and few output panels (split by panels, its parts would get fewer
-    /// than `KernelPool.tokenSplitPanelsPerPart` each): up to `partsPerThread` parts per thread
-    /// (claimed dynamically) of whole 8-row tiles, each running the kernel over every output panel
-    /// of its own rows (`runKernel`; a W8A8 kernel quantizes them into its thread's scratch). One
-    /// fork/join per call and no serial step; no thread reads rows another quantized, and the
-    /// threads write disjoint rows of `y` (split by output panels, both write every row and share
-    /// the cache lines at part edges). Every part has at least one 8-row tile, so each row takes
-    /// the kernel path it takes unsplit (the 2:4 batched kernel from 2 rows): same outputs bit for
-    /// bit. Returns false (doing nothing) otherwise.
+    /// `minimumTokenSplitRows`: up to `partsPerThread` parts per thread (claimed dynamically) of
+    /// whole 8-row tiles, each running the kernel over every output panel of its own rows
+    /// (`runKernel`; a W8A8 kernel quantizes them into its thread's scratch). One fork/join per
+    /// call and no serial step; no thread reads rows another quantized, and the threads write
+    /// disjoint rows of `y` (split by output panels, both write every row and share the cache lines
+    /// at part edges). Every part has at least one 8-row tile, so each row takes the kernel path it
+    /// takes unsplit (the 2:4 batched kernel from 2 rows): same outputs bit for bit. Returns false
+    /// (doing nothing) for fewer rows.
     func applySplitByTokenRows(_ call: KernelCall, level: KernelLevel, pool: KernelPool) -> Bool {
         let tiles = call.rows / 8, panels = 0..<(outputFeatures + 15) / 16
-        let maximumParts = KernelPool.partsPerThread * pool.threadCount
-        let parts = min(maximumParts, call.rows / pool.minimumTokenSplitRows, tiles)
-        guard pool.threadCount > 1, parts >= 2, panels.count < KernelPool.tokenSplitPanelsPerPart * maximumParts else { return false }
+        let parts = min(KernelPool.partsPerThread * pool.threadCount, call.rows / pool.minimumTokenSplitRows, tiles)
+        guard pool.threadCount > 1, parts >= 2 else { return false }
         checkApply(rows: call.rows, inputStride: call.inputStride, outputStride: call.outputStride)
         pool.run(parts: parts) { [self] part in
             let r0 = 8 * (tiles * part / parts), r1 = part == parts - 1 ? call.rows : 8 * (tiles * (part + 1) / parts)
