@@ -109,7 +109,7 @@ public final class SpanExportQueue: @unchecked Sendable {
     @exclusivity(unchecked) private var dropped = 0
     @exclusivity(unchecked) private var flushRequested = false
     @exclusivity(unchecked) private var closed = false
-    /// Span and trace ids: xoshiro256**, seeded once from the system generator, drawn under the lock.
+    /// Ids of the spans `record` encodes here: xoshiro256**, seeded once from the system generator, drawn under the lock.
     @exclusivity(unchecked) private var ids = Xoshiro256(seed: SystemRandomNumberGenerator())
 
     public init(settings: Settings = Settings()) {
@@ -176,13 +176,6 @@ public final class SpanExportQueue: @unchecked Sendable {
             dropped += 1
         }
         condition.unlock()
-    }
-
-    /// Runs `body` with the id generator, under the lock.
-    func withIDs<T>(_ body: (inout Xoshiro256) -> T) -> T {
-        condition.lock()
-        defer { condition.unlock() }
-        return body(&ids)
     }
 
     /// Asks the exporter to send what waits without waiting for a full batch.
