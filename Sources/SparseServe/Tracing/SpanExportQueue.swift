@@ -272,7 +272,7 @@ public final class SpanExporter: @unchecked Sendable {
     }
 
     private func run() {
-        Self.nameThread("otlp-export")
+        KernelThreadName.set("otlp-export")
         while true {
             let (batch, lost, closed) = queue.next()
             if lost > 0 {
@@ -285,14 +285,6 @@ public final class SpanExporter: @unchecked Sendable {
         }
         client.close()
         done.signal()
-    }
-
-    /// Names the calling thread for the kernel (what top and /proc show; `Thread.name` does not
-    /// reach it here), where /proc/thread-self exists.
-    static func nameThread(_ name: String) {
-        guard let file = fopen("/proc/thread-self/comm", "w") else { return }
-        fputs(name, file)
-        fclose(file)
     }
 
     /// Posts the `spans` spans in `range` of `batch` as one request.
