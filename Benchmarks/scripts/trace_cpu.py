@@ -16,8 +16,11 @@ so they hold at whatever rate the shared machine allowed, and the medians over r
 (`OTEL_BSP_MAX_QUEUE_SIZE=1`: every span is encoded and then dropped, so nothing is exported: the
 request path's share of the cost; `OTEL_TRACES_SAMPLER_ARG=0`: traces are made but not recorded.)
 
-Thread classes: `export` (the exporter thread, `otlp-export`), `kernel` (sparse-serve-kernel pool), `dispatch`
-(libdispatch workers: the I/O queues, the router and the compute pipeline) and `other`.
+Thread classes: `export` (the exporter thread, `otlp-export`), `kernel` (sparse-serve-kernel pool), `compute`
+(the ComputeQueue's `compute-N` threads: inference, the responder, and with tracing the server span's
+encoding and the push of a request's spans to the export queue; builds before 2026-12-04 10:00 UTC
+did not name them, so there they count as `other`), `dispatch` (libdispatch workers: the I/O queues
+and the router) and `other` (the main thread, the signal waiter).
 """
 import argparse
 import json
@@ -48,6 +51,7 @@ def threads(pid):
         vol = int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
         inv = int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))
         kind = ("export" if comm.startswith("otlp-export") else "kernel" if comm.startswith("sparse-serve-ke")
+                else "compute" if comm.startswith("compute-")
                 else "dispatch" if "qos" in comm or comm.startswith("dispatch") else "other")
         out[task.name] = (kind, int(fields[11]) / TICK, int(fields[12]) / TICK, run, wait, vol, inv)
     return out

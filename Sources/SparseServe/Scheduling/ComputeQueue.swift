@@ -46,7 +46,10 @@ public final class ComputeQueue: @unchecked Sendable {
         for i in 0..<threads {
             // Strong: the workers live as long as the process; an unowned reference crashed a
             // start-up that failed (the queue was freed before a worker first ran).
-            let thread = Thread { self.workerLoop() }
+            let thread = Thread {
+                KernelThreadName.set("compute-\(i)")
+                self.workerLoop()
+            }
             thread.name = "sparse-serve-compute-\(i)"
             thread.stackSize = 8 << 20
             self.threads.append(thread)
@@ -119,5 +122,15 @@ public final class ComputeQueue: @unchecked Sendable {
             running -= 1
             condition.unlock()
         }
+    }
+}
+
+/// Names the calling thread for the kernel (what top, perf and /proc/PID/task/*/comm show;
+/// `Thread.name` does not reach it here), where /proc/thread-self exists. At most 15 bytes are kept.
+enum KernelThreadName {
+    static func set(_ name: String) {
+        guard let file = fopen("/proc/thread-self/comm", "w") else { return }
+        fputs(name, file)
+        fclose(file)
     }
 }

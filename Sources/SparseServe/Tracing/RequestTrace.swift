@@ -151,8 +151,11 @@ final class RequestTrace: Sendable {
 
 /// The child spans of one request (`RequestTrace` with `SpanExportTracer`), encoded back to back in
 /// memory of its own until the server span ends and `flush` queues them with it at once (the
-/// server span is encoded in place in the queue: a request's children, ~600–700 bytes, then fit
-/// the first 1 KiB, which malloc serves from its per-thread cache). Child span
+/// server span is encoded in place in the queue: a request's children, ~600–800 bytes, then fit
+/// the first 1000 bytes). 1000, not 1024: glibc rounds 1024 up to a 1040-byte chunk, a large-bin
+/// request, and the thread that allocates it (a dispatch thread, whose per-thread cache never
+/// gets it back: the compute thread frees it) ran `malloc_consolidate` for most of them; a
+/// 1008-byte chunk is a small-bin one, which never consolidates. Child span
 /// ids come from a per-request seed through SplitMix64's mixer (a bijection, so the ids of one
 /// trace differ), without the shared generator's lock.
 struct RequestSpans: @unchecked Sendable {  // (its memory is reached only under the trace's lock)
@@ -162,7 +165,7 @@ struct RequestSpans: @unchecked Sendable {  // (its memory is reached only under
     /// After `flush`, spans are not kept here any more (`append` answers false).
     private(set) var flushed = false
     /// Bytes one request keeps at most before its spans go to the queue one by one.
-    static let initialBytes = 1024, maxBytes = 64 << 10
+    static let initialBytes = 1000, maxBytes = 64 << 10
 
     init(seed: UInt64) { self.seed = seed }
 

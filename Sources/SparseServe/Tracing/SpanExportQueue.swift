@@ -39,33 +39,45 @@ public final class SpanBatch: @unchecked Sendable {
 
     func reset() { (byteCount, spanCount) = (0, 0) }
 
+    /// The offset just past the span that starts at `i` (its tag, length and bytes).
+    private func end(ofSpanAt start: Int) -> Int {
+        var i = start + 1, length = 0, shift = 0  // (after the tag)
+        while true {
+            let c = memory[i]
+            i += 1
+            length |= Int(c & 0x7F) << shift
+            shift += 7
+            if c < 0x80 { break }
+        }
+        return i + length
+    }
+
     /// Consecutive runs of at most `spans` spans, in order: their byte ranges and span counts.
     public func chunks(of spans: Int) -> [(bytes: Range<Int>, spans: Int)] {
         var out: [(bytes: Range<Int>, spans: Int)] = [], start = 0, i = 0, n = 0
-        let b = bytes
-        while i < b.count {
-            i += 1  // the tag
-            var length = 0, shift = 0
-            while true {
-                let c = b[i]
-                i += 1
-                length |= Int(c & 0x7F) << shift
-                shift += 7
-                if c < 0x80 { break }
-            }
-            i += length
+        while i < byteCount {
+            i = end(ofSpanAt: i)
             n += 1
             if n == spans { out.append((start..<i, n)); (start, n) = (i, 0) }
         }
-        if start < b.count { out.append((start..<b.count, n)) }
+        if start < byteCount { out.append((start..<byteCount, n)) }
         return out
+    }
+
+    /// Moves the spans after the first `kept` to `other` (empty), in order; this batch keeps the first `kept`.
+    func moveSpans(after kept: Int, to other: SpanBatch) {
+        precondition(other.byteCount == 0 && kept <= spanCount)
+        var i = 0
+        for _ in 0..<kept { i = end(ofSpanAt: i) }
+        _ = other.append(UnsafeRawBufferPointer(start: memory + i, count: byteCount - i), spans: spanCount - kept)
+        (byteCount, spanCount) = (i, kept)
     }
 }
 
 /// The bounded queue between finished spans and the exporter thread. `push` is a lock and a copy
 /// of the span's bytes (a full queue drops the span and counts it); the exporter is woken once
-/// per `batchSize` spans (or half the byte budget), else after `scheduleDelay`, and takes all
-/// that waits by swapping buffers. Settings follow OpenTelemetry's batch span processor (`OTEL_BSP_*`).
+/// per `batchSize` spans (or half the byte budget), else after `scheduleDelay`, and takes what
+/// waits by swapping buffers (whole batches: a partial one stays queued). Settings follow OpenTelemetry's batch span processor (`OTEL_BSP_*`).
 public final class SpanExportQueue: @unchecked Sendable {
     public struct Settings: Sendable, Equatable {
         public var maxQueueSize = 2048
@@ -97,7 +109,7 @@ public final class SpanExportQueue: @unchecked Sendable {
     @exclusivity(unchecked) private var dropped = 0
     @exclusivity(unchecked) private var flushRequested = false
     @exclusivity(unchecked) private var closed = false
-    /// Span and trace ids: xoshiro256**, seeded once from the system generator, drawn under the lock.
+    /// Ids of the spans `record` encodes here: xoshiro256**, seeded once from the system generator, drawn under the lock.
     @exclusivity(unchecked) private var ids = Xoshiro256(seed: SystemRandomNumberGenerator())
 
     public init(settings: Settings = Settings()) {
@@ -166,13 +178,6 @@ public final class SpanExportQueue: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Runs `body` with the id generator, under the lock.
-    func withIDs<T>(_ body: (inout Xoshiro256) -> T) -> T {
-        condition.lock()
-        defer { condition.unlock() }
-        return body(&ids)
-    }
-
     /// Asks the exporter to send what waits without waiting for a full batch.
     public func flushSoon() {
         condition.lock()
@@ -189,10 +194,11 @@ public final class SpanExportQueue: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// All that waits, blocking until `batchSize` spans (or half the byte budget) wait, the
+    /// What waits, blocking until `batchSize` spans (or half the byte budget) wait, the
     /// schedule delay passed with at least one waiting, a flush was asked, or the queue was
-    /// closed. `dropped` counts the spans the full queue refused since the last call. Give the
-    /// batch back with `recycle` once sent.
+    /// closed. With at least `batchSize` spans and no flush or close, only whole multiples of
+    /// `batchSize` are taken and the rest stays queued. `dropped` counts the spans the full queue
+    /// refused since the last call. Give the batch back with `recycle` once sent.
     public func next() -> (batch: SpanBatch, dropped: Int, closed: Bool) {
         condition.lock()
         defer { condition.unlock() }
@@ -204,10 +210,16 @@ public final class SpanExportQueue: @unchecked Sendable {
                 deadline = Date(timeIntervalSinceNow: settings.scheduleDelay)
             }
         }
+        let partial = closed || flushRequested
         flushRequested = false
         let batch = pending
         pending = spare ?? SpanBatch(capacity: settings.maxQueueBytes)
         spare = nil
+        // Whole batches only, unless asked to send all: the spans past the last full batch stay
+        // queued, first in line (else the exporter, woken at `batchSize` and reaching the lock some
+        // spans later, posted every batch as a full post and a small one).
+        let full = batch.spanCount / settings.batchSize * settings.batchSize
+        if !partial && full > 0 && full < batch.spanCount { batch.moveSpans(after: full, to: pending) }
         let lost = dropped
         dropped = 0
         return (batch, lost, closed)
@@ -260,7 +272,7 @@ public final class SpanExporter: @unchecked Sendable {
     }
 
     private func run() {
-        Self.nameThread("otlp-export")
+        KernelThreadName.set("otlp-export")
         while true {
             let (batch, lost, closed) = queue.next()
             if lost > 0 {
@@ -273,14 +285,6 @@ public final class SpanExporter: @unchecked Sendable {
         }
         client.close()
         done.signal()
-    }
-
-    /// Names the calling thread for the kernel (what top and /proc show; `Thread.name` does not
-    /// reach it here), where /proc/thread-self exists.
-    static func nameThread(_ name: String) {
-        guard let file = fopen("/proc/thread-self/comm", "w") else { return }
-        fputs(name, file)
-        fclose(file)
     }
 
     /// Posts the `spans` spans in `range` of `batch` as one request.

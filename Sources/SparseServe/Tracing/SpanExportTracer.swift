@@ -64,9 +64,10 @@ public final class SpanExportTracer: Tracer, Sendable {
     func childContext(of parent: ExportSpanContext?) -> ExportSpanContext { serverContext(of: parent).context }
 
     /// `childContext(of:)` and a seed for the span ids of the request's children
-    /// (`RequestSpans.spanID`), drawn under one lock of the id generator.
+    /// (`RequestSpans.spanID`), drawn from the calling thread's generator (no shared lock: the
+    /// queue's lock is then taken once per request, when its spans are queued).
     func serverContext(of parent: ExportSpanContext?) -> (context: ExportSpanContext, seed: UInt64) {
-        let (high, low, span, seed) = queue.withIDs { g in (g.next(), g.next(), g.nonZero(), g.next()) }
+        let (high, low, span, seed) = ThreadIDs.draw { g in (g.next(), g.next(), g.nonZero(), g.next()) }
         if let parent {
             return (ExportSpanContext(traceHigh: parent.traceHigh, traceLow: parent.traceLow, spanID: span,
                                       sampled: sampler.samples(traceLow: parent.traceLow, parentSampled: parent.sampled),
@@ -175,6 +176,25 @@ struct Xoshiro256: RandomNumberGenerator, Sendable {
         s.2 ^= t
         s.3 = s.3.rotatedLeft(45)
         return result
+    }
+}
+
+/// A xoshiro256** generator per thread, seeded from the system's generator the first time the
+/// thread draws, freed when the thread ends.
+enum ThreadIDs {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key) { $0?.deallocate() }
+        return key
+    }()
+
+    /// Runs `body` with the calling thread's generator.
+    static func draw<T>(_ body: (inout Xoshiro256) -> T) -> T {
+        if let raw = pthread_getspecific(key) { return body(&raw.assumingMemoryBound(to: Xoshiro256.self).pointee) }
+        let generator = UnsafeMutablePointer<Xoshiro256>.allocate(capacity: 1)
+        generator.initialize(to: Xoshiro256(seed: SystemRandomNumberGenerator()))
+        pthread_setspecific(key, generator)
+        return body(&generator.pointee)
     }
 }
 

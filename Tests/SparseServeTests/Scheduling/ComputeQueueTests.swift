@@ -11,6 +11,16 @@ final class ComputeQueueTests: XCTestCase {
         var all: [String] { lock.lock(); defer { lock.unlock() }; return items }
     }
 
+    func testWorkersCarryAKernelThreadName() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/proc/thread-self/comm"))
+        let queue = ComputeQueue(threads: 1, maxQueueSize: 4)
+        let done = DispatchSemaphore(value: 0)
+        let name = Log()
+        queue.submit { name.add((try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? ""); done.signal() }
+        XCTAssertEqual(done.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(name.all, ["compute-0\n"], "what top, perf and trace_cpu.py see")
+    }
+
     func testLanesAreServedInTurn() {
         let queue = ComputeQueue(threads: 1, maxQueueSize: 100)
         let gate = DispatchSemaphore(value: 0)

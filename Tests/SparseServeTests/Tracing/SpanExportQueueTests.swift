@@ -15,15 +15,16 @@ final class SpanExportQueueTests: XCTestCase {
         for i in 0..<25 { queue.push(span(i)) }
         XCTAssertEqual(queue.count, 10)
         let first = queue.next()
-        XCTAssertEqual(first.batch.spans.map(\.name), (0..<10).map { "s\($0)" }, "all that waits is taken at once, oldest first")
-        XCTAssertEqual(first.batch.chunks(of: 4).map(\.spans), [4, 4, 2], "and posted in batches of at most batchSize")
+        XCTAssertEqual(first.batch.spans.map(\.name), (0..<8).map { "s\($0)" }, "whole batches are taken at once, oldest first")
+        XCTAssertEqual(first.batch.chunks(of: 4).map(\.spans), [4, 4], "and posted in batches of batchSize")
+        XCTAssertEqual(queue.count, 2, "the two spans past the last whole batch stay queued")
         XCTAssertEqual(first.dropped, 15)
         XCTAssertFalse(first.closed)
         queue.recycle(first.batch)
-        for i in 0..<4 { queue.push(span(i)) }
+        for i in 10..<12 { queue.push(span(i)) }
         let second = queue.next()
         XCTAssertEqual(second.dropped, 0, "drops are reported once")
-        XCTAssertEqual(second.batch.spans.map(\.name), ["s0", "s1", "s2", "s3"], "a full batch wakes the exporter")
+        XCTAssertEqual(second.batch.spans.map(\.name), ["s8", "s9", "s10", "s11"], "a full batch wakes the exporter, the kept spans first")
         queue.recycle(second.batch)
         queue.push(span(5))
         queue.flushSoon()
@@ -83,7 +84,8 @@ final class SpanExportQueueTests: XCTestCase {
         let three = (0..<3).flatMap { span($0).encoded }
         for _ in 0..<4 { three.withUnsafeBytes { queue.push($0, spans: 3) } }
         XCTAssertEqual(queue.count, 9, "the fourth request's three spans would pass the queue's 10: all three are dropped")
-        let (batch, dropped, _) = queue.next()  // (9 >= batchSize: no wait)
+        queue.flushSoon()
+        let (batch, dropped, _) = queue.next()  // (a flush: all that waits, the partial batch too)
         XCTAssertEqual(dropped, 3)
         XCTAssertEqual(batch.spans.map(\.name), ["s0", "s1", "s2", "s0", "s1", "s2", "s0", "s1", "s2"])
         XCTAssertEqual(batch.chunks(of: 4).map(\.spans), [4, 4, 1], "posts still split at span boundaries")
@@ -95,7 +97,30 @@ final class SpanExportQueueTests: XCTestCase {
         XCTAssertEqual(queue.count, 8, "the third request's 4 would pass 10: dropped")
         queue.push(UnsafeRawBufferPointer(start: nil, count: 0), spans: 0) { $0.span(server) }
         let (next, lost, _) = queue.next()
-        XCTAssertEqual(next.spans.map(\.name), ["s0", "s1", "s2", "s9", "s0", "s1", "s2", "s9", "s9"])
+        XCTAssertEqual(next.spans.map(\.name), ["s0", "s1", "s2", "s9", "s0", "s1", "s2", "s9"], "two whole batches")
         XCTAssertEqual(lost, 4)
+        queue.close()
+        XCTAssertEqual(queue.next().batch.spans.map(\.name), ["s9"], "closing sends the partial rest")
+    }
+
+    func testAPartialRestIsKeptInOrderUntilABatchIsWhole() {
+        var settings = SpanExportQueue.Settings()
+        (settings.maxQueueSize, settings.batchSize, settings.scheduleDelay) = (100, 3, 60)
+        let queue = SpanExportQueue(settings: settings)
+        let sizes = [1, 40, 200, 7, 130, 2, 300]  // spans of other lengths, 1- and 2-byte length prefixes
+        for (i, n) in sizes.enumerated() {
+            var s = span(i)
+            s.attributes["pad"] = .string(String(repeating: "x", count: n))
+            queue.push(s)
+        }
+        let first = queue.next()
+        XCTAssertEqual(first.batch.spans.map(\.name), (0..<6).map { "s\($0)" })
+        queue.recycle(first.batch)
+        queue.push(span(7))
+        queue.push(span(8))
+        let second = queue.next()
+        XCTAssertEqual(second.batch.spans.map(\.name), ["s6", "s7", "s8"])
+        XCTAssertEqual(second.batch.spans.first?.attributes["pad"], .string(String(repeating: "x", count: 300)), "moved bytes intact")
+        XCTAssertEqual(queue.count, 0)
     }
 }

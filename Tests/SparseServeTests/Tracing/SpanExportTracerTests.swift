@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import Tracing
 import XCTest
 @testable import SparseServe
@@ -31,6 +33,20 @@ final class SpanExportTracerTests: XCTestCase {
         XCTAssertNotEqual(a.spanID, 0)
         XCTAssertEqual(a.traceIDHex.count, 32)
         XCTAssertNotNil(ExportSpanContext(traceparent: a.traceparent, tracestate: nil))
+    }
+
+    func testIDsDrawnOnManyThreadsAllDiffer() {
+        let tracer = SpanExportTracer(queue: SpanExportQueue(), sampleRatio: 1)
+        let drawn = Mutex<[ExportSpanContext]>([])
+        DispatchQueue.concurrentPerform(iterations: 16) { _ in
+            let mine = (0..<200).map { _ in tracer.serverContext(of: nil) }
+            XCTAssertEqual(Set(mine.map(\.seed)).count, 200)
+            drawn.withLock { $0 += mine.map(\.context) }
+        }
+        let all = drawn.withLock { $0 }
+        XCTAssertEqual(Set(all.map(\.traceIDHex)).count, all.count, "each thread's generator is seeded on its own")
+        XCTAssertEqual(Set(all.map(\.spanID)).count, all.count)
+        XCTAssertFalse(all.contains { $0.spanID == 0 })
     }
 
     func testSamplingFollowsTheParentAndTheRatioForNewTraces() {
