@@ -28,6 +28,28 @@ enum BlastGradients {
         return w
     }
 
+    /// `target.gradient[from + a·r + k] += m[a·r + k] · s[at + k]` over `rows` rows of `rank`; with
+    /// `sums`, also `s.gradient[at + k] += m[a·r + k] · target.values[from + a·r + k]` (on raw
+    /// pointers: the same sums in the same order, without an exclusivity check per element).
+    private static func scale(_ m: [Float], rows: Int, rank r: Int, s: TrainableTensor, at: Int, into target: TrainableTensor, from: Int, sums: Bool) {
+        m.withUnsafeBufferPointer { pm in
+            target.gradient.withUnsafeMutableBufferPointer { pg in
+                target.values.withUnsafeBufferPointer { pf in
+                    s.values.withUnsafeBufferPointer { ps in
+                        s.gradient.withUnsafeMutableBufferPointer { psg in
+                            let sv = ps.baseAddress! + at, sg = psg.baseAddress! + at
+                            for a in 0..<rows {
+                                let row = pm.baseAddress! + a * r, g = pg.baseAddress! + from + a * r, f = pf.baseAddress! + from + a * r
+                                for k in 0..<r { g[k] += row[k] * sv[k] }
+                                if sums { for k in 0..<r { sg[k] += row[k] * f[k] } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     static func accumulate(_ dw: [Float], u: TrainableTensor, v: TrainableTensor, s: TrainableTensor,
                            outputs: Int, inputs: Int, b1: Int, b2: Int, rank r: Int) {
         let maxP = outputs / b1 + 1, maxQ = inputs / b2 + 1
@@ -47,16 +69,8 @@ enum BlastGradients {
                         TrainingKernels.gemm(transA: true, transB: false, m: q, n: r, k: p, a: block, lda: inputs, b: pu.baseAddress! + p0 * r,
                                              ldb: r, beta: 0, c: &st, ldc: r)
                     }
-                    for a in 0..<p {
-                        for k in 0..<r {
-                            let tv = t[a * r + k]
-                            u.gradient[(p0 + a) * r + k] += tv * s.values[sij + k]
-                            s.gradient[sij + k] += tv * u.values[(p0 + a) * r + k]
-                        }
-                    }
-                    for b in 0..<q {
-                        for k in 0..<r { v.gradient[(q0 + b) * r + k] += st[b * r + k] * s.values[sij + k] }
-                    }
+                    scale(t, rows: p, rank: r, s: s, at: sij, into: u, from: p0 * r, sums: true)
+                    scale(st, rows: q, rank: r, s: s, at: sij, into: v, from: q0 * r, sums: false)
                 }
             }
         }
