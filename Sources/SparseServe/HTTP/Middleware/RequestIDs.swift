@@ -20,22 +20,6 @@ struct RequestIDs: Middleware {
         if let given, !given.isEmpty, given.utf8.count <= 200, given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
             return given
         }
-        let generator = threadGenerator()
-        return Hex.string(generator.pointee.next(), generator.pointee.next())
-    }
-
-    private static let key: pthread_key_t = {
-        var key = pthread_key_t()
-        pthread_key_create(&key) { $0?.assumingMemoryBound(to: Xoshiro256.self).deallocate() }
-        return key
-    }()
-
-    /// The calling thread's generator, made on its first id.
-    private static func threadGenerator() -> UnsafeMutablePointer<Xoshiro256> {
-        if let raw = pthread_getspecific(key) { return raw.assumingMemoryBound(to: Xoshiro256.self) }
-        let generator = UnsafeMutablePointer<Xoshiro256>.allocate(capacity: 1)
-        generator.initialize(to: Xoshiro256(seed: SystemRandomNumberGenerator()))
-        pthread_setspecific(key, generator)
-        return generator
+        return ThreadIDs.draw { Hex.string($0.next(), $0.next()) }
     }
 }
