@@ -9,7 +9,9 @@ of the run. With `,tracing` spans go at sample ratio 1.0 to Benchmarks/scripts/o
 
     python3 Benchmarks/scripts/trace_instructions.py --endpoint plain off=BIN traced=BIN,tracing
 
-Prints instructions per request per variant and each against the first.
+Prints instructions per request per variant and each against the first; `--keep DIR` keeps each
+dump as DIR/LABEL.callgrind, to read per function with `callgrind_annotate` (its counts are for
+the whole run: divide by the request count printed).
 """
 import argparse
 import glob
@@ -17,6 +19,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -90,7 +93,7 @@ def measure(binary, tracing, args, workdir):
             sink.send_signal(signal.SIGTERM)
             sink.wait(timeout=10)
     dump = max(glob.glob(str(out) + "*"), key=os.path.getsize)
-    return total_instructions(dump) / requests, requests
+    return total_instructions(dump) / requests, requests, dump
 
 
 def main():
@@ -98,6 +101,7 @@ def main():
     ap.add_argument("--endpoint", default="plain", choices=["plain", "batched"])
     ap.add_argument("--duration", type=int, default=20)
     ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--keep", metavar="DIR", help="copy each variant's callgrind dump to DIR/LABEL.callgrind (for callgrind_annotate)")
     ap.add_argument("variants", nargs="+", help="LABEL=BINARY[,tracing]")
     args = ap.parse_args()
     workdir = tempfile.mkdtemp()
@@ -105,7 +109,10 @@ def main():
     for v in args.variants:
         label, spec = v.split("=", 1)
         binary, _, option = spec.partition(",")
-        per_request, requests = measure(str(pathlib.Path(binary).resolve()), option == "tracing", args, workdir)
+        per_request, requests, dump = measure(str(pathlib.Path(binary).resolve()), option == "tracing", args, workdir)
+        if args.keep:
+            os.makedirs(args.keep, exist_ok=True)
+            shutil.copy(dump, os.path.join(args.keep, f"{label}.callgrind"))
         base = base or per_request
         print(f"{label:>12} {args.endpoint}: {per_request:9.0f} instructions/request ({requests} requests)  {per_request / base:.3f} of the first",
               flush=True)

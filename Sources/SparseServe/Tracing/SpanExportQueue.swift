@@ -8,9 +8,15 @@ public final class SpanBatch: @unchecked Sendable {
     public let capacity: Int
     @exclusivity(unchecked) public private(set) var byteCount = 0
     @exclusivity(unchecked) public private(set) var spanCount = 0
+    /// The export batch size, 0 for none: appends note where the last whole multiple of it
+    /// ends (`marked`), so splitting off whole batches needs no walk over every span.
+    let batchSpans: Int
+    /// The byte offset and span count just past the last span whose count is a multiple of `batchSpans`.
+    @exclusivity(unchecked) private(set) var marked = (bytes: 0, spans: 0)
 
-    init(capacity: Int) {
+    init(capacity: Int, batchSpans: Int = 0) {
         self.capacity = capacity
+        self.batchSpans = batchSpans
         memory = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity)
     }
 
@@ -22,8 +28,14 @@ public final class SpanBatch: @unchecked Sendable {
     func append(_ span: UnsafeRawBufferPointer, spans: Int = 1) -> Bool {
         guard span.count > 0, byteCount + span.count <= capacity else { return false }
         UnsafeMutableRawPointer(memory + byteCount).copyMemory(from: span.baseAddress!, byteCount: span.count)
+        let before = (bytes: byteCount, spans: spanCount)
         byteCount += span.count
         spanCount += spans
+        if batchSpans > 0 && spanCount / batchSpans > before.spans / batchSpans {
+            var (i, n) = before
+            while n < spanCount / batchSpans * batchSpans { (i, n) = (end(ofSpanAt: i), n + 1) }
+            marked = (i, n)
+        }
         return true
     }
 
@@ -34,10 +46,11 @@ public final class SpanBatch: @unchecked Sendable {
         guard !w.overflowed, w.count > 0 else { return false }
         byteCount += w.count
         spanCount += 1
+        if batchSpans > 0 && spanCount % batchSpans == 0 { marked = (byteCount, spanCount) }
         return true
     }
 
-    func reset() { (byteCount, spanCount) = (0, 0) }
+    func reset() { (byteCount, spanCount, marked) = (0, 0, (0, 0)) }
 
     /// The offset just past the span that starts at `i` (its tag, length and bytes).
     private func end(ofSpanAt start: Int) -> Int {
@@ -54,6 +67,7 @@ public final class SpanBatch: @unchecked Sendable {
 
     /// Consecutive runs of at most `spans` spans, in order: their byte ranges and span counts.
     public func chunks(of spans: Int) -> [(bytes: Range<Int>, spans: Int)] {
+        if spanCount <= spans { return byteCount > 0 ? [(0..<byteCount, spanCount)] : [] }  // one post: no walk
         var out: [(bytes: Range<Int>, spans: Int)] = [], start = 0, i = 0, n = 0
         while i < byteCount {
             i = end(ofSpanAt: i)
@@ -67,10 +81,11 @@ public final class SpanBatch: @unchecked Sendable {
     /// Moves the spans after the first `kept` to `other` (empty), in order; this batch keeps the first `kept`.
     func moveSpans(after kept: Int, to other: SpanBatch) {
         precondition(other.byteCount == 0 && kept <= spanCount)
-        var i = 0
-        for _ in 0..<kept { i = end(ofSpanAt: i) }
+        var i = marked.spans == kept ? marked.bytes : 0
+        if marked.spans != kept { for _ in 0..<kept { i = end(ofSpanAt: i) } }
         _ = other.append(UnsafeRawBufferPointer(start: memory + i, count: byteCount - i), spans: spanCount - kept)
         (byteCount, spanCount) = (i, kept)
+        if marked.spans > kept { marked = (0, 0) }
     }
 }
 
@@ -114,7 +129,7 @@ public final class SpanExportQueue: @unchecked Sendable {
 
     public init(settings: Settings = Settings()) {
         self.settings = settings
-        pending = SpanBatch(capacity: settings.maxQueueBytes)
+        pending = SpanBatch(capacity: settings.maxQueueBytes, batchSpans: settings.batchSize)
     }
 
     /// Queues one encoded span, or drops and counts it when the queue is full or closed.
@@ -213,7 +228,7 @@ public final class SpanExportQueue: @unchecked Sendable {
         let partial = closed || flushRequested
         flushRequested = false
         let batch = pending
-        pending = spare ?? SpanBatch(capacity: settings.maxQueueBytes)
+        pending = spare ?? SpanBatch(capacity: settings.maxQueueBytes, batchSpans: settings.batchSize)
         spare = nil
         // Whole batches only, unless asked to send all: the spans past the last full batch stay
         // queued, first in line (else the exporter, woken at `batchSize` and reaching the lock some

@@ -86,28 +86,73 @@ struct SpanWriter {
     }
 
     mutating func string(_ field: UInt64, _ value: String) {
-        var value = value
-        value.withUTF8 { utf8 in
+        Self.withBytes(value) { utf8 in
             let n = Self.cut(utf8)
-            tag(field, 2)
-            varint(UInt64(n))
-            raw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[0..<n]))
+            guard let p = reserve(Self.fieldSize(field, n)) else { return }
+            count = Self.put(Self.put(p, key: field, length: n), utf8, n) - base
         }
     }
 
     /// `first`, a space and `second` as one string field (both short: route names).
     mutating func string(_ field: UInt64, _ first: String, _ second: String) {
-        var first = first, second = second
-        first.withUTF8 { a in
-            second.withUTF8 { b in
-                let n = Self.cut(a), m = min(Self.cut(b), Self.maxStringBytes)
-                tag(field, 2)
-                varint(UInt64(n + 1 + m))
-                raw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(a)[0..<n]))
-                withUnsafeBytes(of: UInt8(ascii: " ")) { raw($0) }
-                raw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[0..<m]))
+        Self.withBytes(first) { a in
+            Self.withBytes(second) { b in
+                let n = Self.cut(a), m = Self.cut(b)
+                guard let p = reserve(Self.fieldSize(field, n + 1 + m)) else { return }
+                var q = Self.put(Self.put(p, key: field, length: n + 1 + m), a, n)
+                q.pointee = UInt8(ascii: " ")
+                count = Self.put(q + 1, b, m) - base
             }
         }
+    }
+
+    /// Runs `body` over the UTF-8 bytes of `s` in place (literals and native strings are
+    /// contiguous), without the copy and retain of `var s = s; s.withUTF8`.
+    @inline(__always) static func withBytes<R>(_ s: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let r = s.utf8.withContiguousStorageIfAvailable(body) { return r }
+        var copy = s
+        return copy.withUTF8(body)
+    }
+
+    /// Where the next `n` bytes go, checked once (nil and `overflowed` when they do not fit);
+    /// `count` is not moved: the unchecked `put`s that follow return the end to set it to.
+    @inline(__always) mutating func reserve(_ n: Int) -> UnsafeMutablePointer<UInt8>? {
+        guard room(n) else { return nil }
+        return base + count
+    }
+
+    /// Bytes of a length-delimited field of `length` bytes (field numbers below 16).
+    @inline(__always) static func fieldSize(_ field: UInt64, _ length: Int) -> Int { 1 + varintSize(UInt64(length)) + length }
+
+    /// Unchecked writes (after `reserve`): each returns the pointer past what it wrote.
+    @inline(__always) static func put(_ p: UnsafeMutablePointer<UInt8>, varint value: UInt64) -> UnsafeMutablePointer<UInt8> {
+        var v = value, q = p
+        while v >= 0x80 {
+            q.pointee = UInt8(truncatingIfNeeded: v) | 0x80
+            q += 1
+            v >>= 7
+        }
+        q.pointee = UInt8(v)
+        return q + 1
+    }
+
+    /// A length-delimited field's tag (field numbers below 16) and length.
+    @inline(__always) static func put(_ p: UnsafeMutablePointer<UInt8>, key field: UInt64, length: Int) -> UnsafeMutablePointer<UInt8> {
+        p.pointee = UInt8(field << 3 | 2)
+        return put(p + 1, varint: UInt64(length))
+    }
+
+    /// The first `n` bytes of `bytes`.
+    @inline(__always) static func put(_ p: UnsafeMutablePointer<UInt8>, _ bytes: UnsafeBufferPointer<UInt8>, _ n: Int) -> UnsafeMutablePointer<UInt8> {
+        if n > 0 { p.update(from: bytes.baseAddress!, count: n) }
+        return p + n
+    }
+
+    /// Eight bytes as they lie in memory, after a one-byte tag.
+    @inline(__always) static func put(_ p: UnsafeMutablePointer<UInt8>, tag: UInt8, word: UInt64) -> UnsafeMutablePointer<UInt8> {
+        p.pointee = tag
+        UnsafeMutableRawPointer(p + 1).storeBytes(of: word, as: UInt64.self)
+        return p + 9
     }
 
     /// How many of `utf8`'s bytes are kept: all, or up to `maxStringBytes` ending on a character boundary.
@@ -149,38 +194,34 @@ extension SpanWriter {
         }
     }
 
-    /// An attribute's KeyValue (field 9) up to its AnyValue's content: the key, then field 2's
-    /// length `any` (lengths known up front, so nothing is patched afterwards).
-    private mutating func keyValueHead(_ k: UnsafeBufferPointer<UInt8>, anyLength any: Int) {
-        tag(9, 2)
-        varint(UInt64(1 + Self.varintSize(UInt64(k.count)) + k.count + 1 + Self.varintSize(UInt64(any)) + any))
-        tag(1, 2)
-        varint(UInt64(k.count))
-        raw(UnsafeRawBufferPointer(k))
-        tag(2, 2)
-        varint(UInt64(any))
+    /// An attribute's KeyValue (field 9) with the AnyValue field `valueField` of `valueSize`
+    /// bytes (its tag and content, written by `value`): lengths known up front, one room check.
+    @inline(__always) private mutating func keyValue(_ k: UnsafeBufferPointer<UInt8>, valueSize: Int,
+                                                     _ value: (UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8>) {
+        let kv = Self.fieldSize(1, k.count) + Self.fieldSize(2, valueSize)
+        guard let p = reserve(Self.fieldSize(9, kv)) else { return }
+        var q = Self.put(Self.put(p, key: 9, length: kv), key: 1, length: k.count)
+        q = Self.put(Self.put(q, k, k.count), key: 2, length: valueSize)
+        count = value(q) - base
     }
 
     /// An integer attribute, the request path's most common kind (lengths known up front).
     mutating func attribute(_ key: String, int value: Int64) {
-        var key = key
-        key.withUTF8 { k in
+        Self.withBytes(key) { k in
             let v = UInt64(bitPattern: value)
-            keyValueHead(k, anyLength: 1 + Self.varintSize(v))
-            uint(3, v)
+            keyValue(k, valueSize: 1 + Self.varintSize(v)) { q in
+                q.pointee = 3 << 3
+                return Self.put(q + 1, varint: v)
+            }
         }
     }
 
     /// A string attribute (lengths known up front; the value cut at `maxStringBytes`).
     mutating func attribute(_ key: String, string value: String) {
-        var key = key, value = value
-        key.withUTF8 { k in
-            value.withUTF8 { v in
+        Self.withBytes(key) { k in
+            Self.withBytes(value) { v in
                 let n = Self.cut(v)
-                keyValueHead(k, anyLength: 1 + Self.varintSize(UInt64(n)) + n)
-                tag(1, 2)
-                varint(UInt64(n))
-                raw(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(v)[0..<n]))
+                keyValue(k, valueSize: Self.fieldSize(1, n)) { q in Self.put(Self.put(q, key: 1, length: n), v, n) }
             }
         }
     }
@@ -207,14 +248,29 @@ extension SpanWriter {
     /// `nameSuffix`: a second part of the name after a space (the route of `METHOD /route`).
     mutating func head(_ position: ExportSpanContext, parentSpanID: UInt64, name: String, nameSuffix: String? = nil, kind: SpanKind,
                        start: UInt64, end: UInt64) {
-        id(1, position.traceHigh, position.traceLow)
-        id(2, position.spanID)
+        // Trace id (18 bytes), span id (10), parent (10), kind (2) and the times (2 × 9) in one
+        // reserved run; tracestate and the name through `string`.
+        guard let p = reserve(28) else { return }
+        p[0] = 1 << 3 | 2
+        p[1] = 16
+        UnsafeMutableRawPointer(p + 2).storeBytes(of: position.traceHigh.bigEndian, as: UInt64.self)
+        UnsafeMutableRawPointer(p + 10).storeBytes(of: position.traceLow.bigEndian, as: UInt64.self)
+        p[18] = 2 << 3 | 2
+        p[19] = 8
+        UnsafeMutableRawPointer(p + 20).storeBytes(of: position.spanID.bigEndian, as: UInt64.self)
+        count += 28
         if let state = position.traceState, !state.isEmpty { string(3, state) }
-        if parentSpanID != 0 { id(4, parentSpanID) }
+        if parentSpanID != 0, let q = reserve(10) {
+            q[0] = 4 << 3 | 2
+            q[1] = 8
+            UnsafeMutableRawPointer(q + 2).storeBytes(of: parentSpanID.bigEndian, as: UInt64.self)
+            count += 10
+        }
         if let nameSuffix { string(5, name, nameSuffix) } else { string(5, name) }
-        uint(6, Self.kind(kind))
-        fixed64(7, start)
-        fixed64(8, max(start, end))
+        guard let q = reserve(20) else { return }
+        q[0] = 6 << 3
+        q[1] = UInt8(Self.kind(kind))
+        count = Self.put(Self.put(q + 2, tag: 7 << 3 | 1, word: start.littleEndian), tag: 8 << 3 | 1, word: max(start, end).littleEndian) - base
     }
 
     /// An event (field 11) with its attributes.

@@ -123,4 +123,29 @@ final class SpanExportQueueTests: XCTestCase {
         XCTAssertEqual(second.batch.spans.first?.attributes["pad"], .string(String(repeating: "x", count: 300)), "moved bytes intact")
         XCTAssertEqual(queue.count, 0)
     }
+
+    func testTheBatchBoundaryIsMarkedAsSpansArriveAndSplitsWithoutAWalk() {
+        let batch = SpanBatch(capacity: 4096, batchSpans: 4)
+        let three = (0..<3).flatMap { span($0).encoded }
+        for _ in 0..<3 { three.withUnsafeBytes { XCTAssertTrue(batch.append($0, spans: 3)) } }
+        let eight = (0..<3).flatMap { span($0).encoded } + (0..<3).flatMap { span($0).encoded } + (0..<2).flatMap { span($0).encoded }
+        XCTAssertEqual(batch.marked.spans, 8, "the 8th span ends in the third run of three")
+        XCTAssertEqual(batch.marked.bytes, eight.count)
+        XCTAssertTrue(batch.append { $0.span(span(7)) })
+        XCTAssertEqual(batch.marked.spans, 8, "10 spans: the last multiple of 4 is still the 8th")
+        for i in 10..<12 { XCTAssertTrue(batch.append { $0.span(span(i)) }) }
+        XCTAssertEqual(batch.marked.spans, 12, "one span encoded in place that makes 12")
+        let rest = SpanBatch(capacity: 4096, batchSpans: 4)
+        batch.moveSpans(after: 12, to: rest)
+        XCTAssertEqual(rest.spanCount, 0)
+        XCTAssertTrue(batch.append { $0.span(span(12)) })
+        batch.moveSpans(after: 8, to: rest)
+        XCTAssertEqual(batch.bytes.count, eight.count, "split at the 8th span (walked: the mark was the 12th)")
+        XCTAssertEqual(batch.marked.spans, 0, "a mark past what is kept is dropped")
+        XCTAssertEqual(rest.spans.map(\.name), ["s2", "s7", "s10", "s11", "s12"])
+        XCTAssertEqual(rest.marked.spans, 4)
+        XCTAssertEqual(batch.chunks(of: 8).map(\.spans), [8], "one post")
+        batch.reset()
+        XCTAssertEqual(batch.marked.spans, 0)
+    }
 }
