@@ -14,9 +14,11 @@ import Tracing
 /// start and encoded attributes, and `finish` records it in one step like the children. With
 /// any other tracer it is a span from `startSpan`, and `bind` also binds its `ServiceContext`.
 final class RequestTrace: Sendable {
-    let tracer: any Tracer
+    /// The tracer, server span and the trace id it injects, with a tracer other than
+    /// `SpanExportTracer` (one reference: the request path's copies of the trace then move no existential).
+    private let other: OtherTracerSpan?
     /// The server span, with a tracer other than `SpanExportTracer`.
-    let root: (any Span)?
+    var root: (any Span)? { other?.root }
     /// The tracer when it is `SpanExportTracer`.
     private let exporter: SpanExportTracer?
     /// With `exporter`: the server span's ids and sampled flag, its parent's id and start (ns since the epoch).
@@ -25,8 +27,6 @@ final class RequestTrace: Sendable {
     /// What the server span is named for and its attributes (`http.request.method`, `url.path`,
     /// `http.route`, `sparseserve.model`): with `exporter` encoded when it ends, in one step.
     private let request: ServerRequest
-    /// The trace id another tracer wrote in its `traceparent`.
-    private let injectedTraceID: String?
     /// Wall clock minus uptime at the start, to turn uptime instants into span times.
     private let epochOffset: Int64
     /// With `exporter`: the request's spans, encoded as they end and queued in one step with the
@@ -37,14 +37,13 @@ final class RequestTrace: Sendable {
     /// `caller`: the position a valid `traceparent` gave, for it.
     init(tracer: any Tracer, exporter: SpanExportTracer?, request: ServerRequest, parent: ServiceContext, caller: ExportSpanContext?,
          startedAt uptime: UInt64) {
-        self.tracer = tracer
         self.exporter = exporter
         self.request = request
         let now = DispatchTime.now().uptimeNanoseconds
         epochOffset = Int64(DefaultTracerClock.now.nanosecondsSinceEpoch) - Int64(now)
         startNanoseconds = UInt64(max(0, Int64(uptime) + epochOffset))
         if let exporter {
-            (root, injectedTraceID) = (nil, nil)
+            other = nil
             let (own, seed) = exporter.serverContext(of: caller)
             position = own
             spans = Mutex(RequestSpans(seed: seed))
@@ -54,20 +53,19 @@ final class RequestTrace: Sendable {
         spans = Mutex(RequestSpans(seed: 0))
         let span = tracer.startSpan(request.operation, context: parent, ofKind: .server,
                                     at: DefaultTracerClock.Instant(nanosecondsSinceEpoch: startNanoseconds))
-        root = span
         var values = SpanAttributeSink(writer: nil)
         request.attributes(&values)
         span.attributes = values.attributes
         (position, parentSpanID) = (ExportSpanContext(traceHigh: 0, traceLow: 0, spanID: 0, sampled: false, traceState: nil), 0)
         var carrier: [String: String] = [:]
         tracer.inject(span.context, into: &carrier, using: HeaderDictionaryInjector())
-        injectedTraceID = carrier["traceparent"].flatMap(TraceContextHeaders.traceID(ofTraceparent:))
+        other = OtherTracerSpan(tracer: tracer, root: span, injectedTraceID: carrier["traceparent"].flatMap(TraceContextHeaders.traceID(ofTraceparent:)))
     }
 
     deinit { spans.withLock { $0.release() } }
 
     /// The 32-hex-digit trace id, nil when the tracer writes none.
-    var traceID: String? { exporter != nil ? position.traceIDHex : injectedTraceID }
+    var traceID: String? { exporter != nil ? position.traceIDHex : other?.injectedTraceID }
 
     /// The trace of the request being handled on this thread, if it is traced.
     static var current: RequestTrace? { CurrentTrace.get() }
@@ -90,8 +88,8 @@ final class RequestTrace: Sendable {
             if !kept { exporter.record(name, parent: position, start: from, end: to, error: error, attributes) }
             return
         }
-        guard let root else { return }
-        let span = tracer.startSpan(name, context: root.context, ofKind: .internal, at: instant(start))
+        guard let other else { return }
+        let span = other.tracer.startSpan(name, context: other.root.context, ofKind: .internal, at: instant(start))
         var values = SpanAttributeSink(writer: nil)
         attributes(&values)
         if !values.attributes.isEmpty { span.attributes = values.attributes }
@@ -100,6 +98,20 @@ final class RequestTrace: Sendable {
             span.setStatus(SpanStatus(code: .error))
         }
         span.end(at: instant(max(start, end)))
+    }
+
+    /// The server span (with `SpanExportTracer`), encoded in place in the queue by `finish`.
+    private func writeServerSpan(_ w: inout SpanWriter, status: Int, requestID: String?, end: UInt64) {
+        w.message(2) { s in
+            s.head(position, parentSpanID: parentSpanID, name: request.method, nameSuffix: request.route, kind: .server,
+                   start: startNanoseconds, end: end)
+            var sink = SpanAttributeSink(writer: s)
+            request.attributes(&sink)
+            sink.set("http.response.status_code", status)
+            if let requestID { sink.set("sparseserve.request_id", requestID) }
+            s = sink.writer!
+            if status >= 500 { s.status(SpanStatus(code: .error)) }
+        }
     }
 
     /// The `batch forward` span of a forward pass this request ran in.
@@ -114,32 +126,22 @@ final class RequestTrace: Sendable {
     /// Runs `body` with `trace` bound (log lines get its trace id); without a trace, just runs it.
     static func bind(_ trace: RequestTrace?, _ body: () -> Void) {
         guard let trace else { return body() }
-        guard let root = trace.root else { return CurrentTrace.with(trace, body) }
-        CurrentTrace.with(trace) { ServiceContext.withValue(root.context, operation: body) }
+        guard let other = trace.other else { return CurrentTrace.with(trace, body) }
+        CurrentTrace.with(trace) { ServiceContext.withValue(other.root.context, operation: body) }
     }
 
     /// Ends the server span with the response's status (an error for 5xx, as OpenTelemetry's HTTP
     /// conventions have it).
     func finish(status: Int, requestID: String?) {
-        let failed = status >= 500 ? SpanStatus(code: .error) : nil
         if let exporter {
             guard position.sampled else { return }
             let end = DefaultTracerClock.now.nanosecondsSinceEpoch
-            let server: (inout SpanWriter) -> Void = { [self] w in
-                w.message(2) { s in
-                    s.head(position, parentSpanID: parentSpanID, name: request.method, nameSuffix: request.route, kind: .server,
-                           start: startNanoseconds, end: end)
-                    var sink = SpanAttributeSink(writer: s)
-                    request.attributes(&sink)
-                    sink.set("http.response.status_code", status)
-                    if let requestID { sink.set("sparseserve.request_id", requestID) }
-                    s = sink.writer!
-                    if let failed { s.status(failed) }
-                }
+            spans.withLock { spans in
+                spans.flush(into: exporter.queue) { w in writeServerSpan(&w, status: status, requestID: requestID, end: end) }
             }
-            spans.withLock { $0.flush(into: exporter.queue, last: server) }
             return
         }
+        let failed = status >= 500 ? SpanStatus(code: .error) : nil
         root?.updateAttributes { a in
             a["http.response.status_code"] = SpanAttribute.int64(Int64(status))
             if let requestID { a["sparseserve.request_id"] = SpanAttribute.string(requestID) }
@@ -149,13 +151,25 @@ final class RequestTrace: Sendable {
     }
 }
 
+/// A request's tracer and server span when the tracer is not `SpanExportTracer`, and the trace id it injects.
+final class OtherTracerSpan: Sendable {
+    let tracer: any Tracer
+    let root: any Span
+    let injectedTraceID: String?
+
+    init(tracer: any Tracer, root: any Span, injectedTraceID: String?) {
+        (self.tracer, self.root, self.injectedTraceID) = (tracer, root, injectedTraceID)
+    }
+}
+
 /// The child spans of one request (`RequestTrace` with `SpanExportTracer`), encoded back to back in
 /// memory of its own until the server span ends and `flush` queues them with it at once (the
 /// server span is encoded in place in the queue: a request's children, ~600–800 bytes, then fit
 /// the first 1000 bytes). 1000, not 1024: glibc rounds 1024 up to a 1040-byte chunk, a large-bin
 /// request, and the thread that allocates it (a dispatch thread, whose per-thread cache never
 /// gets it back: the compute thread frees it) ran `malloc_consolidate` for most of them; a
-/// 1008-byte chunk is a small-bin one, which never consolidates. Child span
+/// 1008-byte chunk is a small-bin one, which never consolidates. Plain `malloc`: `allocate`
+/// went through `posix_memalign` (~300 instructions a request by callgrind). Child span
 /// ids come from a per-request seed through SplitMix64's mixer (a bijection, so the ids of one
 /// trace differ), without the shared generator's lock.
 struct RequestSpans: @unchecked Sendable {  // (its memory is reached only under the trace's lock)
@@ -195,13 +209,13 @@ struct RequestSpans: @unchecked Sendable {  // (its memory is reached only under
                 }
             }
             guard capacity < Self.maxBytes else { return false }
-            let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: capacity == 0 ? Self.initialBytes : min(capacity * 4, Self.maxBytes))
+            let size = capacity == 0 ? Self.initialBytes : min(capacity * 4, Self.maxBytes)
+            guard let grown = malloc(size)?.assumingMemoryBound(to: UInt8.self) else { return false }
             if let memory {
                 grown.update(from: memory, count: count)
-                memory.deallocate()
+                free(memory)
             }
-            memory = grown
-            capacity = capacity == 0 ? Self.initialBytes : min(capacity * 4, Self.maxBytes)
+            (memory, capacity) = (grown, size)
         }
     }
 
@@ -210,13 +224,13 @@ struct RequestSpans: @unchecked Sendable {  // (its memory is reached only under
     mutating func flush(into queue: SpanExportQueue, last: (inout SpanWriter) -> Void) {
         flushed = true
         queue.push(UnsafeRawBufferPointer(start: memory, count: count), spans: spans, last: last)
-        memory?.deallocate()
+        free(memory)
         memory = nil
         (capacity, count, spans) = (0, 0, 0)
     }
 
     /// Memory of a trace that ended without a server span (nothing is queued then).
-    func release() { memory?.deallocate() }
+    func release() { free(memory) }
 }
 
 /// What a server span is named for and carries from the request: `METHOD /route/{template}`
@@ -258,7 +272,9 @@ public final class RequestTracing: Sendable {
     /// The trace of `request` on `route` (nil: no route matched), continuing the client's trace
     /// when its `traceparent` is valid.
     func begin(_ request: HTTPRequest, route: Route?, at uptime: UInt64 = DispatchTime.now().uptimeNanoseconds) -> RequestTrace {
-        let headers = TraceContextHeaders(traceparent: request.headers["traceparent"], tracestate: request.headers["tracestate"])
+        // (`tracestate` counts only with a `traceparent`: not looked up without one)
+        let traceparent = request.headers["traceparent"]
+        let headers = TraceContextHeaders(traceparent: traceparent, tracestate: traceparent == nil ? nil : request.headers["tracestate"])
         var parent = ServiceContext.topLevel
         var caller: ExportSpanContext?
         if let traceparent = headers.traceparent {
@@ -283,7 +299,8 @@ public final class RequestTracing: Sendable {
         let head = request.headReceivedAt > 0 ? min(request.headReceivedAt, now) : now
         let trace = begin(request, route: route, at: head)
         if head < now && !request.body.isEmpty {
-            trace.record("read body", from: head, to: now) { $0.set("http.request.body.size", request.body.count) }
+            let size = request.body.count  // (the closure captures the size, not a copy of the request)
+            trace.record("read body", from: head, to: now) { $0.set("http.request.body.size", size) }
         }
         RequestTrace.bind(trace) {
             body { response in
@@ -311,8 +328,7 @@ public final class RequestTracing: Sendable {
     /// headers' subscript on the request path).
     static func requestID(_ headers: HTTPHeaders) -> String? {
         for (name, value) in headers where name.utf8.count == requestIDName.count {
-            var name = name
-            let match = name.withUTF8 { b in
+            let match = SpanWriter.withBytes(name) { b in
                 (0..<b.count).allSatisfy { i in (b[i] >= 0x41 && b[i] <= 0x5A ? b[i] | 0x20 : b[i]) == requestIDName[i] }
             }
             if match { return value }

@@ -11,9 +11,8 @@ struct TracedStep: Middleware {
         guard let trace = RequestTrace.current else { return step.handle(request, route: route, respond: &respond) }
         let start = DispatchTime.now().uptimeNanoseconds
         let answer = step.handle(request, route: route, respond: &respond)
-        trace.record(name, from: start, to: DispatchTime.now().uptimeNanoseconds) { attributes in
-            attributes.set("sparseserve.step.result", answer.map { "answered \($0.status)" } ?? "passed")
-        }
+        let result = answer.map { "answered \($0.status)" } ?? "passed"  // (the closure captures a string, not the response)
+        trace.record(name, from: start, to: DispatchTime.now().uptimeNanoseconds) { $0.set("sparseserve.step.result", result) }
         return answer
     }
 }
