@@ -70,6 +70,11 @@ final class BatchScheduler: @unchecked Sendable {
     private let compute: ComputeQueue
     private let lock = NSLock()
     private var pending: [PendingInference] = []
+    /// The buffer `drain` fills with the requests it leaves queued and then trades with `pending`,
+    /// so both keep their capacity: rebuilt each drain, `pending` regrew from empty every time,
+    /// into allocations of ~1 KB and more that made glibc consolidate its fast bins (callgrind:
+    /// ~0.4 growths per digits request at ~700–800 instructions each).
+    private var spare: [PendingInference] = []
     private var timerArmed = false
     /// Drain jobs submitted to the compute queue and not finished yet.
     private var activeDrains = 0
@@ -163,6 +168,7 @@ final class BatchScheduler: @unchecked Sendable {
         var batch: [PendingInference] = []
         lock.lock()
         var keep: [PendingInference] = []
+        swap(&keep, &spare)  // (empty, with the capacity of an earlier queue)
         var rows = 0, tokens = 0
         let limit = cutPoint(available: pending.reduce(0) { $0 + $1.rows }), budget = config.maxBatchTokens ?? .max
         for item in pending {
@@ -180,8 +186,10 @@ final class BatchScheduler: @unchecked Sendable {
                 keep.append(item)
             }
         }
-        pending = keep
-        let more = !keep.isEmpty
+        swap(&pending, &keep)
+        keep.removeAll(keepingCapacity: true)  // (each request went to one of the lists above)
+        swap(&spare, &keep)
+        let more = !pending.isEmpty
         lock.unlock()
 
         for item in expired {

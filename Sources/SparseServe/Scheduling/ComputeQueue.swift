@@ -109,11 +109,10 @@ public final class ComputeQueue: @unchecked Sendable {
             while turn.isEmpty { condition.wait() }
             let lane = turn.removeFirst()
             let job = lanes[lane]!.pop()
-            if lanes[lane]!.isEmpty {
-                lanes[lane] = nil
-            } else {
-                turn.append(lane)
-            }
+            // An emptied lane stays (one per endpoint name), keeping its jobs' capacity: removed,
+            // it regrew from empty at the next request, into ~1 KB allocations that made glibc
+            // consolidate its fast bins (callgrind: ~0.3 growths per digits request, ~750 instructions each).
+            if !lanes[lane]!.isEmpty { turn.append(lane) }
             queued -= 1
             running += 1
             condition.unlock()
