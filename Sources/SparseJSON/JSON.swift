@@ -1,3 +1,5 @@
+import Foundation
+
 /// A parsed JSON value. Objects keep their keys in document order so that error messages and
 /// strict key checks can name what they found; numbers keep an exact integer when the literal is one.
 ///
@@ -197,6 +199,7 @@ private struct JSONParser {
     /// Parses the array's leading numbers into buffers; stops at `]` or at the first other element.
     mutating func parseNumbers(depth: Int) throws -> NumberRun {
         var numbers = JSONNumbers()
+        numbers.reserve(numberCountAhead())
         while true {
             // At the end of input the boxed path reports the error, as it does without typed arrays.
             guard index < bytes.count else { return .boxed(numbers.boxed()) }
@@ -219,6 +222,38 @@ private struct JSONParser {
             if bytes[index] == UInt8(ascii: "]") { index += 1; return .done(numbers) }
             throw error("expected ',' or ']'")
         }
+    }
+
+    /// How many elements the array at `index` has when no `[`, `{` or `"` comes before the first
+    /// `]` (commas + 1), else 0: what `parseNumbers` reserves, so its buffers are allocated once
+    /// at their size instead of growing by doubling (callgrind, digits' 64-number requests: 9
+    /// growths, ~5 000 instructions, and most of the compute threads' `malloc_consolidate`).
+    /// `memchr` and a comma count over 8-byte words: ~1 instruction a byte. A list with
+    /// `true`/`false`/`null` is counted too and then parsed boxed (the reserve is dropped);
+    /// either way at most half the bytes left plus one: bounded by the body.
+    func numberCountAhead() -> Int {
+        guard index < bytes.count, let base = bytes.baseAddress else { return 0 }
+        let start = base + index, left = bytes.count - index
+        guard let close = memchr(start, Int32(UInt8(ascii: "]")), left) else { return 0 }
+        let length = UnsafeRawPointer(close) - UnsafeRawPointer(start)
+        if memchr(start, Int32(UInt8(ascii: "[")), length) != nil || memchr(start, Int32(UInt8(ascii: "{")), length) != nil
+            || memchr(start, Int32(UInt8(ascii: "\"")), length) != nil { return 0 }
+        // Commas 8 bytes at a time: a byte of x is zero where the input has a comma, and the
+        // high bit of each zero byte (only) survives the masks below; no carry crosses bytes.
+        // (Summed by a multiply, not `nonzeroBitCount`: the baseline x86-64 target has no popcnt.)
+        var commas = 0, i = 0
+        let raw = UnsafeRawPointer(start), low: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        while i + 8 <= length {
+            let x = raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ 0x2C2C_2C2C_2C2C_2C2C
+            let marks = ~(((x & low) &+ low) | x | low) >> 7  // 1 in each byte that was a comma
+            commas &+= Int(truncatingIfNeeded: (marks &* 0x0101_0101_0101_0101) >> 56)  // their sum, in the top byte
+            i += 8
+        }
+        while i < length {
+            commas &+= start[i] == UInt8(ascii: ",") ? 1 : 0
+            i += 1
+        }
+        return commas + 1
     }
 
     mutating func parseHex4() throws -> UInt32 {
@@ -385,6 +420,13 @@ public struct JSONNumbers: Sendable, Equatable {
     private var largeIntegers: [Int: Int64] = [:]
 
     public var count: Int { doubles.count }
+
+    /// Room for `count` elements.
+    mutating func reserve(_ count: Int) {
+        guard count > 0 else { return }
+        doubles.reserveCapacity(count)
+        integerBits.reserveCapacity((count + 63) / 64)
+    }
 
     mutating func append(_ double: Double, _ integer: Int64?) {
         let i = doubles.count

@@ -104,4 +104,18 @@ final class JSONTests: XCTestCase {
             XCTAssertEqual(typedError, boxedError, bad)
         }
     }
+
+    func testNumberArraysAreReservedAtTheirCount() throws {
+        let text = "[" + (0..<200).map { "\($0).5" }.joined(separator: ", ") + "]"
+        guard case .numbers(let run) = try JSON.parse(Array(text.utf8), typedNumberArrays: true) else {
+            return XCTFail("an all-number array is not typed")
+        }
+        XCTAssertEqual(run.count, 200)
+        XCTAssertTrue((200..<204).contains(run.doubles.capacity), "allocated at its count (\(run.doubles.capacity)), not grown by doubling")
+        XCTAssertEqual(run.doubles.last, 199.5)
+        let lists = ["[NaN, -Infinity, 1e5, 2E-3]", "[ 1 ,\n2\t]", "[1, 2, [3]]", "[1, \"x\", 2]", "[[1, 2], [3, 4, 5]]"]
+        for text in lists {  // counted ahead or not, the same values as boxed parsing
+            XCTAssertEqual(try JSON.parse(Array(text.utf8), typedNumberArrays: true), try JSON.parse(text), text)
+        }
+    }
 }
