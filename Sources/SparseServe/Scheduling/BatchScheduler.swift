@@ -39,8 +39,19 @@ struct PendingInference {
     /// Called with the outcome and when its forward pass started (uptime ns; for the queue and
     /// compute time metrics — a batch's start, not the moment its result arrives).
     var complete: @Sendable (Result<[String: Tensor], Error>, _ computeStarted: UInt64) -> Void
-    /// Told about the forward pass the request ran in, before `complete` (the request's trace).
-    var onForward: (@Sendable (BatchForward) -> Void)? = nil
+    /// The request's trace and when it reached the batcher (uptime ns), for `traceForward`: a
+    /// stored reference, not a closure allocated per traced request.
+    var trace: RequestTrace? = nil
+    var enqueued: UInt64 = 0
+
+    /// Records the forward pass the request ran in (its `queue wait` for the batch and its
+    /// `batch forward`), before `complete`, when the request is traced.
+    func traceForward(_ pass: @autoclosure () -> BatchForward) {
+        guard let trace else { return }
+        let pass = pass()
+        trace.record("queue wait", from: enqueued, to: pass.started) { $0.set("sparseserve.queue", "batch") }
+        trace.forward(pass)
+    }
 }
 
 /// One forward pass: when it ran (uptime ns) and what it held.
@@ -219,7 +230,7 @@ final class BatchScheduler: @unchecked Sendable {
         if batch.count == 1 {
             let item = batch[0]
             let result = Result { try forward(item.request.inputs) }
-            item.onForward?(BatchForward(started: started, batch, rows: rows))
+            item.traceForward(BatchForward(started: started, batch, rows: rows))
             item.complete(result, started)
             return
         }
@@ -237,7 +248,7 @@ final class BatchScheduler: @unchecked Sendable {
                     mine[name] = tensor.rows(offset..<(offset + item.rows))
                 }
                 offset += item.rows
-                item.onForward?(pass)
+                item.traceForward(pass)
                 item.complete(.success(mine), started)
             }
         } catch {
@@ -245,7 +256,7 @@ final class BatchScheduler: @unchecked Sendable {
             for item in batch {
                 let alone = DispatchTime.now().uptimeNanoseconds
                 let result = Result { try forward(item.request.inputs) }
-                item.onForward?(BatchForward(started: alone, [item], rows: item.rows))
+                item.traceForward(BatchForward(started: alone, [item], rows: item.rows))
                 item.complete(result, alone)
             }
         }

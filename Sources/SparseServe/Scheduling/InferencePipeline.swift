@@ -78,12 +78,7 @@ struct InferencePipeline: Sendable {
                                     deadline: deadline, isCancelled: clientGone) { result, started in
             pipeline.answer(endpoint, request, result, arrived: arrived, started: started, codec: codec, trace: trace, respond: respond)
         }
-        if let trace {
-            item.onForward = { forward in
-                trace.record("queue wait", from: enqueued, to: forward.started) { $0.set("sparseserve.queue", "batch") }
-                trace.forward(forward)
-            }
-        }
+        if let trace { (item.trace, item.enqueued) = (trace, enqueued) }
         if !scheduler.enqueue(item) {
             reject(endpoint, codec: codec, status: scheduler.config.rejectStatus,
                    "model '\(endpoint.name)' is overloaded: \(scheduler.config.maxQueueSize) requests are already queued", respond: respond)
