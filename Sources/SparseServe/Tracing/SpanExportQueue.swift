@@ -81,8 +81,8 @@ public final class SpanBatch: @unchecked Sendable {
     /// Moves the spans after the first `kept` to `other` (empty), in order; this batch keeps the first `kept`.
     func moveSpans(after kept: Int, to other: SpanBatch) {
         precondition(other.byteCount == 0 && kept <= spanCount)
-        var i = marked.spans == kept ? marked.bytes : 0
-        if marked.spans != kept { for _ in 0..<kept { i = end(ofSpanAt: i) } }
+        var i = 0
+        if marked.spans == kept { i = marked.bytes } else { for _ in 0..<kept { i = end(ofSpanAt: i) } }
         _ = other.append(UnsafeRawBufferPointer(start: memory + i, count: byteCount - i), spans: spanCount - kept)
         (byteCount, spanCount) = (i, kept)
         if marked.spans > kept { marked = (0, 0) }

@@ -24,7 +24,7 @@ public struct TraceSampler: Sendable, Equatable, CustomStringConvertible {
         guard Self.names.contains(name), (0...1).contains(ratio) else { return nil }
         self.name = name
         followsParent = name.hasPrefix("parentbased_")
-        let base = name.hasPrefix("parentbased_") ? String(name.dropFirst("parentbased_".count)) : name
+        let base = followsParent ? String(name.dropFirst("parentbased_".count)) : name
         self.ratio = base == "always_on" ? 1 : base == "always_off" ? 0 : ratio
         threshold = self.ratio >= 1 ? .max : UInt64(self.ratio * 0x1p63)
     }
