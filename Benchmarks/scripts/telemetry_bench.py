@@ -13,12 +13,17 @@ it shows what a Python collector alone costs the measurement.
     python3 Benchmarks/scripts/telemetry_bench.py --rounds 3 --duration 5 --clients 32 \\
         off=.build/release/sparse-serve traced=.build/release/sparse-serve,tracing
 
-Prints requests/s per round and the median of each variant against the first, with the load average.
+Rounds run the variants in turn, in reverse order every other round (A B, B A, ...), so a drift of
+the machine's speed falls on both alike. Prints requests/s per round, the median of each variant
+against the first, and the median of the per-round ratios to the first variant with a 95 %
+bootstrap interval (the ratio of two cells run seconds apart is steadier than either), with the
+load average.
 """
 import argparse
 import http.server
 import os
 import pathlib
+import random
 import re
 import signal
 import statistics
@@ -74,6 +79,13 @@ def run(binary, clients, duration, env_extra):
     return float(m.group(1)), float(m.group(2))
 
 
+def bootstrap_interval(values, draws=10000, seed=1):
+    """The 2.5th and 97.5th percentiles of the median of `values` resampled with replacement."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
@@ -97,7 +109,7 @@ def main():
     print(f"# digits at {args.clients} clients, {args.duration} s per cell, {args.rounds} alternating rounds; "
           f"load average before: {os.getloadavg()}")
     for r in range(args.rounds):
-        for label, binary, option, extra in variants:
+        for label, binary, option, extra in (variants if r % 2 == 0 else variants[::-1]):
             sink, note = None, ""
             if option == "tracing":
                 sink, url = start_c_sink()
@@ -120,6 +132,13 @@ def main():
         p = statistics.median(x for x, _ in results[label])
         b = statistics.median(y for _, y in results[label])
         print(f"median {label:>14}: plain {p:8.0f} ({p / bp:.3f} of {base})  batched {b:8.0f} ({b / bb:.3f} of {base})")
+    for label, _, _, _ in variants[1:]:
+        cells = []
+        for column in (0, 1):
+            ratios = [x[column] / y[column] for x, y in zip(results[label], results[base])]
+            low, high = bootstrap_interval(ratios)
+            cells.append(f"{statistics.median(ratios):.3f} [{low:.3f}, {high:.3f}]")
+        print(f"per-round ratio {label} / {base}: plain {cells[0]}  batched {cells[1]}  (median [95 % bootstrap interval])")
     print(f"# load average after: {os.getloadavg()}")
 
 

@@ -123,13 +123,15 @@ final class TestCertificates: @unchecked Sendable {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var made: TestCertificates?
 
-    /// Made once per test run (skips the test when the `openssl` command is missing).
+    /// Made once per test run (skips the test when the `openssl` command is missing); the folder
+    /// is removed when the test process exits.
     static func shared() throws -> TestCertificates {
         guard FileManager.default.isExecutableFile(atPath: openssl) else { throw XCTSkip("no \(openssl)") }
         lock.lock(); defer { lock.unlock() }
         if let made { return made }
         let certificates = try TestCertificates()
         made = certificates
+        atexit { if let made = TestCertificates.made { try? FileManager.default.removeItem(atPath: made.directory) } }
         return certificates
     }
 

@@ -13,7 +13,6 @@ final class SequentialArtifactTests: XCTestCase {
 
     func write(_ plan: CompressionPlan) throws -> String {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("artifact").path
         _ = try ArtifactWriter.write(source: timeseries, plan: plan, compressionJSON: #"{"method": "dense"}"#, toolVersion: "test", output: out)
         return out

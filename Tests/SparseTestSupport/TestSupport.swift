@@ -11,11 +11,14 @@ public func repositoryRoot(_ file: StaticString = #filePath) -> URL {
     fatalError("no Package.swift above \(file)")
 }
 
-/// A fresh temporary directory, removed when the test case finishes via `addTeardownBlock`.
-public func makeTemporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("sparseserve-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+extension XCTestCase {
+    /// A fresh temporary directory, removed with everything in it when the test finishes.
+    public func makeTemporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("sparseserve-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
 }
 
 /// A safetensors byte image with a hand-written (possibly lying) header and raw data.

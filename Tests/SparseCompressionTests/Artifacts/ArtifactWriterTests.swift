@@ -12,7 +12,6 @@ final class ArtifactWriterTests: XCTestCase {
 
     func write(_ plan: CompressionPlan, json: String = #"{"method": "test"}"#) throws -> String {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("artifact").path
         _ = try ArtifactWriter.write(source: digits, plan: plan, compressionJSON: json, toolVersion: "test", output: out)
         return out
@@ -55,7 +54,6 @@ final class ArtifactWriterTests: XCTestCase {
 
     func testOutputDirectoryRules() throws {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let busy = dir.appendingPathComponent("busy")
         try FileManager.default.createDirectory(at: busy, withIntermediateDirectories: true)
         try Data("x".utf8).write(to: busy.appendingPathComponent("keep"))
@@ -171,7 +169,6 @@ final class BertArtifactTests: XCTestCase {
             throw XCTSkip("models/minilm-l6 is absent: run scripts/fetch-minilm.sh")
         }
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let plan = CompressionPlan(method: .dense, overrides: [("encoder.layer.0.intermediate.dense", .pinned(.nm(n: 2, m: 4))),
                                                                ("encoder.layer.1.attention.self.key", .pinned(.csr(density: 0.5)))],
                                    activations: .pwl(segments: 32))
@@ -201,7 +198,6 @@ final class BertArtifactTests: XCTestCase {
             throw XCTSkip("models/minilm-l6 is absent: run scripts/fetch-minilm.sh")
         }
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let plan = CompressionPlan(method: .dense, overrides: [("encoder.layer.0.intermediate.dense", .pinned(.nm(n: 2, m: 4)))])
         let gamma = (0..<384).map { 1 + Float($0 % 7) / 20 }, beta = (0..<384).map { Float($0 % 5) / 10 - 0.2 }
         let norms = ["encoder.layer.2.output.LayerNorm.weight": gamma, "encoder.layer.2.output.LayerNorm.bias": beta]

@@ -36,7 +36,6 @@ final class CalibrationOptionsTests: XCTestCase {
 
     func testDefaultFilePrefersTextThenSafetensors() throws {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         XCTAssertNil(CalibrationOptions.defaultFile(inModel: dir.path))
         try Data([0]).write(to: dir.appendingPathComponent("calibration.safetensors"))
         XCTAssertEqual(CalibrationOptions.defaultFile(inModel: dir.path), dir.path + "/calibration.safetensors")

@@ -31,7 +31,6 @@ final class HeldOutQualityTests: XCTestCase {
 
     func testDefaultFileAndHelpers() throws {
         let empty = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: empty) }
         XCTAssertNil(HeldOutQuality.defaultFile(inModel: empty.path))
         try Data("a\n".utf8).write(to: empty.appendingPathComponent("heldout.txt"))
         try Data().write(to: empty.appendingPathComponent("test.safetensors"))

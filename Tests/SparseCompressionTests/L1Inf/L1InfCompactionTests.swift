@@ -12,7 +12,6 @@ final class L1InfCompactionTests: XCTestCase {
     /// (per `plan`), to be loaded dense: the reference a compacted model must equal.
     func projectedCopy(of directory: URL, plan: CompressionPlan) throws -> URL {
         let out = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: out) }
         let manifestData = try Data(contentsOf: directory.appendingPathComponent("model.json"))
         try manifestData.write(to: out.appendingPathComponent("model.json"))
         let manifest = try ModelManifest.decode(manifestData, source: "model.json")
@@ -94,7 +93,6 @@ final class L1InfCompactionTests: XCTestCase {
     func testChainWithActivationsAndOtherMethods() throws {
         var rng = SplitMix(seed: 11)
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let sizes = [24, 32, 32, 16]
         var writer = SafeTensorsWriter()
         for l in 0..<3 {

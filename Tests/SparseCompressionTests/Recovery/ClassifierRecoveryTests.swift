@@ -87,7 +87,6 @@ final class ClassifierRecoveryTests: XCTestCase {
             try writer.add("labels", int64s: labels, shape: [count])
         }
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("samples.safetensors").path
         try writer.write(to: path)
         return try LabelledSamples(path: path, features: inputs, classes: classes)

@@ -31,7 +31,6 @@ final class EncoderRecoveryTests: XCTestCase {
         let lines = try String(contentsOfFile: minilm + "/" + name, encoding: .utf8).split(separator: "\n")
             .sorted { ($0.count, $0) < ($1.count, $1) }.prefix(count)
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent(name).path
         try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         return path

@@ -11,7 +11,6 @@ final class LabelledSamplesTests: XCTestCase {
     /// A safetensors file with `inputs` (and `labels` when given) in a temporary folder.
     func file(inputs: [Float], shape: [Int], labels: [Int64]? = nil, labelShape: [Int]? = nil, inputName: String = "inputs") throws -> String {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         var writer = SafeTensorsWriter()
         try writer.add(inputName, floats: inputs, shape: shape)
         if let labels { try writer.add("labels", int64s: labels, shape: labelShape ?? [labels.count]) }

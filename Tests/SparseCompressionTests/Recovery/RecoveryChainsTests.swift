@@ -99,7 +99,6 @@ final class RecoveryChainsTests: XCTestCase {
     /// `recover` on a model folder: every built layer comes back by name in its stored layout, trained.
     func testRecoverReturnsEachTrainedLayerByName() throws {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         try Self.manifestJSON([Self.fc1, #"{"type": "activation", "activation": "relu"}"#, Self.fc2, Self.softmax])
             .write(to: dir.appendingPathComponent("model.json"), atomically: true, encoding: .utf8)
         try writer().write(to: dir.appendingPathComponent("model.safetensors").path)

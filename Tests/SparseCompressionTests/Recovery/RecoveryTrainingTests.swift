@@ -61,7 +61,6 @@ final class RecoveryTrainingTests: XCTestCase {
     /// Random inputs without labels: the teacher's logits alone drive the training.
     func unlabelledSamples(count: Int) throws -> String {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         var rng = SeededRandom(seed: 11)
         var writer = SafeTensorsWriter()
         let x = rng.array(count * 64).map { 8 + 8 * $0 }
@@ -141,7 +140,6 @@ final class RecoveryTrainingTests: XCTestCase {
     /// (neurons dropped by ℓ1,∞ rows included) and the report, and loads back.
     func testArtifactHoldsTheTrainedLayersAndTheReport() throws {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let training = try unlabelledSamples(count: 64), out = dir.appendingPathComponent("artifact").path
         let plan = CompressionPlan(method: .dense, overrides: [("fc1", .l1inf(groups: .rows, radius: nil, radiusRatio: 0.16)), ("fc2", .l1inf(groups: .rows, radius: nil, radiusRatio: 0.16))])
         var trained: [String: PackedLayer] = [:]

@@ -54,7 +54,6 @@ final class TrainableSequenceModelsTests: XCTestCase {
     /// what the trained layers compute.
     func testRecoveredArtifactLoads() throws {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("artifact").path
         var report: RecoveryReport?
         _ = try ArtifactWriter.write(source: timeseries, plan: GunPoint.convNM, compressionJSON: #"{"method": "dense"}"#, toolVersion: "t", output: out) { builder in
@@ -82,7 +81,6 @@ final class TrainableSequenceModelsTests: XCTestCase {
 
     func testASoftmaxBeforeTheLastLayerIsRefused() throws {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let model = dir.appendingPathComponent("model")
         try FileManager.default.copyItem(atPath: timeseries, toPath: model.path)
         let manifestPath = model.appendingPathComponent("model.json").path

@@ -127,7 +127,6 @@ final class CompressedArtifactTests: XCTestCase {
 
     func testMarkingAndFingerprints() throws {
         let directory = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
         func file(_ name: String, _ text: String) throws -> String {
             let path = directory.appendingPathComponent(name).path
             try Data(text.utf8).write(to: URL(fileURLWithPath: path))

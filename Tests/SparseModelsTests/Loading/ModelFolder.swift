@@ -11,9 +11,7 @@ struct ModelFolder {
 
     init(_ test: XCTestCase, manifest: String, tensors: [(name: String, values: [Float], shape: [Int])] = [],
          files: [String: String] = [:]) throws {
-        url = try makeTemporaryDirectory()
-        let url = self.url
-        test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        url = try test.makeTemporaryDirectory()
         try write(ModelLoader.manifestFileName, manifest)
         if !tensors.isEmpty {
             var writer = SafeTensorsWriter()

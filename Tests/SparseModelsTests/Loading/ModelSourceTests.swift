@@ -17,7 +17,6 @@ final class ModelSourceTests: XCTestCase {
 
     func testMissingFoldersAndManifests() throws {
         let directory = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
         assertError(try ModelSource(directory: directory.appendingPathComponent("none").path, plan: .dense, compressor: nil, timeLayers: false),
                     contains: ["none", "model directory does not exist"])
         let file = directory.appendingPathComponent("file")

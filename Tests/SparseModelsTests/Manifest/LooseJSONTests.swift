@@ -30,7 +30,6 @@ final class LooseJSONTests: XCTestCase {
 
     func testFilesAreReadAsObjectsOrListsOrNil() throws {
         let folder = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
         func file(_ name: String, _ text: String) throws -> String {
             let path = folder.appendingPathComponent(name).path
             try text.write(toFile: path, atomically: true, encoding: .utf8)

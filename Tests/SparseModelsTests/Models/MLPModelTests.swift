@@ -86,7 +86,6 @@ final class MLPModelTests: XCTestCase {
     /// Writes a model directory with the given manifest and tensors.
     func makeModel(manifest: String, tensors: [(String, [Int])]) throws -> String {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         try Data(manifest.utf8).write(to: dir.appendingPathComponent("model.json"))
         var writer = SafeTensorsWriter()
         for (name, shape) in tensors {
@@ -146,7 +145,6 @@ final class MLPModelTests: XCTestCase {
     func testMissingFiles() throws {
         assertError(try ModelLoader.load(directory: "/nonexistent/model"), contains: ["/nonexistent/model", "does not exist"])
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         assertError(try ModelLoader.load(directory: dir.path), contains: ["model.json", "does not exist"])
         try Data(#"{"architecture": "mlp", "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}], "outputs": [{"name": "y", "datatype": "FP32", "shape": [-1, 3]}], "layers": [{"type": "softmax"}]}"#.utf8)
             .write(to: dir.appendingPathComponent("model.json"))

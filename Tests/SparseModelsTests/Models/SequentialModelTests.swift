@@ -336,7 +336,6 @@ final class SequentialModelTests: XCTestCase {
     func writeModel(layers: [[String: Any]], tensors: [String: ([Float], [Int])], input: [Int],
                     outputs: [(name: String, datatype: String, shape: [Int])], architecture: String = "sequential") throws -> String {
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let manifest: [String: Any] = [
             "architecture": architecture,
             "inputs": [["name": "input", "datatype": "FP32", "shape": input]],

@@ -33,7 +33,6 @@ final class SafeTensorsTests: XCTestCase {
 
         // Through a real file, and readable by the same rules after a rewrite.
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("t.safetensors").path
         try writer.write(to: path)
         let reread = try SafeTensors(contentsOf: path)
@@ -110,7 +109,6 @@ final class SafeTensorsTests: XCTestCase {
     func testMissingFileAndDirectory() throws {
         assertError(try SafeTensors(contentsOf: "/nonexistent/model.safetensors"), contains: ["/nonexistent/model.safetensors", "does not exist"])
         let dir = try makeTemporaryDirectory()
-        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
         assertError(try SafeTensors(contentsOf: dir.path), contains: ["directory"])
     }
 

@@ -246,7 +246,6 @@ final class BertEncoderModelTests: XCTestCase {
     func testManifestEncoderBlockAndFallbacks() throws {
         _ = try model()
         let directory = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
         let source = MiniLMFiles.modelDirectory
         for file in ["model.safetensors", "config.json", "vocab.txt", "tokenizer_config.json", "modules.json", "sentence_bert_config.json"] {
             try FileManager.default.createSymbolicLink(at: directory.appendingPathComponent(file), withDestinationURL: source.appendingPathComponent(file))

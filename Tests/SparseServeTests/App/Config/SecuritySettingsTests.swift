@@ -13,9 +13,11 @@ final class SecuritySettingsTests: XCTestCase {
         try ServiceConfig.parse(Array(#"{"server": \#(server), "endpoints": [{"name": "d", "model": "/m"}]}"#.utf8), baseDirectory: "/")
     }
 
+    /// A folder holding `models/digits`, removed when the test finishes.
     func temporaryFolder() throws -> String {
         let path = NSTemporaryDirectory() + "sparse-security-\(UInt32.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: path + "/models/digits", withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
         return path
     }
 
