@@ -13,9 +13,11 @@ import argparse
 import json
 import os
 import pathlib
+import random
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +35,13 @@ done = function(summary, latency, requests)
     summary.errors.status, summary.duration / 1e6, latency:percentile(50) / 1e3, latency:percentile(99) / 1e3))
 end
 """
+
+
+def bootstrap_interval(values, draws=10000, seed=1):
+    """The 2.5th and 97.5th percentiles of the median of `values` resampled with replacement."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
+    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
 
 
 def start_server(config_path, binary=None):

@@ -27,7 +27,7 @@ import tempfile
 import threading
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from serving_bench import LUA, ROOT, run_wrk, start_server  # noqa: E402
+from serving_bench import LUA, ROOT, bootstrap_interval, run_wrk, start_server  # noqa: E402
 
 MINILM = ROOT / "models" / "minilm-l6"
 WORDS = "the quick brown fox jumps over the lazy dog while a small cat sleeps near".split()
@@ -82,8 +82,10 @@ def throughput(args, tmp):
     finally:
         stop(proc)
     ratios = [e / o for e, o in zip(rps["/embed"], rps["/v1/embeddings"])]
+    low, high = bootstrap_interval(ratios)
     print(f"/embed ÷ /v1/embeddings per round: {', '.join(f'{x:.3f}' for x in ratios)}; "
-          f"median {statistics.median(ratios):.3f} ({args.texts} text(s) per request, {args.clients} clients; {load()})")
+          f"median {statistics.median(ratios):.3f}, 95 % bootstrap interval [{low:.3f}, {high:.3f}] "
+          f"({args.texts} text(s) per request, {args.clients} clients; {load()})")
     return {"rps": rps, "ratios": ratios}
 
 

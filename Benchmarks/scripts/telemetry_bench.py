@@ -23,7 +23,6 @@ import argparse
 import http.server
 import os
 import pathlib
-import random
 import re
 import signal
 import statistics
@@ -33,6 +32,8 @@ import tempfile
 import threading
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "Benchmarks" / "scripts"))
+from serving_bench import bootstrap_interval  # noqa: E402
 
 
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -77,13 +78,6 @@ def run(binary, clients, duration, env_extra):
                           "--duration", str(duration)], capture_output=True, text=True, env=env, check=True).stdout
     m = re.search(rf"^\s*{clients} \|\s+([\d.]+)\s+\S+\s+\S+ \|\s+([\d.]+)", out, re.M)
     return float(m.group(1)), float(m.group(2))
-
-
-def bootstrap_interval(values, draws=10000, seed=1):
-    """The 2.5th and 97.5th percentiles of the median of `values` resampled with replacement."""
-    rng = random.Random(seed)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
-    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
 
 
 def main():
