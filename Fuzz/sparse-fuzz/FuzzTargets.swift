@@ -129,10 +129,11 @@ enum FuzzTargets {
         }
     }
 
-    /// A model root with one model folder, for `load`.
+    /// A model root with one model folder, for `load`; removed when the process exits.
     static let loadRoot: String = {
         let root = NSTemporaryDirectory() + "sparse-fuzz-root-\(getpid())"
         try? FileManager.default.createDirectory(atPath: root + "/digits", withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "sparse-fuzz-root-\(getpid())") }
         return SecuritySettings.realPath(root) ?? root
     }()
 
