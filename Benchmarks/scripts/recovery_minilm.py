@@ -97,7 +97,7 @@ def spearmans(models):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", default=",".join(ROWS))
-    ap.add_argument("--blast-blocks", type=int, default=4, help="blocks b of the blast row (default 4)")
+    ap.add_argument("--blast-blocks", type=int, default=2, help="blocks b of the blast row (default 2, as Deploy/config.json's minilm-blast)")
     ap.add_argument("--epochs", type=int, help="block-wise epochs per layer (default: the binary's)")
     ap.add_argument("--end-to-end-epochs", type=int, help="end-to-end epochs (default: the binary's)")
     ap.add_argument("--recovery-data", type=pathlib.Path, help="training texts (default: the binary's, see README)")
