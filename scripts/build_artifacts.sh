@@ -16,7 +16,8 @@
 #   models/minilm-l6-2of4-recovered  MiniLM 2:4, then --recover (block-wise, then end-to-end
 #                           distillation on recovery.txt; ~20 min on 2 cores) (only with RECOVER_MINILM=1; not committed)
 #   models/minilm-l6-blast-recovered MiniLM FFN BLAST, then --recover on all 122,776 calibration-side WordNet
-#                           texts (.build/wordnet-all/recovery.txt, made here by make_calibration.py) with 3
+#                           texts (.build/wordnet-all/recovery.txt, made here by make_calibration.py from the
+#                           Debian package wordnet-base: apt-get install wordnet-base) with 3
 #                           end-to-end epochs: ~80 min on 2 cores (only with RECOVER_MINILM=1; not committed)
 #   models/minilm-l6-2of4-int8-recovered MiniLM 2:4 with int8 weights and dynamic int8 activations, then --recover
 #                           (trained in fp32 under the mask, quantized again at the end; only with RECOVER_MINILM=1)
