@@ -12,7 +12,9 @@ enum { BLOCK = 8, LANE_BYTES = 4 };
 
 static ptrdiff_t blocks_of(ptrdiff_t k) { return ss_ceil_div(k, BLOCK); }
 ptrdiff_t ss_nm8_value_bytes(ptrdiff_t n, ptrdiff_t k) { return n <= 0 || k <= 0 ? 0 : ss_q8_padded_rows(n) * blocks_of(k) * LANE_BYTES; }
-ptrdiff_t ss_nm8_code_bytes(ptrdiff_t n, ptrdiff_t k) { return n <= 0 || k <= 0 ? 0 : ss_q8_padded_rows(n) * blocks_of(k); }
+ptrdiff_t ss_nm8_code_bytes(ptrdiff_t n, ptrdiff_t k) {
+    return n <= 0 || k <= 0 ? 0 : ss_q8_padded_rows(n) * ss_ceil_div(blocks_of(k), SS_NM8_CODE_BLOCKS) * SS_NM8_CODE_BLOCKS;
+}
 
 /* Row `row`'s group g (4 inputs from 4g): its two slots' values and positions. */
 static int pack_group(const int8_t *w, ptrdiff_t k, ptrdiff_t g, int8_t value[2], int position[2]) {
@@ -34,7 +36,7 @@ int ss_nm8_pack(const int8_t *q, ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldq, int8_t
     if (n <= 0 || k <= 0 || ldq < k || k > 65536) return SS_ERR_ARGUMENT;
     const ptrdiff_t B = blocks_of(k), rows = ss_q8_padded_rows(n);
     memset(values, 0, (size_t)ss_nm8_value_bytes(n, k));
-    memset(codes, 0, (size_t)ss_nm8_code_bytes(n, k));
+    memset(codes, SS_NM8_FILLER_CODE, (size_t)ss_nm8_code_bytes(n, k));
     for (ptrdiff_t row = 0; row < rows; row++) {
         const ptrdiff_t p = row / SS_PANEL, j = row % SS_PANEL;
         int32_t sum = 0;
@@ -51,7 +53,7 @@ int ss_nm8_pack(const int8_t *q, ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldq, int8_t
                     sum += v[s];
                 }
             }
-            codes[lane] = code;
+            codes[ss_nm8_code_offset(p, b, j, B)] = code;
         }
         correction[row] = 128 * sum;
     }
@@ -73,7 +75,7 @@ static void row_portable(const int8_t *values, const uint8_t *codes, ptrdiff_t B
             int32_t acc = 0;
             for (ptrdiff_t b = 0; b < B; b++) {
                 const ptrdiff_t lane = (p * B + b) * SS_PANEL + j;
-                const uint8_t code = codes[lane];
+                const uint8_t code = codes[ss_nm8_code_offset(p, b, j, B)];
                 for (int q = 0; q < 4; q++)
                     acc += xq[BLOCK * b + 4 * (q >> 1) + ((code >> (2 * q)) & 3)] * values[lane * LANE_BYTES + q];
             }
@@ -82,37 +84,53 @@ static void row_portable(const int8_t *values, const uint8_t *codes, ptrdiff_t B
 }
 
 #ifdef SS_X86
-/* Lane positions of block b of one panel as vpshufb indices: byte q of lane j = 4*(q>>1) + pos_q. */
-SS_T512VBMI SS_AI __m512i decode(const uint8_t *codes) {
-    const __m512i spread = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)codes));
-    const __m512i shifts = _mm512_set1_epi64(0x2624222006040200LL);  /* bit offsets 0,2,4,6 | 32,34,36,38 */
-    const __m512i fields = _mm512_multishift_epi64_epi8(shifts, spread);
+/* Block t (0..3) of a 4-block code group (one zmm, include/nm_int8.h) as vpshufb indices: byte q of
+ * lane j = 4*(q>>1) + position q, picked from the lane pair's qword by one vpmultishiftqb. */
+SS_T512VBMI SS_AI __m512i decode(__m512i group, const int t) {
+    const long long base = 0x0E0C0A0806040200LL;  /* bit offsets 0,2,4,6 (row 2w) | 8,10,12,14 (row 2w+1) */
+    const __m512i fields = _mm512_multishift_epi64_epi8(_mm512_set1_epi64(base + 0x1010101010101010LL * t), group);
     /* (fields & 3) | (0, 0, 4, 4) per lane */
     return _mm512_ternarylogic_epi32(fields, _mm512_set1_epi32(0x03030303), _mm512_set1_epi32(0x04040000), 0xEA);
 }
 
+/* Block b (= t of its code group) of one panel for T token rows into accumulator chain c. */
+SS_T512VBMI SS_AI void block512(const int8_t *vp, __m512i group, ptrdiff_t b, const int t, const uint8_t *xq, ptrdiff_t k8,
+                                const int T, __m512i acc[][4], const int c) {
+    const __m512i positions = decode(group, t);
+    const __m512i w = _mm512_loadu_si512(vp + b * SS_PANEL * LANE_BYTES);
+    for (int i = 0; i < T; i++) {
+        long long xb;
+        memcpy(&xb, xq + i * k8 + BLOCK * b, 8);
+        const __m512i xs = _mm512_shuffle_epi8(_mm512_set1_epi64(xb), positions);
+        acc[i][c] = _mm512_dpbusd_epi32(acc[i][c], xs, w);
+    }
+}
+
 /* T token rows (xq: T rows of K8 bytes, stride k8) sharing each block's decode; sums: T rows of
  * the panels' int32 sums (stride `ls`). Four (one row), two (2 or 4 rows) or one (8 rows) blocks
- * in flight per row. (16 rows per decode measured slower than two passes of 8.) */
+ * in flight per row. (16 rows per decode measured slower than two passes of 8.) One code load
+ * per 4 blocks; every accumulator index is a constant (a `b % chains` index kept them on the
+ * stack: a store-to-load chain per block). */
 SS_T512VBMI SS_AI void rows512_body(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8,
                                     ptrdiff_t p0, ptrdiff_t p1, int32_t *sums, ptrdiff_t ls, const int T) {
+    enum { CHAINS = 4, G = SS_NM8_CODE_BLOCKS };
+    const int chains = T == 1 ? 4 : T <= 4 ? 2 : 1;  /* independent vpdpbusd chains per row */
+    const ptrdiff_t groups = ss_ceil_div(B, G);
     for (ptrdiff_t p = p0; p < p1; p++) {
         const int8_t *vp = values + p * B * SS_PANEL * LANE_BYTES;
-        const uint8_t *cp = codes + p * B * SS_PANEL;
-        enum { CHAINS = 4 };
-        const int chains = T == 1 ? 4 : T <= 4 ? 2 : 1;  /* independent vpdpbusd chains per row */
+        const uint8_t *cp = codes + p * groups * G * SS_PANEL;
         __m512i acc[8][CHAINS];
         for (int i = 0; i < T; i++)
             for (int c = 0; c < CHAINS; c++) acc[i][c] = _mm512_setzero_si512();
-        for (ptrdiff_t b = 0; b < B; b++) {
-            const __m512i positions = decode(cp + b * SS_PANEL);
-            const __m512i w = _mm512_loadu_si512(vp + b * SS_PANEL * LANE_BYTES);
-            for (int i = 0; i < T; i++) {
-                long long xb;
-                memcpy(&xb, xq + i * k8 + BLOCK * b, 8);
-                const __m512i xs = _mm512_shuffle_epi8(_mm512_set1_epi64(xb), positions);
-                acc[i][b % chains] = _mm512_dpbusd_epi32(acc[i][b % chains], xs, w);
-            }
+        ptrdiff_t b = 0;
+        for (; b + G <= B; b += G) {
+            const __m512i group = _mm512_loadu_si512(cp + b * SS_PANEL);
+            for (int t = 0; t < G; t++) block512(vp, group, b + t, t, xq, k8, T, acc, t % chains);
+        }
+        if (b < B) {
+            const __m512i group = _mm512_loadu_si512(cp + b * SS_PANEL);
+            for (int t = 0; t < G - 1; t++)
+                if (b + t < B) block512(vp, group, b + t, t, xq, k8, T, acc, t % chains);
         }
         for (int i = 0; i < T; i++) {
             __m512i total = acc[i][0];

@@ -19,11 +19,12 @@ ptrdiff_t ss_nm8_index_bytes(ptrdiff_t n, ptrdiff_t k) { return ss_nm8_value_byt
 
 int ss_nm8_expand_indices(const uint8_t *codes, ptrdiff_t n, ptrdiff_t k, uint8_t *indices) {
     if (n <= 0 || k <= 0 || k > 65536) return SS_ERR_ARGUMENT;
-    const ptrdiff_t B = ss_ceil_div(k, BLOCK), lanes = ss_nm8_code_bytes(n, k);
+    const ptrdiff_t B = ss_ceil_div(k, BLOCK), lanes = ss_nm8_index_bytes(n, k) / LANE_BYTES;
     for (ptrdiff_t lane = 0; lane < lanes; lane++) {
-        const ptrdiff_t b = (lane / SS_PANEL) % B;
+        const ptrdiff_t p = lane / SS_PANEL / B, b = (lane / SS_PANEL) % B;
+        const uint8_t code = codes[ss_nm8_code_offset(p, b, lane % SS_PANEL, B)];
         for (int q = 0; q < LANE_BYTES; q++)
-            indices[lane * LANE_BYTES + q] = (uint8_t)(BLOCK * (b % SLOTS) + 4 * (q >> 1) + ((codes[lane] >> (2 * q)) & 3));
+            indices[lane * LANE_BYTES + q] = (uint8_t)(BLOCK * (b % SLOTS) + 4 * (q >> 1) + ((code >> (2 * q)) & 3));
     }
     return SS_OK;
 }

@@ -12,12 +12,16 @@
  *
  * Pack, 16-row panels of blocks of 8 inputs (two groups), B = ceil(K / 8):
  *   values  [p][B][16][4] int8: row j's kept weights, two from each group (zero in unused slots);
- *   codes   [p][B][16] uint8: bits 2q..2q+1 = position (0..3) of value q inside its group;
+ *   codes   [p][ceil(B/4)][64] uint8, one byte per row and block: bits 2q..2q+1 = position
+ *           (0..3) of value q inside its group; each 64-byte group holds 4 blocks, qword w the
+ *           pair of rows 2w, 2w+1 (byte 8w + 2t + (j & 1) for row j, block t of the group), so
+ *           the kernel loads one zmm per 4 blocks and decodes each block with one shuffle;
+ *           blocks past B hold SS_NM8_FILLER_CODE;
  *   correction [ceil(N/16)*16] int32 = 128 * (sum of the row's weights), as in int8.h.
  * 0.625 bytes per dense weight (int8 dense: 1).
  *
  * Kernel (per token row): AVX-512 dot level (VNNI + VBMI) broadcasts the block's 8 input bytes,
- * decodes each lane's 4 positions in-register (vpmultishiftqb + vpternlogd), gathers the inputs
+ * decodes each lane's 4 positions in-register from its code group (vpmultishiftqb + vpternlogd), gathers the inputs
  * with vpshufb and multiplies with one vpdpbusd per 16 rows x 8 inputs; other levels run the
  * portable C loop (same int32 sums). Up to 8 token rows share each block's decode (batches run
  * as chunks of 16 quantized rows; no weight-broadcast GEMM), and the rescaling epilogue runs 16
@@ -31,6 +35,12 @@
  * Same int32 sums and epilogue (operation order) as the GEMV, so the outputs are identical.
  */
 
+enum { SS_NM8_CODE_BLOCKS = 4, SS_NM8_FILLER_CODE = 0x44 /* positions 0, 1 in both groups */ };
+/// Offset of row j (0..15) of panel p, block b (of B) in the codes.
+static inline ptrdiff_t ss_nm8_code_offset(ptrdiff_t p, ptrdiff_t b, ptrdiff_t j, ptrdiff_t B) {
+    const ptrdiff_t groups = (B + SS_NM8_CODE_BLOCKS - 1) / SS_NM8_CODE_BLOCKS;
+    return (p * groups + b / SS_NM8_CODE_BLOCKS) * SS_NM8_CODE_BLOCKS * 16 + 8 * (j >> 1) + 2 * (b % SS_NM8_CODE_BLOCKS) + (j & 1);
+}
 ptrdiff_t ss_nm8_value_bytes(ptrdiff_t n, ptrdiff_t k);
 ptrdiff_t ss_nm8_code_bytes(ptrdiff_t n, ptrdiff_t k);
 /// Packs int8 weights q (N x K, stride ldq) whose groups of 4 hold at most 2 non-zeros; returns
