@@ -92,11 +92,32 @@ SS_T512 SS_AI __m512i lanes512(const char *ip, ptrdiff_t e, const int MC) {
 
 SS_T512 SS_AI __m512 widen512(const int8_t *v) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)v))); }
 
+enum { UMAX = 4 };
+
+/* Groups [g, g + US) of one panel into the T rows' accumulators (chain u for group g + u); US is a
+ * constant, so every accumulator index is one (a run-time group count kept them on the stack). */
+SS_T512 SS_AI void groups512(const nmw8_op *op, const int8_t *vp, const char *ip, const float *spp, const float *x,
+                             ptrdiff_t ldxp, ptrdiff_t g, __m512 a[][UMAX], const int US, const int MC, const int T,
+                             const int GROUPED) {
+    __m512 xg[8][UMAX], sv[UMAX];
+    for (int u = 0; u < US; u++) {
+        if (GROUPED) sv[u] = _mm512_loadu_ps(spp + (g + u) / op->gpg * SS_PANEL);
+        for (int i = 0; i < T; i++) xg[i][u] = inputs512(x + i * ldxp, g + u, MC);
+    }
+    for (int s = 0; s < op->n; s++)
+        for (int u = 0; u < US; u++) {
+            const ptrdiff_t e = (g + u) * op->n + s;
+            const __m512i iv = lanes512(ip, e, MC);
+            __m512 w = widen512(vp + e * SS_PANEL);
+            if (GROUPED) w = _mm512_mul_ps(w, sv[u]);
+            for (int i = 0; i < T; i++) a[i][u] = _mm512_fmadd_ps(w, _mm512_permutexvar_ps(iv, xg[i][u]), a[i][u]);
+        }
+}
+
 /* T token rows (stride ldxp) sharing each slot's decode and widening; U groups in flight. */
 SS_T512 SS_AI void select512(const nmw8_op *op, ptrdiff_t p0, ptrdiff_t p1, const float *x, ptrdiff_t ldxp, float *y,
                              ptrdiff_t ldy, const int MC, const int T, const int GROUPED) {
-    enum { UMAX = 4 };
-    const int U = T == 1 ? 4 : T == 2 ? 2 : 1, n = op->n;
+    const int U = T == 1 ? 4 : T == 2 ? 2 : 1;
     const ptrdiff_t G = op->G;
     for (ptrdiff_t p = p0; p < p1; p++) {
         const int8_t *vp = panel_values(op, p);
@@ -105,22 +126,9 @@ SS_T512 SS_AI void select512(const nmw8_op *op, ptrdiff_t p0, ptrdiff_t p1, cons
         __m512 a[8][UMAX];
         for (int i = 0; i < T; i++)
             for (int u = 0; u < U; u++) a[i][u] = _mm512_setzero_ps();
-        for (ptrdiff_t g = 0; g < G; g += U) {
-            const int us = (int)ss_min(U, G - g);
-            __m512 xg[8][UMAX], sv[UMAX];
-            for (int u = 0; u < us; u++) {
-                if (GROUPED) sv[u] = _mm512_loadu_ps(spp + (g + u) / op->gpg * SS_PANEL);
-                for (int i = 0; i < T; i++) xg[i][u] = inputs512(x + i * ldxp, g + u, MC);
-            }
-            for (int s = 0; s < n; s++)
-                for (int u = 0; u < us; u++) {
-                    const ptrdiff_t e = (g + u) * n + s;
-                    const __m512i iv = lanes512(ip, e, MC);
-                    __m512 w = widen512(vp + e * SS_PANEL);
-                    if (GROUPED) w = _mm512_mul_ps(w, sv[u]);
-                    for (int i = 0; i < T; i++) a[i][u] = _mm512_fmadd_ps(w, _mm512_permutexvar_ps(iv, xg[i][u]), a[i][u]);
-                }
-        }
+        ptrdiff_t g = 0;
+        for (; g + U <= G; g += U) groups512(op, vp, ip, spp, x, ldxp, g, a, U, MC, T, GROUPED);
+        for (; g < G; g++) groups512(op, vp, ip, spp, x, ldxp, g, a, 1, MC, T, GROUPED);
         const ptrdiff_t valid = op->rows - p * SS_PANEL;
         const __mmask16 mask = valid >= SS_PANEL ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1u);
         const __m512 b = op->bias ? _mm512_maskz_loadu_ps(mask, op->bias + p * SS_PANEL) : _mm512_setzero_ps();
