@@ -106,17 +106,17 @@ SS_T512VBMI SS_AI void block512(const int8_t *vp, __m512i group, ptrdiff_t b, co
     }
 }
 
-/* T token rows (xq: T rows of K8 bytes, stride k8) sharing each block's decode; sums: T rows of
- * the panels' int32 sums (stride `ls`). Four (one row), two (2 or 4 rows) or one (8 rows) blocks
+/* Panel p for T token rows (xq: T rows of K8 bytes, stride k8) sharing each block's decode: the
+ * rows' int32 sums in total[0..T). Four (one row), two (2 or 4 rows) or one (8 rows) blocks
  * in flight per row. (16 rows per decode measured slower than two passes of 8.) One code load
  * per 4 blocks; every accumulator index is a constant (a `b % chains` index kept them on the
  * stack: a store-to-load chain per block). */
-SS_T512VBMI SS_AI void rows512_body(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8,
-                                    ptrdiff_t p0, ptrdiff_t p1, int32_t *sums, ptrdiff_t ls, const int T) {
+SS_T512VBMI SS_AI void panel512(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8,
+                                ptrdiff_t p, const int T, __m512i total[]) {
     enum { CHAINS = 4, G = SS_NM8_CODE_BLOCKS };
     const int chains = T == 1 ? 4 : T <= 4 ? 2 : 1;  /* independent vpdpbusd chains per row */
     const ptrdiff_t groups = ss_ceil_div(B, G);
-    for (ptrdiff_t p = p0; p < p1; p++) {
+    {
         const int8_t *vp = values + p * B * SS_PANEL * LANE_BYTES;
         const uint8_t *cp = codes + p * groups * G * SS_PANEL;
         __m512i acc[8][CHAINS];
@@ -133,10 +133,19 @@ SS_T512VBMI SS_AI void rows512_body(const int8_t *values, const uint8_t *codes, 
                 if (b + t < B) block512(vp, group, b + t, t, xq, k8, T, acc, t % chains);
         }
         for (int i = 0; i < T; i++) {
-            __m512i total = acc[i][0];
-            for (int c = 1; c < chains; c++) total = _mm512_add_epi32(total, acc[i][c]);
-            _mm512_storeu_si512(sums + i * ls + (p - p0) * SS_PANEL, total);
+            total[i] = acc[i][0];
+            for (int c = 1; c < chains; c++) total[i] = _mm512_add_epi32(total[i], acc[i][c]);
         }
+    }
+}
+
+/* Panels [p0, p1) for T token rows: their int32 sums into `sums` (T rows, stride `ls`). */
+SS_T512VBMI SS_AI void rows512_body(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8,
+                                    ptrdiff_t p0, ptrdiff_t p1, int32_t *sums, ptrdiff_t ls, const int T) {
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        __m512i total[8];
+        panel512(values, codes, B, xq, k8, p, T, total);
+        for (int i = 0; i < T; i++) _mm512_storeu_si512(sums + i * ls + (p - p0) * SS_PANEL, total[i]);
     }
 }
 
@@ -149,19 +158,35 @@ SS_T512VBMI static void rows512_4(const int8_t *v, const uint8_t *c, ptrdiff_t B
 SS_T512VBMI static void rows512_8(const int8_t *v, const uint8_t *c, ptrdiff_t B, const uint8_t *xq, ptrdiff_t k8, ptrdiff_t p0,
                                   ptrdiff_t p1, int32_t *sums, ptrdiff_t ls) { rows512_body(v, c, B, xq, k8, p0, p1, sums, ls, 8); }
 
-/* y[c] = act?(xs * wscale[c] * (sums[c] - correction[c]) + bias[c]) for one row's columns
- * [c0, c1) (sums relative to c0 = a panel boundary), the int8.c rescaling in 16-lane steps. */
+/* y[c..c+16) ∩ [.., c1) = act?(xs * wscale * (sum - correction) + bias) from one panel's int32
+ * sums, the int8.c rescaling. */
+SS_T512 SS_AI void rescale_panel512(__m512i sum, const int32_t *correction, const float *wscale, const float *bias, __m512 xv,
+                                    ptrdiff_t c, ptrdiff_t c1, int relu, float *y) {
+    const __mmask16 m = c1 - c >= SS_PANEL ? (__mmask16)0xFFFF : (__mmask16)((1u << (c1 - c)) - 1u);
+    const __m512 s = _mm512_mul_ps(xv, _mm512_loadu_ps(wscale + c));
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(sum, _mm512_loadu_si512(correction + c))), s);
+    if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));
+    if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
+    _mm512_mask_storeu_ps(y + c, m, v);
+}
+
+/* One row's columns [c0, c1) (sums relative to c0 = a panel boundary) rescaled into y. */
 SS_T512 static void rescale_row512(const int32_t *sums, const int32_t *correction, const float *wscale, const float *bias,
                                    float xs, ptrdiff_t c0, ptrdiff_t c1, int relu, float *y) {
     const __m512 xv = _mm512_set1_ps(xs);
-    for (ptrdiff_t c = c0; c < c1; c += SS_PANEL) {
-        const __mmask16 m = c1 - c >= SS_PANEL ? (__mmask16)0xFFFF : (__mmask16)((1u << (c1 - c)) - 1u);
-        const __m512 s = _mm512_mul_ps(xv, _mm512_loadu_ps(wscale + c));
-        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512(sums + c - c0),
-                                                                     _mm512_loadu_si512(correction + c))), s);
-        if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));
-        if (relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
-        _mm512_mask_storeu_ps(y + c, m, v);
+    for (ptrdiff_t c = c0; c < c1; c += SS_PANEL)
+        rescale_panel512(_mm512_loadu_si512(sums + c - c0), correction, wscale, bias, xv, c, c1, relu, y);
+}
+
+/* One token row (the GEMV): each panel's sums rescaled into y at once (no sums round trip). */
+SS_T512VBMI static void gemv512(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq, ptrdiff_t p0,
+                                ptrdiff_t p1, const int32_t *correction, const float *wscale, const float *bias, float xs,
+                                ptrdiff_t c1, int relu, float *y) {
+    const __m512 xv = _mm512_set1_ps(xs);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        __m512i total[1];
+        panel512(values, codes, B, xq, 0, p, 1, total);
+        rescale_panel512(total[0], correction, wscale, bias, xv, p * SS_PANEL, c1, relu, y);
     }
 }
 #endif
@@ -186,6 +211,11 @@ int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes
         memset(xq, 128, (size_t)(count * k8));
         for (int i = 0; i < count; i++) ss_q8_quantize_rows_isa(isa, x + (i0 + i) * ldx, ldx, 1, k, xq + i * k8, xs + i);
 #ifdef SS_X86
+        if (isa == SS_QISA_AVX512_DOT && count == 1) {
+            gemv512(values, codes, B, xq, p0, p1, correction, wscale, bias, xs[0], n_end, act == SS_ACT_RELU, y + i0 * ldy);
+            if (act != SS_ACT_NONE && act != SS_ACT_RELU) ss_act_apply_isa(ss_qisa_base(isa), act, y + i0 * ldy + n_begin, n_end - n_begin);
+            continue;
+        }
         if (isa == SS_QISA_AVX512_DOT) {
             typedef void (*rows_fn)(const int8_t *, const uint8_t *, ptrdiff_t, const uint8_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                     int32_t *, ptrdiff_t);

@@ -25,7 +25,7 @@
  * with vpshufb and multiplies with one vpdpbusd per 16 rows x 8 inputs; other levels run the
  * portable C loop (same int32 sums). Up to 8 token rows share each block's decode (batches run
  * as chunks of 16 quantized rows; no weight-broadcast GEMM), and the rescaling epilogue runs 16
- * lanes at a time on AVX-512.
+ * lanes at a time on AVX-512 (for one row, on each panel's sums as soon as they are summed).
  *
  * Batched kernel (M >= 2 on the AVX-512 dot level; nm_int8_gemm.c): byte indices expanded once
  * from the codes (same layout as values: lane j of block b holds, per kept weight, its input's
