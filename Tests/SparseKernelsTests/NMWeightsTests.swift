@@ -37,11 +37,11 @@ final class NMWeightsTests: XCTestCase {
         }
     }
 
-    /// m = 4 batches over more than 1024 inputs take the selection kernel on unexpanded rows (up to
-    /// 1024 inputs the rows are expanded, see nm.c); both forms, with a K tail.
+    /// m = 4 batches over more than 4096 inputs take the selection kernel on unexpanded rows (up to
+    /// 4096 inputs the rows are expanded, see nm.c); both forms, with a K tail.
     func testLongRowsSelectionPaths() throws {
         var random = TestRandom(seed: 15)
-        for k in [1031, 1021] {
+        for k in [4103, 4093, 1031] {
             let outputs = 19
             let op = try NMWeights(magnitudePruning: random.array(outputs * k), outputFeatures: outputs, inputFeatures: k, n: 2, m: 4,
                                    bias: random.array(outputs))
