@@ -116,26 +116,24 @@ SS_T512VBMI SS_AI void panel512(const int8_t *values, const uint8_t *codes, ptrd
     enum { CHAINS = 4, G = SS_NM8_CODE_BLOCKS };
     const int chains = T == 1 ? 4 : T <= 4 ? 2 : 1;  /* independent vpdpbusd chains per row */
     const ptrdiff_t groups = ss_ceil_div(B, G);
-    {
-        const int8_t *vp = values + p * B * SS_PANEL * LANE_BYTES;
-        const uint8_t *cp = codes + p * groups * G * SS_PANEL;
-        __m512i acc[8][CHAINS];
-        for (int i = 0; i < T; i++)
-            for (int c = 0; c < CHAINS; c++) acc[i][c] = _mm512_setzero_si512();
-        ptrdiff_t b = 0;
-        for (; b + G <= B; b += G) {
-            const __m512i group = _mm512_loadu_si512(cp + b * SS_PANEL);
-            for (int t = 0; t < G; t++) block512(vp, group, b + t, t, xq, k8, T, acc, t % chains);
-        }
-        if (b < B) {
-            const __m512i group = _mm512_loadu_si512(cp + b * SS_PANEL);
-            for (int t = 0; t < G - 1; t++)
-                if (b + t < B) block512(vp, group, b + t, t, xq, k8, T, acc, t % chains);
-        }
-        for (int i = 0; i < T; i++) {
-            total[i] = acc[i][0];
-            for (int c = 1; c < chains; c++) total[i] = _mm512_add_epi32(total[i], acc[i][c]);
-        }
+    const int8_t *vp = values + p * B * SS_PANEL * LANE_BYTES;
+    const uint8_t *cp = codes + p * groups * G * SS_PANEL;
+    __m512i acc[8][CHAINS];
+    for (int i = 0; i < T; i++)
+        for (int c = 0; c < CHAINS; c++) acc[i][c] = _mm512_setzero_si512();
+    ptrdiff_t b = 0;
+    for (; b + G <= B; b += G) {
+        const __m512i group = _mm512_loadu_si512(cp + b * SS_PANEL);
+        for (int t = 0; t < G; t++) block512(vp, group, b + t, t, xq, k8, T, acc, t % chains);
+    }
+    if (b < B) {
+        const __m512i group = _mm512_loadu_si512(cp + b * SS_PANEL);
+        for (int t = 0; t < G - 1; t++)
+            if (b + t < B) block512(vp, group, b + t, t, xq, k8, T, acc, t % chains);
+    }
+    for (int i = 0; i < T; i++) {
+        total[i] = acc[i][0];
+        for (int c = 1; c < chains; c++) total[i] = _mm512_add_epi32(total[i], acc[i][c]);
     }
 }
 
