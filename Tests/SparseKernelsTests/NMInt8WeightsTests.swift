@@ -70,12 +70,13 @@ final class NMInt8WeightsTests: XCTestCase {
     /// output panels over rows quantized once per chunk and shared: bit for bit the unsplit result
     /// on every level, over three chunks (K = 4100: 56 rows per chunk; 113 rows leave a last
     /// chunk of one row, and a last token part of 41 or 17 rows), with row strides wider than the
-    /// rows and a fused GELU (`checkSplitEqualsSerial`).
+    /// rows and a fused GELU (`checkSplitEqualsSerial`); one row: the GEMV on each thread's panels
+    /// (its epilogue writes each panel's columns, the last one partial).
     func testSplitByTokensAndSharedQuantizationMatchSerial() throws {
         var random = TestRandom(seed: 104)
         let (k, n) = (4100, 40)
         let op = try NMInt8Weights(magnitudePruning: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
-        for rows in [2, 113] { OperatorChecker.checkSplitEqualsSerial(op, rows: rows, random: &random, "2:4 int8") }
+        for rows in [1, 2, 113] { OperatorChecker.checkSplitEqualsSerial(op, rows: rows, random: &random, "2:4 int8") }
     }
 
     /// MiniLM's shapes at 128 tokens (the 2-thread case of issue 17): split by token rows into 4
