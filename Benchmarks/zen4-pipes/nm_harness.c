@@ -3,7 +3,7 @@
 // against the project kernel (err = max abs difference). Not part of the package build. From the
 // repository root (x86-64 with AVX-512; shapes with K a multiple of 16, as the prototype needs):
 //   mkdir -p /tmp/k && for f in Sources/CSparseKernels/*.c; do
-//     clang -O2 -ISources/CSparseKernels/include -c $f -o /tmp/k/$(basename $f .c).o; done
+//     clang -O2 -ISources/CSparseKernels/include -c "$PWD/$f" -o /tmp/k/$(basename $f .c).o; done
 //   ar rcs /tmp/k/libk.a /tmp/k/*.o
 //   clang -O2 -DTBMAX=4 -ISources/CSparseKernels/include -IBenchmarks/zen4-pipes Benchmarks/zen4-pipes/nm_harness.c \
 //     Benchmarks/zen4-pipes/nm_chunk_permute.c /tmp/k/libk.a -lm -lpthread -o /tmp/nm-harness && /tmp/nm-harness 3
