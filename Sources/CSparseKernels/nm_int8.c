@@ -60,13 +60,6 @@ int ss_nm8_pack(const int8_t *q, ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldq, int8_t
     return SS_OK;
 }
 
-int ss_nm8_check_codes(const uint8_t *codes, ptrdiff_t n, ptrdiff_t k) {
-    const ptrdiff_t count = ss_nm8_code_bytes(n, k);
-    for (ptrdiff_t i = 0; i < count; i++)
-        if ((codes[i] & 3) == ((codes[i] >> 2) & 3) || ((codes[i] >> 4) & 3) == ((codes[i] >> 6) & 3)) return SS_ERR_ARGUMENT;
-    return SS_OK;
-}
-
 /* One token row (xq: K8 bytes, +128 offset) over panels [p0, p1): int32 sums into acc_out. */
 static void row_portable(const int8_t *values, const uint8_t *codes, ptrdiff_t B, const uint8_t *xq,
                          ptrdiff_t p0, ptrdiff_t p1, int32_t *sums) {
@@ -189,6 +182,28 @@ SS_T512VBMI static void gemv512(const int8_t *values, const uint8_t *codes, ptrd
 }
 #endif
 
+/* Rows [0, count) of int32 sums (stride ls, relative to column n_begin) rescaled into y's columns
+ * [n_begin, n_end), ReLU fused. */
+static void rescale_rows(ss_qisa isa, const int32_t *sums, ptrdiff_t ls, const int32_t *correction, const float *wscale,
+                         const float *bias, const float *xs, int count, ptrdiff_t n_begin, ptrdiff_t n_end, int relu,
+                         float *y, ptrdiff_t ldy) {
+    for (int i = 0; i < count; i++) {
+        float *yi = y + i * ldy;
+#ifdef SS_X86
+        if (isa >= SS_QISA_AVX512) {
+            rescale_row512(sums + i * ls, correction, wscale, bias, xs[i], n_begin, n_end, relu, yi);
+            continue;
+        }
+#endif
+        for (ptrdiff_t c = n_begin; c < n_end; c++) {
+            const float s = xs[i] * wscale[c];
+            float v = (float)(sums[i * ls + c - n_begin] - correction[c]) * s;
+            if (bias) v = v + bias[c];
+            yi[c] = relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
 int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const int32_t *correction,
                          const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k, const float *x, ptrdiff_t ldx,
                          ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end) {
@@ -197,6 +212,7 @@ int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes
     isa = ss_clamp_qisa(isa);
     const ptrdiff_t B = blocks_of(k), k8 = B * BLOCK, p0 = n_begin / SS_PANEL, p1 = ss_ceil_div(n_end, SS_PANEL);
     const ptrdiff_t ls = (p1 - p0) * SS_PANEL;
+    const int relu = act == SS_ACT_RELU;
     enum { CHUNK = 16 };
     /* up to 16 quantized rows (K8 bytes each, padding = 128 i.e. zero) and their panels' int32 sums */
     float *scratch = ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(CHUNK * (k8 / 4 + 1 + ls)));
@@ -206,15 +222,13 @@ int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes
     float xs[CHUNK];
     for (ptrdiff_t i0 = 0; i0 < m; i0 += CHUNK) {
         const int count = (int)ss_min(CHUNK, m - i0);
+        float *yc = y + i0 * ldy;
         memset(xq, 128, (size_t)(count * k8));
         for (int i = 0; i < count; i++) ss_q8_quantize_rows_isa(isa, x + (i0 + i) * ldx, ldx, 1, k, xq + i * k8, xs + i);
 #ifdef SS_X86
         if (isa == SS_QISA_AVX512_DOT && count == 1) {
-            gemv512(values, codes, B, xq, p0, p1, correction, wscale, bias, xs[0], n_end, act == SS_ACT_RELU, y + i0 * ldy);
-            if (act != SS_ACT_NONE && act != SS_ACT_RELU) ss_act_apply_isa(ss_qisa_base(isa), act, y + i0 * ldy + n_begin, n_end - n_begin);
-            continue;
-        }
-        if (isa == SS_QISA_AVX512_DOT) {
+            gemv512(values, codes, B, xq, p0, p1, correction, wscale, bias, xs[0], n_end, relu, yc);
+        } else if (isa == SS_QISA_AVX512_DOT) {
             typedef void (*rows_fn)(const int8_t *, const uint8_t *, ptrdiff_t, const uint8_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                     int32_t *, ptrdiff_t);
             static const rows_fn table[4] = { rows512_1, rows512_2, rows512_4, rows512_8 };
@@ -223,26 +237,15 @@ int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes
                 table[ti](values, codes, B, xq + done * k8, k8, p0, p1, sums + done * ls, ls);
                 done += 1 << ti;
             }
+            rescale_rows(isa, sums, ls, correction, wscale, bias, xs, count, n_begin, n_end, relu, yc, ldy);
         } else
 #endif
+        {
             for (int i = 0; i < count; i++) row_portable(values, codes, B, xq + i * k8, p0, p1, sums + i * ls);
-        for (int i = 0; i < count; i++) {
-            float *yi = y + (i0 + i) * ldy;
-#ifdef SS_X86
-            if (isa >= SS_QISA_AVX512) {
-                rescale_row512(sums + i * ls, correction, wscale, bias, xs[i], n_begin, n_end, act == SS_ACT_RELU, yi);
-                if (act != SS_ACT_NONE && act != SS_ACT_RELU) ss_act_apply_isa(ss_qisa_base(isa), act, yi + n_begin, n_end - n_begin);
-                continue;
-            }
-#endif
-            for (ptrdiff_t c = n_begin; c < n_end; c++) {
-                const float s = xs[i] * wscale[c];
-                float v = (float)(sums[i * ls + c - p0 * SS_PANEL] - correction[c]) * s;
-                if (bias) v = v + bias[c];
-                yi[c] = act == SS_ACT_RELU && v < 0.0f ? 0.0f : v;
-            }
-            if (act != SS_ACT_NONE && act != SS_ACT_RELU) ss_act_apply_isa(ss_qisa_base(isa), act, yi + n_begin, n_end - n_begin);
+            rescale_rows(isa, sums, ls, correction, wscale, bias, xs, count, n_begin, n_end, relu, yc, ldy);
         }
+        if (act != SS_ACT_NONE && !relu)
+            for (int i = 0; i < count; i++) ss_act_apply_isa(ss_qisa_base(isa), act, yc + i * ldy + n_begin, n_end - n_begin);
     }
     return SS_OK;
 }

@@ -47,8 +47,6 @@ ptrdiff_t ss_nm8_code_bytes(ptrdiff_t n, ptrdiff_t k);
 /// SS_ERR_ARGUMENT (naming nothing) when a group holds more.
 int ss_nm8_pack(const int8_t *q, ptrdiff_t n, ptrdiff_t k, ptrdiff_t ldq, int8_t *values, uint8_t *codes,
                 int32_t *correction);
-/// Checks a stored pack: every lane's two positions per group distinct. 0 or SS_ERR_ARGUMENT.
-int ss_nm8_check_codes(const uint8_t *codes, ptrdiff_t n, ptrdiff_t k);
 /// Y = act(xscale * wscale * (Xq . W) + bias) over output columns [n_begin, n_end) (alignment as
 /// for dense); x fp32 is quantized per row here. wscale: ceil(N/16)*16 floats.
 int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes, const int32_t *correction,
