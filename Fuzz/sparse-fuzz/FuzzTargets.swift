@@ -129,12 +129,14 @@ enum FuzzTargets {
         }
     }
 
+    /// Where `loadRoot` lives: a folder per process.
+    static let loadRootPath = NSTemporaryDirectory() + "sparse-fuzz-root-\(getpid())"
+
     /// A model root with one model folder, for `load`; removed when the process exits.
     static let loadRoot: String = {
-        let root = NSTemporaryDirectory() + "sparse-fuzz-root-\(getpid())"
-        try? FileManager.default.createDirectory(atPath: root + "/digits", withIntermediateDirectories: true)
-        atexit { try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "sparse-fuzz-root-\(getpid())") }
-        return SecuritySettings.realPath(root) ?? root
+        try? FileManager.default.createDirectory(atPath: loadRootPath + "/digits", withIntermediateDirectories: true)
+        atexit { try? FileManager.default.removeItem(atPath: FuzzTargets.loadRootPath) }
+        return SecuritySettings.realPath(loadRootPath) ?? loadRootPath
     }()
 
     static let loadServer: ServiceConfig = {
