@@ -383,10 +383,17 @@ static void select_rows(ss_isa isa, const void *values, int bf16, const void *in
 #endif
 
 /* In-register-selection kernel for r token rows over panels [p0, p1): rows prepared in batches
- * of up to CHUNK, each batch run panel block by panel block. */
+ * of up to CHUNK, each batch run panel block by panel block; rows of one chunk are kept for the
+ * thread's next part of the same split call (`call`, see prepared_rows). */
+/* What the selection kernel's rows in this thread's SS_SCRATCH_ROWS were prepared from: a thread
+ * that runs several parts (output panel ranges) of one split call prepares its rows once, not per
+ * part (the pool hands out 4 parts a thread; 14 rows of K = 1536 expand to 344 KB). Sharing one
+ * expansion between the threads measured slower: the other core then reads it across cores. */
+static _Thread_local struct { uint64_t call; const float *x; ptrdiff_t ldx, r, k; } prepared_rows;
+
 static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices, int n, int m, const float *bias,
                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
-                   ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1) {
+                   ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1, uint64_t call) {
     const ptrdiff_t G = groups_of(k, m);
     /* AVX-512, m = 4, three rows or more of at most 4096 inputs: rows expanded (expand_row4_512),
      * else copied with zero padding (the one- and two-row GEMV measured slower expanded; at
@@ -398,12 +405,23 @@ static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices
     const ptrdiff_t block = ss_max(1, SS_NM_SELECT_BLOCK_BYTES / (G * n * SS_PANEL * (bf16 ? 2 : 4)));
     float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(ss_min(CHUNK, r) * padded));
     if (!xp) return SS_ERR_NO_MEMORY;
+    /* the rows of this call are in the scratch already (one chunk, prepared by an earlier part) */
+    const int kept = call != 0 && r <= CHUNK && prepared_rows.call == call && prepared_rows.x == x && prepared_rows.ldx == ldx &&
+                     prepared_rows.r == r && prepared_rows.k == k;
+    prepared_rows.call = 0;
     for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
         const ptrdiff_t count = ss_min(CHUNK, r - i0);
-        prepare_rows(x + i0 * ldx, ldx, k, G, expand, padded, count, xp);
+        if (!kept) prepare_rows(x + i0 * ldx, ldx, k, G, expand, padded, count, xp);
         for (ptrdiff_t p = p0; p < p1; p += block)
             select_rows(isa, values, bf16, indices, n, m, G, bias, rows, p, ss_min(p1, p + block), expand,
                         xp, padded, count, y + i0 * ldy, ldy);
+    }
+    if (call != 0 && r <= CHUNK) {
+        prepared_rows.x = x;
+        prepared_rows.ldx = ldx;
+        prepared_rows.r = r;
+        prepared_rows.k = k;
+        prepared_rows.call = call;
     }
     if (act != SS_ACT_NONE) {
         const ptrdiff_t c0 = p0 * SS_PANEL, c1 = ss_min(p1 * SS_PANEL, rows);
@@ -555,7 +573,7 @@ void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_
 int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
                                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
                                    const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                                   ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+                                   ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end, uint64_t call) {
     if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r < 0) return SS_ERR_ARGUMENT;
     panel_begin = ss_max(0, panel_begin);
     panel_end = ss_min(panels_of(rows), panel_end);
@@ -569,14 +587,14 @@ int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *
     }
     if (r > gemm_rows)
         return nm_gemv(isa, values, 0, indices, n, m, bias, rows, k, x + gemm_rows * ldx, ldx, y + gemm_rows * ldy, ldy,
-                       r - gemm_rows, act, panel_begin, panel_end);
+                       r - gemm_rows, act, panel_begin, panel_end, call);
     return SS_OK;
 }
 
 int ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                          ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end) {
+                          ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end, uint64_t call) {
     if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r < 0) return SS_ERR_ARGUMENT;
     const ptrdiff_t floats = ss_nm_input_floats(isa, k, m, r);
     float *xt = NULL;
@@ -585,14 +603,15 @@ int ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, 
         if (!xt) return SS_ERR_NO_MEMORY;
         ss_nm_prepare_input_isa(isa, x, ldx, r, k, m, xt);
     }
-    return ss_nm_gemm_prepared_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, xt, y, ldy, r, act, panel_begin, panel_end);
+    return ss_nm_gemm_prepared_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, xt, y, ldy, r, act, panel_begin, panel_end,
+                                          call);
 }
 
 int ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
                    const float *bias, ptrdiff_t rows, ptrdiff_t k,
                    const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                    ss_act_kind act) {
-    return ss_nm_gemm_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, 0, panels_of(rows));
+    return ss_nm_gemm_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, 0, panels_of(rows), 0);
 }
 
 int ss_nm_bf16_gemv_panels_isa(ss_isa isa, const uint16_t *values, const void *indices, int n, int m,
@@ -603,5 +622,5 @@ int ss_nm_bf16_gemv_panels_isa(ss_isa isa, const uint16_t *values, const void *i
     panel_begin = ss_max(0, panel_begin);
     panel_end = ss_min(panels_of(rows), panel_end);
     if (panel_begin >= panel_end || r == 0) return SS_OK;
-    return nm_gemv(ss_clamp_isa(isa), values, 1, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, panel_begin, panel_end);
+    return nm_gemv(ss_clamp_isa(isa), values, 1, indices, n, m, bias, rows, k, x, ldx, y, ldy, r, act, panel_begin, panel_end, 0);
 }

@@ -1,4 +1,5 @@
 import CSparseKernels
+import Synchronization
 
 /// An N:M-sparse linear layer: in every group of `m` consecutive inputs, each output row keeps at
 /// most `n` weights (m ∈ {4, 8, 16}, 1 ≤ n < m). Values are packed in 16-row panels with 2-bit
@@ -279,21 +280,27 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
         // A split batched call transposes its input once, on the caller, for all parts.
         let prepared: UnsafeSendablePointer? = split ? prepareInput(x, rows: rows, inputStride: inputStride, isa: isa) : nil
         let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
+        let call = split ? Self.callIDs.add(1, ordering: .relaxed).newValue : 0
         forEachPanelRange(split: split, pool: pool) { [self] range in
             withOptionalPointer(bias) { b in
                 let v = values.pointer, i = UnsafeRawPointer(indices.pointer)
                 let status = if let xt = prepared {
                     ss_nm_gemm_prepared_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
                                                    inputStride, xt.pointer, ys.pointer, outputStride, rows, activation.cKind,
-                                                   range.lowerBound, range.upperBound)
+                                                   range.lowerBound, range.upperBound, call)
                 } else {
                     ss_nm_gemm_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
-                                          inputStride, ys.pointer, outputStride, rows, activation.cKind, range.lowerBound, range.upperBound)
+                                          inputStride, ys.pointer, outputStride, rows, activation.cKind, range.lowerBound, range.upperBound,
+                                          call)
                 }
                 KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(rows) rows")
             }
         }
     }
+
+    /// Ids of split calls (nonzero, never reused): each thread that runs parts of one prepares
+    /// the selection kernel's rows once for all its parts (the pool hands out 4 parts a thread).
+    private static let callIDs = Atomic<UInt64>(0)
 
     /// Time per kept multiply-add of the batched kernels relative to the dense GEMM's per
     /// multiply-add, for the pool's split decision: 2:4 at 3..64 rows runs at 1.1–1.35× dense

@@ -50,6 +50,42 @@ final class NMWeightsTests: XCTestCase {
         }
     }
 
+    /// Calls split across two threads by output panels (4 parts a thread, each thread preparing
+    /// the selection kernel's rows once for its parts, and the batched kernel's shared input)
+    /// against the reference, with row counts on both kernels.
+    func testSplitCalls() throws {
+        var random = TestRandom(seed: 16)
+        let pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
+        for (n, m) in [(2, 4), (4, 8)] {
+            let (k, outputs) = (70, 150)
+            let op = try NMWeights(magnitudePruning: random.array(outputs * k), outputFeatures: outputs, inputFeatures: k, n: n, m: m,
+                                   bias: random.array(outputs))
+            OperatorChecker.check(op, dense: op.denseWeights(), bias: op.bias, rowCounts: [3, 5, 8, 9, 14, 17, 31, 33, 47],
+                                  activations: [.none, .relu, .gelu], random: &random, pool: pool, "\(n):\(m) split")
+        }
+    }
+
+    /// Split calls one after another on the same input and output memory with new input values
+    /// each time: rows a thread prepared for one call are never taken for the next.
+    func testSplitCallsOnReusedMemory() throws {
+        var random = TestRandom(seed: 17)
+        let pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
+        let (k, outputs, rows) = (96, 200, 14)
+        let op = try NMWeights(magnitudePruning: random.array(outputs * k), outputFeatures: outputs, inputFeatures: k, n: 2, m: 4)
+        let w = op.denseWeights()
+        let x = UnsafeMutableBufferPointer<Float>.allocate(capacity: rows * k)
+        let y = UnsafeMutableBufferPointer<Float>.allocate(capacity: rows * outputs)
+        defer { x.deallocate(); y.deallocate() }
+        for round in 0..<4 {
+            let values = random.array(rows * k)
+            _ = x.update(fromContentsOf: values)
+            op.apply(x.baseAddress!, rows: rows, inputStride: k, into: y.baseAddress!, outputStride: outputs, activation: .none,
+                     pool: pool, isa: .current)
+            let reference = OperatorChecker.reference(x: values, rows: rows, weights: w, outputs: outputs, inputs: k, bias: nil)
+            OperatorChecker.assertClose(Array(y), reference, activation: .none, tolerance: 1e-5, "round \(round)")
+        }
+    }
+
     /// Groups with fewer than n non-zeros (padding slots), whole zero rows, and K not a multiple of m.
     func testSparserThanPatternAndZeroRows() throws {
         var random = TestRandom(seed: 13)
