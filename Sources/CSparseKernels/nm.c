@@ -385,11 +385,26 @@ static void select_rows(ss_isa isa, const void *values, int bf16, const void *in
 /* In-register-selection kernel for r token rows over panels [p0, p1): rows prepared in batches
  * of up to CHUNK, each batch run panel block by panel block; rows of one chunk are kept for the
  * thread's next part of the same split call (`call`, see prepared_rows). */
-/* What the selection kernel's rows in this thread's SS_SCRATCH_ROWS were prepared from: a thread
- * that runs several parts (output panel ranges) of one split call prepares its rows once, not per
- * part (the pool hands out 4 parts a thread; 14 rows of K = 1536 expand to 344 KB). Sharing one
- * expansion between the threads measured slower: the other core then reads it across cores. */
-static _Thread_local struct { uint64_t call; const float *x; ptrdiff_t ldx, r, k; } prepared_rows;
+/* What a thread's scratch slot holds the prepared input of: a thread that runs several parts
+ * (output panel ranges) of one split call (`call`, nonzero, one per call) prepares its input once,
+ * not per part (the pool hands out 4 parts a thread; 14 rows of K = 1536 expand to 344 KB).
+ * Sharing one preparation between the threads measured slower: the other core then reads it
+ * across cores. prepared_rows: the selection kernel's rows (SS_SCRATCH_ROWS, one chunk);
+ * prepared_tiles: the whole prepared input (SS_SCRATCH_TILES). */
+typedef struct { uint64_t call; const float *x; ptrdiff_t ldx, r, k; } prepared_from;
+static _Thread_local prepared_from prepared_rows, prepared_tiles;
+
+/* Whether `slot` holds what call `call` prepares from x (r rows of k, stride ldx); forgets it
+ * either way (the caller prepares again or uses it, then calls keep_prepared). */
+static int still_prepared(prepared_from *slot, uint64_t call, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k) {
+    const int same = call != 0 && slot->call == call && slot->x == x && slot->ldx == ldx && slot->r == r && slot->k == k;
+    slot->call = 0;
+    return same;
+}
+
+static void keep_prepared(prepared_from *slot, uint64_t call, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k) {
+    *slot = (prepared_from){ .call = call, .x = x, .ldx = ldx, .r = r, .k = k };
+}
 
 static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices, int n, int m, const float *bias,
                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
@@ -406,9 +421,7 @@ static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices
     float *xp = ss_thread_scratch(SS_SCRATCH_ROWS, (size_t)(ss_min(CHUNK, r) * padded));
     if (!xp) return SS_ERR_NO_MEMORY;
     /* the rows of this call are in the scratch already (one chunk, prepared by an earlier part) */
-    const int kept = call != 0 && r <= CHUNK && prepared_rows.call == call && prepared_rows.x == x && prepared_rows.ldx == ldx &&
-                     prepared_rows.r == r && prepared_rows.k == k;
-    prepared_rows.call = 0;
+    const int kept = r <= CHUNK && still_prepared(&prepared_rows, call, x, ldx, r, k);
     for (ptrdiff_t i0 = 0; i0 < r; i0 += CHUNK) {
         const ptrdiff_t count = ss_min(CHUNK, r - i0);
         if (!kept) prepare_rows(x + i0 * ldx, ldx, k, G, expand, padded, count, xp);
@@ -416,13 +429,7 @@ static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices
             select_rows(isa, values, bf16, indices, n, m, G, bias, rows, p, ss_min(p1, p + block), expand,
                         xp, padded, count, y + i0 * ldy, ldy);
     }
-    if (call != 0 && r <= CHUNK) {
-        prepared_rows.x = x;
-        prepared_rows.ldx = ldx;
-        prepared_rows.r = r;
-        prepared_rows.k = k;
-        prepared_rows.call = call;
-    }
+    if (r <= CHUNK) keep_prepared(&prepared_rows, call, x, ldx, r, k);
     if (act != SS_ACT_NONE) {
         const ptrdiff_t c0 = p0 * SS_PANEL, c1 = ss_min(p1 * SS_PANEL, rows);
         for (ptrdiff_t i = 0; i < r; i++) ss_act_apply_isa(isa, act, y + i * ldy + c0, c1 - c0);
@@ -559,21 +566,23 @@ static int nm_gemm(ss_isa isa, const float *values, const void *indices, int n, 
     return SS_OK;
 }
 
-ptrdiff_t ss_nm_input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r) {
+/* The prepared input of r rows: the batched kernel's transposed tiles (floats; 0 when none). */
+static ptrdiff_t input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r) {
     if (!m_supported(m) || k <= 0 || r <= 0) return 0;
     return ss_tiles_floats(groups_of(k, m) * m, gemm_rows_of(ss_clamp_isa(isa), m, r));
 }
 
-void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, int m, float *xt) {
+static void prepare_input(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, int m, float *xt) {
     if (!m_supported(m) || k <= 0 || r <= 0) return;
     isa = ss_clamp_isa(isa);
     ss_tiles_transpose(isa, x, ldx, gemm_rows_of(isa, m, r), k, groups_of(k, m) * m, xt);
 }
 
-int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                                   const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                                   ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end, uint64_t call) {
+/* Panels [panel_begin, panel_end) over the prepared input xt (NULL when input_floats is 0). */
+static int gemm_prepared_panels(ss_isa isa, const float *values, const void *indices, int n, int m,
+                                const float *bias, ptrdiff_t rows, ptrdiff_t k,
+                                const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
+                                ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end, uint64_t call) {
     if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r < 0) return SS_ERR_ARGUMENT;
     panel_begin = ss_max(0, panel_begin);
     panel_end = ss_min(panels_of(rows), panel_end);
@@ -596,15 +605,15 @@ int ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, 
                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end, uint64_t call) {
     if (!nm_supported(n, m) || rows <= 0 || k <= 0 || r < 0) return SS_ERR_ARGUMENT;
-    const ptrdiff_t floats = ss_nm_input_floats(isa, k, m, r);
+    const ptrdiff_t floats = input_floats(isa, k, m, r);
     float *xt = NULL;
     if (floats > 0) {
         xt = ss_thread_scratch(SS_SCRATCH_TILES, (size_t)floats);
         if (!xt) return SS_ERR_NO_MEMORY;
-        ss_nm_prepare_input_isa(isa, x, ldx, r, k, m, xt);
+        if (!still_prepared(&prepared_tiles, call, x, ldx, r, k)) prepare_input(isa, x, ldx, r, k, m, xt);
+        keep_prepared(&prepared_tiles, call, x, ldx, r, k);
     }
-    return ss_nm_gemm_prepared_panels_isa(isa, values, indices, n, m, bias, rows, k, x, ldx, xt, y, ldy, r, act, panel_begin, panel_end,
-                                          call);
+    return gemm_prepared_panels(isa, values, indices, n, m, bias, rows, k, x, ldx, xt, y, ldy, r, act, panel_begin, panel_end, call);
 }
 
 int ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, int m,

@@ -277,29 +277,24 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
         let split = splits(rows: rows, pool: pool, costFactor: rows <= 2 ? 1 : Self.batchedCostFactor)
         if split && applySplitByTokens(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride,
                                        activation: activation, pool: pool, isa: isa) { return }
-        // A split batched call transposes its input once, on the caller, for all parts.
-        let prepared: UnsafeSendablePointer? = split ? prepareInput(x, rows: rows, inputStride: inputStride, isa: isa) : nil
+        // A split call's parts carry one id: each thread prepares the input once for all its parts.
         let xs = UnsafeSendablePointer(x), ys = UnsafeSendableMutablePointer(y)
         let call = split ? Self.callIDs.add(1, ordering: .relaxed).newValue : 0
         forEachPanelRange(split: split, pool: pool) { [self] range in
             withOptionalPointer(bias) { b in
-                let v = values.pointer, i = UnsafeRawPointer(indices.pointer)
-                let status = if let xt = prepared {
-                    ss_nm_gemm_prepared_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
-                                                   inputStride, xt.pointer, ys.pointer, outputStride, rows, activation.cKind,
-                                                   range.lowerBound, range.upperBound, call)
-                } else {
-                    ss_nm_gemm_panels_isa(isa.cValue, v, i, Int32(n), Int32(m), b, outputFeatures, inputFeatures, xs.pointer,
-                                          inputStride, ys.pointer, outputStride, rows, activation.cKind, range.lowerBound, range.upperBound,
-                                          call)
-                }
+                let status = ss_nm_gemm_panels_isa(isa.cValue, values.pointer, UnsafeRawPointer(indices.pointer), Int32(n), Int32(m), b,
+                                                   outputFeatures, inputFeatures, xs.pointer, inputStride, ys.pointer, outputStride, rows,
+                                                   activation.cKind, range.lowerBound, range.upperBound, call)
                 KernelError.require(status, "\(storage) \(inputFeatures)→\(outputFeatures), \(rows) rows")
             }
         }
     }
 
-    /// Ids of split calls (nonzero, never reused): each thread that runs parts of one prepares
-    /// the selection kernel's rows once for all its parts (the pool hands out 4 parts a thread).
+    /// Ids of split calls (nonzero, never reused): each thread that runs parts of one prepares its
+    /// input once for all its parts (the pool hands out 4 parts a thread), in its own scratch.
+    /// One preparation on the caller shared by all parts measured slower on two threads at 32–112
+    /// rows (1.02–1.11× our dense → 1.14–1.35× on 384² and 1536×384): the other core read it
+    /// across cores.
     private static let callIDs = Atomic<UInt64>(0)
 
     /// Time per kept multiply-add of the batched kernels relative to the dense GEMM's per
@@ -308,14 +303,6 @@ public final class NMWeights: LinearOperator, @unchecked Sendable {
     /// as 1 (as before), a 2:4 layer that takes as long as a dense one the pool splits stayed on
     /// one thread.
     static let batchedCostFactor = 1.6
-
-    /// The batched kernel's transposed input in the caller's scratch (slot 3), or nil if none is needed.
-    private func prepareInput(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, isa: InstructionSet) -> UnsafeSendablePointer? {
-        let count = ss_nm_input_floats(isa.cValue, inputFeatures, Int32(m), rows)
-        guard count > 0, let xt = ss_thread_scratch(3, count) else { return nil }
-        ss_nm_prepare_input_isa(isa.cValue, x, inputStride, rows, inputFeatures, Int32(m), xt)
-        return UnsafeSendablePointer(xt)
-    }
 
     /// The weight back as a dense row-major matrix (zeros where pruned).
     public func denseWeights() -> [Float] {

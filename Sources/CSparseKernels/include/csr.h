@@ -31,7 +31,8 @@ int ss_csr_gemm_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col,
                          const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                          ss_act_kind act, ptrdiff_t row_begin, ptrdiff_t row_end);
 
-/// Transpose-once form for calls split across threads (see ss_nm_input_floats).
+/// Transpose-once form for calls split across threads: the floats the transposed input of r rows
+/// needs (0: none), the transpose, and the kernel over rows [row_begin, row_end) reading it.
 ptrdiff_t ss_csr_input_floats(ss_isa isa, ptrdiff_t k, ptrdiff_t r);
 void ss_csr_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, float *xt);
 int ss_csr_gemm_prepared_rows_isa(ss_isa isa, const int32_t *row_ptr, const int32_t *col, const float *val,

@@ -58,22 +58,12 @@ int ss_nm_gemm_isa(ss_isa isa, const float *values, const void *indices, int n, 
 /// As ss_nm_gemm_isa, but only output panels [panel_begin, panel_end) (columns 16*panel_begin ..
 /// min(16*panel_end, N)), so threads can split one call by output panels. `call`: nonzero and the
 /// same for every part of one split call and for no other call (0: none): a thread that runs
-/// several parts of it then prepares the selection kernel's rows (expanded or padded) once.
+/// several parts of it then prepares the input (the batched kernel's transposed tiles, the
+/// selection kernel's expanded or padded rows) once, in its own scratch.
 int ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
                           const float *bias, ptrdiff_t rows, ptrdiff_t k,
                           const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy, ptrdiff_t r,
                           ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end, uint64_t call);
-
-/// A call split across threads can transpose its input once: the floats the batched kernel's
-/// transposed input needs for r rows on `isa` (0 when r rows need none), the transpose itself,
-/// and the kernel over output panels with that prepared input (same isa, x and r; xt may be NULL
-/// only when ss_nm_input_floats is 0). Same status values.
-ptrdiff_t ss_nm_input_floats(ss_isa isa, ptrdiff_t k, int m, ptrdiff_t r);
-void ss_nm_prepare_input_isa(ss_isa isa, const float *x, ptrdiff_t ldx, ptrdiff_t r, ptrdiff_t k, int m, float *xt);
-int ss_nm_gemm_prepared_panels_isa(ss_isa isa, const float *values, const void *indices, int n, int m,
-                                   const float *bias, ptrdiff_t rows, ptrdiff_t k,
-                                   const float *x, ptrdiff_t ldx, const float *xt, float *y, ptrdiff_t ldy, ptrdiff_t r,
-                                   ss_act_kind act, ptrdiff_t panel_begin, ptrdiff_t panel_end, uint64_t call);
 
 /// N:M with bf16 values: the pack of ss_nm_pack with every value rounded to bf16 (same layout,
 /// uint16 bit patterns), run on the in-register-selection kernel for every row (values widened
