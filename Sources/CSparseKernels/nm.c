@@ -382,9 +382,6 @@ static void select_rows(ss_isa isa, const void *values, int bf16, const void *in
 #define SS_NM_SELECT_BLOCK_BYTES 65536
 #endif
 
-/* In-register-selection kernel for r token rows over panels [p0, p1): rows prepared in batches
- * of up to CHUNK, each batch run panel block by panel block; rows of one chunk are kept for the
- * thread's next part of the same split call (`call`, see prepared_rows). */
 /* What a thread's scratch slot holds the prepared input of: a thread that runs several parts
  * (output panel ranges) of one split call (`call`, nonzero, one per call) prepares its input once,
  * not per part (the pool hands out 4 parts a thread; 14 rows of K = 1536 expand to 344 KB).
@@ -406,6 +403,9 @@ static void keep_prepared(prepared_from *slot, uint64_t call, const float *x, pt
     *slot = (prepared_from){ .call = call, .x = x, .ldx = ldx, .r = r, .k = k };
 }
 
+/* In-register-selection kernel for r token rows over panels [p0, p1): rows prepared in batches
+ * of up to CHUNK, each batch run panel block by panel block; rows of one chunk are kept for the
+ * thread's next part of the same split call (`call`, see prepared_rows). */
 static int nm_gemv(ss_isa isa, const void *values, int bf16, const void *indices, int n, int m, const float *bias,
                    ptrdiff_t rows, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y, ptrdiff_t ldy,
                    ptrdiff_t r, ss_act_kind act, ptrdiff_t p0, ptrdiff_t p1, uint64_t call) {

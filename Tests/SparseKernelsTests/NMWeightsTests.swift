@@ -51,7 +51,7 @@ final class NMWeightsTests: XCTestCase {
     }
 
     /// Calls split across two threads by output panels (4 parts a thread, each thread preparing
-    /// the selection kernel's rows once for its parts, and the batched kernel's shared input)
+    /// the selection kernel's rows and the batched kernel's transposed input once for its parts)
     /// against the reference, with row counts on both kernels.
     func testSplitCalls() throws {
         var random = TestRandom(seed: 16)
