@@ -238,6 +238,54 @@ GEMV512E(1) GEMV512E(2) GEMV512E(4) GEMV512E(8)
 GEMV512(8, 1) GEMV512(8, 2) GEMV512(8, 4) GEMV512(8, 8)
 GEMV512(16, 1) GEMV512(16, 2) GEMV512(16, 4) GEMV512(16, 8)
 
+/* m = 4 over expanded rows, t of up to 16 token rows (t >= 9) in one pass: each slot's weights
+ * and decode are loaded once for all the rows (the 8-row blocks above load them once per block,
+ * twice or three times for 9-16 rows, and the server's weights come from L3 or memory). NN = n
+ * (1-3) as a constant, so the slot's weights and positions stay in registers; 16 accumulators
+ * (one chain per row; t >= 9 chains hide the FMA latency). */
+SS_T512 SS_AI void gemv512e16_body(const void *values, const void *indices, ptrdiff_t G, const float *bias, ptrdiff_t rows,
+                                   ptrdiff_t p0, ptrdiff_t p1, const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy,
+                                   int t, const int NN, const int BF16) {
+    const __m512i shifts = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const char *vp = (const char *)values + p * G * NN * SS_PANEL * (BF16 ? 2 : 4);
+        const char *ip = (const char *)indices + p * G * NN * 4;
+        __m512 a[16];
+        for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+        for (ptrdiff_t g = 0; g < G; g++) {
+            __m512i iv[3];
+            __m512 w[3];
+            for (int s = 0; s < NN; s++) {
+                iv[s] = decode512(ip, g * NN + s, 4, shifts);
+                w[s] = values512(vp, g * NN + s, BF16);
+            }
+#pragma clang loop unroll(full)
+            for (int i = 0; i < 16; i++) {
+                if (i < t) {  /* (a test, not a break: the unrolled rows keep constant accumulator indices) */
+                    const __m512 xg = group512(x + i * ldxp, g, 4, 1);
+                    for (int s = 0; s < NN; s++) a[i] = _mm512_fmadd_ps(w[s], _mm512_permutexvar_ps(iv[s], xg), a[i]);
+                }
+            }
+        }
+        const ptrdiff_t valid = rows - p * SS_PANEL;
+        const __mmask16 mask = valid >= SS_PANEL ? (__mmask16)0xFFFF : (__mmask16)((1u << valid) - 1u);
+        const __m512 bv = bias ? _mm512_maskz_loadu_ps(mask, bias + p * SS_PANEL) : _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 16; i++)
+            if (i < t) _mm512_mask_storeu_ps(y + i * ldy + p * SS_PANEL, mask, _mm512_add_ps(bv, a[i]));
+    }
+}
+
+typedef void (*gemv16_fn)(const void *, const void *, ptrdiff_t, const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, const float *,
+                          ptrdiff_t, float *, ptrdiff_t, int);
+#define GEMV512E16(NN, BF16, NAME)                                                                                            \
+    SS_T512 static void NAME(const void *values, const void *indices, ptrdiff_t G, const float *bias, ptrdiff_t rows,         \
+                             ptrdiff_t p0, ptrdiff_t p1, const float *x, ptrdiff_t ldxp, float *y, ptrdiff_t ldy, int t) {    \
+        gemv512e16_body(values, indices, G, bias, rows, p0, p1, x, ldxp, y, ldy, t, NN, BF16);                              \
+    }
+GEMV512E16(1, 0, gemv512e16_1) GEMV512E16(2, 0, gemv512e16_2) GEMV512E16(3, 0, gemv512e16_3)
+GEMV512E16(1, 1, gemv512e16b_1) GEMV512E16(2, 1, gemv512e16b_2) GEMV512E16(3, 1, gemv512e16b_3)
+
 /* AVX2: each 16-lane slot is two 8-lane halves. */
 SS_T256 SS_AI void select256(const void *ip, ptrdiff_t e, const float *x, ptrdiff_t g, const int MC,
                              __m256 *lo, __m256 *hi) {
@@ -335,8 +383,14 @@ static void prepare_rows(const float *x, ptrdiff_t ldx, ptrdiff_t k, ptrdiff_t G
     }
 }
 
+/* From this many rows the expanded m = 4 rows run up to 16 at a time (gemv512e16_body). */
+#ifndef SS_NM_ROWS16_FROM
+#define SS_NM_ROWS16_FROM 9
+#endif
+
 /* The selection kernels for `count` prepared rows (stride padded) over panels [p0, p1): on
- * AVX-512 in blocks of 8, 4, 2 and 1 rows sharing each slot's decode, elsewhere row by row. */
+ * AVX-512 in blocks of 8, 4, 2 and 1 rows sharing each slot's decode (expanded rows from 9 on: up
+ * to 16 a pass, gemv512e16_body), elsewhere row by row. */
 static void select_rows(ss_isa isa, const void *values, int bf16, const void *indices, int n, int m, ptrdiff_t G,
                         const float *bias, ptrdiff_t rows, ptrdiff_t p0, ptrdiff_t p1, int expand,
                         const float *xp, ptrdiff_t padded, ptrdiff_t count, float *y, ptrdiff_t ldy) {
@@ -352,9 +406,18 @@ static void select_rows(ss_isa isa, const void *values, int bf16, const void *in
             { { gemv512b_4_1, gemv512b_4_2, gemv512b_4_4, gemv512b_4_8 }, { gemv512b_8_1, gemv512b_8_2, gemv512b_8_4, gemv512b_8_8 },
               { gemv512b_16_1, gemv512b_16_2, gemv512b_16_4, gemv512b_16_8 },
               { gemv512eb_4_1, gemv512eb_4_2, gemv512eb_4_4, gemv512eb_4_8 } } };
+        static const gemv16_fn rows16[2][3] = { { gemv512e16_1, gemv512e16_2, gemv512e16_3 },
+                                                { gemv512e16b_1, gemv512e16b_2, gemv512e16b_3 } };
         ptrdiff_t done = 0;
         while (done < count) {
             const ptrdiff_t left = count - done;
+            if (expand && left >= SS_NM_ROWS16_FROM) {
+                /* 17-24 rows: the first 9-16 here and 8 after (not 16 and a lone row) */
+                const int t = (int)(left <= 16 ? left : left < 25 ? left - 8 : 16);
+                rows16[bf16 != 0][n - 1](values, indices, G, bias, rows, p0, p1, xp + done * padded, padded, y + done * ldy, ldy, t);
+                done += t;
+                continue;
+            }
             const int ti = left >= 8 ? 3 : left >= 4 ? 2 : left >= 2 ? 1 : 0;
             table[bf16 != 0][expand ? 3 : mi][ti](values, indices, n, G, bias, rows, p0, p1, xp + done * padded, padded, y + done * ldy, ldy);
             done += (ptrdiff_t)1 << ti;

@@ -2,7 +2,7 @@ import CSparseKernels
 
 /// An N:M-sparse linear layer with bf16 values (the `NMWeights` pack with every kept weight
 /// rounded to bf16): half the value bytes, widened to fp32 in registers by the in-register-selection
-/// kernel, which runs every row (up to 8 rows per decode; `nm.h`, no bf16 weight-broadcast GEMM).
+/// kernel, which runs every row (up to 8 rows per decode, 16 for m = 4 from 9 rows; `nm.h`, no bf16 weight-broadcast GEMM).
 public final class NMBF16Weights: PanelKernelOperator, @unchecked Sendable {
     public let inputFeatures: Int
     public let outputFeatures: Int

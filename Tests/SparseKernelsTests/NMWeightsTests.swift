@@ -23,8 +23,9 @@ final class NMWeightsTests: XCTestCase {
         }
     }
 
-    /// Row counts around every switch point: 1–2 (GEMV), 3–15 (multi-row GEMV in chunks of 8/4/2/1
-    /// on AVX-512, GEMM elsewhere), 16+ (GEMM tiles of up to 64 plus a remainder).
+    /// Row counts around every switch point: 1–2 (GEMV), 3–15 (multi-row GEMV on AVX-512: passes
+    /// of 9–16 expanded rows for m = 4, chunks of 8/4/2/1; GEMM elsewhere), 16+ (GEMM tiles of up
+    /// to 64 plus a remainder; m = 4 on AVX-512 keeps the GEMV up to 31 rows).
     func testRowCountsAcrossKernelSwitches() throws {
         var random = TestRandom(seed: 12)
         for (n, m) in [(2, 4), (4, 8), (8, 16)] {

@@ -25,7 +25,7 @@
  *     m = 4 and R <= 31): per slot, the group's inputs are in a register (m = 4, R >= 3, K <= 1024: rows
  *     copied with each group repeated in every 128-bit lane, so this is a plain load), each lane's input is
  *     selected in-register (vpsrlvd decode + vpermps), then one FMA per 16 outputs; up to 8 rows
- *     share each decode, and every row of a call (up to 32 at a time) runs on one output panel
+ *     share each decode (up to 16 for expanded m = 4 rows), and every row of a call (up to 32 at a time) runs on one output panel
  *     before the next, so the weights are streamed once per call.
  *   Weight broadcast (the other rows): tiles of up to 64 tokens of X are transposed once (K-major, L1/L2-resident);
  *     every kept weight is broadcast and multiplies a vector of tokens (weight-broadcast x
@@ -67,7 +67,7 @@ int ss_nm_gemm_panels_isa(ss_isa isa, const float *values, const void *indices, 
 
 /// N:M with bf16 values: the pack of ss_nm_pack with every value rounded to bf16 (same layout,
 /// uint16 bit patterns), run on the in-register-selection kernel for every row (values widened
-/// to fp32 in registers; up to 8 rows share each decode on AVX-512; no weight-broadcast GEMM
+/// to fp32 in registers; up to 8 rows share each decode on AVX-512, 16 for m = 4 from 9 rows; no weight-broadcast GEMM
 /// for bf16 yet). Same status values.
 int ss_nm_bf16_gemv_panels_isa(ss_isa isa, const uint16_t *values, const void *indices, int n, int m,
                                const float *bias, ptrdiff_t rows, ptrdiff_t k,
