@@ -22,11 +22,12 @@
  *
  * Kernels (chosen per call):
  *   Selection (R <= 2; on AVX-512 also the rows left over by 16-token tiles, and every row when
- *     m = 4 and R <= 31): per slot, the group's inputs are in a register (m = 4, R >= 3, K <= 1024: rows
+ *     m = 4 and R <= 31): per slot, the group's inputs are in a register (m = 4, R >= 3, K <= 4096: rows
  *     copied with each group repeated in every 128-bit lane, so this is a plain load), each lane's input is
  *     selected in-register (vpsrlvd decode + vpermps), then one FMA per 16 outputs; up to 8 rows
- *     share each decode (up to 16 for expanded m = 4 rows), and every row of a call (up to 32 at a time) runs on one output panel
- *     before the next, so the weights are streamed once per call.
+ *     share each decode (9-16 expanded m = 4 rows in one pass), and every row of a call (up to 32
+ *     at a time) runs on a block of output panels before the next, so the weights are streamed
+ *     from memory once per call.
  *   Weight broadcast (the other rows): tiles of up to 64 tokens of X are transposed once (K-major, L1/L2-resident);
  *     every kept weight is broadcast and multiplies a vector of tokens (weight-broadcast x
  *     activation-vector), four output rows interleaved, the K loop blocked to ~128 inputs, and the
