@@ -220,7 +220,7 @@ static void bf_chunk(void *ctx, ptrdiff_t r0, ptrdiff_t rows) {
     bf_job *job = ctx;
     job->r0 = r0;
 #ifdef SS_X86
-    if (job->isa == SS_QISA_AVX512_DOT)
+    if (job->isa >= SS_QISA_AVX512_DOT)
         round_rows_512(job->call.x + r0 * job->call.ldx, job->call.ldx, rows, job->call.k, (uint16_t *)job->call.xb, job->call.ldb);
 #else
     (void)rows;
@@ -237,7 +237,7 @@ static void bf_visit(void *ctx, ptrdiff_t row, int mr, ptrdiff_t panel, int np, 
     t.bias = t.bias ? t.bias + col0 : NULL;
     t.cols = cols;
 #ifdef SS_X86
-    if (job->isa == SS_QISA_AVX512_DOT) { dot512[np][mr](&t); return; }
+    if (job->isa >= SS_QISA_AVX512_DOT) { dot512[np][mr](&t); return; }
     if (job->isa == SS_QISA_AVX512) { widen512[np][mr](&t); return; }
     if (job->isa == SS_QISA_AVX2) { avx2[np][mr](&t); return; }
 #endif
@@ -256,7 +256,7 @@ int ss_bf16_gemm_cols_isa(ss_qisa isa, const uint16_t *wp, const float *bias, pt
     const ptrdiff_t ldb = pairs_of(k) * 2;
     const ptrdiff_t chunk = ss_max(shape.max_rows, (65536 / k) / shape.max_rows * shape.max_rows);
     uint16_t *xb = NULL;
-    if (isa == SS_QISA_AVX512_DOT) {
+    if (isa >= SS_QISA_AVX512_DOT) {
         xb = (uint16_t *)ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(ss_min(chunk, m) * ldb + 1) / 2 + 16);
         if (!xb) return SS_ERR_NO_MEMORY;
     }

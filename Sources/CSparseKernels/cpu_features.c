@@ -1,6 +1,12 @@
 #include "cpu_features.h"
+#include "internal.h"
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static ss_isa hardware_uncached(void) {
     ss_isa best = SS_ISA_PORTABLE;
@@ -54,13 +60,39 @@ ss_isa ss_clamp_isa(ss_isa requested) {
 /* Quantized-kernel levels                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
+/* AMX-TILE, AMX-INT8 and AMX-BF16 (CPUID.(7,0):EDX bits 24, 25, 22), and Linux's permission for
+ * this process to use the tile data (arch_prctl ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA = 18):
+ * without it the first tile instruction faults. The kernel refuses it when a thread's signal
+ * stack is too small for the larger signal frame; then the AMX level is simply not offered. */
+static int amx_uncached(void) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    const unsigned tile = 1u << 24, int8 = 1u << 25, bf16 = 1u << 22;
+    if ((d & (tile | int8 | bf16)) != (tile | int8 | bf16)) return 0;
+    return syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18) == 0;
+#else
+    return 0;
+#endif
+}
+
+int ss_amx_usable(void) {
+    static int cached = -1;
+    int v = __atomic_load_n(&cached, __ATOMIC_ACQUIRE);
+    if (v < 0) {
+        v = amx_uncached();
+        __atomic_store_n(&cached, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
+
 static ss_isa qisa_hardware_uncached(void) {
     ss_isa best = ss_hardware_isa();
 #if defined(__x86_64__) || defined(__i386__)
     if (best == SS_ISA_AVX512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") &&
         __builtin_cpu_supports("avx512vbmi"))
-        return (ss_isa)SS_QISA_AVX512_DOT;
+        return (ss_isa)(ss_amx_usable() ? SS_QISA_AMX : SS_QISA_AVX512_DOT);
     if (best == SS_ISA_AVX512 && !__builtin_cpu_supports("avx512bw")) return SS_ISA_AVX2;
 #endif
     return best;
@@ -74,6 +106,7 @@ static ss_isa qisa_detect_uncached(void) {
         if (strcmp(cap, "portable") == 0) limit = SS_QISA_PORTABLE;
         else if (strcmp(cap, "avx2") == 0) limit = SS_QISA_AVX2;
         else if (strcmp(cap, "avx512") == 0) limit = SS_QISA_AVX512;
+        else if (strcmp(cap, "avx512dot") == 0) limit = SS_QISA_AVX512_DOT;
         if (limit < best) best = limit;
     }
     return (ss_isa)best;

@@ -74,7 +74,7 @@ typedef int32_t (*dot_fn)(const int32_t *, const int8_t *, int32_t, int32_t, con
 
 static dot_fn dot_for(ss_qisa isa) {
 #ifdef SS_X86
-    if (isa == SS_QISA_AVX512_DOT) return dot512_dot;
+    if (isa >= SS_QISA_AVX512_DOT) return dot512_dot;
     if (isa == SS_QISA_AVX512) return dot512_bw;
     if (isa == SS_QISA_AVX2) return dot256;
 #endif
@@ -153,7 +153,7 @@ static void row_sums(ss_qisa isa, const int32_t *col, const int8_t *val, int32_t
     if (isa >= SS_QISA_AVX512) {
         static const row_fn dot[4] = { row512_dot_1, row512_dot_2, row512_dot_3, row512_dot_4 };
         static const row_fn bw[4] = { row512_bw_1, row512_bw_2, row512_bw_3, row512_bw_4 };
-        (isa == SS_QISA_AVX512_DOT ? dot : bw)[ss_ceil_div(tokens, 16) - 1](col, val, e0, e1, xt, ldt, out);
+        (isa >= SS_QISA_AVX512_DOT ? dot : bw)[ss_ceil_div(tokens, 16) - 1](col, val, e0, e1, xt, ldt, out);
         return;
     }
     if (isa == SS_QISA_AVX2) { row256(col, val, e0, e1, xt, ldt, out, (int)ss_ceil_div(tokens, 8)); return; }

@@ -4,6 +4,7 @@
  *
  * Loop nest as in dense.c: row chunks of X, groups of NP panels, balanced row tiles of MR rows;
  * each tile runs the whole K loop in int32 registers, four inputs per step:
+ *   AMX              whole 16-row blocks on tiles (int8_amx.c), the rest as AVX-512 + VNNI;
  *   AVX-512 + VNNI   vpdpbusd (u8 x s8, 4 products per lane), tile 8 rows x 3 panels, GEMV 8 panels;
  *   AVX-512BW, AVX2  the same sums from even/odd bytes widened to 16 bits and vpmaddwd (exact);
  *   portable C       plain int32 loops.
@@ -311,7 +312,7 @@ static void q8_visit(void *ctx, ptrdiff_t row, int mr, ptrdiff_t panel, int np, 
     t.correction += col0;
     t.cols = cols;
 #ifdef SS_X86
-    if (job->isa == SS_QISA_AVX512_DOT) { dot512[np][mr](&t); return; }
+    if (job->isa >= SS_QISA_AVX512_DOT) { dot512[np][mr](&t); return; }
     if (job->isa == SS_QISA_AVX512) { bw512[np][mr](&t); return; }
     if (job->isa == SS_QISA_AVX2) { avx2[np][mr](&t); return; }
 #endif
@@ -325,6 +326,15 @@ int ss_q8_gemm_quantized_cols_isa(ss_qisa isa, const int8_t *wp, const int32_t *
     if (status != SS_OK || k > 65536) return status != SS_OK ? status : SS_ERR_ARGUMENT;
     if (m == 0 || n_begin == n_end) return SS_OK;
     isa = ss_clamp_qisa(isa);
+    if (isa >= SS_QISA_AMX) {
+        const ptrdiff_t done = ss_q8_amx_rows(wp, correction, wscale, bias, k, xq, xscale, m, y, ldy, act, n_begin, n_end);
+        xq += done * k4_of(k);
+        xscale += done;
+        y += done * ldy;
+        m -= done;
+        isa = SS_QISA_AVX512_DOT;
+        if (m == 0) return SS_OK;
+    }
     const ptrdiff_t k4 = k4_of(k);
     q8_job job = {
         .isa = isa,

@@ -24,6 +24,16 @@ static inline ptrdiff_t ss_min(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b;
 static inline ptrdiff_t ss_max(ptrdiff_t a, ptrdiff_t b) { return a > b ? a : b; }
 static inline ptrdiff_t ss_ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 1) / b; }
 
+/// 1 when this CPU has AMX-INT8 and AMX-BF16 tiles and this process may use them (cached; the
+/// first call asks Linux for the permission).
+int ss_amx_usable(void);
+/// W8A8 on AMX tiles (int8_amx.c) over the first whole 16-row blocks of quantized rows, columns
+/// [n_begin, n_end), with ss_q8_gemm_quantized_cols_isa's operands and outputs. Returns the rows
+/// it computed: 0 without AMX, with K4 not a multiple of 64 or fewer than 16 rows.
+int ss_q8_amx_rows(const int8_t *wp, const int32_t *correction, const float *wscale, const float *bias, ptrdiff_t k,
+                   const uint8_t *xq, const float *xscale, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
+                   ptrdiff_t n_begin, ptrdiff_t n_end);
+
 /* Per-thread scratch (scratch.h) slots used inside the kernels. */
 enum { SS_SCRATCH_TILES = 0, SS_SCRATCH_PANEL = 1, SS_SCRATCH_ROWS = 2,
        /* quantized or rounded activations of the int8 / bf16 kernels: their input may itself live

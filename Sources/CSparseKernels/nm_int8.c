@@ -226,9 +226,9 @@ int ss_nm8_gemm_cols_isa(ss_qisa isa, const int8_t *values, const uint8_t *codes
         memset(xq, 128, (size_t)(count * k8));
         for (int i = 0; i < count; i++) ss_q8_quantize_rows_isa(isa, x + (i0 + i) * ldx, ldx, 1, k, xq + i * k8, xs + i);
 #ifdef SS_X86
-        if (isa == SS_QISA_AVX512_DOT && count == 1) {
+        if (isa >= SS_QISA_AVX512_DOT && count == 1) {
             gemv512(values, codes, B, xq, p0, p1, correction, wscale, bias, xs[0], n_end, relu, yc);
-        } else if (isa == SS_QISA_AVX512_DOT) {
+        } else if (isa >= SS_QISA_AVX512_DOT) {
             typedef void (*rows_fn)(const int8_t *, const uint8_t *, ptrdiff_t, const uint8_t *, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                                     int32_t *, ptrdiff_t);
             static const rows_fn table[4] = { rows512_1, rows512_2, rows512_4, rows512_8 };

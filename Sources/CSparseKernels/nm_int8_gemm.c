@@ -128,7 +128,7 @@ int ss_nm8_gemm_quantized_indexed_cols_isa(ss_qisa isa, const int8_t *values, co
                                            const float *wscale, const float *bias, ptrdiff_t n, ptrdiff_t k, const uint8_t *xq,
                                            const float *xs, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
                                            ptrdiff_t n_begin, ptrdiff_t n_end) {
-    if (ss_clamp_qisa(isa) != SS_QISA_AVX512_DOT || !indices || k > 65536) return SS_ERR_ARGUMENT;
+    if (ss_clamp_qisa(isa) < SS_QISA_AVX512_DOT || !indices || k > 65536) return SS_ERR_ARGUMENT;
     if (ss_check_columns(n, k, m, n_begin, n_end) != SS_OK) return SS_ERR_ARGUMENT;
     if (n_begin == n_end) return SS_OK;
 #ifdef SS_X86
@@ -150,7 +150,7 @@ int ss_nm8_gemm_indexed_cols_isa(ss_qisa isa, const int8_t *values, const uint8_
                                  const float *x, ptrdiff_t ldx, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
                                  ptrdiff_t n_begin, ptrdiff_t n_end) {
     isa = ss_clamp_qisa(isa);
-    if (isa != SS_QISA_AVX512_DOT || m < MIN_ROWS || !indices)
+    if (isa < SS_QISA_AVX512_DOT || m < MIN_ROWS || !indices)
         return ss_nm8_gemm_cols_isa(isa, values, codes, correction, wscale, bias, n, k, x, ldx, m, y, ldy, act, n_begin, n_end);
     if (ss_check_columns(n, k, m, n_begin, n_end) != SS_OK || ldx < k || k > 65536) return SS_ERR_ARGUMENT;
     if (n_begin == n_end) return SS_OK;

@@ -74,7 +74,7 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
         let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
         guard let pool, rows >= 2, splits(rows: rows, pool: pool) else { return applyByPanels(call, level: level, pool: pool) }
         if applySplitByTokenRows(call, level: level, pool: pool) { return }
-        guard ss_clamp_qisa(level.cValue) == SS_QISA_AVX512_DOT else { return applyByPanels(call, level: level, pool: pool) }
+        guard ss_clamp_qisa(level.cValue).rawValue >= SS_QISA_AVX512_DOT.rawValue else { return applyByPanels(call, level: level, pool: pool) }
         applySharingQuantization(call, pool: pool, rowBytes: ss_nm8_quantized_row_bytes(inputFeatures), quantize: { x, m, xq, xs in
             ss_nm8_quantize_rows_isa(level.cValue, x, call.inputStride, m, self.inputFeatures, xq, xs)
         }, kernel: { [self] rows, columns in

@@ -69,9 +69,10 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Instruction-set levels of the int8 and bf16 kernels: the fp32 levels plus AVX-512 with the
-/// VNNI and BF16 dot-product instructions (`vpdpbusd`, `vdpbf16ps`).
+/// VNNI and BF16 dot-product instructions (`vpdpbusd`, `vdpbf16ps`), and that plus AMX tiles
+/// (kernels without an AMX path run their dot-product one at `amx`).
 public enum QuantizedInstructionSet: Int32, Sendable, CaseIterable, Comparable {
-    case portable = 0, avx2 = 1, avx512 = 2, avx512Dot = 3
+    case portable = 0, avx2 = 1, avx512 = 2, avx512Dot = 3, amx = 4
 
     /// What the hardware supports, ignoring SPARSESERVE_ISA (tests run every level up to it).
     public static var hardware: QuantizedInstructionSet { QuantizedInstructionSet(rawValue: Int32(ss_hardware_qisa().rawValue)) ?? .portable }
@@ -214,13 +215,18 @@ extension PanelKernelOperator {
     /// at part edges). Every part has at least one 8-row tile, so each row takes the kernel path it
     /// takes unsplit (the 2:4 batched kernel from 2 rows): same outputs bit for bit. Returns false
     /// (doing nothing) for fewer rows.
-    func applySplitByTokenRows(_ call: KernelCall, level: KernelLevel, pool: KernelPool) -> Bool {
-        let tiles = call.rows / 8, panels = 0..<(outputFeatures + 15) / 16
-        let parts = min(KernelPool.partsPerThread * pool.threadCount, call.rows / pool.minimumTokenSplitRows, tiles)
+    ///
+    /// `tileRows` and `minimumRows` (default 8 and the pool's `minimumTokenSplitRows`) set the row
+    /// tile and the fewest rows per part: the AMX W8A8 kernel splits in whole 16-row tile blocks.
+    func applySplitByTokenRows(_ call: KernelCall, level: KernelLevel, pool: KernelPool, tileRows: Int = 8,
+                               minimumRows: Int? = nil) -> Bool {
+        let tiles = call.rows / tileRows, panels = 0..<(outputFeatures + 15) / 16
+        let parts = min(KernelPool.partsPerThread * pool.threadCount, call.rows / (minimumRows ?? pool.minimumTokenSplitRows), tiles)
         guard pool.threadCount > 1, parts >= 2 else { return false }
         checkApply(rows: call.rows, inputStride: call.inputStride, outputStride: call.outputStride)
         pool.run(parts: parts) { [self] part in
-            let r0 = 8 * (tiles * part / parts), r1 = part == parts - 1 ? call.rows : 8 * (tiles * (part + 1) / parts)
+            let r0 = tileRows * (tiles * part / parts)
+            let r1 = part == parts - 1 ? call.rows : tileRows * (tiles * (part + 1) / parts)
             let rows = KernelCall(call.x + r0 * call.inputStride, rows: r1 - r0, inputStride: call.inputStride,
                                   into: call.y + r0 * call.outputStride, outputStride: call.outputStride, activation: call.activation)
             KernelError.require(runKernel(rows, level: level, panels: panels),

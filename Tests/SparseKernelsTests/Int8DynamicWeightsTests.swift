@@ -93,9 +93,14 @@ final class Int8DynamicWeightsTests: XCTestCase {
         }
     }
 
-    /// Mixed extremes: each product's sign varies, the sum is checked against Int64 exactly.
+    /// Mixed extremes: each product's sign varies, the sum is checked against Int64 exactly; K =
+    /// 1027 (odd tail) and K = 1088 with 37 rows (17 blocks of 64 inputs, two 16-row AMX blocks
+    /// and 5 rows past them on the AMX level).
     func testExactSumsOnMixedExtremes() throws {
-        let (k, n, m) = (1027, 33, 5)
+        for (k, m) in [(1027, 5), (1088, 37)] { try checkExactSumsOnMixedExtremes(k: k, n: 33, m: m) }
+    }
+
+    func checkExactSumsOnMixedExtremes(k: Int, n: Int, m: Int) throws {
         let k4 = ss_q8_row_bytes(k), rows = ss_q8_padded_rows(n)
         let q = (0..<(n * k)).map { Int8($0 % 3 == 0 ? -128 : $0 % 3 == 1 ? 127 : -1) }
         var xq = [UInt8](repeating: 128, count: m * k4)
@@ -117,6 +122,36 @@ final class Int8DynamicWeightsTests: XCTestCase {
                                                          &y, n, SS_ACT_NONE, 0, n), 0)
             XCTAssertEqual(y, expected, "\(level)")
         }
+    }
+
+    /// The AMX level's tile blocks (32 rows x 32 columns, and the 16-row / 1-panel edges) against
+    /// the VNNI level, bit for bit: both sum the same int32 products and share one epilogue. Row
+    /// counts with and without a tail past the 16-row blocks, an odd last panel, K of 1, 6 and 24
+    /// blocks of 64, a fused bias, ReLU and GELU (split calls: the tests above, on every level).
+    func testAMXBlocksEqualDotLevel() throws {
+        guard QuantizedInstructionSet.available.contains(.amx) else { throw XCTSkip("no AMX on this CPU") }
+        var random = TestRandom(seed: 75)
+        for (k, n) in [(64, 40), (384, 384), (1536, 48)] {
+            let op = try Int8DynamicWeights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
+            for rows in [16, 31, 32, 48, 77] {
+                let x = random.array(rows * k)
+                for act in [Activation.none, .relu, .gelu] {
+                    XCTAssertEqual(Self.run(op, x, rows: rows, act: act, level: .amx), Self.run(op, x, rows: rows, act: act, level: .avx512Dot),
+                                   "k=\(k) n=\(n) rows=\(rows) \(act)")
+                }
+            }
+        }
+    }
+
+    static func run(_ op: Int8DynamicWeights, _ x: [Float], rows: Int, act: Activation, level: QuantizedInstructionSet) -> [Float] {
+        var y = [Float](repeating: .nan, count: rows * op.outputFeatures)
+        x.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { ys in
+                op.apply(xs.baseAddress!, rows: rows, inputStride: op.inputFeatures, into: ys.baseAddress!, outputStride: op.outputFeatures,
+                         activation: act, pool: nil, level: level)
+            }
+        }
+        return y
     }
 
     func testRefusesBadStoredTensors() {

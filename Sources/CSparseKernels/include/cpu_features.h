@@ -11,10 +11,12 @@ ss_isa ss_clamp_isa(ss_isa requested);
 
 /// Levels of the quantized (int8 / bf16) kernels: the fp32 levels plus one for AVX-512 with the
 /// dot-product extensions VNNI (`vpdpbusd`) and BF16 (`vdpbf16ps`), and VBMI (byte permutes for
-/// the sparse int8 decode), which must all be present (Ice Lake / Zen 4 and later).
-typedef enum { SS_QISA_PORTABLE = 0, SS_QISA_AVX2 = 1, SS_QISA_AVX512 = 2, SS_QISA_AVX512_DOT = 3 } ss_qisa;
+/// the sparse int8 decode), which must all be present (Ice Lake / Zen 4 and later), and one more
+/// for that plus AMX tiles (AMX-INT8 and AMX-BF16, Sapphire Rapids and later, with Linux's
+/// permission for the tile data): kernels without an AMX path run their dot-product one there.
+typedef enum { SS_QISA_PORTABLE = 0, SS_QISA_AVX2 = 1, SS_QISA_AVX512 = 2, SS_QISA_AVX512_DOT = 3, SS_QISA_AMX = 4 } ss_qisa;
 /// Best quantized level (cached); SPARSESERVE_ISA caps it as for ss_detect_isa ("avx512" keeps
-/// the plain AVX-512 paths, "avx512dot" or unset allows the dot-product one).
+/// the plain AVX-512 paths, "avx512dot" the dot-product ones without AMX, unset allows AMX).
 ss_qisa ss_detect_qisa(void);
 /// Best level the hardware supports, ignoring SPARSESERVE_ISA.
 ss_qisa ss_hardware_qisa(void);
