@@ -207,6 +207,23 @@ SS_T512BF static void round_rows_512(const float *x, ptrdiff_t ldx, ptrdiff_t ro
         if (k % 2) xb[i * ldb + k] = 0;
     }
 }
+
+/* The AMX level: the whole 16-row blocks of X rounded to bf16 in chunks of ~256 KB and run on
+ * tiles (ss_bf16_amx_rows); returns the rows done (0 where AMX does not apply), -1 out of memory. */
+static ptrdiff_t amx_rows(const uint16_t *wp, const float *bias, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y,
+                          ptrdiff_t ldy, ptrdiff_t m, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end) {
+    const ptrdiff_t ldb = pairs_of(k) * 2, rows = m / 16 * 16;
+    if (!ss_amx_usable() || ldb % 32 != 0 || rows == 0) return 0;
+    const ptrdiff_t chunk = ss_min(rows, ss_max(16, 131072 / ldb / 16 * 16));
+    uint16_t *xb = (uint16_t *)ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(chunk * ldb + 1) / 2 + 16);
+    if (!xb) return -1;
+    for (ptrdiff_t r0 = 0; r0 < rows; r0 += chunk) {
+        const ptrdiff_t count = ss_min(chunk, rows - r0);
+        round_rows_512(x + r0 * ldx, ldx, count, k, xb, ldb);
+        ss_bf16_amx_rows(wp, bias, k, xb, count, y + r0 * ldy, ldy, act, n_begin, n_end);
+    }
+    return rows;
+}
 #endif
 
 /* One call's operands; bf_visit fills in a tile's pointers, bf_chunk rounds a chunk of X. */
@@ -250,6 +267,17 @@ int ss_bf16_gemm_cols_isa(ss_qisa isa, const uint16_t *wp, const float *bias, pt
     if (ss_check_columns(n, k, m, n_begin, n_end) != SS_OK || ldx < k) return SS_ERR_ARGUMENT;
     if (m == 0 || n_begin == n_end) return SS_OK;
     isa = ss_clamp_qisa(isa);
+#ifdef SS_X86
+    if (isa >= SS_QISA_AMX) {
+        const ptrdiff_t done = amx_rows(wp, bias, k, x, ldx, y, ldy, m, act, n_begin, n_end);
+        if (done < 0) return SS_ERR_NO_MEMORY;
+        x += done * ldx;
+        y += done * ldy;
+        m -= done;
+        isa = SS_QISA_AVX512_DOT;
+        if (m == 0) return SS_OK;
+    }
+#endif
     ss_tile_shape shape = { BF_MR_C, 1, 1 };
     if (isa >= SS_QISA_AVX512) shape = (ss_tile_shape){ BF_MR, BF_NP, BF_NP_GEMV };
     else if (isa == SS_QISA_AVX2) shape = (ss_tile_shape){ BF_MR_256, 1, BF_NP_256 };

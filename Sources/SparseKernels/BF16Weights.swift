@@ -42,6 +42,17 @@ public final class BF16Weights: QuantizedLevelOperator, ColumnKernelOperator, @u
     /// The weight as fp32, row-major.
     public func denseWeights() -> [Float] { bits.map { Float(bitPattern: UInt32($0) << 16) } }
 
+    /// Split across `pool` by output panels (`applyByPanels`), or on AMX tiles by token rows in
+    /// whole 16-row blocks, each part rounding only its own rows (`applyOnAMXTiles`).
+    public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
+                      activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
+        let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
+        if level.runsAMXTiles(rows: rows, rowBytes: 2 * ((inputFeatures + 1) / 2)) {
+            return applyOnAMXTiles(call, level: level, pool: pool, costFactor: 1.0 / 4)
+        }
+        applyByPanels(call, level: level, pool: pool)
+    }
+
     /// The kernel on output columns `columns` (`ColumnKernelOperator` gives both `apply` forms).
     public func runKernel(_ call: KernelCall, level: QuantizedInstructionSet, columns: Range<Int>) -> Int32 {
         withOptionalPointer(bias) { b in

@@ -58,12 +58,8 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnKernelOpera
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
                       activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
         let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
-        if runsOnAMXTiles(rows: rows, level: level) {
-            // ~3x the VNNI rate: split (by token rows, whole 16-row blocks per part) only calls
-            // estimated at 30 µs at that rate; a split by panels or into smaller parts was slower.
-            if let pool, splits(rows: rows, pool: pool, costFactor: 1.0 / 3),
-               applySplitByTokenRows(call, level: level, pool: pool, tileRows: 16, minimumRows: 16) { return }
-            return applyByPanels(call, level: level, pool: nil)
+        if level.runsAMXTiles(rows: rows, rowBytes: ss_q8_row_bytes(inputFeatures)) {
+            return applyOnAMXTiles(call, level: level, pool: pool, costFactor: 1.0 / 3)
         }
         guard let pool, rows > 0, splits(rows: rows, pool: pool) else { return applyByPanels(call, level: level, pool: pool) }
         if applySplitByTokenRows(call, level: level, pool: pool) { return }
@@ -76,12 +72,6 @@ public final class Int8DynamicWeights: QuantizedLevelOperator, ColumnKernelOpera
                                               call.activation.cKind, columns.lowerBound, columns.upperBound)
             }
         })
-    }
-
-    /// Whether the kernel runs this call's rows on AMX tiles (`ss_q8_amx_rows`): the AMX level, at
-    /// least one 16-row block, and K padded to 4 a multiple of 64.
-    func runsOnAMXTiles(rows: Int, level: QuantizedInstructionSet) -> Bool {
-        rows >= 16 && ss_q8_row_bytes(inputFeatures) % 64 == 0 && ss_clamp_qisa(level.cValue).rawValue >= SS_QISA_AMX.rawValue
     }
 
     /// The kernel on output columns `columns` (`ColumnKernelOperator` gives both `apply` forms).

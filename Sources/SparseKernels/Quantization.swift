@@ -90,6 +90,12 @@ public enum QuantizedInstructionSet: Int32, Sendable, CaseIterable, Comparable {
 
     var cValue: ss_qisa { ss_qisa(rawValue: UInt32(rawValue)) }
 
+    /// Whether a kernel with an AMX path runs a call's rows on tiles: this level allowed on this
+    /// CPU, at least one 16-row block, and input rows of a whole number of 64-byte blocks.
+    func runsAMXTiles(rows: Int, rowBytes: Int) -> Bool {
+        rows >= 16 && rowBytes % 64 == 0 && ss_clamp_qisa(cValue).rawValue >= SS_QISA_AMX.rawValue
+    }
+
     public static func < (a: QuantizedInstructionSet, b: QuantizedInstructionSet) -> Bool { a.rawValue < b.rawValue }
 }
 
@@ -233,6 +239,15 @@ extension PanelKernelOperator {
                                 "\(storage) \(inputFeatures)→\(outputFeatures), rows \(r0)..<\(r1) of \(call.rows)")
         }
         return true
+    }
+
+    /// A call on AMX tiles (~3x the dot-product level's rate, so its work counts `costFactor`):
+    /// split only by token rows in whole 16-row blocks, each part preparing its own rows, when
+    /// the estimate reaches the pool's threshold; a split by panels or into smaller parts was slower.
+    func applyOnAMXTiles(_ call: KernelCall, level: KernelLevel, pool: KernelPool?, costFactor: Double) {
+        if let pool, splits(rows: call.rows, pool: pool, costFactor: costFactor),
+           applySplitByTokenRows(call, level: level, pool: pool, tileRows: 16, minimumRows: 16) { return }
+        applyByPanels(call, level: level, pool: nil)
     }
 
     /// A W8A8 call split across `pool` with each chunk of rows (~256 KB of bytes, as the kernels'

@@ -9,7 +9,8 @@ final class BF16WeightsTests: XCTestCase {
 
     func testEveryLevelMatchesReference() throws {
         var random = TestRandom(seed: 91)
-        for (k, n) in [(1, 5), (5, 3), (37, 17), (64, 33), (131, 47)] {
+        // K = 64 and 384: whole 64-byte blocks, so rows from 16 run on AMX tiles where the CPU has them
+        for (k, n) in [(1, 5), (5, 3), (37, 17), (64, 33), (131, 47), (384, 40)] {
             let op = try BF16Weights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
             let w = op.denseWeights()
             for level in QuantizedInstructionSet.available {
@@ -35,12 +36,44 @@ final class BF16WeightsTests: XCTestCase {
         XCTAssertThrowsError(try BF16Weights(bits: [0x3F80], outputFeatures: 1, inputFeatures: 2))
     }
 
+    /// Split by output panels (K = 77), and on AMX tiles by token rows in 16-row blocks (K = 96,
+    /// 70 rows: 4 parts, the last with the 6 rows past the blocks): bit for bit the unsplit result.
     func testSplitAcrossPoolMatchesSerial() throws {
         var random = TestRandom(seed: 92)
-        let (k, n, rows) = (77, 150, 30)
-        let op = try BF16Weights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k)
-        let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
-        let pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
-        XCTAssertEqual(op.apply(x, activation: .tanh, pool: pool).values, op.apply(x, activation: .tanh).values)
+        for (k, n, rows) in [(77, 150, 30), (96, 150, 70)] {
+            let op = try BF16Weights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k)
+            let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
+            let pool = KernelPool(threads: 2, minimumSplitSeconds: 0)
+            XCTAssertEqual(op.apply(x, activation: .tanh, pool: pool).values, op.apply(x, activation: .tanh).values, "k=\(k)")
+        }
+    }
+
+    /// The AMX level against the dot-product level on the same bf16-rounded inputs: both sum the
+    /// same products in fp32, in another order, so they agree to a few units of the last place of
+    /// the largest partial sums (here within 2e-5 of outputs of size ~1). 32 x 32 blocks and the
+    /// 16-row / 1-panel edges, K of 1 and 12 blocks of 32, a tail past the 16-row blocks.
+    func testAMXBlocksAgreeWithDotLevel() throws {
+        guard QuantizedInstructionSet.available.contains(.amx) else { throw XCTSkip("no AMX on this CPU") }
+        var random = TestRandom(seed: 93)
+        for (k, n) in [(32, 40), (384, 48)] {
+            let op = try BF16Weights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
+            for rows in [16, 32, 48, 77] {
+                let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
+                let amx = run(op, x, .amx), dot = run(op, x, .avx512Dot)
+                XCTAssertNotEqual(amx, [Float](repeating: 0, count: amx.count))
+                for (a, b) in zip(amx, dot) { XCTAssertEqual(a, b, accuracy: 2e-5 * max(1, abs(b)), "k=\(k) rows=\(rows)") }
+            }
+        }
+    }
+
+    func run(_ op: BF16Weights, _ x: Matrix, _ level: QuantizedInstructionSet) -> [Float] {
+        var y = [Float](repeating: .nan, count: x.rows * op.outputFeatures)
+        x.values.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { ys in
+                op.apply(xs.baseAddress!, rows: x.rows, inputStride: x.columns, into: ys.baseAddress!, outputStride: op.outputFeatures,
+                         activation: .gelu, pool: nil, level: level)
+            }
+        }
+        return y
     }
 }
