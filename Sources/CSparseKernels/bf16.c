@@ -1,6 +1,7 @@
 /*
- * bf16-weight linear layers (layout and levels in include/bfloat16.h): `vdpbf16ps` on the dot-product
- * level, weights widened to fp32 in registers elsewhere. Driver as in dense.c.
+ * bf16-weight linear layers (layout and levels in include/bfloat16.h): AMX tiles (amx.c) for whole
+ * 16-row blocks on the AMX level, `vdpbf16ps` on the dot-product level, weights widened to fp32 in
+ * registers elsewhere. Driver as in dense.c.
  */
 #include "bfloat16.h"
 #include "internal.h"

@@ -25,22 +25,36 @@ final class NMInt8WeightsTests: XCTestCase {
         }
     }
 
-    /// Same weights through the dense int8 kernel: identical outputs (same int32 sums), including
-    /// -128 weights and a K tail.
+    /// Same weights through the dense int8 kernel (`denseInt8Form`, what a model runs where it
+    /// times faster): identical outputs (same int32 sums), including -128 weights, a K tail (1029)
+    /// and whole 64-byte blocks (1024: AMX tiles from 16 rows where the CPU has them), a bias and GELU.
     func testEqualsDenseInt8OnTheSameWeights() throws {
-        let (k, n) = (1029, 40)
         var random = TestRandom(seed: 102)
-        var values = [Int8](repeating: 0, count: n * k)
-        for r in 0..<n { for c in 0..<k where (c + r) % 4 < 2 { values[r * k + c] = (r + c) % 5 == 0 ? -128 : Int8(c % 255 - 127) } }
-        let scales = (0..<n).map { Float($0 + 1) / 64 }
-        let sparse = try NMInt8Weights(values: values, scales: scales, outputFeatures: n, inputFeatures: k)
-        let dense = try Int8DynamicWeights(values: values, scales: scales, outputFeatures: n, inputFeatures: k)
-        for rows in [3, 17, 33] {  // row blocks of 1 to 8 rows, chunks of 16
-            let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
-            for isa in InstructionSet.available {
-                XCTAssertEqual(sparse.apply(x, isa: isa).values, dense.apply(x, isa: isa).values, "rows=\(rows) \(isa)")
+        for k in [1029, 1024] {
+            let n = 40
+            var values = [Int8](repeating: 0, count: n * k)
+            for r in 0..<n { for c in 0..<k where (c + r) % 4 < 2 { values[r * k + c] = (r + c) % 5 == 0 ? -128 : Int8(c % 255 - 127) } }
+            let scales = (0..<n).map { Float($0 + 1) / 64 }
+            let sparse = try NMInt8Weights(values: values, scales: scales, outputFeatures: n, inputFeatures: k, bias: random.array(n))
+            let dense = try sparse.denseInt8Form()
+            for rows in [3, 17, 33] {  // row blocks of 1 to 8 rows, chunks of 16
+                let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
+                for level in QuantizedInstructionSet.available {
+                    XCTAssertEqual(Self.run(sparse, x, level), Self.run(dense, x, level), "k=\(k) rows=\(rows) \(level)")
+                }
             }
         }
+    }
+
+    static func run(_ op: some QuantizedLevelOperator, _ x: Matrix, _ level: QuantizedInstructionSet) -> [Float] {
+        var y = [Float](repeating: .nan, count: x.rows * op.outputFeatures)
+        x.values.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { ys in
+                op.apply(xs.baseAddress!, rows: x.rows, inputStride: x.columns, into: ys.baseAddress!, outputStride: op.outputFeatures,
+                         activation: .gelu, pool: nil, level: level)
+            }
+        }
+        return y
     }
 
     /// Batches of 2 or more rows (the batched `vpermb` kernel on the AVX-512 dot level, the GEMV

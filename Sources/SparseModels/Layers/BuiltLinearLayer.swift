@@ -15,7 +15,7 @@ public struct BuiltLinearLayer: Sendable {
     /// `relativeError` when given (an artifact's metadata, or the compaction's), else measured
     /// against `reference`. Unless `pinned` (or `time` is off), an N:M, CSR or BLAST layer is timed
     /// against the dense form of the same weights on its real shape at 1 and 32 rows, and the
-    /// faster one runs.
+    /// faster one runs; so is an N:M W8A8 layer against its dense W8A8 form.
     public init(packed: PackedLayer, parameters: [String: ParameterValue], pinned: Bool, reference: [Float]?,
                 relativeError: Double?, time: Bool) throws {
         let compressed = try packed.makeOperator()
@@ -28,15 +28,26 @@ public struct BuiltLinearLayer: Sendable {
         var op: any LinearOperator = compressed
         var timing: LayerTimingChoice?
         switch packed.form {
-        case .dense, .compacted, .quantized:
-            break  // dense, or dense and smaller already, or quantized as asked: nothing to time against
+        case .dense, .compacted:
+            break  // dense, or dense and smaller already: nothing to time against
+        case .quantized:
+            // An N:M W8A8 layer against its dense W8A8 form (the same int8 values, zeros included,
+            // and scales: the same int32 sums), which runs on AMX tiles where the CPU has them.
+            if time && !pinned, let nm = compressed as? NMInt8Weights, let dense = try? nm.denseInt8Form() {
+                timing = LayerTiming.choose(compressed, over: dense)
+                if timing?.runsDense == true {
+                    op = Relabeled(dense, storage: Relabeled.timed(dense.storage, over: compressed.storage,
+                                                                   slowerMicroseconds: timing!.compressedMicroseconds,
+                                                                   microseconds: timing!.denseMicroseconds))
+                }
+            }
         case .nm, .csr, .blast:
             if time && !pinned, let w = denseForm() {
                 let dense = DenseWeights(weights: w, outputFeatures: packed.outputFeatures, inputFeatures: packed.inputFeatures, bias: packed.bias)
-                let sparseTime = LayerTiming.microseconds(compressed), denseTime = LayerTiming.microseconds(dense)
-                let runsDense = denseTime < 0.9 * sparseTime
-                timing = LayerTimingChoice(compressedMicroseconds: sparseTime, denseMicroseconds: denseTime, runsDense: runsDense)
-                if runsDense { op = ChosenDense(dense, instead: compressed.storage, sparseMicroseconds: sparseTime, denseMicroseconds: denseTime) }
+                timing = LayerTiming.choose(compressed, over: dense)
+                if let t = timing, t.runsDense {
+                    op = ChosenDense(dense, instead: compressed.storage, sparseMicroseconds: t.compressedMicroseconds, denseMicroseconds: t.denseMicroseconds)
+                }
             }
         }
         self.packed = packed

@@ -22,6 +22,15 @@ enum LayerTiming {
     }
 }
 
+extension LayerTiming {
+    /// Times `compressed` and `dense` (the same weights); the dense one runs when it takes under
+    /// 0.9 of the compressed one's time.
+    static func choose(_ compressed: any LinearOperator, over dense: any LinearOperator) -> LayerTimingChoice {
+        let sparseTime = microseconds(compressed), denseTime = microseconds(dense)
+        return LayerTimingChoice(compressedMicroseconds: sparseTime, denseMicroseconds: denseTime, runsDense: denseTime < 0.9 * sparseTime)
+    }
+}
+
 /// An operator shown under another `storage` description (e.g. with the timing that chose it).
 class Relabeled: LinearOperator, @unchecked Sendable {
     let base: any LinearOperator

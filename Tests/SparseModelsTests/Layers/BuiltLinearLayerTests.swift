@@ -5,7 +5,7 @@ import XCTest
 
 /// A built layer's facts and the operator that runs: the relative error given or measured, the
 /// density against the layer's dense size, and the dense-versus-compressed timing only for
-/// unpinned N:M, CSR and BLAST layers when timing is on.
+/// unpinned N:M, CSR and BLAST layers (and N:M W8A8 against dense W8A8) when timing is on.
 final class BuiltLinearLayerTests: XCTestCase {
     private let rows = 32, columns = 64
 
@@ -57,6 +57,22 @@ final class BuiltLinearLayerTests: XCTestCase {
         let dense = try BuiltLinearLayer(packed: try packed(.dense), parameters: [:], pinned: false, reference: nil, relativeError: nil, time: true)
         XCTAssertNil(dense.facts.timing, "dense: nothing to time against")
         XCTAssertNil(try BuiltLinearLayer(packed: nm, parameters: [:], pinned: false, reference: nil, relativeError: nil, time: false).facts.timing)
+    }
+
+    /// An N:M W8A8 layer is timed against its dense W8A8 form (on AMX CPUs that form wins from 16
+    /// rows); either runs the same int32 sums, so the outputs are equal bit for bit.
+    func testTimedNMInt8LayersRecordTheChoice() throws {
+        let nm = try packed(.nm(n: 2, m: 4)).quantized(.int8Dynamic)
+        let built = try BuiltLinearLayer(packed: nm, parameters: [:], pinned: false, reference: nil, relativeError: nil, time: true)
+        let timing = try XCTUnwrap(built.facts.timing)
+        XCTAssertEqual(timing.runsDense, timing.denseMicroseconds < 0.9 * timing.compressedMicroseconds)
+        XCTAssertEqual(built.compressed.storage, "nm 2:4 int8 dynamic")
+        XCTAssertEqual(built.op.storage.hasPrefix("int8 dynamic (nm 2:4 int8 dynamic timed slower"), timing.runsDense, built.op.storage)
+        let x = Matrix(rows: 20, columns: columns, values: (0..<20 * columns).map { Float($0 % 9) - 4 })
+        XCTAssertEqual(built.op.apply(x, activation: .gelu).values, built.compressed.apply(x, activation: .gelu).values)
+        let pinned = try BuiltLinearLayer(packed: nm, parameters: [:], pinned: true, reference: nil, relativeError: nil, time: true)
+        XCTAssertNil(pinned.facts.timing)
+        XCTAssertTrue(pinned.op === pinned.compressed)
     }
 
     func testCompressionErrorNamesLayerAndMethod() {
