@@ -59,21 +59,11 @@ final class BF16WeightsTests: XCTestCase {
             let op = try BF16Weights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
             for rows in [16, 32, 48, 77] {
                 let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
-                let amx = run(op, x, .amx), dot = run(op, x, .avx512Dot)
+                let amx = OperatorChecker.applied(op, x, level: .amx, activation: .gelu)
+                let dot = OperatorChecker.applied(op, x, level: .avx512Dot, activation: .gelu)
                 XCTAssertNotEqual(amx, [Float](repeating: 0, count: amx.count))
                 for (a, b) in zip(amx, dot) { XCTAssertEqual(a, b, accuracy: 2e-5 * max(1, abs(b)), "k=\(k) rows=\(rows)") }
             }
         }
-    }
-
-    func run(_ op: BF16Weights, _ x: Matrix, _ level: QuantizedInstructionSet) -> [Float] {
-        var y = [Float](repeating: .nan, count: x.rows * op.outputFeatures)
-        x.values.withUnsafeBufferPointer { xs in
-            y.withUnsafeMutableBufferPointer { ys in
-                op.apply(xs.baseAddress!, rows: x.rows, inputStride: x.columns, into: ys.baseAddress!, outputStride: op.outputFeatures,
-                         activation: .gelu, pool: nil, level: level)
-            }
-        }
-        return y
     }
 }

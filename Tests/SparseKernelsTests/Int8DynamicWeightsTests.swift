@@ -134,24 +134,14 @@ final class Int8DynamicWeightsTests: XCTestCase {
         for (k, n) in [(64, 40), (384, 384), (1536, 48)] {
             let op = try Int8DynamicWeights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
             for rows in [16, 31, 32, 48, 77] {
-                let x = random.array(rows * k)
+                let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
                 for act in [Activation.none, .relu, .gelu] {
-                    XCTAssertEqual(Self.run(op, x, rows: rows, act: act, level: .amx), Self.run(op, x, rows: rows, act: act, level: .avx512Dot),
+                    XCTAssertEqual(OperatorChecker.applied(op, x, level: .amx, activation: act),
+                                   OperatorChecker.applied(op, x, level: .avx512Dot, activation: act),
                                    "k=\(k) n=\(n) rows=\(rows) \(act)")
                 }
             }
         }
-    }
-
-    static func run(_ op: Int8DynamicWeights, _ x: [Float], rows: Int, act: Activation, level: QuantizedInstructionSet) -> [Float] {
-        var y = [Float](repeating: .nan, count: rows * op.outputFeatures)
-        x.withUnsafeBufferPointer { xs in
-            y.withUnsafeMutableBufferPointer { ys in
-                op.apply(xs.baseAddress!, rows: rows, inputStride: op.inputFeatures, into: ys.baseAddress!, outputStride: op.outputFeatures,
-                         activation: act, pool: nil, level: level)
-            }
-        }
-        return y
     }
 
     func testRefusesBadStoredTensors() {

@@ -40,21 +40,11 @@ final class NMInt8WeightsTests: XCTestCase {
             for rows in [3, 17, 33] {  // row blocks of 1 to 8 rows, chunks of 16
                 let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
                 for level in QuantizedInstructionSet.available {
-                    XCTAssertEqual(Self.run(sparse, x, level), Self.run(dense, x, level), "k=\(k) rows=\(rows) \(level)")
+                    XCTAssertEqual(OperatorChecker.applied(sparse, x, level: level, activation: .gelu),
+                                   OperatorChecker.applied(dense, x, level: level, activation: .gelu), "k=\(k) rows=\(rows) \(level)")
                 }
             }
         }
-    }
-
-    static func run(_ op: some QuantizedLevelOperator, _ x: Matrix, _ level: QuantizedInstructionSet) -> [Float] {
-        var y = [Float](repeating: .nan, count: x.rows * op.outputFeatures)
-        x.values.withUnsafeBufferPointer { xs in
-            y.withUnsafeMutableBufferPointer { ys in
-                op.apply(xs.baseAddress!, rows: x.rows, inputStride: x.columns, into: ys.baseAddress!, outputStride: op.outputFeatures,
-                         activation: .gelu, pool: nil, level: level)
-            }
-        }
-        return y
     }
 
     /// Batches of 2 or more rows (the batched `vpermb` kernel on the AVX-512 dot level, the GEMV

@@ -110,6 +110,21 @@ final class PinnedLevel: LinearOperator, @unchecked Sendable {
 }
 
 extension OperatorChecker {
+    /// `op` on the rows of `x` at `level` (no pool), as a new output array.
+    static func applied(_ op: some QuantizedLevelOperator, _ x: Matrix, level: QuantizedInstructionSet,
+                        activation: Activation) -> [Float] {
+        var y = [Float](repeating: .nan, count: x.rows * op.outputFeatures)
+        x.values.withUnsafeBufferPointer { xs in
+            y.withUnsafeMutableBufferPointer { ys in
+                op.apply(xs.baseAddress!, rows: x.rows, inputStride: x.columns, into: ys.baseAddress!, outputStride: op.outputFeatures,
+                         activation: activation, pool: nil, level: level)
+            }
+        }
+        return y
+    }
+}
+
+extension OperatorChecker {
     /// Checks `op` (already pinned to a level) against the fp64 reference of weight `w` applied to
     /// `transform(x)` (the inputs as the kernel sees them, e.g. quantized), for each row count.
     static func checkTransformed(_ op: any LinearOperator, dense w: [Float], bias: [Float]?, rowCounts: [Int],
