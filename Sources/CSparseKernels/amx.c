@@ -9,7 +9,8 @@
  * A 16 x 64-byte tile holds 16 rows x 64 bytes of input (64 quantized bytes or 32 bf16 values) at
  * the rows' own stride, or one panel's 16 quads / pairs of one block of K (contiguous in both
  * packs: wp[p][q][16][4 bytes] is exactly the layout the tile products want for B). Blocks of 32
- * rows x 32 columns use all 8 tiles: 4 accumulators, 2 row tiles, 2 panel tiles. The accumulators
+ * rows x 32 columns use all 8 tiles: 4 accumulators, 2 row tiles, 2 panel tiles; the rows past
+ * the last 16-row block run as one shorter row tile (the tiles configured again). The accumulators
  * go to a 4 KB buffer and through an epilogue as the dot level's (correction and scales for int8,
  * bias, ReLU; other activations after it, per row).
  */
@@ -32,13 +33,14 @@ typedef struct {
     uint8_t rows[16];
 } amx_config;
 
-SS_TAMX static void amx_configure(void) {
+/* Tiles 0-3 (sums) and 4-5 (rows) of `rows` rows; 6-7 (panels) of 16. */
+SS_TAMX static void amx_configure(int rows) {
     amx_config c;
     memset(&c, 0, sizeof c);
     c.palette = 1;
     for (int t = 0; t < 8; t++) {
         c.colsb[t] = AMX_BYTES;
-        c.rows[t] = AMX_ROWS;
+        c.rows[t] = (uint8_t)(t < 6 ? rows : AMX_ROWS);
     }
     _tile_loadconfig(&c);
 }
@@ -84,12 +86,12 @@ typedef struct {
     int relu;
 } amx_out;
 
-SS_T512 static void amx_epilogue(const amx_out *o, const void *acc) {
+SS_T512 static void amx_epilogue(const amx_out *o, const void *acc, int rows) {
     const __mmask16 m = o->cols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << o->cols) - 1u);
     const __m512 b = o->bias ? _mm512_maskz_loadu_ps(m, o->bias) : _mm512_setzero_ps();
     const __m512i corr = o->correction ? _mm512_loadu_si512(o->correction) : _mm512_setzero_si512();
     const __m512 ws = o->correction ? _mm512_loadu_ps(o->wscale) : _mm512_setzero_ps();
-    for (int i = 0; i < AMX_ROWS; i++) {
+    for (int i = 0; i < rows; i++) {
         __m512 v;
         if (o->correction) {
             const __m512 s = _mm512_mul_ps(_mm512_set1_ps(o->xscale[i]), ws);
@@ -103,41 +105,55 @@ SS_T512 static void amx_epilogue(const amx_out *o, const void *acc) {
     }
 }
 
-/* The operands of one AMX call over whole 16-row blocks. */
+/* The operands of one AMX call. */
 typedef struct {
     const uint8_t *w, *x;       /* pack at panel 0; rows at row 0 */
     ptrdiff_t ps, ldx, kb;      /* bytes per panel, per row; 64-byte blocks of K */
-    ptrdiff_t blocks;           /* 16-row blocks */
+    ptrdiff_t rows;
     amx_out out;                /* at row 0, column 0 */
     ss_act_kind act;
     ptrdiff_t n_begin, n_end;
 } amx_call;
 
-/* The blocks: panel pairs outside (their weights stay in L1 across the row blocks), row pairs
- * inside; `sums` the tile product's set. */
-SS_TAMX static void amx_blocks(const amx_call *c,
-                               void (*const sums[3][3])(const uint8_t *, ptrdiff_t, const uint8_t *, ptrdiff_t, ptrdiff_t, amx_acc *)) {
+typedef void (*const amx_sum_set[3][3])(const uint8_t *, ptrdiff_t, const uint8_t *, ptrdiff_t, ptrdiff_t, amx_acc *);
+
+/* Rows [r0, r0 + rb * tile_rows) over every panel pair: panel pairs outside (their weights stay
+ * in L1 across the row blocks), pairs of row tiles of tile_rows (the configured tile height) inside. */
+SS_TAMX static void amx_pass(const amx_call *c, amx_sum_set sums, ptrdiff_t r0, ptrdiff_t tiles, int tile_rows) {
     const ptrdiff_t p_begin = c->n_begin / SS_PANEL, p_end = ss_ceil_div(c->n_end, SS_PANEL);
     _Alignas(64) amx_acc acc;
-    amx_configure();
     for (ptrdiff_t p = p_begin; p < p_end; p += 2) {
         const int nb = p + 1 < p_end ? 2 : 1;
-        for (ptrdiff_t r = 0; r < c->blocks; r += 2) {
-            const int rb = r + 1 < c->blocks ? 2 : 1;
-            sums[rb][nb](c->x + r * AMX_ROWS * c->ldx, c->ldx, c->w + p * c->ps, c->ps, c->kb, &acc);
+        for (ptrdiff_t r = 0; r < tiles; r += 2) {
+            const int rb = r + 1 < tiles ? 2 : 1;
+            sums[rb][nb](c->x + (r0 + r * tile_rows) * c->ldx, c->ldx, c->w + p * c->ps, c->ps, c->kb, &acc);
             for (int i = 0; i < rb; i++)
                 for (int j = 0; j < nb; j++) {
-                    const ptrdiff_t col0 = (p + j) * SS_PANEL, row0 = (r + i) * AMX_ROWS;
+                    const ptrdiff_t col0 = (p + j) * SS_PANEL, row0 = r0 + (r + i) * tile_rows;
                     amx_out o = c->out;
                     o.cols = ss_min(col0 + SS_PANEL, c->n_end) - col0;
                     o.y += row0 * o.ldy + col0;
                     o.bias = o.bias ? o.bias + col0 : NULL;
                     if (o.correction) { o.correction += col0; o.wscale += col0; o.xscale += row0; }
-                    amx_epilogue(&o, acc.i[i][j]);
+                    amx_epilogue(&o, acc.i[i][j], tile_rows);
                     if (c->act != SS_ACT_NONE && c->act != SS_ACT_RELU)
-                        for (int t = 0; t < AMX_ROWS; t++) ss_act_apply_isa(SS_ISA_AVX512, c->act, o.y + t * o.ldy, o.cols);
+                        for (int t = 0; t < tile_rows; t++) ss_act_apply_isa(SS_ISA_AVX512, c->act, o.y + t * o.ldy, o.cols);
                 }
         }
+    }
+}
+
+/* Whole 16-row blocks, then the rows past them as one shorter tile (tiles reconfigured). */
+SS_TAMX static void amx_blocks(const amx_call *c, amx_sum_set sums) {
+    const ptrdiff_t blocks = c->rows / AMX_ROWS;
+    const int tail = (int)(c->rows % AMX_ROWS);
+    if (blocks > 0) {
+        amx_configure(AMX_ROWS);
+        amx_pass(c, sums, 0, blocks, AMX_ROWS);
+    }
+    if (tail > 0) {
+        amx_configure(tail);
+        amx_pass(c, sums, blocks * AMX_ROWS, 1, tail);
     }
     _tile_release();
 }
@@ -146,28 +162,28 @@ int ss_q8_amx_rows(const int8_t *wp, const int32_t *correction, const float *wsc
                    const uint8_t *xq, const float *xscale, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
                    ptrdiff_t n_begin, ptrdiff_t n_end) {
     const ptrdiff_t k4 = (k + 3) / 4 * 4;
-    if (!ss_amx_usable() || k4 % AMX_BYTES != 0 || m < AMX_ROWS) return 0;
+    if (!ss_amx_usable() || k4 % AMX_BYTES != 0 || m < SS_AMX_MIN_ROWS) return 0;
     const amx_call c = {
-        .w = (const uint8_t *)wp, .x = xq, .ps = k4 * SS_PANEL, .ldx = k4, .kb = k4 / AMX_BYTES, .blocks = m / AMX_ROWS,
+        .w = (const uint8_t *)wp, .x = xq, .ps = k4 * SS_PANEL, .ldx = k4, .kb = k4 / AMX_BYTES, .rows = m,
         .out = { .correction = correction, .wscale = wscale, .xscale = xscale, .bias = bias, .y = y, .ldy = ldy,
                  .relu = act == SS_ACT_RELU },
         .act = act, .n_begin = n_begin, .n_end = n_end,
     };
     amx_blocks(&c, q8_sums);
-    return (int)(m / AMX_ROWS * AMX_ROWS);
+    return (int)m;
 }
 
 int ss_bf16_amx_rows(const uint16_t *wp, const float *bias, ptrdiff_t k, const uint16_t *xb, ptrdiff_t m, float *y,
                      ptrdiff_t ldy, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end) {
     const ptrdiff_t k2 = (k + 1) / 2 * 2;
-    if (!ss_amx_usable() || (2 * k2) % AMX_BYTES != 0 || m < AMX_ROWS) return 0;
+    if (!ss_amx_usable() || (2 * k2) % AMX_BYTES != 0 || m < 1) return 0;
     const amx_call c = {
         .w = (const uint8_t *)wp, .x = (const uint8_t *)xb, .ps = 2 * k2 * SS_PANEL, .ldx = 2 * k2, .kb = 2 * k2 / AMX_BYTES,
-        .blocks = m / AMX_ROWS, .out = { .bias = bias, .y = y, .ldy = ldy, .relu = act == SS_ACT_RELU },
+        .rows = m, .out = { .bias = bias, .y = y, .ldy = ldy, .relu = act == SS_ACT_RELU },
         .act = act, .n_begin = n_begin, .n_end = n_end,
     };
     amx_blocks(&c, bf_sums);
-    return (int)(m / AMX_ROWS * AMX_ROWS);
+    return (int)m;
 }
 #else
 int ss_q8_amx_rows(const int8_t *wp, const int32_t *correction, const float *wscale, const float *bias, ptrdiff_t k,

@@ -209,12 +209,13 @@ SS_T512BF static void round_rows_512(const float *x, ptrdiff_t ldx, ptrdiff_t ro
     }
 }
 
-/* The AMX level: the whole 16-row blocks of X rounded to bf16 in chunks of ~256 KB and run on
- * tiles (ss_bf16_amx_rows); returns the rows done (0 where AMX does not apply), -1 out of memory. */
+/* The AMX level: the rows of X rounded to bf16 in chunks of ~256 KB (whole 16-row blocks) and run
+ * on tiles (ss_bf16_amx_rows); returns the rows done (0 where AMX does not apply: fewer than
+ * SS_AMX_MIN_ROWS rows, or K2 not a multiple of 32), -1 out of memory. */
 static ptrdiff_t amx_rows(const uint16_t *wp, const float *bias, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y,
                           ptrdiff_t ldy, ptrdiff_t m, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end) {
-    const ptrdiff_t ldb = pairs_of(k) * 2, rows = m / 16 * 16;
-    if (!ss_amx_usable() || ldb % 32 != 0 || rows == 0) return 0;
+    const ptrdiff_t ldb = pairs_of(k) * 2, rows = m;
+    if (!ss_amx_usable() || ldb % 32 != 0 || rows < SS_AMX_MIN_ROWS) return 0;
     const ptrdiff_t chunk = ss_min(rows, ss_max(16, 131072 / ldb / 16 * 16));
     uint16_t *xb = (uint16_t *)ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(chunk * ldb + 1) / 2 + 16);
     if (!xb) return -1;

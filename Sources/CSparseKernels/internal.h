@@ -27,15 +27,15 @@ static inline ptrdiff_t ss_ceil_div(ptrdiff_t a, ptrdiff_t b) { return (a + b - 
 /// 1 when this CPU has AMX-INT8 and AMX-BF16 tiles and this process may use them (cached; the
 /// first call asks Linux for the permission).
 int ss_amx_usable(void);
-/// W8A8 on AMX tiles (amx.c) over the first whole 16-row blocks of quantized rows, columns
-/// [n_begin, n_end), with ss_q8_gemm_quantized_cols_isa's operands and outputs. Returns the rows
-/// it computed: 0 without AMX, with K4 not a multiple of 64 or fewer than 16 rows.
+/// W8A8 on AMX tiles (amx.c) over all m quantized rows, columns [n_begin, n_end), with
+/// ss_q8_gemm_quantized_cols_isa's operands and outputs. Returns the rows it computed: m, or 0
+/// without AMX, with K4 not a multiple of 64 or fewer than SS_AMX_MIN_ROWS rows.
 int ss_q8_amx_rows(const int8_t *wp, const int32_t *correction, const float *wscale, const float *bias, ptrdiff_t k,
                    const uint8_t *xq, const float *xscale, ptrdiff_t m, float *y, ptrdiff_t ldy, ss_act_kind act,
                    ptrdiff_t n_begin, ptrdiff_t n_end);
-/// bf16 weights on AMX tiles: the packed weight, rows already rounded to bf16 (xb: m rows of
-/// K rounded up to 2 values, as bf16.c rounds them), the first whole 16-row blocks; the same
-/// return and conditions with 2 K2 (bytes per row) a multiple of 64.
+/// bf16 weights on AMX tiles: the packed weight, m >= 1 rows already rounded to bf16 (xb: rows
+/// of K rounded up to 2 values, as bf16.c rounds them); returns m, or 0 without AMX or with 2 K2
+/// (bytes per row) not a multiple of 64.
 int ss_bf16_amx_rows(const uint16_t *wp, const float *bias, ptrdiff_t k, const uint16_t *xb, ptrdiff_t m, float *y,
                      ptrdiff_t ldy, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end);
 

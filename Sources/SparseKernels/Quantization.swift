@@ -91,9 +91,9 @@ public enum QuantizedInstructionSet: Int32, Sendable, CaseIterable, Comparable {
     var cValue: ss_qisa { ss_qisa(rawValue: UInt32(rawValue)) }
 
     /// Whether a kernel with an AMX path runs a call's rows on tiles: this level allowed on this
-    /// CPU, at least one 16-row block, and input rows of a whole number of 64-byte blocks.
+    /// CPU, at least `SS_AMX_MIN_ROWS` (8) rows, and input rows of a whole number of 64-byte blocks.
     func runsAMXTiles(rows: Int, rowBytes: Int) -> Bool {
-        rows >= 16 && rowBytes % 64 == 0 && ss_clamp_qisa(cValue).rawValue >= SS_QISA_AMX.rawValue
+        rows >= Int(SS_AMX_MIN_ROWS) && rowBytes % 64 == 0 && ss_clamp_qisa(cValue).rawValue >= SS_QISA_AMX.rawValue
     }
 
     public static func < (a: QuantizedInstructionSet, b: QuantizedInstructionSet) -> Bool { a.rawValue < b.rawValue }

@@ -51,13 +51,14 @@ final class BF16WeightsTests: XCTestCase {
     /// The AMX level against the dot-product level on the same bf16-rounded inputs: both sum the
     /// same products in fp32, in another order, so they agree to a few units of the last place of
     /// the largest partial sums (here within 2e-5 of outputs of size ~1). 32 x 32 blocks and the
-    /// 16-row / 1-panel edges, K of 1 and 12 blocks of 32, a tail past the 16-row blocks.
+    /// 16-row / 1-panel edges, K of 1 and 12 blocks of 32, rows from 8 (one short tile) and a tail
+    /// past the 16-row blocks.
     func testAMXBlocksAgreeWithDotLevel() throws {
         guard QuantizedInstructionSet.available.contains(.amx) else { throw XCTSkip("no AMX on this CPU") }
         var random = TestRandom(seed: 93)
         for (k, n) in [(32, 40), (384, 48)] {
             let op = try BF16Weights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
-            for rows in [16, 32, 48, 77] {
+            for rows in [8, 14, 16, 32, 48, 77] {
                 let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
                 let amx = OperatorChecker.applied(op, x, level: .amx, activation: .gelu)
                 let dot = OperatorChecker.applied(op, x, level: .avx512Dot, activation: .gelu)

@@ -126,14 +126,15 @@ final class Int8DynamicWeightsTests: XCTestCase {
 
     /// The AMX level's tile blocks (32 rows x 32 columns, and the 16-row / 1-panel edges) against
     /// the VNNI level, bit for bit: both sum the same int32 products and share one epilogue. Row
-    /// counts with and without a tail past the 16-row blocks, an odd last panel, K of 1, 6 and 24
+    /// counts from 8 (one short tile) up, with and without a tail past the 16-row blocks (a
+    /// shorter tile), an odd last panel, K of 1, 6 and 24
     /// blocks of 64, a fused bias, ReLU and GELU (split calls: the tests above, on every level).
     func testAMXBlocksEqualDotLevel() throws {
         guard QuantizedInstructionSet.available.contains(.amx) else { throw XCTSkip("no AMX on this CPU") }
         var random = TestRandom(seed: 75)
         for (k, n) in [(64, 40), (384, 384), (1536, 48)] {
             let op = try Int8DynamicWeights(weights: random.array(n * k), outputFeatures: n, inputFeatures: k, bias: random.array(n))
-            for rows in [16, 31, 32, 48, 77] {
+            for rows in [8, 9, 14, 16, 31, 32, 48, 77] {
                 let x = Matrix(rows: rows, columns: k, values: random.array(rows * k))
                 for act in [Activation.none, .relu, .gelu] {
                     XCTAssertEqual(OperatorChecker.applied(op, x, level: .amx, activation: act),

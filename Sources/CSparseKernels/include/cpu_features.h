@@ -15,6 +15,8 @@ ss_isa ss_clamp_isa(ss_isa requested);
 /// for that plus AMX tiles (AMX-INT8 and AMX-BF16, Sapphire Rapids and later, with Linux's
 /// permission for the tile data): kernels without an AMX path run their dot-product one there.
 typedef enum { SS_QISA_PORTABLE = 0, SS_QISA_AVX2 = 1, SS_QISA_AVX512 = 2, SS_QISA_AVX512_DOT = 3, SS_QISA_AMX = 4 } ss_qisa;
+/// Fewest rows of a call the AMX kernels run on tiles (fewer: the dot-product level's registers).
+#define SS_AMX_MIN_ROWS 8
 /// Best quantized level (cached); SPARSESERVE_ISA caps it as for ss_detect_isa ("avx512" keeps
 /// the plain AVX-512 paths, "avx512dot" the dot-product ones without AMX, unset allows AMX).
 ss_qisa ss_detect_qisa(void);
