@@ -77,7 +77,7 @@ typedef union {
 AMX_SUM_SET(q8_sums, _tile_dpbusd)
 AMX_SUM_SET(bf_sums, _tile_dpbf16ps)
 
-/* What a block's accumulators become: an output tile's rows [0, 16) x columns [0, cols). */
+/* What a block's accumulators become: an output tile's rows x columns [0, cols). */
 typedef struct {
     const int32_t *correction;  /* int8 only (NULL: fp32 sums, no scales) */
     const float *wscale, *xscale, *bias;
@@ -117,8 +117,8 @@ typedef struct {
 
 typedef void (*const amx_sum_set[3][3])(const uint8_t *, ptrdiff_t, const uint8_t *, ptrdiff_t, ptrdiff_t, amx_acc *);
 
-/* Rows [r0, r0 + rb * tile_rows) over every panel pair: panel pairs outside (their weights stay
- * in L1 across the row blocks), pairs of row tiles of tile_rows (the configured tile height) inside. */
+/* Rows [r0, r0 + tiles * tile_rows) over every panel pair: panel pairs outside (their weights
+ * stay in L1 across the row tiles), pairs of row tiles of tile_rows (the configured height) inside. */
 SS_TAMX static void amx_pass(const amx_call *c, amx_sum_set sums, ptrdiff_t r0, ptrdiff_t tiles, int tile_rows) {
     const ptrdiff_t p_begin = c->n_begin / SS_PANEL, p_end = ss_ceil_div(c->n_end, SS_PANEL);
     _Alignas(64) amx_acc acc;

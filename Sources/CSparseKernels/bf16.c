@@ -1,7 +1,7 @@
 /*
- * bf16-weight linear layers (layout and levels in include/bfloat16.h): AMX tiles (amx.c) for whole
- * 16-row blocks on the AMX level, `vdpbf16ps` on the dot-product level, weights widened to fp32 in
- * registers elsewhere. Driver as in dense.c.
+ * bf16-weight linear layers (layout and levels in include/bfloat16.h): AMX tiles (amx.c) for calls
+ * of 8 rows or more on the AMX level, `vdpbf16ps` on the dot-product level, weights widened to fp32
+ * in registers elsewhere. Driver as in dense.c.
  */
 #include "bfloat16.h"
 #include "internal.h"
@@ -209,9 +209,9 @@ SS_T512BF static void round_rows_512(const float *x, ptrdiff_t ldx, ptrdiff_t ro
     }
 }
 
-/* The AMX level: the rows of X rounded to bf16 in chunks of ~256 KB (whole 16-row blocks) and run
- * on tiles (ss_bf16_amx_rows); returns the rows done (0 where AMX does not apply: fewer than
- * SS_AMX_MIN_ROWS rows, or K2 not a multiple of 32), -1 out of memory. */
+/* The AMX level: the rows of X rounded to bf16 in chunks of ~256 KB (a multiple of 16 rows) and run
+ * on tiles (ss_bf16_amx_rows); returns the rows done (all, or 0 where AMX does not apply: fewer
+ * than SS_AMX_MIN_ROWS rows, or K2 not a multiple of 32), -1 out of memory. */
 static ptrdiff_t amx_rows(const uint16_t *wp, const float *bias, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y,
                           ptrdiff_t ldy, ptrdiff_t m, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end) {
     const ptrdiff_t ldb = pairs_of(k) * 2, rows = m;

@@ -4,7 +4,7 @@
  *
  * Loop nest as in dense.c: row chunks of X, groups of NP panels, balanced row tiles of MR rows;
  * each tile runs the whole K loop in int32 registers, four inputs per step:
- *   AMX              whole 16-row blocks on tiles (int8_amx.c), the rest as AVX-512 + VNNI;
+ *   AMX              calls of 8 rows or more on tiles (amx.c), smaller ones as AVX-512 + VNNI;
  *   AVX-512 + VNNI   vpdpbusd (u8 x s8, 4 products per lane), tile 8 rows x 3 panels, GEMV 8 panels;
  *   AVX-512BW, AVX2  the same sums from even/odd bytes widened to 16 bits and vpmaddwd (exact);
  *   portable C       plain int32 loops.

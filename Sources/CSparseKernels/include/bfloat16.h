@@ -12,8 +12,8 @@
  * 2; rows past N and the input past an odd K are zero), i.e. one 32-bit lane per (row, pair) as
  * `vdpbf16ps` wants it. Weights are rounded to bf16 to nearest even.
  *
- *   AMX level: whole 16-row blocks as `tdpbf16ps` tile products over the same pack (16 pairs
- *     of a panel = one tile; K2 a multiple of 32), inputs rounded as below; the other rows below;
+ *   AMX level: calls of 8 rows or more as `tdpbf16ps` tile products over the same pack (16
+ *     pairs of a panel = one tile; K2 a multiple of 32), inputs rounded as below; others below;
  *   AVX512_DOT level: inputs rounded to bf16 (nearest even, per call) and `vdpbf16ps`
  *     (2 products per lane and instruction, fp32 accumulation);
  *   AVX-512 / AVX2 / portable: each weight widened to fp32 in registers (a shift or a mask) and

@@ -17,8 +17,8 @@
  *   y[t][j] = act(xscale[t] * wscale[j] * (sum_k xq[t][k] w[j][k]) + bias[j]).
  * Packed weight: 16-row panels of 4-input quads, wp[p][K4/4][16][4] (K4 = K rounded up to 4),
  * 64 bytes per (panel, quad) = one zmm, and 16 quads of a panel = one AMX tile (the AMX level
- * runs whole 16-row blocks with `tdpbusd` when K4 is a multiple of 64); rows past N and inputs
- * past K are zero.
+ * runs calls of 8 rows or more with `tdpbusd` when K4 is a multiple of 64); rows past N and
+ * inputs past K are zero.
  * Exactness: int32 sums cannot overflow for K <= 65536 (|u8 * s8| <= 255 * 128); larger K is refused.
  *
  * W8 ("w8", weight-only, fp32 activations): int8 weights dequantised in registers (int8 -> fp32
