@@ -47,7 +47,7 @@ public final class BF16Weights: QuantizedLevelOperator, ColumnKernelOperator, @u
     public func apply(_ x: UnsafePointer<Float>, rows: Int, inputStride: Int, into y: UnsafeMutablePointer<Float>, outputStride: Int,
                       activation: Activation, pool: KernelPool?, level: QuantizedInstructionSet) {
         let call = KernelCall(x, rows: rows, inputStride: inputStride, into: y, outputStride: outputStride, activation: activation)
-        if level.runsAMXTiles(rows: rows, rowBytes: 2 * ((inputFeatures + 1) / 2)) {
+        if level.runsAMXTiles(rows: rows, rowBytes: 4 * ((inputFeatures + 1) / 2)) {
             return applyOnAMXTiles(call, level: level, pool: pool, costFactor: 1.0 / 4)
         }
         applyByPanels(call, level: level, pool: pool)
