@@ -256,18 +256,18 @@ for (k, n) in shapes {
 let inputs = randomArray(128 * 1536).map { $0 * 6 }
 var values = inputs
 var activationRows: [ActivationRow] = []
-@MainActor func timeElements(from source: [Float] = inputs, _ body: (UnsafeMutablePointer<Float>, Int) -> Void) -> Double {
-    let t = measure {
-        values.withUnsafeMutableBufferPointer { v in
-            source.withUnsafeBufferPointer { v.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-            body(v.baseAddress!, v.count)
-        }
+/// Copies `source` into `values` and runs `body` on them.
+@MainActor func fillAndRun(from source: [Float], _ body: (UnsafeMutablePointer<Float>, Int) -> Void) {
+    values.withUnsafeMutableBufferPointer { v in
+        source.withUnsafeBufferPointer { v.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+        body(v.baseAddress!, v.count)
     }
+}
+@MainActor func timeElements(from source: [Float] = inputs, _ body: (UnsafeMutablePointer<Float>, Int) -> Void) -> Double {
+    let t = measure { fillAndRun(from: source, body) }
     return max(0, t - copyMicroseconds) * 1e3 / Double(values.count)
 }
-let copyMicroseconds = measure {
-    values.withUnsafeMutableBufferPointer { v in inputs.withUnsafeBufferPointer { v.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
-}
+let copyMicroseconds = measure { fillAndRun(from: inputs) { _, _ in } }
 for act in [Activation.relu, .gelu, .tanh, .sigmoid, .silu] {
     activationRows.append(ActivationRow(name: "\(act) exact", nanosecondsPerElement: timeElements { act.apply($0, count: $1) }))
 }

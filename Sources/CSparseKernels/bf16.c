@@ -214,17 +214,17 @@ SS_T512BF static void round_rows_512(const float *x, ptrdiff_t ldx, ptrdiff_t ro
  * than SS_AMX_MIN_ROWS rows, or K2 not a multiple of 32), -1 out of memory. */
 static ptrdiff_t amx_rows(const uint16_t *wp, const float *bias, ptrdiff_t k, const float *x, ptrdiff_t ldx, float *y,
                           ptrdiff_t ldy, ptrdiff_t m, ss_act_kind act, ptrdiff_t n_begin, ptrdiff_t n_end) {
-    const ptrdiff_t ldb = pairs_of(k) * 2, rows = m;
-    if (!ss_amx_usable() || ldb % 32 != 0 || rows < SS_AMX_MIN_ROWS) return 0;
-    const ptrdiff_t chunk = ss_min(rows, ss_max(16, 131072 / ldb / 16 * 16));
+    const ptrdiff_t ldb = pairs_of(k) * 2;
+    if (!ss_amx_usable() || ldb % 32 != 0 || m < SS_AMX_MIN_ROWS) return 0;
+    const ptrdiff_t chunk = ss_min(m, ss_max(16, 131072 / ldb / 16 * 16));
     uint16_t *xb = (uint16_t *)ss_thread_scratch(SS_SCRATCH_QUANT, (size_t)(chunk * ldb + 1) / 2 + 16);
     if (!xb) return -1;
-    for (ptrdiff_t r0 = 0; r0 < rows; r0 += chunk) {
-        const ptrdiff_t count = ss_min(chunk, rows - r0);
+    for (ptrdiff_t r0 = 0; r0 < m; r0 += chunk) {
+        const ptrdiff_t count = ss_min(chunk, m - r0);
         round_rows_512(x + r0 * ldx, ldx, count, k, xb, ldb);
         ss_bf16_amx_rows(wp, bias, k, xb, count, y + r0 * ldy, ldy, act, n_begin, n_end);
     }
-    return rows;
+    return m;
 }
 #endif
 

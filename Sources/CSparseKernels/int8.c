@@ -326,16 +326,16 @@ int ss_q8_gemm_quantized_cols_isa(ss_qisa isa, const int8_t *wp, const int32_t *
     if (status != SS_OK || k > 65536) return status != SS_OK ? status : SS_ERR_ARGUMENT;
     if (m == 0 || n_begin == n_end) return SS_OK;
     isa = ss_clamp_qisa(isa);
+    const ptrdiff_t k4 = k4_of(k);
     if (isa >= SS_QISA_AMX) {
         const ptrdiff_t done = ss_q8_amx_rows(wp, correction, wscale, bias, k, xq, xscale, m, y, ldy, act, n_begin, n_end);
-        xq += done * k4_of(k);
+        xq += done * k4;
         xscale += done;
         y += done * ldy;
         m -= done;
         isa = SS_QISA_AVX512_DOT;
         if (m == 0) return SS_OK;
     }
-    const ptrdiff_t k4 = k4_of(k);
     q8_job job = {
         .isa = isa,
         .call = { .w = wp, .x = xq, .y = y, .bias = bias, .wscale = wscale, .xscale = xscale, .correction = correction,

@@ -29,13 +29,13 @@ public final class NMInt8Weights: QuantizedLevelOperator, PanelKernelOperator, @
         try self.init(values: q, scales: s, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
     }
 
-    /// Takes int8 values that are already 2:4 (at most 2 non-zeros per group of 4) and row scales.
     /// The same layer as dense W8A8 (`Int8DynamicWeights` of these int8 values, zeros included,
     /// and scales): the same int32 sums and outputs, and AMX tiles where the CPU has them.
     public func denseInt8Form() throws -> Int8DynamicWeights {
         try Int8DynamicWeights(values: values, scales: scales, outputFeatures: outputFeatures, inputFeatures: inputFeatures, bias: bias)
     }
 
+    /// Takes int8 values that are already 2:4 (at most 2 non-zeros per group of 4) and row scales.
     public init(values: [Int8], scales: [Float], outputFeatures: Int, inputFeatures: Int, bias: [Float]? = nil) throws {
         try QuantizationError.checkRowScaled(values: values.count, scales: scales, bias: bias, outputs: outputFeatures,
                                              inputs: inputFeatures, what: "2:4 int8")

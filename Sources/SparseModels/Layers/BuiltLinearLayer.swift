@@ -34,18 +34,16 @@ public struct BuiltLinearLayer: Sendable {
             // An N:M W8A8 layer against its dense W8A8 form (the same int8 values, zeros included,
             // and scales: the same int32 sums), which runs on AMX tiles where the CPU has them.
             if time && !pinned, let nm = compressed as? NMInt8Weights, let dense = try? nm.denseInt8Form() {
-                timing = LayerTiming.choose(compressed, over: dense)
-                if timing?.runsDense == true {
-                    op = Relabeled(dense, storage: Relabeled.timed(dense.storage, over: compressed.storage,
-                                                                   slowerMicroseconds: timing!.compressedMicroseconds,
-                                                                   microseconds: timing!.denseMicroseconds))
-                }
+                let t = LayerTiming.choose(compressed, over: dense)
+                timing = t
+                if t.runsDense { op = Relabeled(dense, instead: compressed.storage, timing: t) }
             }
         case .nm, .csr, .blast:
             if time && !pinned, let w = denseForm() {
                 let dense = DenseWeights(weights: w, outputFeatures: packed.outputFeatures, inputFeatures: packed.inputFeatures, bias: packed.bias)
-                timing = LayerTiming.choose(compressed, over: dense)
-                if let t = timing, t.runsDense {
+                let t = LayerTiming.choose(compressed, over: dense)
+                timing = t
+                if t.runsDense {
                     op = ChosenDense(dense, instead: compressed.storage, sparseMicroseconds: t.compressedMicroseconds, denseMicroseconds: t.denseMicroseconds)
                 }
             }

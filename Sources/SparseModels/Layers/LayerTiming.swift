@@ -41,6 +41,12 @@ class Relabeled: LinearOperator, @unchecked Sendable {
         self.storage = storage
     }
 
+    /// `chosen` run instead of the compressed operator `instead`, labelled with the timing that chose it.
+    convenience init(_ chosen: any LinearOperator, instead compressed: String, timing: LayerTimingChoice) {
+        self.init(chosen, storage: Relabeled.timed(chosen.storage, over: compressed, slowerMicroseconds: timing.compressedMicroseconds,
+                                                   microseconds: timing.denseMicroseconds))
+    }
+
     /// `chosen`'s description with why it was chosen: "<chosen> (<slower> timed slower: 13 vs 9 µs)".
     static func timed(_ chosen: String, over slower: String, slowerMicroseconds: Double, microseconds: Double) -> String {
         "\(chosen) (\(slower) timed slower: \(Int(slowerMicroseconds.rounded())) vs \(Int(microseconds.rounded())) µs)"
